@@ -1,0 +1,50 @@
+"""Configuration from the environment (prefix ``STOCKSYNC_``), with pydantic-settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STOCKSYNC_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None, description="Redis to use; unset = start the bundled redis-server"
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset = SQLite in the data dir"
+    )
+    data_dir: Path = Path(".stocksync")
+    namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Durability of the embedded Redis: "always" fsyncs the AOF before a reply is sent, so an
+    # acknowledged hold survives a power cut; "everysec" may lose up to a second of writes.
+    appendfsync: Literal["always", "everysec", "no"] = "always"
+
+    redis_pool_size: int = Field(default=64, ge=1, le=10_000)
+    redis_pool_timeout: float = 5.0
+
+    default_ttl_seconds: int = Field(default=900, ge=1)
+    max_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=1)
+    retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    outbox_maxlen: int = Field(default=1_000_000, ge=1000)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    reaper_interval_seconds: float = Field(default=1.0, gt=0)
+    reaper_batch: int = Field(default=500, ge=1)
+    run_workers: bool = Field(default=True, description="run the reaper inside the API process")
+    api_key_cache_seconds: float = Field(default=10.0, ge=0)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'stocksync.db').resolve()}"

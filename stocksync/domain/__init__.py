@@ -1,0 +1,1 @@
+"""Pure domain: vocabulary, states, transitions and errors. No I/O here."""

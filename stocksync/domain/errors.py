@@ -1,0 +1,76 @@
+"""Domain errors. Each carries a stable ``code`` and the HTTP status the API maps it to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class StockSyncError(Exception):
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class ShortLine:
+    """One reservation line that does not fit in available stock."""
+
+    sku: str
+    location_id: str
+    requested: int
+    available: int
+
+
+class InsufficientStock(StockSyncError):
+    code = "insufficient_stock"
+    status = 409
+    title = "Insufficient stock"
+
+    def __init__(self, short_lines: list[ShortLine]) -> None:
+        super().__init__(
+            f"{len(short_lines)} line(s) exceed available stock; nothing was reserved",
+            short_lines=[line.__dict__ for line in short_lines],
+        )
+        self.short_lines = short_lines
+
+
+class IdempotencyConflict(StockSyncError):
+    code = "idempotency_conflict"
+    status = 409
+    title = "Idempotency key reused with a different body"
+
+
+class InvalidTransition(StockSyncError):
+    code = "invalid_transition"
+    status = 409
+    title = "Invalid state transition"
+
+
+class OnHandMismatch(StockSyncError):
+    code = "on_hand_mismatch"
+    status = 409
+    title = "expected_on_hand does not match"
+
+
+class NotFound(StockSyncError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Unauthorized(StockSyncError):
+    code = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(StockSyncError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"

@@ -1,0 +1,160 @@
+"""Vocabulary of the engine: locations, positions, reservations and their state machine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+LOCATION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+CHANNEL_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+MAX_QTY = 10_000
+MAX_LINES = 100
+
+
+class State(StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    READY = "ready"
+    FULFILLED = "fulfilled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({State.FULFILLED, State.RELEASED, State.EXPIRED})
+ACTIVE = frozenset({State.HELD, State.CONFIRMED, State.READY})
+
+
+class Action(StrEnum):
+    CONFIRM = "confirm"
+    READY = "ready"
+    FULFILL = "fulfill"
+    RELEASE = "release"
+    EXTEND = "extend"
+
+
+# Which states each action may start from, and where it leads. The Lua scripts enforce the
+# same table; tests/store/test_transitions.py checks every (state, action) pair against it.
+TRANSITIONS: dict[Action, tuple[frozenset[State], State | None]] = {
+    Action.CONFIRM: (frozenset({State.HELD}), State.CONFIRMED),
+    Action.READY: (frozenset({State.CONFIRMED}), State.READY),
+    Action.FULFILL: (ACTIVE, State.FULFILLED),
+    Action.RELEASE: (ACTIVE, State.RELEASED),
+    Action.EXTEND: (ACTIVE, None),  # None: the state stays, only the deadline moves
+}
+
+
+def transition_outcome(state: State, action: Action) -> State | None:
+    """The state after ``action`` from ``state``; None when the transition is invalid.
+
+    Repeating a transition already taken (the state is already its target) is allowed and
+    returns the same state, so retries are safe.
+    """
+    sources, target = TRANSITIONS[action]
+    if state in sources:
+        return state if target is None else target
+    if target is not None and state == target:
+        return state
+    return None
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    location_id: str
+    qty: int
+
+
+def normalize_lines(lines: Iterable[Line]) -> list[Line]:
+    """Sum lines for the same (sku, location) and order them deterministically."""
+    totals: dict[tuple[str, str], int] = {}
+    for line in lines:
+        key = (line.sku, line.location_id)
+        totals[key] = totals.get(key, 0) + line.qty
+    return [Line(sku, loc, qty) for (sku, loc), qty in sorted(totals.items())]
+
+
+def reservation_fingerprint(
+    channel: str, lines: list[Line], ttl_seconds: int, customer_ref: str | None
+) -> str:
+    """A digest of what a reservation request asks for, to tell a retry from a conflict."""
+    body = {
+        "channel": channel,
+        "lines": [[ln.sku, ln.location_id, ln.qty] for ln in lines],
+        "ttl": ttl_seconds,
+        "customer_ref": customer_ref,
+    }
+    canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def event_fingerprint(*parts: object) -> str:
+    """A digest of a stock change request, for idempotency by (source, source_event_id)."""
+    canonical = json.dumps([str(p) for p in parts], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Location:
+    location_id: str
+    name: str
+    kind: str  # "store" | "warehouse"
+    lat: float | None = None
+    lon: float | None = None
+    pickup: bool = False
+    ship: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+
+    @property
+    def available_raw(self) -> int:
+        """Unclamped availability; negative after a till sold units promised to holds."""
+        return self.on_hand - self.reserved - self.safety_stock
+
+    @property
+    def available(self) -> int:
+        return max(0, self.available_raw)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: str
+    channel: str
+    state: State
+    lines: list[Line]
+    created_at_ms: int
+    updated_at_ms: int
+    expires_at_ms: int | None
+    customer_ref: str | None = None
+    at_risk: bool = False
+    history: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReserveResult:
+    reservation: Reservation
+    created: bool  # False when this was an idempotent replay
+
+
+@dataclass(frozen=True)
+class StockChangeResult:
+    position: Position
+    applied: bool  # False when a count was older than the newest applied one
+    replayed: bool  # True when (source, source_event_id) was seen before
+    seq: int
+    at_risk_reservations: int = 0

@@ -1,0 +1,1 @@
+"""Redis adapter: key layout, Lua scripts and the store that calls them."""

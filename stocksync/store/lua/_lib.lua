@@ -1,0 +1,181 @@
+-- _lib.lua: helpers prepended to every operation script (see stocksync/store/scripts.py).
+--
+-- KEYS[1]  key prefix with the namespace hash tag, e.g. "ss:{default}:". Every key a script
+--          touches is built from it, so all of them hash to one slot (Redis Cluster safe).
+-- ARGV[1]  retention in seconds for terminal reservations and idempotency records
+-- ARGV[2]  approximate maximum length of the outbox stream
+-- ARGV[3…] the operation's own arguments (each script names them at its top)
+--
+-- Time is Redis server time, never the caller's clock.
+
+local P = KEYS[1]
+local RETENTION = tonumber(ARGV[1])
+local OUTBOX_MAXLEN = tonumber(ARGV[2])
+local DELTA_WINDOW_MS = 7 * 24 * 3600 * 1000
+local t = redis.call('TIME')
+local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local ACTIVE = { held = true, confirmed = true, ready = true }
+
+local function pos_key(sku, loc) return P .. 'pos:' .. loc .. ':' .. sku end
+local function res_key(id) return P .. 'res:' .. id end
+local function exp_key(sku) return P .. 'exp:' .. sku end
+local function posres_key(sku, loc) return P .. 'posres:' .. loc .. ':' .. sku end
+local function deltas_key(sku, loc) return P .. 'deltas:' .. loc .. ':' .. sku end
+local function loc_key(loc) return P .. 'loc:' .. loc end
+local function idem_key(source, event_id) return P .. 'idem:' .. source .. ':' .. event_id end
+local function sku_locs_key(sku) return P .. 'skulocs:' .. sku end
+
+local function num(v) return tonumber(v) or 0 end
+
+-- Append one event to the outbox; SKU events get the SKU's next seq. Returns the seq.
+local function emit(kind, sku, loc, fields)
+  local seq = 0
+  if sku ~= '' then seq = redis.call('HINCRBY', P .. 'seq', sku, 1) end
+  redis.call('XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
+    'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
+  return seq
+end
+
+-- Record a physical delta at the time it occurred, for counts taken before it (as-of rule).
+local function record_delta(sku, loc, at, seq, delta)
+  local dk = deltas_key(sku, loc)
+  redis.call('ZADD', dk, at, seq .. ':' .. delta)
+  redis.call('ZREMRANGEBYSCORE', dk, '-inf', '(' .. (NOW - DELTA_WINDOW_MS))
+end
+
+-- Move an active reservation to a terminal state, giving back (or consuming) its units.
+local function finish(id, rk, lines, new_state, consume)
+  local channel = redis.call('HGET', rk, 'channel') or ''
+  for _, ln in ipairs(lines) do
+    local sku, loc, qty = ln[1], ln[2], ln[3]
+    local pk = pos_key(sku, loc)
+    local reserved = redis.call('HINCRBY', pk, 'reserved', -qty)
+    local on_hand
+    local d_on_hand = 0
+    if consume then
+      on_hand = redis.call('HINCRBY', pk, 'on_hand', -qty)
+      d_on_hand = -qty
+    else
+      on_hand = num(redis.call('HGET', pk, 'on_hand'))
+    end
+    redis.call('ZREM', exp_key(sku), id)
+    redis.call('ZREM', posres_key(sku, loc), id)
+    local seq = emit(new_state, sku, loc, { 'res', id, 'ch', channel, 'qty', qty,
+      'd_on_hand', d_on_hand, 'd_reserved', -qty, 'on_hand', on_hand, 'reserved', reserved })
+    if consume then record_delta(sku, loc, NOW, seq, -qty) end
+  end
+  redis.call('HSET', rk, 'state', new_state, 'updated_at', NOW, 'expires_at', '',
+    'h:' .. new_state, NOW)
+  redis.call('ZREM', P .. 'active', id)
+  redis.call('EXPIRE', rk, RETENTION)
+end
+
+-- Expire one reservation whose deadline passed; drops stale index entries for `sku`.
+local function expire_one(id, sku)
+  local rk = res_key(id)
+  local r = redis.call('HMGET', rk, 'state', 'lines', 'expires_at')
+  if not ACTIVE[r[1]] or r[3] == '' or num(r[3]) > NOW then
+    if sku then redis.call('ZREM', exp_key(sku), id) end
+    if not ACTIVE[r[1]] then redis.call('ZREM', P .. 'active', id) end
+    return 0
+  end
+  finish(id, rk, cjson.decode(r[2]), 'expired', false)
+  return 1
+end
+
+-- Reap every due hold of a SKU, so a stale hold can never block a sale.
+local function reap_sku(sku)
+  local due = redis.call('ZRANGEBYSCORE', exp_key(sku), '-inf', NOW)
+  for _, id in ipairs(due) do expire_one(id, sku) end
+end
+
+local function reap_lines(lines)
+  local seen = {}
+  for _, ln in ipairs(lines) do
+    if not seen[ln[1]] then
+      seen[ln[1]] = true
+      reap_sku(ln[1])
+    end
+  end
+end
+
+-- Load a reservation, reaping due holds of its SKUs first. Returns rk, state, lines or nil.
+local function load_reservation(id)
+  local rk = res_key(id)
+  local r = redis.call('HMGET', rk, 'state', 'lines')
+  if not r[1] then return nil end
+  local lines = cjson.decode(r[2])
+  reap_lines(lines)
+  return rk, redis.call('HGET', rk, 'state'), lines
+end
+
+-- Set the deadline of an active reservation in every expiry index (score '' = none).
+local function set_deadline(id, rk, lines, expires_at)
+  redis.call('HSET', rk, 'expires_at', expires_at)
+  if expires_at == '' then
+    redis.call('ZADD', P .. 'active', '+inf', id)
+    for _, ln in ipairs(lines) do redis.call('ZREM', exp_key(ln[1]), id) end
+  else
+    redis.call('ZADD', P .. 'active', expires_at, id)
+    for _, ln in ipairs(lines) do redis.call('ZADD', exp_key(ln[1]), expires_at, id) end
+  end
+end
+
+-- Emit one event per line for a transition that moves no units (confirm, ready, extend).
+local function emit_lines(kind, id, rk, lines)
+  local channel = redis.call('HGET', rk, 'channel') or ''
+  for _, ln in ipairs(lines) do
+    emit(kind, ln[1], ln[2], { 'res', id, 'ch', channel, 'qty', ln[3],
+      'd_on_hand', 0, 'd_reserved', 0 })
+  end
+end
+
+-- DESIGN rule 8: a till sale that drove availability negative flags holds there, newest first,
+-- until their units cover the shortfall. Returns how many were newly flagged.
+local function flag_at_risk(sku, loc, shortfall)
+  local ids = redis.call('ZREVRANGE', posres_key(sku, loc), 0, -1)
+  local covered, flagged = 0, 0
+  for _, id in ipairs(ids) do
+    if covered >= shortfall then break end
+    local rk = res_key(id)
+    for _, ln in ipairs(cjson.decode(redis.call('HGET', rk, 'lines'))) do
+      if ln[1] == sku and ln[2] == loc then covered = covered + ln[3] end
+    end
+    if redis.call('HGET', rk, 'at_risk') ~= '1' then
+      redis.call('HSET', rk, 'at_risk', '1')
+      flagged = flagged + 1
+    end
+  end
+  emit('oversell_risk', sku, loc, { 'shortfall', shortfall, 'flagged', flagged })
+  return flagged
+end
+
+local function read_position(sku, loc)
+  local p = redis.call('HMGET', pos_key(sku, loc), 'on_hand', 'reserved', 'safety', 'count_as_of')
+  return num(p[1]), num(p[2]), num(p[3]), p[4]
+end
+
+-- Replay or refuse a stock change already seen under (source, source_event_id).
+local function check_idempotency(ik, fp)
+  local rec = redis.call('HMGET', ik, 'fp', 'applied', 'on_hand', 'reserved', 'safety', 'seq')
+  if not rec[1] then return nil end
+  if rec[1] ~= fp then return { 'idempotency_conflict' } end
+  return { 'replay', num(rec[2]), num(rec[3]), num(rec[4]), num(rec[5]), num(rec[6]), 0 }
+end
+
+local function store_idempotency(ik, fp, applied, on_hand, reserved, safety, seq)
+  redis.call('HSET', ik, 'fp', fp, 'applied', applied, 'on_hand', on_hand,
+    'reserved', reserved, 'safety', safety, 'seq', seq)
+  redis.call('EXPIRE', ik, RETENTION)
+end
+
+-- Success reply of a reservation script: {'ok', flag, field, value, ...} of the stored hash.
+local function reply_reservation(flag, rk)
+  local reply = redis.call('HGETALL', rk)
+  table.insert(reply, 1, flag)
+  table.insert(reply, 1, 'ok')
+  return reply
+end
+
+-- ---- operation script follows ----

@@ -1,0 +1,18 @@
+-- extend.lua: move the deadline of an active reservation to now + ttl. The state is kept.
+--
+-- ARGV[3] reservation_id   ARGV[4] ttl in ms
+--
+-- Returns {'ok', 0, field, value, ...} | {'not_found'} | {'invalid_transition', state}
+
+local id = ARGV[3]
+local ttl_ms = tonumber(ARGV[4])
+
+local rk, state, lines = load_reservation(id)
+if not rk then return { 'not_found' } end
+if not ACTIVE[state] then return { 'invalid_transition', state } end
+
+local expires_at = NOW + ttl_ms
+redis.call('HSET', rk, 'updated_at', NOW)
+set_deadline(id, rk, lines, expires_at)
+emit_lines('extended', id, rk, lines)
+return reply_reservation(0, rk)

@@ -1,0 +1,16 @@
+-- fulfill.lua: held | confirmed | ready -> fulfilled. The units leave: on_hand and reserved
+-- both drop by each line's qty.
+--
+-- ARGV[3] reservation_id
+--
+-- Returns {'ok', repeated, field, value, ...} | {'not_found'} | {'invalid_transition', state}
+
+local id = ARGV[3]
+
+local rk, state, lines = load_reservation(id)
+if not rk then return { 'not_found' } end
+if state == 'fulfilled' then return reply_reservation(1, rk) end
+if not ACTIVE[state] then return { 'invalid_transition', state } end
+
+finish(id, rk, lines, 'fulfilled', true)
+return reply_reservation(0, rk)

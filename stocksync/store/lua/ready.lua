@@ -1,0 +1,16 @@
+-- ready.lua: confirmed -> ready (picked and set aside for collection). Keeps the deadline.
+--
+-- ARGV[3] reservation_id
+--
+-- Returns {'ok', repeated, field, value, ...} | {'not_found'} | {'invalid_transition', state}
+
+local id = ARGV[3]
+
+local rk, state, lines = load_reservation(id)
+if not rk then return { 'not_found' } end
+if state == 'ready' then return reply_reservation(1, rk) end
+if state ~= 'confirmed' then return { 'invalid_transition', state } end
+
+redis.call('HSET', rk, 'state', 'ready', 'updated_at', NOW, 'h:ready', NOW)
+emit_lines('ready', id, rk, lines)
+return reply_reservation(0, rk)

@@ -1,0 +1,15 @@
+-- release.lua: held | confirmed | ready -> released (cancelled, no-show). Units go back.
+--
+-- ARGV[3] reservation_id
+--
+-- Returns {'ok', repeated, field, value, ...} | {'not_found'} | {'invalid_transition', state}
+
+local id = ARGV[3]
+
+local rk, state, lines = load_reservation(id)
+if not rk then return { 'not_found' } end
+if state == 'released' then return reply_reservation(1, rk) end
+if not ACTIVE[state] then return { 'invalid_transition', state } end
+
+finish(id, rk, lines, 'released', false)
+return reply_reservation(0, rk)

@@ -1,0 +1,69 @@
+-- reserve.lua: hold units on one or more lines, all or nothing, idempotent by reservation id.
+--
+-- ARGV[3] reservation_id   ARGV[4] channel   ARGV[5] ttl in ms   ARGV[6] request fingerprint
+-- ARGV[7] customer_ref ('' = none)
+-- ARGV[8] lines as JSON [[sku, location_id, qty], ...], already summed per (sku, location)
+--
+-- Returns {'ok', created, field, value, ...}    the stored reservation (created 0 on a retry)
+--         {'idempotency_conflict'}                            same id, different request
+--         {'unknown_location', location_id, ...}
+--         {'insufficient_stock', sku, loc, requested, available, ...}   nothing reserved
+
+local id = ARGV[3]
+local channel = ARGV[4]
+local ttl_ms = tonumber(ARGV[5])
+local fp = ARGV[6]
+local customer_ref = ARGV[7]
+local lines_json = ARGV[8]
+
+local rk = res_key(id)
+local prior_fp = redis.call('HGET', rk, 'fp')
+if prior_fp then
+  if prior_fp ~= fp then return { 'idempotency_conflict' } end
+  load_reservation(id) -- lazily expires the stored hold if its deadline passed
+  return reply_reservation(0, rk)
+end
+
+local lines = cjson.decode(lines_json)
+reap_lines(lines)
+
+-- Checks: every location exists and every line fits, before the first write.
+local missing = {}
+for _, ln in ipairs(lines) do
+  if redis.call('EXISTS', loc_key(ln[2])) == 0 then table.insert(missing, ln[2]) end
+end
+if #missing > 0 then
+  table.insert(missing, 1, 'unknown_location')
+  return missing
+end
+local short = {}
+for _, ln in ipairs(lines) do
+  local on_hand, reserved, safety = read_position(ln[1], ln[2])
+  local available = on_hand - reserved - safety
+  if ln[3] > available then
+    table.insert(short, ln[1]); table.insert(short, ln[2]); table.insert(short, ln[3])
+    table.insert(short, math.max(0, available))
+  end
+end
+if #short > 0 then
+  table.insert(short, 1, 'insufficient_stock')
+  return short
+end
+
+-- Writes.
+local expires_at = NOW + ttl_ms
+redis.call('HSET', rk, 'fp', fp, 'channel', channel, 'state', 'held', 'lines', lines_json,
+  'created_at', NOW, 'updated_at', NOW, 'expires_at', expires_at, 'customer_ref', customer_ref,
+  'h:held', NOW)
+redis.call('ZADD', P .. 'active', expires_at, id)
+for _, ln in ipairs(lines) do
+  local sku, loc, qty = ln[1], ln[2], ln[3]
+  local pk = pos_key(sku, loc)
+  local reserved = redis.call('HINCRBY', pk, 'reserved', qty)
+  local on_hand = num(redis.call('HGET', pk, 'on_hand'))
+  redis.call('ZADD', exp_key(sku), expires_at, id)
+  redis.call('ZADD', posres_key(sku, loc), NOW, id)
+  emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,
+    'd_reserved', qty, 'on_hand', on_hand, 'reserved', reserved })
+end
+return reply_reservation(1, rk)

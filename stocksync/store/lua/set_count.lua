@@ -1,0 +1,68 @@
+-- set_count.lua: apply an absolute physical count (DESIGN rule 7).
+--
+-- ARGV[3] sku   ARGV[4] location_id   ARGV[5] counted on_hand
+-- ARGV[6] as_of in ms ('' = now)   ARGV[7] expected_on_hand ('' = no compare-and-set)
+-- ARGV[8] safety_stock ('' = unchanged)   ARGV[9] source   ARGV[10] source_event_id ('' = none)
+-- ARGV[11] request fingerprint
+--
+-- on_hand becomes count + the deltas that occurred after as_of. A count older than the newest
+-- applied count (or older than the kept delta window) is recorded in the outbox, not applied.
+--
+-- Returns {'ok'|'replay', applied, on_hand, reserved, safety, seq, flagged}
+--         {'unknown_location', loc} | {'idempotency_conflict'} | {'on_hand_mismatch', on_hand}
+
+local sku = ARGV[3]
+local loc = ARGV[4]
+local count = tonumber(ARGV[5])
+local as_of_arg = ARGV[6]
+local expected = ARGV[7]
+local safety_arg = ARGV[8]
+local source = ARGV[9]
+local event_id = ARGV[10]
+local fp = ARGV[11]
+
+if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
+local ik = nil
+if event_id ~= '' then
+  ik = idem_key(source, event_id)
+  local seen = check_idempotency(ik, fp)
+  if seen then return seen end
+end
+reap_sku(sku)
+
+local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
+if expected ~= '' and tonumber(expected) ~= on_hand then
+  return { 'on_hand_mismatch', on_hand }
+end
+
+local as_of = NOW
+if as_of_arg ~= '' then as_of = math.min(tonumber(as_of_arg), NOW) end
+if (count_as_of and as_of < tonumber(count_as_of)) or as_of < NOW - DELTA_WINDOW_MS then
+  local seq = emit('count_stale', sku, loc, { 'count', count, 'as_of', as_of, 'src', source,
+    'src_id', event_id, 'on_hand', on_hand, 'reserved', reserved })
+  if ik then store_idempotency(ik, fp, 0, on_hand, reserved, safety, seq) end
+  return { 'ok', 0, on_hand, reserved, safety, seq, 0 }
+end
+
+local after = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', deltas_key(sku, loc), '(' .. as_of, '+inf')) do
+  after = after + tonumber(string.match(m, ':(-?%d+)$'))
+end
+local new_on_hand = count + after
+if safety_arg ~= '' then safety = tonumber(safety_arg) end
+local pk = pos_key(sku, loc)
+redis.call('HSET', pk, 'on_hand', new_on_hand, 'reserved', reserved, 'safety', safety,
+  'count_as_of', as_of)
+redis.call('SADD', sku_locs_key(sku), loc)
+redis.call('ZREMRANGEBYSCORE', deltas_key(sku, loc), '-inf', as_of)
+local seq = emit('counted', sku, loc, { 'count', count, 'as_of', as_of, 'src', source,
+  'src_id', event_id, 'd_on_hand', new_on_hand - on_hand, 'd_reserved', 0,
+  'on_hand', new_on_hand, 'reserved', reserved })
+
+local flagged = 0
+local available = new_on_hand - reserved - safety
+if new_on_hand < on_hand and available < 0 and reserved > 0 then
+  flagged = flag_at_risk(sku, loc, -available)
+end
+if ik then store_idempotency(ik, fp, 1, new_on_hand, reserved, safety, seq) end
+return { 'ok', 1, new_on_hand, reserved, safety, seq, flagged }

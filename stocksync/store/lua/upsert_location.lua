@@ -1,0 +1,27 @@
+-- upsert_location.lua: create or update a location (store or warehouse).
+--
+-- ARGV[3] location_id   ARGV[4] name   ARGV[5] kind   ARGV[6] lat ('' = none)
+-- ARGV[7] lon ('' = none)   ARGV[8] pickup ('1'|'0')   ARGV[9] ship ('1'|'0')
+--
+-- Returns {'ok', created}
+
+local loc = ARGV[3]
+local name = ARGV[4]
+local kind = ARGV[5]
+local lat = ARGV[6]
+local lon = ARGV[7]
+local pickup = ARGV[8]
+local ship = ARGV[9]
+
+local lk = loc_key(loc)
+local created = 1 - redis.call('EXISTS', lk)
+redis.call('HSET', lk, 'name', name, 'kind', kind, 'lat', lat, 'lon', lon, 'pickup', pickup,
+  'ship', ship)
+redis.call('SADD', P .. 'locations', loc)
+if lat ~= '' and lon ~= '' then
+  redis.call('GEOADD', P .. 'geo', lon, lat, loc)
+else
+  redis.call('ZREM', P .. 'geo', loc)
+end
+emit('location_upserted', '', loc, { 'name', name, 'kind', kind, 'pickup', pickup, 'ship', ship })
+return { 'ok', created }

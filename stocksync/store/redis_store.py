@@ -131,7 +131,7 @@ class RedisStockStore:
 
     async def list_locations(self) -> list[Location]:
         """All locations, sorted by id."""
-        ids = sorted(await self.client.smembers(self.keys.locations))
+        ids: list[str] = sorted(await self.client.smembers(self.keys.locations))  # type: ignore[arg-type]
         async with self.client.pipeline(transaction=False) as pipe:
             for location_id in ids:
                 pipe.hgetall(self.keys.location(location_id))
@@ -139,7 +139,7 @@ class RedisStockStore:
         return [_location(i, row) for i, row in zip(ids, rows, strict=True) if row]
 
     async def get_location(self, location_id: str) -> Location | None:
-        fields = await self.client.hgetall(self.keys.location(location_id))
+        fields: dict[str, str] = await self.client.hgetall(self.keys.location(location_id))  # type: ignore[assignment]
         return _location(location_id, fields) if fields else None
 
     # -- stock -----------------------------------------------------------------------------
@@ -157,12 +157,21 @@ class RedisStockStore:
         source_event_id: str | None = None,
     ) -> StockChangeResult:
         """Apply an absolute count (as-of rule, optional compare-and-set)."""
-        fp = event_fingerprint("count", sku, location_id, on_hand, as_of_ms, expected_on_hand,
-                               safety_stock)
+        fp = event_fingerprint(
+            "count", sku, location_id, on_hand, as_of_ms, expected_on_hand, safety_stock
+        )
         reply = await self._call(
-            "set_count", sku, location_id, on_hand, _arg(as_of_ms), _arg(expected_on_hand),
-            _arg(safety_stock), source, source_event_id or "", fp,
-        )  # fmt: skip
+            "set_count",
+            sku,
+            location_id,
+            on_hand,
+            _arg(as_of_ms),
+            _arg(expected_on_hand),
+            _arg(safety_stock),
+            source,
+            source_event_id or "",
+            fp,
+        )
         return self._stock_change(sku, location_id, reply)
 
     async def adjust(
@@ -179,9 +188,16 @@ class RedisStockStore:
         """Apply a physical delta, idempotent by (source, source_event_id)."""
         fp = event_fingerprint("adjust", sku, location_id, delta, reason, occurred_at_ms)
         reply = await self._call(
-            "adjust", sku, location_id, delta, reason, source, source_event_id,
-            _arg(occurred_at_ms), fp,
-        )  # fmt: skip
+            "adjust",
+            sku,
+            location_id,
+            delta,
+            reason,
+            source,
+            source_event_id,
+            _arg(occurred_at_ms),
+            fp,
+        )
         return self._stock_change(sku, location_id, reply)
 
     def _stock_change(self, sku: str, location_id: str, reply: list[Any]) -> StockChangeResult:
@@ -212,9 +228,16 @@ class RedisStockStore:
         for i in range(0, len(flat), 10):
             loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship = flat[i : i + 10]
             location = _location(
-                loc, {"kind": kind, "name": name, "lat": lat, "lon": lon, "pickup": pickup,
-                      "ship": ship},
-            )  # fmt: skip
+                loc,
+                {
+                    "kind": kind,
+                    "name": name,
+                    "lat": lat,
+                    "lon": lon,
+                    "pickup": pickup,
+                    "ship": ship,
+                },
+            )
             out.append((Position(sku, loc, int(on_hand), int(reserved), int(safety)), location))
         return out
 
@@ -239,9 +262,14 @@ class RedisStockStore:
         fp = reservation_fingerprint(channel, normalized, ttl_seconds, customer_ref)
         lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in normalized])
         reply = await self._call(
-            "reserve", reservation_id, channel, ttl_seconds * 1000, fp, customer_ref or "",
+            "reserve",
+            reservation_id,
+            channel,
+            ttl_seconds * 1000,
+            fp,
+            customer_ref or "",
             lines_json,
-        )  # fmt: skip
+        )
         status = reply[0]
         if status == "ok":
             fields = _pairs(reply[2:])

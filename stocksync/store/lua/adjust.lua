@@ -6,7 +6,9 @@
 -- ARGV[8] source_event_id   ARGV[9] occurred_at in ms ('' = now)   ARGV[10] fingerprint
 --
 -- A delta that occurred at or before the newest applied count is already in that count: it is
--- recorded in the outbox, not applied.
+-- recorded in the outbox, not applied. A delta happening now (no occurred_at, or one clamped to
+-- now) is never stale: scripts run one at a time, so it came after any count already applied,
+-- even one whose as_of is this same millisecond.
 --
 -- Returns {'ok'|'replay', applied, on_hand, reserved, safety, seq, flagged}
 --         {'unknown_location', loc} | {'idempotency_conflict'}
@@ -32,7 +34,7 @@ if occurred_arg ~= '' then occurred = math.min(tonumber(occurred_arg), NOW) end
 local event = { 'delta', delta, 'reason', reason, 'src', source, 'src_id', event_id,
   'occurred_at', occurred }
 
-if count_as_of and occurred <= tonumber(count_as_of) then
+if count_as_of and occurred < NOW and occurred <= tonumber(count_as_of) then
   table.insert(event, 'on_hand'); table.insert(event, on_hand)
   table.insert(event, 'reserved'); table.insert(event, reserved)
   local seq = emit('adjust_stale', sku, loc, event)

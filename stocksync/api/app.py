@@ -1,0 +1,113 @@
+"""The application factory: ``create_app(settings)`` wires Redis, SQL and the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from stocksync import __version__
+from stocksync.api.middleware import BodySizeLimit, RequestMetrics
+from stocksync.api.problems import install_problem_handlers
+from stocksync.api.routers import availability, locations, ops, reservations, stock
+from stocksync.auth.repository import SqlApiKeys
+from stocksync.config import Settings
+from stocksync.ledger.db import create_tables, make_engine
+from stocksync.metrics import Metrics
+from stocksync.store.embedded import EmbeddedRedis
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.workers.reaper import run_reaper
+
+log = logging.getLogger(__name__)
+
+
+async def open_redis(settings: Settings, url: str) -> Redis:
+    """A client on a blocking pool (waits for a free connection instead of failing), warmed."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_pool_size,
+        timeout=settings.redis_pool_timeout,
+        decode_responses=True,
+        health_check_interval=30,
+    )
+    client = Redis(connection_pool=pool)
+    warm = min(settings.redis_pool_size, 16)
+
+    async def ping() -> None:
+        await client.ping()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(warm):
+            tg.start_soon(ping)
+    return client
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
+        url = await anyio.to_thread.run_sync(embedded.start)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    await anyio.to_thread.run_sync(create_tables, engine)
+    client = await open_redis(settings, url)
+    app.state.engine = engine
+    app.state.api_keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
+    app.state.store = RedisStockStore(
+        client,
+        settings.namespace,
+        retention_seconds=settings.retention_seconds,
+        outbox_maxlen=settings.outbox_maxlen,
+        observe=metrics.observe_script,
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            if settings.run_workers:
+                tg.start_soon(
+                    lambda: run_reaper(
+                        app.state.store,
+                        metrics,
+                        interval=settings.reaper_interval_seconds,
+                        batch=settings.reaper_batch,
+                    )
+                )
+            yield
+            tg.cancel_scope.cancel()
+    finally:
+        await client.aclose()
+        await client.connection_pool.disconnect()
+        engine.dispose()
+        if embedded is not None:
+            await anyio.to_thread.run_sync(embedded.stop)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="stocksync",
+        version=__version__,
+        summary="Real-time inventory and reservations for omnichannel retail",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_problem_handlers(app)
+    for module in (locations, stock, availability, reservations, ops):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory stocksync.api.app:app_from_env`` (multi-worker serve)."""
+    return create_app(Settings())

@@ -1,0 +1,71 @@
+"""Domain objects to response bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from stocksync.api.schemas import (
+    HistoryOut,
+    LineOut,
+    LocationOut,
+    PositionOut,
+    ReservationOut,
+    StockChangeOut,
+)
+from stocksync.domain.model import Location, Position, Reservation, StockChangeResult
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _opt_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else from_ms(ms)
+
+
+def to_ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def location_out(location: Location) -> LocationOut:
+    return LocationOut(**location.__dict__)
+
+
+def position_out(position: Position) -> PositionOut:
+    return PositionOut(
+        sku=position.sku,
+        location_id=position.location_id,
+        on_hand=position.on_hand,
+        reserved=position.reserved,
+        safety_stock=position.safety_stock,
+        available=position.available,
+    )
+
+
+def stock_change_out(result: StockChangeResult) -> StockChangeOut:
+    return StockChangeOut(
+        **position_out(result.position).model_dump(),
+        applied=result.applied,
+        replayed=result.replayed,
+        seq=result.seq,
+        at_risk_reservations=result.at_risk_reservations,
+    )
+
+
+def reservation_out(reservation: Reservation) -> ReservationOut:
+    return ReservationOut(
+        reservation_id=reservation.reservation_id,
+        channel=reservation.channel,
+        state=reservation.state.value,
+        lines=[
+            LineOut(sku=ln.sku, location_id=ln.location_id, qty=ln.qty) for ln in reservation.lines
+        ],
+        created_at=from_ms(reservation.created_at_ms),
+        updated_at=from_ms(reservation.updated_at_ms),
+        expires_at=None
+        if reservation.expires_at_ms is None
+        else from_ms(reservation.expires_at_ms),
+        customer_ref=reservation.customer_ref,
+        at_risk=reservation.at_risk,
+        history=[HistoryOut(state=state, at=from_ms(at)) for state, at in reservation.history],
+    )

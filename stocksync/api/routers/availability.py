@@ -1,0 +1,79 @@
+"""Availability of a SKU across locations, nearest first when a point is given."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+
+from stocksync.api.deps import Reader, StoreDep
+from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.schemas import AvailabilityOut, LocationAvailability
+from stocksync.domain.geo import distance_km, parse_point
+from stocksync.domain.model import CHANNEL_PATTERN, SKU_PATTERN
+
+router = APIRouter(prefix="/v1/availability", tags=["availability"], responses=PROBLEM_RESPONSES)
+
+# Online channels sell only from locations allowed to ship.
+ONLINE_CHANNELS = frozenset({"web", "app", "marketplace"})
+POINT_PATTERN = r"^-?\d{1,3}(\.\d{1,10})?,-?\d{1,3}(\.\d{1,10})?$"
+
+
+@router.get("", response_model=AvailabilityOut)
+async def get_availability(
+    store: StoreDep,
+    principal: Reader,
+    sku: Annotated[str, Query(pattern=SKU_PATTERN)],
+    near: Annotated[str | None, Query(pattern=POINT_PATTERN, description="lat,lon")] = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
+    channel: Annotated[str | None, Query(pattern=CHANNEL_PATTERN)] = None,
+    pickup: Annotated[bool | None, Query(description="only pickup-enabled stores")] = None,
+) -> AvailabilityOut:
+    """Per-location availability and the total (safety stock held back, clamped at zero)."""
+    point = _point(near)
+    rows: list[LocationAvailability] = []
+    for position, location in await store.positions(sku):
+        if principal.locations is not None and location.location_id not in principal.locations:
+            continue
+        if pickup and not location.pickup:
+            continue
+        if channel in ONLINE_CHANNELS and not location.ship:
+            continue
+        distance = None
+        if point is not None:
+            if location.lat is None or location.lon is None:
+                continue
+            distance = round(distance_km(point[0], point[1], location.lat, location.lon), 3)
+            if radius_km is not None and distance > radius_km:
+                continue
+        rows.append(
+            LocationAvailability(
+                location_id=location.location_id,
+                name=location.name,
+                kind=location.kind,
+                pickup=location.pickup,
+                ship=location.ship,
+                on_hand=position.on_hand,
+                reserved=position.reserved,
+                safety_stock=position.safety_stock,
+                available=position.available,
+                distance_km=distance,
+            )
+        )
+    if point is not None:
+        rows.sort(key=lambda r: (r.distance_km, r.location_id))
+    else:
+        rows.sort(key=lambda r: r.location_id)
+    return AvailabilityOut(sku=sku, total_available=sum(r.available for r in rows), locations=rows)
+
+
+def _point(near: str | None) -> tuple[float, float] | None:
+    if near is None:
+        return None
+    try:
+        return parse_point(near)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "near"), "msg": str(exc), "type": "value_error"}]
+        ) from exc

@@ -1,0 +1,80 @@
+"""Stock positions: absolute counts, adjustments, reads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from stocksync.api.convert import position_out, stock_change_out, to_ms
+from stocksync.api.deps import MetricsDep, Reader, StockWriter, StoreDep
+from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.schemas import AdjustmentIn, CountIn, LocationPath, PositionOut, SkuPath
+from stocksync.api.schemas import StockChangeOut as Out
+from stocksync.domain.model import StockChangeResult
+from stocksync.metrics import Metrics
+
+router = APIRouter(prefix="/v1/stock", tags=["stock"], responses=PROBLEM_RESPONSES)
+
+
+def _count(metrics: Metrics, kind: str, result: StockChangeResult) -> None:
+    outcome = "replayed" if result.replayed else ("applied" if result.applied else "stale")
+    metrics.stock_changes.labels(kind, outcome).inc()
+    if result.at_risk_reservations:
+        metrics.oversell_risk.inc(result.at_risk_reservations)
+
+
+@router.put("/{location_id}/{sku}", response_model=Out)
+async def put_count(
+    location_id: LocationPath,
+    sku: SkuPath,
+    body: CountIn,
+    store: StoreDep,
+    principal: StockWriter,
+    metrics: MetricsDep,
+) -> Out:
+    """Absolute physical count; sales after ``as_of`` are kept (DESIGN rule 7)."""
+    principal.require_locations([location_id])
+    result = await store.set_count(
+        sku,
+        location_id,
+        body.on_hand,
+        as_of_ms=to_ms(body.as_of),
+        expected_on_hand=body.expected_on_hand,
+        safety_stock=body.safety_stock,
+        source=body.source,
+        source_event_id=body.source_event_id,
+    )
+    _count(metrics, "count", result)
+    return stock_change_out(result)
+
+
+@router.post("/{location_id}/{sku}/adjustments", response_model=Out)
+async def post_adjustment(
+    location_id: LocationPath,
+    sku: SkuPath,
+    body: AdjustmentIn,
+    store: StoreDep,
+    principal: StockWriter,
+    metrics: MetricsDep,
+) -> Out:
+    """Physical delta (sale, receipt, damage), idempotent by (source, source_event_id)."""
+    principal.require_locations([location_id])
+    result = await store.adjust(
+        sku,
+        location_id,
+        body.delta,
+        reason=body.reason,
+        source=body.source,
+        source_event_id=body.source_event_id,
+        occurred_at_ms=to_ms(body.occurred_at),
+    )
+    _count(metrics, "adjustment", result)
+    return stock_change_out(result)
+
+
+@router.get("/{location_id}/{sku}", response_model=PositionOut)
+async def get_position(
+    location_id: LocationPath, sku: SkuPath, store: StoreDep, principal: Reader
+) -> PositionOut:
+    """One position; ``available`` is clamped at zero."""
+    principal.require_locations([location_id])
+    return position_out(await store.position(sku, location_id))

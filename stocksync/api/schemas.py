@@ -1,0 +1,172 @@
+"""Request and response bodies. Requests are strict, bounded and refuse unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from stocksync.domain.model import (
+    CHANNEL_PATTERN,
+    ID_PATTERN,
+    LOCATION_PATTERN,
+    MAX_LINES,
+    MAX_QTY,
+    SKU_PATTERN,
+)
+
+Sku = Annotated[str, Field(pattern=SKU_PATTERN, examples=["SOFA-VELVET-GREEN"])]
+LocationId = Annotated[str, Field(pattern=LOCATION_PATTERN, examples=["store-berlin-mitte"])]
+Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
+Units = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Source = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", examples=["pos"])]
+EventId = Annotated[str, Field(pattern=ID_PATTERN)]
+CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+TtlSeconds = Annotated[int, Field(ge=1, le=90 * 24 * 3600)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LocationIn(Request):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    kind: Literal["store", "warehouse"]
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    pickup: bool = False
+    ship: bool = False
+
+
+class LocationOut(BaseModel):
+    location_id: str
+    name: str
+    kind: str
+    lat: float | None
+    lon: float | None
+    pickup: bool
+    ship: bool
+
+
+class LocationList(BaseModel):
+    locations: list[LocationOut]
+
+
+class CountIn(Request):
+    on_hand: Units
+    as_of: AwareDatetime | None = None
+    expected_on_hand: Units | None = None
+    safety_stock: Units | None = None
+    source: Source = "api"
+    source_event_id: EventId | None = None
+
+
+class AdjustmentIn(Request):
+    delta: Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+    reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", examples=["sale"])]
+    source: Source
+    source_event_id: EventId
+    occurred_at: AwareDatetime | None = None
+
+
+class PositionOut(BaseModel):
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    available: int
+
+
+class StockChangeOut(PositionOut):
+    applied: bool
+    replayed: bool
+    seq: int
+    at_risk_reservations: int
+
+
+class LocationAvailability(BaseModel):
+    location_id: str
+    name: str
+    kind: str
+    pickup: bool
+    ship: bool
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    available: int
+    distance_km: float | None = None
+
+
+class AvailabilityOut(BaseModel):
+    sku: str
+    total_available: int
+    locations: list[LocationAvailability]
+
+
+class LineIn(Request):
+    sku: Sku
+    location_id: LocationId
+    qty: Qty
+
+
+class ReservationIn(Request):
+    reservation_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["cart-7f3a9c"])]
+    channel: Annotated[str, Field(pattern=CHANNEL_PATTERN, examples=["web"])]
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
+    ttl_seconds: TtlSeconds | None = None
+    customer_ref: CustomerRef | None = None
+
+
+class ConfirmIn(Request):
+    pickup_within_seconds: TtlSeconds | None = None
+
+
+class ExtendIn(Request):
+    ttl_seconds: TtlSeconds
+
+
+class EmptyIn(Request):
+    pass
+
+
+class LineOut(BaseModel):
+    sku: str
+    location_id: str
+    qty: int
+
+
+class HistoryOut(BaseModel):
+    state: str
+    at: datetime
+
+
+class ReservationOut(BaseModel):
+    reservation_id: str
+    channel: str
+    state: str
+    lines: list[LineOut]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    customer_ref: str | None
+    at_risk: bool
+    history: list[HistoryOut]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+
+
+LocationPath = Annotated[str, Path(pattern=LOCATION_PATTERN)]
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
+ReservationIdPath = Annotated[str, Path(pattern=ID_PATTERN)]

@@ -1,0 +1,1 @@
+"""API keys: scopes, optional location binding, hashed storage."""

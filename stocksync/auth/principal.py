@@ -1,0 +1,62 @@
+"""Who is calling: the scopes and locations of an API key. Pure, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stocksync.domain.errors import Forbidden
+
+SCOPES = ("read", "reserve", "stock:write", "admin")
+KEY_PREFIX = "ssk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+    locations: frozenset[str] | None  # None: every location
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes and "admin" not in self.scopes:
+            raise Forbidden(f"this key lacks the {scope!r} scope", scope=scope)
+
+    def require_locations(self, location_ids: Iterable[str]) -> None:
+        if self.locations is None:
+            return
+        outside = sorted(set(location_ids) - self.locations)
+        if outside:
+            raise Forbidden(
+                f"this key may not touch location(s) {', '.join(outside)}", locations=outside
+            )
+
+
+def new_secret() -> tuple[str, str, str]:
+    """A new key as (key_id, secret, full key string)."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(24)
+    return key_id, secret, f"{KEY_PREFIX}_{key_id}_{secret}"
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """(key_id, secret) of a well-formed key string, else None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 192 random bits, so a fast hash is enough; no password stretching is needed.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_scopes(text: str) -> frozenset[str]:
+    scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = scopes - set(SCOPES)
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}")
+    return scopes

@@ -1,0 +1,209 @@
+"""The ``stocksync`` command line (typer)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, TypeVar
+
+import anyio
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from stocksync.api.app import create_app, open_redis
+from stocksync.auth.repository import SqlApiKeys
+from stocksync.cli.demo import load_demo
+from stocksync.config import Settings
+from stocksync.ledger.db import create_tables, make_engine
+from stocksync.store.embedded import EmbeddedRedis
+from stocksync.store.redis_store import RedisStockStore
+
+app = typer.Typer(help="stocksync: real-time inventory and reservations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+stock_app = typer.Typer(help="Stock positions.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(stock_app, name="stock")
+console = Console()
+T = TypeVar("T")
+
+
+@contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or the bundled one (reused if `serve` already runs it)."""
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
+    url = embedded.start()
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, url: str) -> AsyncIterator[RedisStockStore]:
+    client = await open_redis(settings.model_copy(update={"redis_pool_size": 4}), url)
+    try:
+        yield RedisStockStore(client, settings.namespace)
+    finally:
+        await client.aclose()
+
+
+def run_with_store(settings: Settings, job: Callable[[RedisStockStore], Awaitable[T]]) -> T:
+    with redis_url(settings) as url:
+
+        async def main() -> T:
+            async with open_store(settings, url) as store:
+                return await job(store)
+
+        return anyio.run(main)
+
+
+def api_keys(settings: Settings) -> SqlApiKeys:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    create_tables(engine)
+    return SqlApiKeys(engine)
+
+
+def create_demo(settings: Settings, url: str) -> str:
+    """Load the demo data set and create an all-scopes key; returns the key."""
+
+    async def main() -> int:
+        async with open_store(settings, url) as store:
+            return await load_demo(store)
+
+    positions = anyio.run(main)
+    key, _ = api_keys(settings).create("demo", "read,reserve,stock:write,admin")
+    key_file = settings.data_dir / "demo-key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    console.print(f"Loaded the demo data set: 6 locations, {positions} positions.")
+    console.print(f"Demo API key (also in {key_file}):")
+    print(key, flush=True)
+    return key
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int | None, typer.Option(help="API worker processes")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="load the demo data and print a key")
+    ] = False,
+) -> None:
+    """Run the API (and, on the embedded default, the bundled Redis and the workers)."""
+    settings = Settings()
+    overrides = {"host": host, "port": port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    with redis_url(settings) as url:
+        settings = settings.model_copy(update={"redis_url": url})
+        if demo:
+            create_demo(settings, url)
+        console.print(
+            f"stocksync on http://{settings.host}:{settings.port}  "
+            f"(docs: /docs, redis: {url}, database: {settings.sqlalchemy_url})"
+        )
+        if settings.workers == 1:
+            uvicorn.run(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,
+            )
+        else:
+            os.environ["STOCKSYNC_REDIS_URL"] = url
+            os.environ["STOCKSYNC_DATA_DIR"] = str(settings.data_dir)
+            uvicorn.run(
+                "stocksync.api.app:app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_level="warning",
+                access_log=False,
+            )
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo data set and print a new API key (no server is started)."""
+    settings = Settings()
+    with redis_url(settings) as url:
+        create_demo(settings, url)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who the key is for")],
+    scopes: Annotated[str, typer.Option(help="comma-separated: read,reserve,stock:write,admin")],
+    locations: Annotated[str | None, typer.Option(help="comma-separated location ids")] = None,
+) -> None:
+    """Create an API key. It is printed once; only its hash is stored."""
+    locs = [loc.strip() for loc in locations.split(",") if loc.strip()] if locations else None
+    try:
+        key, principal = api_keys(Settings()).create(name, scopes, locs)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(key)
+    where = ", ".join(sorted(principal.locations)) if principal.locations else "all locations"
+    typer.echo(f"# {principal.name}: {', '.join(sorted(principal.scopes))} on {where}", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    table = Table("key id", "name", "scopes", "locations", "created", "revoked")
+    for row in api_keys(Settings()).list():
+        table.add_row(
+            row.key_id,
+            row.name,
+            row.scopes,
+            row.locations or "all",
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+            "yes" if row.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the part after ``ssk_``)."""
+    if not api_keys(Settings()).revoke(key_id):
+        raise typer.Exit(code=1)
+
+
+@stock_app.command("show")
+def stock_show(sku: str) -> None:
+    """Show a SKU's stock at every location as a table."""
+    settings = Settings()
+    rows = run_with_store(settings, lambda store: store.positions(sku))
+    if not rows:
+        console.print(f"No stock positions for {sku}.")
+        raise typer.Exit(code=1)
+    table = Table("location", "kind", "on hand", "reserved", "safety", "available", title=sku)
+    for position, location in sorted(rows, key=lambda r: r[1].location_id):
+        table.add_row(
+            location.location_id,
+            location.kind,
+            str(position.on_hand),
+            str(position.reserved),
+            str(position.safety_stock),
+            str(position.available),
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        *(
+            str(sum(getattr(p, f) for p, _ in rows))
+            for f in ("on_hand", "reserved", "safety_stock", "available")
+        ),
+    )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""SQL side: SQLModel tables and the database engine (SQLite by default, PostgreSQL in prod)."""

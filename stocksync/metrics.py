@@ -1,0 +1,81 @@
+"""Prometheus metrics. Each app gets its own registry so several can live in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+KNOWN_CHANNELS = frozenset({"web", "app", "chat", "pos", "marketplace", "wms", "api"})
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCRIPT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+def channel_label(channel: str) -> str:
+    """Channels are client-chosen; bound the label set so metrics cannot explode."""
+    return channel if channel in KNOWN_CHANNELS else "other"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "stocksync_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "stocksync_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.reservations = Counter(
+            "stocksync_reservations",
+            "Reservation requests by channel and outcome",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "stocksync_transitions",
+            "Reservation transitions by action and outcome",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.stock_changes = Counter(
+            "stocksync_stock_changes",
+            "Counts and adjustments by kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.script_latency = Histogram(
+            "stocksync_script_seconds",
+            "Lua script round-trip latency",
+            ["script"],
+            buckets=SCRIPT_BUCKETS,
+            registry=r,
+        )
+        self.active_reservations = Gauge(
+            "stocksync_active_reservations",
+            "Reservations held, confirmed or ready (as of the last reaper pass)",
+            registry=r,
+        )
+        self.expired_holds = Counter(
+            "stocksync_expired_holds",
+            "Reservations expired by the background reaper",
+            registry=r,
+        )
+        self.hold_expiry_lag = Gauge(
+            "stocksync_hold_expiry_lag_seconds",
+            "How late the oldest due reservation was when the reaper expired it",
+            registry=r,
+        )
+        self.oversell_risk = Counter(
+            "stocksync_oversell_risk",
+            "Holds flagged at risk after a sale drove stock negative",
+            registry=r,
+        )
+
+    def observe_script(self, name: str, seconds: float) -> None:
+        self.script_latency.labels(name).observe(seconds)

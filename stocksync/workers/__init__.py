@@ -1,0 +1,1 @@
+"""Background workers: the hold reaper (and, later, the ledger writer and fan-out)."""

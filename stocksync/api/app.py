@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from stocksync import __version__
+from stocksync.api.deps import Services
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.routers import availability, locations, ops, reservations, stock
@@ -59,21 +60,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(settings.sqlalchemy_url)
     await anyio.to_thread.run_sync(create_tables, engine)
     client = await open_redis(settings, url)
-    app.state.engine = engine
-    app.state.api_keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
-    app.state.store = RedisStockStore(
+    store = RedisStockStore(
         client,
         settings.namespace,
         retention_seconds=settings.retention_seconds,
         outbox_maxlen=settings.outbox_maxlen,
         observe=metrics.observe_script,
     )
+    app.state.services = Services(
+        settings, metrics, store, engine, SqlApiKeys(engine, settings.api_key_cache_seconds)
+    )
     try:
         async with anyio.create_task_group() as tg:
             if settings.run_workers:
                 tg.start_soon(
                     lambda: run_reaper(
-                        app.state.store,
+                        store,
                         metrics,
                         interval=settings.reaper_interval_seconds,
                         batch=settings.reaper_batch,

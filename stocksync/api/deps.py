@@ -1,12 +1,18 @@
-"""FastAPI dependencies: the store, the settings, and the authenticated principal."""
+"""FastAPI dependencies: the app's services and the authenticated principal.
+
+Routes reach the services through ``services(request)`` rather than one dependency each:
+every dependency costs FastAPI work on each request, and the reserve path is hot.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
 
 from stocksync.auth.principal import Principal
 from stocksync.auth.repository import SqlApiKeys
@@ -18,47 +24,43 @@ from stocksync.store.redis_store import RedisStockStore
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ssk_…`")
 
 
-def get_store(request: Request) -> RedisStockStore:
-    store: RedisStockStore = request.app.state.store
-    return store
+@dataclass(frozen=True)
+class Services:
+    """What the lifespan opened: the store, the database, keys, settings and metrics."""
+
+    settings: Settings
+    metrics: Metrics
+    store: RedisStockStore
+    engine: Engine
+    api_keys: SqlApiKeys
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    if credentials is None:
-        raise Unauthorized("missing bearer API key")
-    keys: SqlApiKeys = request.app.state.api_keys
-    principal = await keys.verify(credentials.credentials)
-    if principal is None:
-        raise Unauthorized("invalid or revoked API key")
-    return principal
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
 
 
 def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates and requires ``scope`` (``admin`` implies every scope)."""
+    """A dependency that authenticates the bearer key and requires ``scope``.
 
-    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    ``admin`` implies every scope.
+    """
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthorized("missing bearer API key")
+        principal = await services(request).api_keys.verify(credentials.credentials)
+        if principal is None:
+            raise Unauthorized("invalid or revoked API key")
         principal.require(scope)
         return principal
 
     return dependency
 
 
-StoreDep = Annotated[RedisStockStore, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 Reader = Annotated[Principal, Depends(scoped("read"))]
 Reserver = Annotated[Principal, Depends(scoped("reserve"))]
 StockWriter = Annotated[Principal, Depends(scoped("stock:write"))]

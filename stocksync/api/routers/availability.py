@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 
-from stocksync.api.deps import Reader, StoreDep
+from stocksync.api.deps import Reader, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import AvailabilityOut, LocationAvailability
 from stocksync.domain.geo import distance_km, parse_point
@@ -22,8 +22,8 @@ POINT_PATTERN = r"^-?\d{1,3}(\.\d{1,10})?,-?\d{1,3}(\.\d{1,10})?$"
 
 @router.get("", response_model=AvailabilityOut)
 async def get_availability(
-    store: StoreDep,
     principal: Reader,
+    request: Request,
     sku: Annotated[str, Query(pattern=SKU_PATTERN)],
     near: Annotated[str | None, Query(pattern=POINT_PATTERN, description="lat,lon")] = None,
     radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
@@ -33,7 +33,7 @@ async def get_availability(
     """Per-location availability and the total (safety stock held back, clamped at zero)."""
     point = _point(near)
     rows: list[LocationAvailability] = []
-    for position, location in await store.positions(sku):
+    for position, location in await services(request).store.positions(sku):
         if principal.locations is not None and location.location_id not in principal.locations:
             continue
         if pickup and not location.pickup:

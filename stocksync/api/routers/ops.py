@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from stocksync.api.deps import MetricsDep, StoreDep
+from stocksync.api.deps import services
 
 router = APIRouter(tags=["operations"])
 
@@ -21,15 +21,15 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request, store: StoreDep) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Redis and the database answer; 503 otherwise."""
     checks: dict[str, str] = {}
     try:
-        await store.client.ping()
+        await services(request).store.client.ping()
         checks["redis"] = "ok"
     except Exception as exc:  # readiness reports any failure, whatever its type
         checks["redis"] = f"error: {type(exc).__name__}"
-    engine: Engine = request.app.state.engine
+    engine = services(request).engine
     try:
         await anyio.to_thread.run_sync(_ping_database, engine)
         checks["database"] = "ok"
@@ -45,6 +45,8 @@ def _ping_database(engine: Engine) -> None:
 
 
 @router.get("/metrics")
-async def metrics(metrics: MetricsDep) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(services(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from stocksync.api.convert import position_out, stock_change_out, to_ms
-from stocksync.api.deps import MetricsDep, Reader, StockWriter, StoreDep
+from stocksync.api.deps import Reader, StockWriter, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import AdjustmentIn, CountIn, LocationPath, PositionOut, SkuPath
 from stocksync.api.schemas import StockChangeOut as Out
@@ -27,13 +27,13 @@ async def put_count(
     location_id: LocationPath,
     sku: SkuPath,
     body: CountIn,
-    store: StoreDep,
     principal: StockWriter,
-    metrics: MetricsDep,
+    request: Request,
 ) -> Out:
     """Absolute physical count; sales after ``as_of`` are kept (DESIGN rule 7)."""
     principal.require_locations([location_id])
-    result = await store.set_count(
+    svc = services(request)
+    result = await svc.store.set_count(
         sku,
         location_id,
         body.on_hand,
@@ -43,7 +43,7 @@ async def put_count(
         source=body.source,
         source_event_id=body.source_event_id,
     )
-    _count(metrics, "count", result)
+    _count(svc.metrics, "count", result)
     return stock_change_out(result)
 
 
@@ -52,13 +52,13 @@ async def post_adjustment(
     location_id: LocationPath,
     sku: SkuPath,
     body: AdjustmentIn,
-    store: StoreDep,
     principal: StockWriter,
-    metrics: MetricsDep,
+    request: Request,
 ) -> Out:
     """Physical delta (sale, receipt, damage), idempotent by (source, source_event_id)."""
     principal.require_locations([location_id])
-    result = await store.adjust(
+    svc = services(request)
+    result = await svc.store.adjust(
         sku,
         location_id,
         body.delta,
@@ -67,14 +67,14 @@ async def post_adjustment(
         source_event_id=body.source_event_id,
         occurred_at_ms=to_ms(body.occurred_at),
     )
-    _count(metrics, "adjustment", result)
+    _count(svc.metrics, "adjustment", result)
     return stock_change_out(result)
 
 
 @router.get("/{location_id}/{sku}", response_model=PositionOut)
 async def get_position(
-    location_id: LocationPath, sku: SkuPath, store: StoreDep, principal: Reader
+    location_id: LocationPath, sku: SkuPath, principal: Reader, request: Request
 ) -> PositionOut:
     """One position; ``available`` is clamped at zero."""
     principal.require_locations([location_id])
-    return position_out(await store.position(sku, location_id))
+    return position_out(await services(request).store.position(sku, location_id))

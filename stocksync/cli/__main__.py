@@ -1,0 +1,3 @@
+from stocksync.cli.main import app
+
+app(prog_name="stocksync")

@@ -1,0 +1,70 @@
+"""Operations endpoints: health, readiness, metrics, OpenAPI, availability."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.e2e.conftest import Seed
+
+
+async def test_healthz_and_readyz(anon: httpx.AsyncClient) -> None:
+    assert (await anon.get("/healthz")).json() == {"status": "ok"}
+    r = await anon.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"ready": True, "checks": {"redis": "ok", "database": "ok"}}
+
+
+async def test_metrics_count_reservations_by_channel_and_outcome(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 1)
+    for rid in ("m1", "m2"):
+        body = {
+            "reservation_id": rid,
+            "channel": "chat",
+            "lines": [{"sku": sku, "location_id": "store-a", "qty": 1}],
+        }
+        await client.post("/v1/reservations", json=body)
+    text = (await anon.get("/metrics")).text
+    assert 'stocksync_reservations_total{channel="chat",outcome="held"} 1.0' in text
+    assert 'stocksync_reservations_total{channel="chat",outcome="insufficient_stock"} 1.0' in text
+    assert 'stocksync_script_seconds_count{script="reserve"} 2.0' in text
+    assert (
+        'stocksync_http_requests_total{method="POST",route="/v1/reservations",status="201"} 1.0'
+        in text
+    )
+
+
+async def test_openapi_documents_the_v1_api(anon: httpx.AsyncClient) -> None:
+    spec = (await anon.get("/openapi.json")).json()
+    for path in (
+        "/v1/reservations",
+        "/v1/reservations/{reservation_id}/fulfill",
+        "/v1/stock/{location_id}/{sku}",
+        "/v1/availability",
+        "/v1/locations",
+    ):
+        assert path in spec["paths"]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+async def test_availability_nearest_first_with_distance(
+    client: httpx.AsyncClient, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 2, "store-mitte", lat=52.5219, lon=13.4132)
+    await seed(sku, 3, "store-potsdam", lat=52.3989, lon=13.0657)
+    await seed(sku, 4, "wh-east", lat=52.50, lon=13.60, pickup=False, kind="warehouse")
+    r = await client.get("/v1/availability", params={"sku": sku, "near": "52.40,13.07"})
+    body = r.json()
+    assert [loc["location_id"] for loc in body["locations"]] == [
+        "store-potsdam",
+        "store-mitte",
+        "wh-east",
+    ]
+    assert body["locations"][0]["distance_km"] < 1
+    assert body["total_available"] == 9
+    r = await client.get(
+        "/v1/availability",
+        params={"sku": sku, "near": "52.40,13.07", "radius_km": 10, "pickup": "true"},
+    )
+    assert [loc["location_id"] for loc in r.json()["locations"]] == ["store-potsdam"]

@@ -1,0 +1,36 @@
+"""SQL databases for integration tests: SQLite always, PostgreSQL when it is reachable."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from stocksync.ledger.db import create_tables, make_engine
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgresql":
+        if not postgres_reachable():
+            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    eng = make_engine(url)
+    create_tables(eng)
+    yield eng
+    eng.dispose()

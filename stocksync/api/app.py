@@ -35,7 +35,7 @@ async def open_redis(settings: Settings, url: str) -> Redis:
         decode_responses=True,
         health_check_interval=30,
     )
-    client = Redis(connection_pool=pool)
+    client = Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
     warm = min(settings.redis_pool_size, 16)
 
     async def ping() -> None:
@@ -85,7 +85,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tg.cancel_scope.cancel()
     finally:
         await client.aclose()
-        await client.connection_pool.disconnect()
         engine.dispose()
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, TypeVar
@@ -10,6 +11,7 @@ from typing import Annotated, TypeVar
 import anyio
 import typer
 import uvicorn
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -26,7 +28,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock positions.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(stock_app, name="stock")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation
 T = TypeVar("T")
 
 
@@ -187,7 +189,10 @@ def stock_show(sku: str) -> None:
     if not rows:
         console.print(f"No stock positions for {sku}.")
         raise typer.Exit(code=1)
-    table = Table("location", "kind", "on hand", "reserved", "safety", "available", title=sku)
+    table = Table(title=sku, box=box.SIMPLE_HEAD)
+    table.add_column("location", no_wrap=True)
+    for column in ("kind", "on hand", "reserved", "safety", "available"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
     for position, location in sorted(rows, key=lambda r: r[1].location_id):
         table.add_row(
             location.location_id,

@@ -49,8 +49,9 @@ class Keys:
     def active(self) -> str:
         return f"{self.prefix}active"
 
-    def expiry(self, sku: str) -> str:
-        return f"{self.prefix}exp:{sku}"
+    def holds(self, sku: str, location_id: str) -> str:
+        """Active reservations at a position, scored by deadline (+inf: none)."""
+        return f"{self.prefix}holds:{location_id}:{sku}"
 
     def sku_locations(self, sku: str) -> str:
         return f"{self.prefix}skulocs:{sku}"

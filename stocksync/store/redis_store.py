@@ -271,9 +271,22 @@ class RedisStockStore:
             lines_json,
         )
         status = reply[0]
+        if status == "ok" and int(reply[1]):
+            created_at, expires_at = int(reply[2]), int(reply[3])
+            held = Reservation(
+                reservation_id=reservation_id,
+                channel=channel,
+                state=State.HELD,
+                lines=normalized,
+                created_at_ms=created_at,
+                updated_at_ms=created_at,
+                expires_at_ms=expires_at,
+                customer_ref=customer_ref,
+                history=[(State.HELD.value, created_at)],
+            )
+            return ReserveResult(held, created=True)
         if status == "ok":
-            fields = _pairs(reply[2:])
-            return ReserveResult(parse_reservation(reservation_id, fields), bool(int(reply[1])))
+            return ReserveResult(parse_reservation(reservation_id, _pairs(reply[2:])), False)
         if status == "insufficient_stock":
             rest = reply[1:]
             raise InsufficientStock(

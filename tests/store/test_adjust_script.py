@@ -216,3 +216,22 @@ async def test_adjust_events_carry_increasing_per_sku_seq(
         assert [int(e["seq"]) for e in events] == list(range(1, 7))
         assert seqs[s] == [2, 3, 4, 5, 6]
         assert (await store.position(s, "store-a")).on_hand == 5
+
+
+async def test_adjust_flags_only_a_physical_shortfall_not_safety_stock(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 6, safety=2)
+    await store.reserve("covered", "chat", [Line(sku, "store-a", 3)], ttl_seconds=600)
+    first = await store.adjust(
+        sku, "store-a", -3, reason="sale", source="pos", source_event_id="t1"
+    )
+    # 3 on hand, 3 reserved: availability is negative (safety stock) but every hold is covered
+    assert first.position.available_raw == -2
+    assert first.at_risk_reservations == 0
+    assert not (await store.get_reservation("covered")).at_risk
+    second = await store.adjust(
+        sku, "store-a", -1, reason="sale", source="pos", source_event_id="t2"
+    )
+    assert second.at_risk_reservations == 1
+    assert (await store.get_reservation("covered")).at_risk

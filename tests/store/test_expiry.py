@@ -34,7 +34,7 @@ async def test_reserve_reaps_stale_hold_so_it_never_blocks_a_sale(
     assert fresh.created
     assert await raw_state(store, "old") == "expired"
     assert await store.position(sku, "store-a") == Position(sku, "store-a", 1, 1, 0)
-    assert await store.client.zscore(store.keys.expiry(sku), "old") is None
+    assert await store.client.zscore(store.keys.holds(sku, "store-a"), "old") is None
     kinds = [(e["kind"], e.get("res")) for e in await outbox(store, sku)]
     assert kinds[-2:] == [("expired", "old"), ("held", "new")]
 

@@ -25,7 +25,7 @@ async def test_reserve_holds_units_and_writes_raw_state(
     assert raw["reserved"] == "2"
     assert raw["on_hand"] == "5"
     assert await store.client.zscore(store.keys.active, "r1") == result.reservation.expires_at_ms
-    assert await store.client.zscore(store.keys.expiry(sku), "r1") is not None
+    assert await store.client.zscore(store.keys.holds(sku, "store-a"), "r1") is not None
 
 
 async def test_reserve_is_all_or_nothing(

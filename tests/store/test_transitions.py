@@ -135,7 +135,7 @@ async def test_confirm_with_pickup_seconds_sets_deadline(
     deadline = result.reservation.expires_at_ms
     assert deadline is not None
     assert start + 3_600_000 <= deadline <= end + 3_600_000
-    assert await store.client.zscore(store.keys.expiry(sku), "r1") == deadline
+    assert await store.client.zscore(store.keys.holds(sku, "store-a"), "r1") == deadline
     assert await store.client.zscore(store.keys.active, "r1") == deadline
     ready = await store.ready("r1")
     assert ready.reservation.expires_at_ms == deadline  # ready keeps the pickup deadline
@@ -150,7 +150,7 @@ async def test_confirm_without_pickup_seconds_removes_deadline(
     result = await store.confirm("r1")
     assert result.reservation.state is State.CONFIRMED
     assert result.reservation.expires_at_ms is None
-    assert await store.client.zscore(store.keys.expiry(sku), "r1") is None
+    assert await store.client.zscore(store.keys.holds(sku, "store-a"), "r1") == math.inf
     assert await store.client.zscore(store.keys.active, "r1") == math.inf
     assert (await store.reap()).expired == 0
     assert (await store.get_reservation("r1")).state is State.CONFIRMED

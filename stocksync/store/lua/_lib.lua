@@ -19,8 +19,8 @@ local ACTIVE = { held = true, confirmed = true, ready = true }
 
 local function pos_key(sku, loc) return P .. 'pos:' .. loc .. ':' .. sku end
 local function res_key(id) return P .. 'res:' .. id end
-local function exp_key(sku) return P .. 'exp:' .. sku end
-local function posres_key(sku, loc) return P .. 'posres:' .. loc .. ':' .. sku end
+-- Active reservations holding units at a position, scored by deadline ('+inf' = none).
+local function holds_key(sku, loc) return P .. 'holds:' .. loc .. ':' .. sku end
 local function deltas_key(sku, loc) return P .. 'deltas:' .. loc .. ':' .. sku end
 local function loc_key(loc) return P .. 'loc:' .. loc end
 local function idem_key(source, event_id) return P .. 'idem:' .. source .. ':' .. event_id end
@@ -59,8 +59,7 @@ local function finish(id, rk, lines, new_state, consume)
     else
       on_hand = num(redis.call('HGET', pk, 'on_hand'))
     end
-    redis.call('ZREM', exp_key(sku), id)
-    redis.call('ZREM', posres_key(sku, loc), id)
+    redis.call('ZREM', holds_key(sku, loc), id)
     local seq = emit(new_state, sku, loc, { 'res', id, 'ch', channel, 'qty', qty,
       'd_on_hand', d_on_hand, 'd_reserved', -qty, 'on_hand', on_hand, 'reserved', reserved })
     if consume then record_delta(sku, loc, NOW, seq, -qty) end
@@ -71,33 +70,28 @@ local function finish(id, rk, lines, new_state, consume)
   redis.call('EXPIRE', rk, RETENTION)
 end
 
--- Expire one reservation whose deadline passed; drops stale index entries for `sku`.
-local function expire_one(id, sku)
+-- Expire one reservation whose deadline passed; drops a stale entry from the index `hk`.
+local function expire_one(id, hk)
   local rk = res_key(id)
   local r = redis.call('HMGET', rk, 'state', 'lines', 'expires_at')
-  if not ACTIVE[r[1]] or r[3] == '' or num(r[3]) > NOW then
-    if sku then redis.call('ZREM', exp_key(sku), id) end
-    if not ACTIVE[r[1]] then redis.call('ZREM', P .. 'active', id) end
+  if not ACTIVE[r[1]] then
+    if hk then redis.call('ZREM', hk, id) end
+    redis.call('ZREM', P .. 'active', id)
     return 0
   end
+  if r[3] == '' or num(r[3]) > NOW then return 0 end
   finish(id, rk, cjson.decode(r[2]), 'expired', false)
   return 1
 end
 
--- Reap every due hold of a SKU, so a stale hold can never block a sale.
-local function reap_sku(sku)
-  local due = redis.call('ZRANGEBYSCORE', exp_key(sku), '-inf', NOW)
-  for _, id in ipairs(due) do expire_one(id, sku) end
+-- Reap every due hold at a position, so a stale hold can never block a sale there.
+local function reap_position(sku, loc)
+  local hk = holds_key(sku, loc)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', hk, '-inf', NOW)) do expire_one(id, hk) end
 end
 
 local function reap_lines(lines)
-  local seen = {}
-  for _, ln in ipairs(lines) do
-    if not seen[ln[1]] then
-      seen[ln[1]] = true
-      reap_sku(ln[1])
-    end
-  end
+  for _, ln in ipairs(lines) do reap_position(ln[1], ln[2]) end
 end
 
 -- Load a reservation, reaping due holds of its SKUs first. Returns rk, state, lines or nil.
@@ -113,13 +107,10 @@ end
 -- Set the deadline of an active reservation in every expiry index (score '' = none).
 local function set_deadline(id, rk, lines, expires_at)
   redis.call('HSET', rk, 'expires_at', expires_at)
-  if expires_at == '' then
-    redis.call('ZADD', P .. 'active', '+inf', id)
-    for _, ln in ipairs(lines) do redis.call('ZREM', exp_key(ln[1]), id) end
-  else
-    redis.call('ZADD', P .. 'active', expires_at, id)
-    for _, ln in ipairs(lines) do redis.call('ZADD', exp_key(ln[1]), expires_at, id) end
-  end
+  local score = expires_at
+  if expires_at == '' then score = '+inf' end
+  redis.call('ZADD', P .. 'active', score, id)
+  for _, ln in ipairs(lines) do redis.call('ZADD', holds_key(ln[1], ln[2]), score, id) end
 end
 
 -- Emit one event per line for a transition that moves no units (confirm, ready, extend).
@@ -131,19 +122,29 @@ local function emit_lines(kind, id, rk, lines)
   end
 end
 
--- DESIGN rule 8: a till sale that drove availability negative flags holds there, newest first,
--- until their units cover the shortfall. Returns how many were newly flagged.
+-- DESIGN rule 8: a till sale left fewer units on hand than are promised to holds. Flag the
+-- holds at that position, newest first, until their units cover the physical shortfall.
+-- Returns how many were newly flagged.
 local function flag_at_risk(sku, loc, shortfall)
-  local ids = redis.call('ZREVRANGE', posres_key(sku, loc), 0, -1)
-  local covered, flagged = 0, 0
-  for _, id in ipairs(ids) do
-    if covered >= shortfall then break end
-    local rk = res_key(id)
-    for _, ln in ipairs(cjson.decode(redis.call('HGET', rk, 'lines'))) do
-      if ln[1] == sku and ln[2] == loc then covered = covered + ln[3] end
+  local holds = {}
+  for _, id in ipairs(redis.call('ZRANGE', holds_key(sku, loc), 0, -1)) do
+    local r = redis.call('HMGET', res_key(id), 'created_at', 'lines', 'at_risk')
+    local qty = 0
+    for _, ln in ipairs(cjson.decode(r[2])) do
+      if ln[1] == sku and ln[2] == loc then qty = qty + ln[3] end
     end
-    if redis.call('HGET', rk, 'at_risk') ~= '1' then
-      redis.call('HSET', rk, 'at_risk', '1')
+    table.insert(holds, { id = id, created = num(r[1]), qty = qty, flagged = r[3] == '1' })
+  end
+  table.sort(holds, function(a, b)
+    if a.created ~= b.created then return a.created > b.created end
+    return a.id > b.id
+  end)
+  local covered, flagged = 0, 0
+  for _, h in ipairs(holds) do
+    if covered >= shortfall then break end
+    covered = covered + h.qty
+    if not h.flagged then
+      redis.call('HSET', res_key(h.id), 'at_risk', '1')
       flagged = flagged + 1
     end
   end

@@ -1,6 +1,7 @@
 -- adjust.lua: apply a physical delta (sale, receipt, damage, ...), idempotent by
 -- (source, source_event_id). A till cannot be refused (DESIGN rule 8): a negative delta is
--- applied even when it drives availability below zero; holds there are then flagged at risk.
+-- applied even when it drives availability below zero; when fewer units are left on hand than
+-- are reserved, holds there are flagged at risk.
 --
 -- ARGV[3] sku   ARGV[4] location_id   ARGV[5] delta   ARGV[6] reason   ARGV[7] source
 -- ARGV[8] source_event_id   ARGV[9] occurred_at in ms ('' = now)   ARGV[10] fingerprint
@@ -26,7 +27,7 @@ if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc
 local ik = idem_key(source, event_id)
 local seen = check_idempotency(ik, fp)
 if seen then return seen end
-reap_sku(sku)
+reap_position(sku, loc)
 
 local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
 local occurred = NOW
@@ -51,9 +52,8 @@ local seq = emit('adjusted', sku, loc, event)
 record_delta(sku, loc, occurred, seq, delta)
 
 local flagged = 0
-local available = new_on_hand - reserved - safety
-if delta < 0 and available < 0 and reserved > 0 then
-  flagged = flag_at_risk(sku, loc, -available)
+if delta < 0 and new_on_hand < reserved then
+  flagged = flag_at_risk(sku, loc, reserved - new_on_hand)
 end
 store_idempotency(ik, fp, 1, new_on_hand, reserved, safety, seq)
 return { 'ok', 1, new_on_hand, reserved, safety, seq, flagged }

@@ -1,4 +1,4 @@
--- read_positions.lua: reap due holds of a SKU, then read its positions (with the location's
+-- read_positions.lua: reap due holds at a SKU's positions, then read them (with the location's
 -- attributes). Reads go through a script so they never show a hold that has already expired.
 --
 -- ARGV[3] sku   ARGV[4…] location ids (none = every location that has a position for the SKU)
@@ -12,11 +12,11 @@ local locs = {}
 for i = 4, #ARGV do table.insert(locs, ARGV[i]) end
 if #locs == 0 then locs = redis.call('SMEMBERS', sku_locs_key(sku)) end
 
-reap_sku(sku)
 local out = {}
 for _, loc in ipairs(locs) do
   local l = redis.call('HMGET', loc_key(loc), 'kind', 'name', 'lat', 'lon', 'pickup', 'ship')
   if l[1] then
+    reap_position(sku, loc)
     local on_hand, reserved, safety = read_position(sku, loc)
     for _, v in ipairs({ loc, on_hand, reserved, safety, l[1], l[2], l[3] or '', l[4] or '',
       l[5], l[6] }) do table.insert(out, v) end

@@ -4,8 +4,9 @@
 -- ARGV[7] customer_ref ('' = none)
 -- ARGV[8] lines as JSON [[sku, location_id, qty], ...], already summed per (sku, location)
 --
--- Returns {'ok', created, field, value, ...}    the stored reservation (created 0 on a retry)
---         {'idempotency_conflict'}                            same id, different request
+-- Returns {'ok', 1, created_at, expires_at}                  a new hold
+--         {'ok', 0, field, value, ...}                       a retry: the stored reservation
+--         {'idempotency_conflict'}                           same id, different request
 --         {'unknown_location', location_id, ...}
 --         {'insufficient_stock', sku, loc, requested, available, ...}   nothing reserved
 
@@ -28,22 +29,23 @@ local lines = cjson.decode(lines_json)
 reap_lines(lines)
 
 -- Checks: every location exists and every line fits, before the first write.
-local missing = {}
-for _, ln in ipairs(lines) do
-  if redis.call('EXISTS', loc_key(ln[2])) == 0 then table.insert(missing, ln[2]) end
+local missing, short, on_hands = {}, {}, {}
+for i, ln in ipairs(lines) do
+  local p = redis.call('HMGET', pos_key(ln[1], ln[2]), 'on_hand', 'reserved', 'safety')
+  if not p[1] and redis.call('EXISTS', loc_key(ln[2])) == 0 then
+    table.insert(missing, ln[2])
+  else
+    on_hands[i] = num(p[1])
+    local available = on_hands[i] - num(p[2]) - num(p[3])
+    if ln[3] > available then
+      table.insert(short, ln[1]); table.insert(short, ln[2]); table.insert(short, ln[3])
+      table.insert(short, math.max(0, available))
+    end
+  end
 end
 if #missing > 0 then
   table.insert(missing, 1, 'unknown_location')
   return missing
-end
-local short = {}
-for _, ln in ipairs(lines) do
-  local on_hand, reserved, safety = read_position(ln[1], ln[2])
-  local available = on_hand - reserved - safety
-  if ln[3] > available then
-    table.insert(short, ln[1]); table.insert(short, ln[2]); table.insert(short, ln[3])
-    table.insert(short, math.max(0, available))
-  end
 end
 if #short > 0 then
   table.insert(short, 1, 'insufficient_stock')
@@ -56,14 +58,11 @@ redis.call('HSET', rk, 'fp', fp, 'channel', channel, 'state', 'held', 'lines', l
   'created_at', NOW, 'updated_at', NOW, 'expires_at', expires_at, 'customer_ref', customer_ref,
   'h:held', NOW)
 redis.call('ZADD', P .. 'active', expires_at, id)
-for _, ln in ipairs(lines) do
+for i, ln in ipairs(lines) do
   local sku, loc, qty = ln[1], ln[2], ln[3]
-  local pk = pos_key(sku, loc)
-  local reserved = redis.call('HINCRBY', pk, 'reserved', qty)
-  local on_hand = num(redis.call('HGET', pk, 'on_hand'))
-  redis.call('ZADD', exp_key(sku), expires_at, id)
-  redis.call('ZADD', posres_key(sku, loc), NOW, id)
+  local reserved = redis.call('HINCRBY', pos_key(sku, loc), 'reserved', qty)
+  redis.call('ZADD', holds_key(sku, loc), expires_at, id)
   emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,
-    'd_reserved', qty, 'on_hand', on_hand, 'reserved', reserved })
+    'd_reserved', qty, 'on_hand', on_hands[i], 'reserved', reserved })
 end
-return reply_reservation(1, rk)
+return { 'ok', 1, NOW, expires_at }

@@ -28,7 +28,7 @@ if event_id ~= '' then
   local seen = check_idempotency(ik, fp)
   if seen then return seen end
 end
-reap_sku(sku)
+reap_position(sku, loc)
 
 local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
 if expected ~= '' and tonumber(expected) ~= on_hand then
@@ -60,9 +60,8 @@ local seq = emit('counted', sku, loc, { 'count', count, 'as_of', as_of, 'src', s
   'on_hand', new_on_hand, 'reserved', reserved })
 
 local flagged = 0
-local available = new_on_hand - reserved - safety
-if new_on_hand < on_hand and available < 0 and reserved > 0 then
-  flagged = flag_at_risk(sku, loc, -available)
+if new_on_hand < on_hand and new_on_hand < reserved then
+  flagged = flag_at_risk(sku, loc, reserved - new_on_hand)
 end
 if ik then store_idempotency(ik, fp, 1, new_on_hand, reserved, safety, seq) end
 return { 'ok', 1, new_on_hand, reserved, safety, seq, flagged }

@@ -23,5 +23,6 @@ if lat ~= '' and lon ~= '' then
 else
   redis.call('ZREM', P .. 'geo', loc)
 end
-emit('location_upserted', '', loc, { 'name', name, 'kind', kind, 'pickup', pickup, 'ship', ship })
+emit('location_upserted', '', loc, { 'name', name, 'loc_kind', kind, 'pickup', pickup,
+  'ship', ship })
 return { 'ok', created }

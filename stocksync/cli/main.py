@@ -28,6 +28,8 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock positions.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(stock_app, name="stock")
+db_app = typer.Typer(help="The SQL ledger database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation
 T = TypeVar("T")
 
@@ -139,6 +141,15 @@ def demo() -> None:
     settings = Settings()
     with redis_url(settings) as url:
         create_demo(settings, url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations (Alembic) to the configured database."""
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_tables(make_engine(settings.sqlalchemy_url))
+    typer.echo(f"database at head: {settings.sqlalchemy_url}")
 
 
 @keys_app.command("create")

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
-from stocksync.ledger import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from stocksync.ledger.migrate import upgrade
 
 
 def make_engine(url: str) -> Engine:
@@ -28,4 +28,5 @@ def make_engine(url: str) -> Engine:
 
 
 def create_tables(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the schema up to date through the Alembic migrations (never ``create_all``)."""
+    upgrade(engine)

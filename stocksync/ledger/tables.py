@@ -1,14 +1,105 @@
-"""SQLModel tables."""
+"""SQLModel tables of the ledger: movements, reservations, locations, keys, checkpoints."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Movement(SQLModel, table=True):
+    """One row per outbox event of a SKU: the durable history of every stock change."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        Index("ix_movements_position", "namespace", "sku", "location_id", "seq"),
+        Index("ix_movements_reservation", "namespace", "reservation_id"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True)
+    )
+    event_id: str = Field(max_length=80, unique=True, description="namespace/stream-id")
+    namespace: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    sku: str = Field(max_length=64)
+    location_id: str = Field(max_length=64)
+    seq: int = Field(sa_type=BigInteger)
+    reservation_id: str | None = Field(default=None, max_length=128)
+    channel: str | None = Field(default=None, max_length=32)
+    qty: int | None = None
+    d_on_hand: int = 0
+    d_reserved: int = 0
+    on_hand: int | None = Field(default=None, description="on_hand after the event")
+    reserved: int | None = Field(default=None, description="reserved after the event")
+    source: str | None = Field(default=None, max_length=32)
+    source_event_id: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=32)
+    occurred_at: datetime
+    recorded_at: datetime = Field(default_factory=utcnow)
+    details: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class LedgerReservation(SQLModel, table=True):
+    """The current state of a reservation, folded from its events."""
+
+    __tablename__ = "reservations"
+
+    namespace: str = Field(primary_key=True, max_length=32)
+    reservation_id: str = Field(primary_key=True, max_length=128)
+    channel: str = Field(max_length=32)
+    state: str = Field(max_length=16)
+    lines: str = Field(sa_column=Column(Text, nullable=False), description="JSON [[sku,loc,qty]]")
+    customer_ref: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    at_risk: bool = False
+
+
+class ReservationTransition(SQLModel, table=True):
+    """Each state a reservation entered (and each extension), once."""
+
+    __tablename__ = "reservation_transitions"
+    __table_args__ = (UniqueConstraint("namespace", "reservation_id", "state", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(max_length=32)
+    reservation_id: str = Field(max_length=128, index=True)
+    state: str = Field(max_length=16)
+    at: datetime
+
+
+class LedgerLocation(SQLModel, table=True):
+    __tablename__ = "locations"
+
+    namespace: str = Field(primary_key=True, max_length=32)
+    location_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)
+    lat: float | None = None
+    lon: float | None = None
+    pickup: bool = False
+    ship: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConnectorCheckpoint(SQLModel, table=True):
+    """Where a connector got to in its source (cursor or watermark)."""
+
+    __tablename__ = "connector_checkpoints"
+
+    connector: str = Field(primary_key=True, max_length=64)
+    cursor: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiKey(SQLModel, table=True):

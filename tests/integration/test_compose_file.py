@@ -1,0 +1,212 @@
+"""The container stack: docker-compose.yml as Compose itself resolves it, plus the Dockerfile.
+
+The checks run on the output of ``docker-compose config`` (Compose v1, the Debian
+``docker-compose`` package; ``.ci/run`` installs it), so they see the file after Compose has
+validated and normalised it. That output is YAML; it is parsed with PyYAML, which the project
+already depends on through ``uvicorn[standard]``. Compose v1 has no ``config --format json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+SERVE = ["stocksync", "serve", "--host", "0.0.0.0", "--port", "8000"]
+REDIS_URL = "redis://redis:6379/0"
+DATABASE_URL = "postgresql+psycopg://stocksync:stocksync@postgres:5432/stocksync"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip(
+            "the docker-compose binary is not installed (apt-get install -y docker-compose); "
+            "docker-compose.yml was not checked"
+        )
+    # Variables such as COMPOSE_FILE or COMPOSE_PROFILES would change what gets resolved.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    proc = subprocess.run(
+        [binary, "--file", str(COMPOSE_FILE), "--project-directory", str(ROOT), "config"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
+    parsed = yaml.safe_load(proc.stdout)
+    assert isinstance(parsed, dict), proc.stdout
+    return parsed
+
+
+def service(config: dict[str, Any], name: str) -> dict[str, Any]:
+    services = config["services"]
+    assert name in services, f"no service {name!r} in {sorted(services)}"
+    result: dict[str, Any] = services[name]
+    return result
+
+
+def argv(value: str | list[str]) -> list[str]:
+    """A command or healthcheck test as a list of arguments, whichever form the file used."""
+    return shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+
+
+def option(args: list[str], name: str) -> str:
+    """The value after ``name`` in ``args`` (``--appendfsync always``)."""
+    assert args.count(name) == 1, f"{name} should appear exactly once in {args}"
+    index = args.index(name)
+    assert index + 1 < len(args), f"{name} has no value in {args}"
+    return args[index + 1]
+
+
+def mounts(svc: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source, for the short (v1) and the long (v2) volume syntax."""
+    result: dict[str, str] = {}
+    for volume in svc.get("volumes", []):
+        if isinstance(volume, str):
+            source, target, *_ = volume.split(":")
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        result[target] = source
+    return result
+
+
+def environment(svc: dict[str, Any]) -> dict[str, str]:
+    env = svc.get("environment", {})
+    if isinstance(env, list):  # KEY=VALUE form
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_services_are_exactly_redis_postgres_api(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {"redis", "postgres", "api"}
+
+
+def test_redis_is_redis7_with_aof_fsynced_always(config: dict[str, Any]) -> None:
+    redis = service(config, "redis")
+    assert redis["image"] == "redis:7"
+    args = argv(redis["command"])
+    assert args[0] == "redis-server"
+    assert option(args, "--appendonly") == "yes"
+    assert option(args, "--appendfsync") == "always"
+
+
+def test_redis_data_is_on_a_named_volume(config: dict[str, Any]) -> None:
+    source = mounts(service(config, "redis")).get("/data")
+    assert source, "redis /data (where the AOF lives) is not mounted"
+    assert source in config.get("volumes", {}), f"{source!r} is not a named volume"
+
+
+def test_redis_healthcheck_pings(config: dict[str, Any]) -> None:
+    test = argv(service(config, "redis")["healthcheck"]["test"])
+    assert test[0] in {"CMD", "CMD-SHELL"}
+    assert "redis-cli" in " ".join(test[1:])
+    assert "ping" in " ".join(test[1:])
+
+
+def test_postgres_is_16_with_stocksync_credentials_and_volume(config: dict[str, Any]) -> None:
+    postgres = service(config, "postgres")
+    assert postgres["image"] == "postgres:16"
+    env = environment(postgres)
+    assert env["POSTGRES_DB"] == "stocksync"
+    assert env["POSTGRES_USER"] == "stocksync"
+    assert env["POSTGRES_PASSWORD"] == "stocksync"
+    source = mounts(postgres).get("/var/lib/postgresql/data")
+    assert source, "the postgres data directory is not mounted"
+    assert source in config.get("volumes", {}), f"{source!r} is not a named volume"
+    test = argv(postgres["healthcheck"]["test"])
+    assert "pg_isready" in " ".join(test[1:])
+
+
+def test_api_is_built_here_and_serves_on_all_interfaces(config: dict[str, Any]) -> None:
+    api = service(config, "api")
+    build = api["build"]
+    assert Path(build["context"]).resolve() == ROOT
+    assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+    assert argv(api["command"]) == SERVE
+    published = {(str(p.get("published")), str(p["target"])) for p in api["ports"]}
+    assert ("8000", "8000") in published
+
+
+def test_api_environment_points_at_the_compose_services(config: dict[str, Any]) -> None:
+    env = environment(service(config, "api"))
+    assert env["STOCKSYNC_REDIS_URL"] == REDIS_URL
+    assert env["STOCKSYNC_DATABASE_URL"] == DATABASE_URL
+
+    # The URLs must name services of this file, and the database URL the postgres credentials.
+    redis_url = urlsplit(env["STOCKSYNC_REDIS_URL"])
+    assert redis_url.hostname in config["services"]
+    db_url = urlsplit(env["STOCKSYNC_DATABASE_URL"])
+    assert db_url.hostname in config["services"]
+    pg_env = environment(service(config, "postgres"))
+    assert db_url.username == pg_env["POSTGRES_USER"]
+    assert db_url.password == pg_env["POSTGRES_PASSWORD"]
+    assert db_url.path.lstrip("/") == pg_env["POSTGRES_DB"]
+
+
+def test_api_waits_for_healthy_redis_and_postgres(config: dict[str, Any]) -> None:
+    depends_on = service(config, "api")["depends_on"]
+    assert isinstance(depends_on, dict), "depends_on must use the long form with conditions"
+    for name in ("redis", "postgres"):
+        assert depends_on[name]["condition"] == "service_healthy"
+        assert "healthcheck" in service(config, name), f"{name} has no healthcheck to wait for"
+
+
+def test_api_healthcheck_fetches_healthz_with_python(config: dict[str, Any]) -> None:
+    test = argv(service(config, "api")["healthcheck"]["test"])
+    assert test[:3] == ["CMD", "python", "-c"], test
+    code = test[3]
+    assert "urllib" in code
+    assert "/healthz" in code
+    assert ":8000/" in code
+    compile(code, "<api healthcheck>", "exec")  # a syntax error would fail every probe
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            instruction, _, args = line.partition(" ")
+            result.append((instruction.upper(), args.strip()))
+    return result
+
+
+def test_dockerfile_installs_the_project_on_python311_slim() -> None:
+    instructions = dockerfile_instructions()
+    froms = [args for instr, args in instructions if instr == "FROM"]
+    assert froms == ["python:3.11-slim"]
+    runs = [shlex.split(args) for instr, args in instructions if instr == "RUN"]
+    assert any(args[:3] == ["pip", "install", "."] for args in runs), runs
+    cmds = [args for instr, args in instructions if instr == "CMD"]
+    assert len(cmds) == 1
+    assert json.loads(cmds[0]) == SERVE
+
+
+def test_dockerignore_keeps_secrets_and_virtualenvs_out_but_not_the_package() -> None:
+    patterns = {
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".env"} <= patterns
+    for needed in ("pyproject.toml", "README.md", "stocksync", "connectors", "*", "."):
+        assert needed not in patterns, f".dockerignore drops {needed!r}, which the build needs"

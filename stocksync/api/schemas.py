@@ -19,16 +19,18 @@ from stocksync.domain.model import (
 
 Sku = Annotated[str, Field(pattern=SKU_PATTERN, examples=["SOFA-VELVET-GREEN"])]
 LocationId = Annotated[str, Field(pattern=LOCATION_PATTERN, examples=["store-berlin-mitte"])]
-Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
-Units = Annotated[int, Field(ge=0, le=1_000_000_000)]
+# Numbers are strict: "5", 5.0 and true are refused, not coerced (bad input changes nothing).
+Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_QTY)]
+Units = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 Source = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", examples=["pos"])]
 EventId = Annotated[str, Field(pattern=ID_PATTERN)]
 CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
-TtlSeconds = Annotated[int, Field(ge=1, le=90 * 24 * 3600)]
+TtlSeconds = Annotated[int, Field(strict=True, ge=1, le=90 * 24 * 3600)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class LocationIn(Request):
@@ -36,8 +38,8 @@ class LocationIn(Request):
     kind: Literal["store", "warehouse"]
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    pickup: bool = False
-    ship: bool = False
+    pickup: Flag = False
+    ship: Flag = False
 
 
 class LocationOut(BaseModel):
@@ -64,7 +66,7 @@ class CountIn(Request):
 
 
 class AdjustmentIn(Request):
-    delta: Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+    delta: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
     reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", examples=["sale"])]
     source: Source
     source_event_id: EventId

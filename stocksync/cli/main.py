@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -102,6 +103,9 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API (and, on the embedded default, the bundled Redis and the workers)."""
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
+    # the bundled Redis be stopped (and its AOF flushed) on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = Settings()
     overrides = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})

@@ -142,3 +142,24 @@ async def test_unknown_route_is_problem_404(client: httpx.AsyncClient) -> None:
     r = await client.get("/v1/nothing-here")
     assert r.status_code == 404
     assert r.json()["code"] == "not_found"
+
+
+async def test_timestamps_are_accepted_as_iso_strings(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    await seed("X", 5)
+    r = await client.post(
+        "/v1/stock/store-a/X/adjustments",
+        json={
+            "delta": -1,
+            "reason": "sale",
+            "source": "pos",
+            "source_event_id": "till-1",
+            "occurred_at": "2026-11-26T10:00:00+00:00",
+        },
+    )
+    assert r.status_code == 200, r.text
+    r = await client.put(
+        "/v1/stock/store-a/X", json={"on_hand": 9, "as_of": "2026-11-26T10:00:01Z"}
+    )
+    assert r.status_code == 200, r.text

@@ -74,3 +74,11 @@ class Forbidden(StockSyncError):
     code = "forbidden"
     status = 403
     title = "Forbidden"
+
+
+class StockRegressed(StockSyncError):
+    """Redis holds an older state of this SKU than the ledger (restored from an old file)."""
+
+    code = "stock_regressed"
+    status = 503
+    title = "Stock state is behind the ledger"

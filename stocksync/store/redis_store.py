@@ -17,6 +17,7 @@ from stocksync.domain.errors import (
     NotFound,
     OnHandMismatch,
     ShortLine,
+    StockRegressed,
 )
 from stocksync.domain.model import (
     Line,
@@ -47,6 +48,16 @@ class ReapResult:
 class TransitionResult:
     reservation: Reservation
     repeated: bool
+    event_ids: tuple[str, ...] = ()  # outbox events of a terminal transition (for the ledger)
+
+
+def _raise_regressed(reply: Sequence[Any]) -> None:
+    if reply and reply[0] == "stock_regressed":
+        raise StockRegressed(
+            f"stock of {reply[1]!r} in Redis is older than the ledger; writes are refused "
+            "until `stocksync rebuild` repairs it",
+            sku=reply[1],
+        )
 
 
 def _pairs(flat: Sequence[Any]) -> dict[str, str]:
@@ -201,6 +212,7 @@ class RedisStockStore:
         return self._stock_change(sku, location_id, reply)
 
     def _stock_change(self, sku: str, location_id: str, reply: list[Any]) -> StockChangeResult:
+        _raise_regressed(reply)
         status = reply[0]
         if status == "unknown_location":
             raise NotFound(f"unknown location {location_id!r}", resource="location")
@@ -270,6 +282,7 @@ class RedisStockStore:
             customer_ref or "",
             lines_json,
         )
+        _raise_regressed(reply)
         status = reply[0]
         if status == "ok" and int(reply[1]):
             created_at, expires_at = int(reply[2]), int(reply[3])
@@ -340,11 +353,13 @@ class RedisStockStore:
         self, action: str, reservation_id: str, *args: str | int
     ) -> TransitionResult:
         reply = await self._call(action, reservation_id, *args)
+        _raise_regressed(reply)
         status = reply[0]
         if status == "ok":
             fields = _pairs(reply[2:])
+            events = tuple(e for e in fields.get("events", "").split(",") if e)
             return TransitionResult(
-                parse_reservation(reservation_id, fields), repeated=bool(int(reply[1]))
+                parse_reservation(reservation_id, fields), bool(int(reply[1])), events
             )
         if status == "not_found":
             raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")

@@ -28,13 +28,22 @@ local function sku_locs_key(sku) return P .. 'skulocs:' .. sku end
 
 local function num(v) return tonumber(v) or 0 end
 
--- Append one event to the outbox; SKU events get the SKU's next seq. Returns the seq.
+-- Append one event to the outbox; SKU events get the SKU's next seq. Returns seq, stream id.
 local function emit(kind, sku, loc, fields)
   local seq = 0
   if sku ~= '' then seq = redis.call('HINCRBY', P .. 'seq', sku, 1) end
-  redis.call('XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
+  local event_id = redis.call('XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
     'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
-  return seq
+  return seq, event_id
+end
+
+-- SKUs whose Redis state went back in time (older than the ledger) refuse writes until
+-- `stocksync rebuild` repairs them (DESIGN rule 6). Returns the first such SKU, or nil.
+local function regressed_sku(lines)
+  for _, ln in ipairs(lines) do
+    if redis.call('SISMEMBER', P .. 'regressed', ln[1]) == 1 then return ln[1] end
+  end
+  return nil
 end
 
 -- Record a physical delta at the time it occurred, for counts taken before it (as-of rule).
@@ -47,6 +56,7 @@ end
 -- Move an active reservation to a terminal state, giving back (or consuming) its units.
 local function finish(id, rk, lines, new_state, consume)
   local channel = redis.call('HGET', rk, 'channel') or ''
+  local event_ids = {}
   for _, ln in ipairs(lines) do
     local sku, loc, qty = ln[1], ln[2], ln[3]
     local pk = pos_key(sku, loc)
@@ -60,12 +70,15 @@ local function finish(id, rk, lines, new_state, consume)
       on_hand = num(redis.call('HGET', pk, 'on_hand'))
     end
     redis.call('ZREM', holds_key(sku, loc), id)
-    local seq = emit(new_state, sku, loc, { 'res', id, 'ch', channel, 'qty', qty,
+    local seq, event_id = emit(new_state, sku, loc, { 'res', id, 'ch', channel, 'qty', qty,
       'd_on_hand', d_on_hand, 'd_reserved', -qty, 'on_hand', on_hand, 'reserved', reserved })
+    table.insert(event_ids, event_id)
     if consume then record_delta(sku, loc, NOW, seq, -qty) end
   end
+  -- The events' ids stay on the reservation so a fulfilment can be written to the ledger
+  -- (and re-written on a retry) before it is acknowledged.
   redis.call('HSET', rk, 'state', new_state, 'updated_at', NOW, 'expires_at', '',
-    'h:' .. new_state, NOW)
+    'h:' .. new_state, NOW, 'events', table.concat(event_ids, ','))
   redis.call('ZREM', P .. 'active', id)
   redis.call('EXPIRE', rk, RETENTION)
 end
@@ -80,7 +93,9 @@ local function expire_one(id, hk)
     return 0
   end
   if r[3] == '' or num(r[3]) > NOW then return 0 end
-  finish(id, rk, cjson.decode(r[2]), 'expired', false)
+  local lines = cjson.decode(r[2])
+  if regressed_sku(lines) then return 0 end -- frozen until rebuilt
+  finish(id, rk, lines, 'expired', false)
   return 1
 end
 
@@ -94,14 +109,17 @@ local function reap_lines(lines)
   for _, ln in ipairs(lines) do reap_position(ln[1], ln[2]) end
 end
 
--- Load a reservation, reaping due holds of its SKUs first. Returns rk, state, lines or nil.
+-- Load a reservation, reaping due holds at its positions first.
+-- Returns rk, state, lines, regressed_sku (nil, or a SKU whose writes are refused), or nil.
 local function load_reservation(id)
   local rk = res_key(id)
   local r = redis.call('HMGET', rk, 'state', 'lines')
   if not r[1] then return nil end
   local lines = cjson.decode(r[2])
+  local regressed = regressed_sku(lines)
+  if regressed then return rk, r[1], lines, regressed end
   reap_lines(lines)
-  return rk, redis.call('HGET', rk, 'state'), lines
+  return rk, redis.call('HGET', rk, 'state'), lines, nil
 end
 
 -- Set the deadline of an active reservation in every expiry index (score '' = none).
@@ -115,10 +133,10 @@ end
 
 -- Emit one event per line for a transition that moves no units (confirm, ready, extend).
 local function emit_lines(kind, id, rk, lines)
-  local channel = redis.call('HGET', rk, 'channel') or ''
+  local r = redis.call('HMGET', rk, 'channel', 'expires_at')
   for _, ln in ipairs(lines) do
-    emit(kind, ln[1], ln[2], { 'res', id, 'ch', channel, 'qty', ln[3],
-      'd_on_hand', 0, 'd_reserved', 0 })
+    emit(kind, ln[1], ln[2], { 'res', id, 'ch', r[1] or '', 'qty', ln[3],
+      'd_on_hand', 0, 'd_reserved', 0, 'exp', r[2] or '' })
   end
 end
 
@@ -139,16 +157,18 @@ local function flag_at_risk(sku, loc, shortfall)
     if a.created ~= b.created then return a.created > b.created end
     return a.id > b.id
   end)
-  local covered, flagged = 0, 0
+  local covered, flagged, ids = 0, 0, {}
   for _, h in ipairs(holds) do
     if covered >= shortfall then break end
     covered = covered + h.qty
     if not h.flagged then
       redis.call('HSET', res_key(h.id), 'at_risk', '1')
       flagged = flagged + 1
+      table.insert(ids, h.id)
     end
   end
-  emit('oversell_risk', sku, loc, { 'shortfall', shortfall, 'flagged', flagged })
+  emit('oversell_risk', sku, loc, { 'shortfall', shortfall, 'flagged', flagged,
+    'flagged_ids', table.concat(ids, ',') })
   return flagged
 end
 

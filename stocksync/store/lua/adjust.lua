@@ -12,7 +12,7 @@
 -- even one whose as_of is this same millisecond.
 --
 -- Returns {'ok'|'replay', applied, on_hand, reserved, safety, seq, flagged}
---         {'unknown_location', loc} | {'idempotency_conflict'}
+--         {'unknown_location', loc} | {'idempotency_conflict'} | {'stock_regressed', sku}
 
 local sku = ARGV[3]
 local loc = ARGV[4]
@@ -24,6 +24,7 @@ local occurred_arg = ARGV[9]
 local fp = ARGV[10]
 
 if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
+if regressed_sku({ { sku } }) then return { 'stock_regressed', sku } end
 local ik = idem_key(source, event_id)
 local seen = check_idempotency(ik, fp)
 if seen then return seen end

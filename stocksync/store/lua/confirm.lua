@@ -3,12 +3,14 @@
 -- ARGV[3] reservation_id   ARGV[4] pickup deadline in ms from now ('' = none)
 --
 -- Returns {'ok', repeated, field, value, ...} | {'not_found'} | {'invalid_transition', state}
+--         | {'stock_regressed', sku}
 
 local id = ARGV[3]
 local pickup_ms = ARGV[4]
 
-local rk, state, lines = load_reservation(id)
+local rk, state, lines, regressed = load_reservation(id)
 if not rk then return { 'not_found' } end
+if regressed then return { 'stock_regressed', regressed } end
 if state == 'confirmed' then
   return reply_reservation(1, rk)
 end

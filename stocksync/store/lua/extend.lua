@@ -3,12 +3,14 @@
 -- ARGV[3] reservation_id   ARGV[4] ttl in ms
 --
 -- Returns {'ok', 0, field, value, ...} | {'not_found'} | {'invalid_transition', state}
+--         | {'stock_regressed', sku}
 
 local id = ARGV[3]
 local ttl_ms = tonumber(ARGV[4])
 
-local rk, state, lines = load_reservation(id)
+local rk, state, lines, regressed = load_reservation(id)
 if not rk then return { 'not_found' } end
+if regressed then return { 'stock_regressed', regressed } end
 if not ACTIVE[state] then return { 'invalid_transition', state } end
 
 local expires_at = NOW + ttl_ms

@@ -12,11 +12,12 @@ local locs = {}
 for i = 4, #ARGV do table.insert(locs, ARGV[i]) end
 if #locs == 0 then locs = redis.call('SMEMBERS', sku_locs_key(sku)) end
 
+local frozen = redis.call('SISMEMBER', P .. 'regressed', sku) == 1
 local out = {}
 for _, loc in ipairs(locs) do
   local l = redis.call('HMGET', loc_key(loc), 'kind', 'name', 'lat', 'lon', 'pickup', 'ship')
   if l[1] then
-    reap_position(sku, loc)
+    if not frozen then reap_position(sku, loc) end
     local on_hand, reserved, safety = read_position(sku, loc)
     for _, v in ipairs({ loc, on_hand, reserved, safety, l[1], l[2], l[3] or '', l[4] or '',
       l[5], l[6] }) do table.insert(out, v) end

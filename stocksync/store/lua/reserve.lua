@@ -7,6 +7,7 @@
 -- Returns {'ok', 1, created_at, expires_at}                  a new hold
 --         {'ok', 0, field, value, ...}                       a retry: the stored reservation
 --         {'idempotency_conflict'}                           same id, different request
+--         {'stock_regressed', sku}                           Redis is behind the ledger
 --         {'unknown_location', location_id, ...}
 --         {'insufficient_stock', sku, loc, requested, available, ...}   nothing reserved
 
@@ -26,6 +27,8 @@ if prior_fp then
 end
 
 local lines = cjson.decode(lines_json)
+local regressed = regressed_sku(lines)
+if regressed then return { 'stock_regressed', regressed } end
 reap_lines(lines)
 
 -- Checks: every location exists and every line fits, before the first write.
@@ -63,6 +66,7 @@ for i, ln in ipairs(lines) do
   local reserved = redis.call('HINCRBY', pos_key(sku, loc), 'reserved', qty)
   redis.call('ZADD', holds_key(sku, loc), expires_at, id)
   emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,
-    'd_reserved', qty, 'on_hand', on_hands[i], 'reserved', reserved })
+    'd_reserved', qty, 'on_hand', on_hands[i], 'reserved', reserved, 'exp', expires_at,
+    'cref', customer_ref, 'lines', lines_json })
 end
 return { 'ok', 1, NOW, expires_at }

@@ -9,7 +9,7 @@
 -- applied count (or older than the kept delta window) is recorded in the outbox, not applied.
 --
 -- Returns {'ok'|'replay', applied, on_hand, reserved, safety, seq, flagged}
---         {'unknown_location', loc} | {'idempotency_conflict'} | {'on_hand_mismatch', on_hand}
+--         {'unknown_location', loc} | {'idempotency_conflict'} | {'stock_regressed', sku} | {'on_hand_mismatch', on_hand}
 
 local sku = ARGV[3]
 local loc = ARGV[4]
@@ -22,6 +22,7 @@ local event_id = ARGV[10]
 local fp = ARGV[11]
 
 if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
+if regressed_sku({ { sku } }) then return { 'stock_regressed', sku } end
 local ik = nil
 if event_id ~= '' then
   ik = idem_key(source, event_id)

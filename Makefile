@@ -27,8 +27,8 @@ test: install lint  ## install, lint, and run every test
 unit: install
 	$(BIN)/pytest tests/unit
 
-bench: install  ## benchmarks: script path and HTTP path against same-run baselines
-	$(BIN)/python -m bench
+bench: install  ## benchmarks against same-run baselines, ~2.5 min (BENCH_ARGS=--quick: ~40 s)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 load: install  ## locust channel mix against a running engine (see loadtests/README.md)
 	$(BIN)/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 60s --host http://127.0.0.1:8000

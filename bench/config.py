@@ -1,0 +1,76 @@
+"""Run profiles: what a default run and a ``--quick`` run measure, and for how long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOT_SKU = "BENCH-HOT-1"
+HOT_LOCATION = "bench-hot"
+ON_HAND = 1_000_000_000  # the API's maximum count: never short, even without releases
+TTL_SECONDS = 600
+CHANNEL = "web"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # (a) script path: INCR and script slices alternate `rounds` times (drift hits both alike)
+    script_fsyncs: tuple[str, ...]
+    script_concurrency: tuple[int, ...]
+    script_rounds: int
+    script_slice_s: float
+    script_warmup_s: float
+    # (b) HTTP path with wrk (closed loop)
+    http_workers: tuple[int, ...]
+    http_concurrency: tuple[int, ...]
+    http_pair_concurrency: tuple[int, ...]  # reserve+release pairs; () = skip
+    http_everysec: bool  # also reserve at the top concurrency on an everysec Redis (workers=max)
+    wrk_seconds: int  # per slice
+    wrk_rounds: int  # slices of a scenario, alternating with its baseline's
+    wrk_warmup_seconds: int
+    # (c) open loop at a fixed offered rate
+    open_loop_workers: tuple[int, ...]
+    open_loop_rates: tuple[int, ...]  # offered rates; the first is the target's (1,000/s)
+    open_loop_seconds: float
+    open_loop_warmup_s: float
+
+
+FULL = Profile(
+    name="full",
+    script_fsyncs=("always", "everysec"),
+    script_concurrency=(1, 32),
+    script_rounds=4,
+    script_slice_s=0.75,
+    script_warmup_s=0.3,
+    http_workers=(1, 2),
+    http_concurrency=(16, 64),
+    http_pair_concurrency=(64,),
+    http_everysec=True,
+    wrk_seconds=3,
+    wrk_rounds=2,
+    wrk_warmup_seconds=1,
+    open_loop_workers=(2,),
+    open_loop_rates=(1000, 500),
+    open_loop_seconds=10.0,
+    open_loop_warmup_s=1.0,
+)
+
+QUICK = Profile(
+    name="quick",
+    script_fsyncs=("always", "everysec"),
+    script_concurrency=(1, 32),
+    script_rounds=2,
+    script_slice_s=0.4,
+    script_warmup_s=0.2,
+    http_workers=(1, 2),
+    http_concurrency=(64,),
+    http_pair_concurrency=(),
+    http_everysec=False,
+    wrk_seconds=2,
+    wrk_rounds=1,
+    wrk_warmup_seconds=1,
+    open_loop_workers=(2,),
+    open_loop_rates=(1000,),
+    open_loop_seconds=5.0,
+    open_loop_warmup_s=0.5,
+)

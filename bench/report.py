@@ -1,0 +1,122 @@
+"""The result table: printed to stdout and written as bench/results/latest.{json,md}."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+@dataclass
+class Row:
+    """One measured scenario, with the same-run baseline it is compared to."""
+
+    section: str  # "script" | "http" | "open-loop"
+    scenario: str
+    fsync: str
+    workers: int | None  # API worker processes; None when no API server is involved
+    concurrency: str
+    ops_s: float
+    p50_ms: float
+    p99_ms: float
+    baseline: str = ""
+    baseline_ops_s: float | None = None
+    target: str = ""
+    passed: bool | None = None
+    errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline_ops_s:
+            return None
+        return self.ops_s / self.baseline_ops_s
+
+
+COLUMNS = (
+    "scenario",
+    "fsync",
+    "W",
+    "conc",
+    "ops/s",
+    "p50 ms",
+    "p99 ms",
+    "baseline",
+    "base ops/s",
+    "ratio",
+    "target",
+    "err",
+    "CPU% api/redis/load/other/steal",
+)
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _cells(row: Row) -> list[str]:
+    ratio = row.ratio
+    verdict = "" if row.passed is None else (" PASS" if row.passed else " FAIL")
+    cpu = "/".join(
+        _num(row.cpu[k]) if k in row.cpu else "-"
+        for k in ("api", "redis", "load", "other", "steal")
+    )
+    return [
+        row.scenario,
+        row.fsync,
+        "-" if row.workers is None else str(row.workers),
+        row.concurrency,
+        _num(row.ops_s),
+        _num(row.p50_ms, 2),
+        _num(row.p99_ms, 2),
+        row.baseline or "-",
+        _num(row.baseline_ops_s),
+        "-" if ratio is None else f"{ratio:.2f}",
+        (row.target + verdict) if row.target else "",
+        str(row.errors),
+        cpu,
+    ]
+
+
+def render_table(rows: list[Row]) -> str:
+    """A pipe table, aligned for the terminal and valid Markdown."""
+    table = [list(COLUMNS), *(_cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    numeric = {3, 4, 5, 6, 8, 9, 11}
+
+    def fmt(line: list[str]) -> str:
+        cells = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+    rule = "|" + "|".join(
+        "-" * (w + 1) + ":" if i in numeric else "-" * (w + 2) for i, w in enumerate(widths)
+    )
+    return "\n".join([fmt(table[0]), rule + "|", *(fmt(line) for line in table[1:])])
+
+
+def write_results(
+    rows: list[Row], notes: list[str], meta: dict[str, object], directory: Path = RESULTS_DIR
+) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {
+        "meta": meta,
+        "notes": notes,
+        "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+    }
+    json_path = directory / "latest.json"
+    json_path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    md_path = directory / "latest.md"
+    meta_lines = [f"- **{k}**: {v}" for k, v in meta.items()]
+    md = ["# stocksync benchmark", "", *meta_lines, "", render_table(rows), ""]
+    md += [f"- {note}" for note in notes]
+    md_path.write_text("\n".join(md) + "\n")
+    return json_path, md_path

@@ -1,0 +1,197 @@
+"""(a) The script path through redis-py asyncio, against raw INCR round trips on the same client.
+
+Both run on a ``redis.asyncio`` client over a ``BlockingConnectionPool`` (decode_responses,
+hiredis) sized to the concurrency, with that many asyncio tasks sharing it. Each script call of a
+reserve+release pair counts as one call, so script calls/s compare directly with INCR calls/s.
+INCR slices and script slices alternate, so noise from the shared machine lands on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from bench.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
+from bench.cpu import CpuSample, CpuWindow, self_cpu_seconds
+from bench.report import Row
+from bench.servers import BenchRedis
+from bench.stats import Latency
+from stocksync.domain.model import Line, Location
+from stocksync.store.redis_store import RedisStockStore
+
+TARGET_RATIO = 0.80
+Step = Callable[[int, int], Awaitable[object]]
+_run_ids = itertools.count()
+
+
+@dataclass
+class Tally:
+    """Calls completed inside measurement windows, their latencies and the CPU spent."""
+
+    seconds: float = 0.0
+    samples: list[float] = field(default_factory=list)
+    cpu: CpuSample = field(default_factory=CpuSample)
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / self.seconds if self.seconds else 0.0
+
+
+async def closed_loop(step: Step, concurrency: int, warmup: float, duration: float) -> list[float]:
+    """Run ``concurrency`` tasks calling ``step`` back to back; latencies of calls in the window."""
+    window_start = perf_counter() + warmup
+    window_end = window_start + duration
+    samples: list[float] = []
+
+    async def worker(task_id: int) -> None:
+        for i in itertools.count():
+            began = perf_counter()
+            if began >= window_end:
+                return
+            await step(task_id, i)
+            ended = perf_counter()
+            if began >= window_start and ended <= window_end:
+                samples.append(ended - began)
+
+    await asyncio.gather(*(worker(t) for t in range(concurrency)))
+    return samples
+
+
+async def open_client(url: str, size: int) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=size, timeout=10.0, decode_responses=True
+    )
+    client = Redis(connection_pool=pool)
+    await asyncio.gather(*(client.ping() for _ in range(size)))  # warm: open every connection
+    return client
+
+
+def incr_step(client: Redis, key: str) -> Step:
+    async def step(task_id: int, i: int) -> object:
+        return await client.incr(key)
+
+    return step
+
+
+def pair_step(store: RedisStockStore, tag: str) -> Step:
+    """Even calls reserve one unit of the hot SKU, odd calls release that reservation."""
+    lines = [Line(HOT_SKU, HOT_LOCATION, 1)]
+
+    async def step(task_id: int, i: int) -> object:
+        reservation_id = f"{tag}-{task_id}-{i // 2}"
+        if i % 2 == 0:
+            return await store.reserve(reservation_id, CHANNEL, lines, TTL_SECONDS)
+        return await store.release(reservation_id)
+
+    return step
+
+
+async def seed(store: RedisStockStore) -> None:
+    await store.upsert_location(Location(HOT_LOCATION, "Bench store", "store", pickup=True))
+    await store.set_count(HOT_SKU, HOT_LOCATION, ON_HAND)
+
+
+async def compare(
+    bench: BenchRedis, concurrency: int, profile: Profile
+) -> tuple[Tally, Tally, dict[str, dict[str, Any]]]:
+    """Alternate INCR and reserve/release slices; returns both tallies and Redis commandstats."""
+    incr_client = await open_client(bench.url, concurrency)
+    script_client = await open_client(bench.url, concurrency)
+    try:
+        store = RedisStockStore(script_client, "benchscript")
+        await seed(store)
+        steps = {
+            "incr": incr_step(incr_client, "bench:incr"),
+            "script": pair_step(store, f"s{next(_run_ids)}"),
+        }
+        tallies = {name: Tally() for name in steps}
+        for step in steps.values():  # warm both paths (script load, pool, allocator)
+            await closed_loop(step, concurrency, 0.0, profile.script_warmup_s)
+        bench.reset_stats()
+        groups = {"redis": lambda: [bench.pid]}
+        for _ in range(profile.script_rounds):
+            for name, step in steps.items():
+                window = CpuWindow(groups).start()
+                cpu_before = self_cpu_seconds()
+                samples = await closed_loop(step, concurrency, 0.05, profile.script_slice_s)
+                tally = tallies[name]
+                tally.cpu += window.stop(self_cpu_seconds() - cpu_before)
+                tally.samples += samples
+                tally.seconds += profile.script_slice_s
+        wanted = ("cmdstat_incrby", "cmdstat_evalsha")  # redis-py sends INCR as INCRBY
+        commands = {
+            k.removeprefix("cmdstat_"): v
+            for k, v in bench.info("commandstats").items()
+            if k in wanted and isinstance(v, dict)
+        }
+        return tallies["incr"], tallies["script"], commands
+    finally:
+        await incr_client.aclose()
+        await script_client.aclose()
+
+
+def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run on uvloop when installed, like ``uvicorn[standard]`` serves the API."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+def run(bench: BenchRedis, profile: Profile) -> list[Row]:
+    rows = []
+    for concurrency in profile.script_concurrency:
+        incr, script, commands = run_async(compare(bench, concurrency, profile))
+        redis_us = {k: round(float(v.get("usec_per_call", 0)), 1) for k, v in commands.items()}
+        incr_latency = Latency.of_seconds(incr.samples)
+        script_latency = Latency.of_seconds(script.samples)
+        rows.append(
+            Row(
+                section="script",
+                scenario="INCR round trip (baseline)",
+                fsync=bench.appendfsync,
+                workers=None,
+                concurrency=str(concurrency),
+                ops_s=incr.rate,
+                p50_ms=incr_latency.p50,
+                p99_ms=incr_latency.p99,
+                cpu=_client_cpu(incr.cpu),
+                extra={"redis_usec_per_call": redis_us.get("incrby"), "calls": len(incr.samples)},
+            )
+        )
+        ratio = script.rate / incr.rate if incr.rate else 0.0
+        rows.append(
+            Row(
+                section="script",
+                scenario="store.reserve+release (per call)",
+                fsync=bench.appendfsync,
+                workers=None,
+                concurrency=str(concurrency),
+                ops_s=script.rate,
+                p50_ms=script_latency.p50,
+                p99_ms=script_latency.p99,
+                baseline="INCR",
+                baseline_ops_s=incr.rate,
+                target=f">= {TARGET_RATIO:.2f}",
+                passed=ratio >= TARGET_RATIO,
+                cpu=_client_cpu(script.cpu),
+                extra={
+                    "pairs_s": round(script.rate / 2, 1),
+                    "redis_usec_per_call": redis_us.get("evalsha"),
+                    "calls": len(script.samples),
+                },
+            )
+        )
+    return rows
+
+
+def _client_cpu(sample: CpuSample) -> dict[str, float]:
+    return sample.shares()  # "load" is this benchmark process: the redis-py client

@@ -1,0 +1,221 @@
+"""Runs every scenario of a profile, with its servers, and always stops what it started."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import http_path, open_loop, script_path
+from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
+from bench.cpu import CORES
+from bench.report import RESULTS_DIR, Row
+from bench.servers import ApiServer, BenchRedis, create_api_key
+
+
+@dataclass(frozen=True)
+class Options:
+    profile: Profile
+    client: str  # open-loop generator client: "raw" | "httpx"
+    procs: int  # open-loop generator processes
+    sections: frozenset[str]  # "script", "http", "open-loop"
+    tmp_dir: Path | None
+
+
+@dataclass
+class Outcome:
+    rows: list[Row] = field(default_factory=list)
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+class Redises:
+    """One EmbeddedRedis per appendfsync mode, started on first use, stopped with the stack."""
+
+    def __init__(self, stack: ExitStack, tmp_dir: Path | None) -> None:
+        self.stack = stack
+        self.tmp_dir = tmp_dir
+        self.started: dict[str, BenchRedis] = {}
+        self.keys: dict[str, str] = {}
+
+    def get(self, fsync: str) -> BenchRedis:
+        if fsync not in self.started:
+            self.started[fsync] = self.stack.enter_context(BenchRedis(fsync, self.tmp_dir))
+        return self.started[fsync]
+
+    def api(self, fsync: str, workers: int) -> ApiServer:
+        """An API server (not yet started) on this Redis, sharing one data dir and key."""
+        redis = self.get(fsync)
+        data_dir = redis.dir / "api"
+        if fsync not in self.keys:
+            self.keys[fsync] = create_api_key(redis.url, data_dir)
+        log = RESULTS_DIR / "logs" / f"serve-{fsync}-w{workers}.log"
+        return ApiServer(redis.url, data_dir, workers, self.keys[fsync], keep_log=log)
+
+    def version(self) -> object:
+        for redis in self.started.values():
+            return redis.info("server").get("redis_version")
+        return None
+
+
+def run(options: Options, outcome: Outcome) -> None:
+    """Fill ``outcome`` as scenarios finish (so an interrupted run still reports what it has)."""
+    outcome.meta.update(environment(options))
+    started = time.monotonic()
+    with ExitStack() as stack:
+        redises = Redises(stack, options.tmp_dir)
+        if "script" in options.sections:
+            script_section(redises, options, outcome)
+        api_sections(redises, options, outcome)
+        outcome.meta["redis_version"] = redises.version()
+    outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
+
+
+def script_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+    for fsync in options.profile.script_fsyncs:
+        log(f"(a) script path vs INCR, appendfsync {fsync}")
+        outcome.rows += script_path.run(redises.get(fsync), options.profile)
+
+
+def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
+    """(b) and (c) on an ``always`` Redis for each worker count, then (b) on ``everysec``."""
+    profile, sections = options.profile, options.sections
+    workers_needed = set(profile.http_workers if "http" in sections else ())
+    workers_needed |= set(profile.open_loop_workers if "open-loop" in sections else ())
+    for workers in sorted(workers_needed):
+        redis = redises.get("always")
+        with redises.api("always", workers) as server:
+            server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
+            log(f"    API up on {server.base_url}, workers={workers}")
+            if "http" in sections and workers in profile.http_workers:
+                log(f"(b) HTTP path with wrk, workers={workers}")
+                outcome.rows += http_path.run(server, redis, profile, "a")
+            if "open-loop" in sections and workers in profile.open_loop_workers:
+                for rate in profile.open_loop_rates:
+                    log(f"(c) open loop at {rate}/s, workers={workers}")
+                    row = open_loop.run(server, redis, profile, rate, options.client, options.procs)
+                    outcome.rows.append(row)
+    if "http" in sections and profile.http_everysec:
+        workers = max(profile.http_workers)
+        with redises.api("everysec", workers) as server:
+            server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
+            log(f"(b) HTTP path with wrk, workers={workers}, appendfsync everysec")
+            bench = http_path.HttpBench(server, redises.get("everysec"), profile, "e")
+            bench.warm_up()
+            outcome.rows += bench.reserve(max(profile.http_concurrency))
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def environment(options: Options) -> dict[str, object]:
+    return {
+        "profile": options.profile.name,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "host": platform.node(),
+        "cores": CORES,
+        "loadavg_at_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "python": platform.python_version(),
+        "open_loop_generator": f"{options.client} asyncio client x {options.procs} processes",
+        "data_fs": filesystem(options.tmp_dir or Path(os.environ.get("TMPDIR", "/tmp"))),
+        "git": git_describe(),
+        "server_logs": str(RESULTS_DIR / "logs"),
+    }
+
+
+def filesystem(path: Path) -> str:
+    """The filesystem type holding ``path`` (tmpfs would make fsync free)."""
+    best, kind = "", "?"
+    target = str(path.resolve())
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, fstype, *_ = line.split()
+        if target.startswith(mount) and len(mount) > len(best):
+            best, kind = mount, fstype
+    return f"{kind} ({best})"
+
+
+def git_describe() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).parent,
+        )
+    except OSError:
+        return "?"
+    return done.stdout.decode().strip() or "?"
+
+
+def notes(outcome: Outcome) -> list[str]:
+    """Explanations and the per-row details that do not fit the table."""
+    meta = outcome.meta
+    lines = [
+        "setup: "
+        + ", ".join(f"{k}={meta[k]}" for k in ("profile", "cores", "loadavg_at_start") if k in meta)
+        + f", redis {meta.get('redis_version')}, AOF on {meta.get('data_fs')}"
+        + f", run took {meta.get('duration_s', '?')} s",
+        "ratio = ops/s / baseline ops/s, both measured in this run on this machine; trust ratios"
+        " over absolute numbers (shared, noisy 2-core host).",
+        "CPU% = percent of one core (200 = both): api = uvicorn process(es), redis = redis-server,"
+        " load = the load generator (this process for script rows, wrk, or the open-loop"
+        " processes), other = everything else busy on the machine, steal = taken by the"
+        " hypervisor.",
+    ]
+    for row in outcome.rows:
+        where = f"[{row.fsync}, conc {row.concurrency}]"
+        if row.section == "script" and "pairs_s" in row.extra:
+            lines.append(
+                f"script {where}: {row.extra['pairs_s']:,} reserve+release pairs/s;"
+                f" Redis-side µs/call: EVALSHA {row.extra.get('redis_usec_per_call')}"
+            )
+        elif row.section == "script":
+            lines.append(
+                f"INCR {where}: Redis-side µs/call {row.extra.get('redis_usec_per_call')}"
+                " (the AOF fsync happens outside the command time)"
+            )
+        elif row.section == "http" and "pairs_s" in row.extra:
+            lines.append(
+                f"HTTP reserve+release W={row.workers} {where}: {row.extra['pairs_s']:,} pairs/s"
+                + _per_process(row)
+            )
+        elif row.section == "http" and row.baseline and (row.workers or 0) > 1:
+            lines.append(f"HTTP reserve W={row.workers} {where}:" + _per_process(row))
+        elif row.section == "open-loop":
+            x = row.extra
+            lines.append(
+                f"open loop W={row.workers} {where}: p50 {row.p50_ms:.2f} / p90"
+                f" {x['p90_ms']:.2f} / p99 {row.p99_ms:.2f} / max {x['max_ms']:.2f} ms over"
+                f" {x['scheduled']:,} scheduled requests, achieved {row.ops_s:,.0f}/s,"
+                f" errors {row.errors} (unanswered {x['unfinished']}); generator sent late by"
+                f" p50 {x['send_lag_p50_ms']:.2f} / p99 {x['send_lag_p99_ms']:.2f} ms"
+                + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
+                + _per_process(row)
+            )
+    if any(r.section == "open-loop" for r in outcome.rows):
+        lines.append(
+            f"open-loop generator: {meta.get('open_loop_generator')}, each request due on a fixed"
+            " schedule and timed from its due time (no coordinated omission); requests unanswered"
+            f" {open_loop.GRACE_S:g} s after the last send count as errors and are not in the"
+            " percentiles. The generators run on the same 2 cores as the server and Redis, so"
+            " their CPU (load) competes with them."
+        )
+    if any(r.section == "http" for r in outcome.rows):
+        lines.append(
+            f"HTTP rows: wrk -t{http_path.WRK_THREADS}, closed loop (conc = connections), each"
+            " request a new reservation id; wrk latencies are per request at saturation."
+        )
+    return lines
+
+
+def _per_process(row: Row) -> str:
+    """CPU of each API process (supervisor and workers): shows how evenly workers are loaded."""
+    shares = row.extra.get("api_process_cpu")
+    if not isinstance(shares, list) or len(shares) < 2:
+        return ""
+    return " API CPU% per process " + "/".join(f"{v:g}" for v in shares)

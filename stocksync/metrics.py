@@ -77,5 +77,42 @@ class Metrics:
             registry=r,
         )
 
+        self.stock_regressed = Counter(
+            "stocksync_stock_regressed",
+            "SKUs found with Redis state older than the ledger (writes refused until rebuilt)",
+            registry=r,
+        )
+        self.regressed_skus = Gauge(
+            "stocksync_regressed_skus", "SKUs currently frozen awaiting a rebuild", registry=r
+        )
+
+        # Ledger writer (outbox stream -> SQL ledger).
+        self.ledger_events_written = Counter(
+            "stocksync_ledger_events_written",
+            "Outbox events committed to the SQL ledger and acknowledged",
+            registry=r,
+        )
+        self.ledger_batch_size = Histogram(
+            "stocksync_ledger_batch_size",
+            "Outbox events per ledger transaction",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+            registry=r,
+        )
+        self.ledger_errors = Counter(
+            "stocksync_ledger_errors",
+            "Ledger writer passes that failed (SQL or Redis) and were retried",
+            registry=r,
+        )
+        self.ledger_lag_events = Gauge(
+            "stocksync_ledger_lag_events",
+            "Outbox entries not yet acknowledged by the ledger writer",
+            registry=r,
+        )
+        self.ledger_lag_seconds = Gauge(
+            "stocksync_ledger_lag_seconds",
+            "Age of the oldest outbox entry not yet in the ledger (0 when caught up)",
+            registry=r,
+        )
+
     def observe_script(self, name: str, seconds: float) -> None:
         self.script_latency.labels(name).observe(seconds)

@@ -172,3 +172,27 @@ class Problem(BaseModel):
 LocationPath = Annotated[str, Path(pattern=LOCATION_PATTERN)]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
 ReservationIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+class MovementOut(BaseModel):
+    seq: int
+    kind: str
+    qty: int | None
+    d_on_hand: int
+    d_reserved: int
+    on_hand: int | None
+    reserved: int | None
+    reservation_id: str | None
+    channel: str | None
+    source: str | None
+    source_event_id: str | None
+    reason: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class MovementPage(BaseModel):
+    sku: str
+    location_id: str
+    movements: list[MovementOut]
+    next_before_seq: int | None = Field(description="pass as before_seq for the next page")

@@ -53,5 +53,10 @@ class Keys:
         """Active reservations at a position, scored by deadline (+inf: none)."""
         return f"{self.prefix}holds:{location_id}:{sku}"
 
+    @property
+    def regressed(self) -> str:
+        """SKUs frozen because Redis is behind the ledger."""
+        return f"{self.prefix}regressed"
+
     def sku_locations(self, sku: str) -> str:
         return f"{self.prefix}skulocs:{sku}"

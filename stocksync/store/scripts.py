@@ -26,6 +26,8 @@ OPERATIONS = (
     "get_reservation",
     "expire",
     "upsert_location",
+    "rebuild",
+    "check_regression",
 )
 
 

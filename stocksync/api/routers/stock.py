@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request
 
 from stocksync.api.convert import position_out, stock_change_out, to_ms
 from stocksync.api.deps import Reader, StockWriter, services
 from stocksync.api.problems import PROBLEM_RESPONSES
-from stocksync.api.schemas import AdjustmentIn, CountIn, LocationPath, PositionOut, SkuPath
+from stocksync.api.schemas import (
+    AdjustmentIn,
+    CountIn,
+    LocationPath,
+    MovementOut,
+    MovementPage,
+    PositionOut,
+    SkuPath,
+)
 from stocksync.api.schemas import StockChangeOut as Out
 from stocksync.domain.model import StockChangeResult
+from stocksync.ledger.history import position_history
 from stocksync.metrics import Metrics
 
 router = APIRouter(prefix="/v1/stock", tags=["stock"], responses=PROBLEM_RESPONSES)
@@ -78,3 +90,27 @@ async def get_position(
     """One position; ``available`` is clamped at zero."""
     principal.require_locations([location_id])
     return position_out(await services(request).store.position(sku, location_id))
+
+
+@router.get("/{location_id}/{sku}/history", response_model=MovementPage)
+async def get_history(
+    location_id: LocationPath,
+    sku: SkuPath,
+    principal: Reader,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+) -> MovementPage:
+    """The position's movements from the durable ledger, newest first, paged by ``seq``."""
+    principal.require_locations([location_id])
+    svc = services(request)
+    rows = await anyio.to_thread.run_sync(
+        lambda: position_history(
+            svc.engine, svc.settings.namespace, sku, location_id, limit, before_seq
+        )
+    )
+    movements = [MovementOut.model_validate(row, from_attributes=True) for row in rows]
+    next_page = movements[-1].seq if len(movements) == limit else None
+    return MovementPage(
+        sku=sku, location_id=location_id, movements=movements, next_before_seq=next_page
+    )

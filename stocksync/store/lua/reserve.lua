@@ -67,6 +67,6 @@ for i, ln in ipairs(lines) do
   redis.call('ZADD', holds_key(sku, loc), expires_at, id)
   emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,
     'd_reserved', qty, 'on_hand', on_hands[i], 'reserved', reserved, 'exp', expires_at,
-    'cref', customer_ref, 'lines', lines_json })
+    'cref', customer_ref, 'lines', lines_json, 'fp', fp })
 end
 return { 'ok', 1, NOW, expires_at }

@@ -58,7 +58,7 @@ redis.call('SADD', sku_locs_key(sku), loc)
 redis.call('ZREMRANGEBYSCORE', deltas_key(sku, loc), '-inf', as_of)
 local seq = emit('counted', sku, loc, { 'count', count, 'as_of', as_of, 'src', source,
   'src_id', event_id, 'd_on_hand', new_on_hand - on_hand, 'd_reserved', 0,
-  'on_hand', new_on_hand, 'reserved', reserved })
+  'on_hand', new_on_hand, 'reserved', reserved, 'safety', safety })
 
 local flagged = 0
 if new_on_hand < on_hand and new_on_hand < reserved then

@@ -1,0 +1,96 @@
+"""A reservation's ledger row, computed from all of its recorded events.
+
+The ledger writer may see a reservation's events re-delivered, reordered within a batch and
+split across batches and concurrent writers. So the ``reservations`` row is not patched event
+by event: after each batch it is recomputed from every event of the reservation the ledger
+holds (``stock_movements``), which gives the same row whatever order they arrived in:
+
+- ``state`` only moves forward: held < confirmed < ready < a terminal state, so the highest
+  state seen is the newest and a terminal state is never left.
+- ``expires_at`` is the deadline set by the newest transition. Transitions of one reservation
+  can share a millisecond, so they are ordered by ``seq``: every transition emits an event on
+  each line, and the events of one SKU are numbered in the order they happened. A terminal
+  state clears the deadline, as in Redis.
+- ``created_at`` is the earliest event time, ``updated_at`` the latest (Redis sets it on every
+  transition and extension, not on an at-risk flag); ``lines``, ``customer_ref`` come from the
+  hold event (until it arrives, the lines seen so far stand in).
+- ``at_risk`` is sticky. A flag for a reservation whose events have not arrived yet leaves a
+  placeholder row (``updated_at`` = the epoch) that the events then fill in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+TERMINAL_STATES = frozenset({"fulfilled", "released", "expired"})
+STATE_RANK = {"held": 0, "confirmed": 1, "ready": 2, "fulfilled": 3, "released": 3, "expired": 3}
+RESERVATION_KINDS = frozenset(STATE_RANK) | {"extended"}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def _opt_ms(value: str | None) -> datetime | None:
+    return ms_to_datetime(int(value)) if value not in (None, "", "inf") else None
+
+
+@dataclass(frozen=True)
+class ReservationEvent:
+    """One recorded event of a reservation (a ``stock_movements`` row of such a kind)."""
+
+    kind: str
+    sku: str
+    location_id: str
+    seq: int
+    at: datetime
+    channel: str
+    qty: int
+    extra: dict[str, str]  # the movement's details: exp, and cref and lines on a hold
+
+
+def placeholder_row(at_risk: bool) -> dict[str, Any]:
+    return {
+        "channel": "",
+        "state": "held",
+        "lines": "[]",
+        "customer_ref": None,
+        "created_at": EPOCH,
+        "updated_at": EPOCH,
+        "expires_at": None,
+        "at_risk": at_risk,
+    }
+
+
+def reservation_row(events: Sequence[ReservationEvent], at_risk: bool) -> dict[str, Any]:
+    """Column values of a ``reservations`` row (without its key) from all its events."""
+    if not events:
+        return placeholder_row(at_risk)
+    lines = {(e.sku, e.location_id): e.qty for e in events}
+    held = [e for e in events if e.kind == "held"]
+    if held and held[0].extra.get("lines"):
+        lines = {(s, loc): int(q) for s, loc, q in json.loads(held[0].extra["lines"])}
+    state = max(
+        (e.kind for e in events if e.kind != "extended"),
+        key=lambda s: (STATE_RANK[s], s),
+        default="held",
+    )
+    # The newest transition: the latest event on one SKU (all transitions emit on each line).
+    ref_sku = min(e.sku for e in events)
+    newest = max((e for e in events if e.sku == ref_sku), key=lambda e: (e.seq, e.at))
+    terminal = state in TERMINAL_STATES or newest.kind in TERMINAL_STATES
+    return {
+        "channel": max(e.channel for e in events),
+        "state": state,
+        "lines": json.dumps([[s, loc, q] for (s, loc), q in sorted(lines.items())]),
+        "customer_ref": (held[0].extra.get("cref") or None) if held else None,
+        "created_at": min(e.at for e in events),
+        "updated_at": max(e.at for e in events),
+        "expires_at": None if terminal else _opt_ms(newest.extra.get("exp")),
+        "at_risk": at_risk,
+    }

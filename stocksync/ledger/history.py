@@ -1,0 +1,45 @@
+"""Reading the ledger: a position's movements, a reservation's transitions."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from stocksync.ledger.tables import LedgerReservation, Movement, ReservationTransition
+
+
+def position_history(
+    engine: Engine,
+    namespace: str,
+    sku: str,
+    location_id: str,
+    limit: int,
+    before_seq: int | None = None,
+) -> list[Movement]:
+    """Movements of one position, newest first, paged by ``seq``."""
+    query = select(Movement).where(
+        Movement.namespace == namespace, Movement.sku == sku, Movement.location_id == location_id
+    )
+    if before_seq is not None:
+        query = query.where(Movement.seq < before_seq)
+    with Session(engine) as session:
+        return list(session.exec(query.order_by(col(Movement.seq).desc()).limit(limit)))
+
+
+def reservation_record(
+    engine: Engine, namespace: str, reservation_id: str
+) -> tuple[LedgerReservation, list[ReservationTransition]] | None:
+    """A reservation as the ledger keeps it (also after Redis pruned it), with transitions."""
+    with Session(engine) as session:
+        row = session.get(LedgerReservation, (namespace, reservation_id))
+        if row is None:
+            return None
+        transitions = session.exec(
+            select(ReservationTransition)
+            .where(
+                ReservationTransition.namespace == namespace,
+                ReservationTransition.reservation_id == reservation_id,
+            )
+            .order_by(col(ReservationTransition.at))
+        ).all()
+        return row, list(transitions)

@@ -1,0 +1,253 @@
+"""The SQL ledger writer: copies outbox events into the ledger idempotently (DESIGN rule 5).
+
+Every SKU event becomes one ``stock_movements`` row keyed by its event id
+(``namespace/stream-id``), so a re-delivered event is written once. Reservation events are folded
+into ``reservations`` (see :mod:`stocksync.ledger.fold`: the result does not depend on the order
+or the batches the events arrive in) and ``reservation_transitions``; location events upsert
+``locations``. One call to :meth:`SqlLedger.record` is one transaction. The events themselves
+(:class:`OutboxEvent`, :func:`parse_event`) are defined in :mod:`stocksync.ledger.events`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from stocksync.ledger import fold
+from stocksync.ledger.events import OutboxEvent, movement_row, parse_event
+from stocksync.ledger.fold import ReservationEvent, ms_to_datetime
+from stocksync.ledger.tables import (
+    LedgerLocation,
+    LedgerReservation,
+    Movement,
+    ReservationTransition,
+)
+
+MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
+RESERVATIONS = cast(Table, LedgerReservation.__table__)  # type: ignore[attr-defined]
+TRANSITIONS = cast(Table, ReservationTransition.__table__)  # type: ignore[attr-defined]
+LOCATIONS = cast(Table, LedgerLocation.__table__)  # type: ignore[attr-defined]
+
+CHUNK = 500  # reservations per IN (...) list and lock round
+
+
+def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+class SqlLedger:
+    """Writes outbox events to the SQL ledger and answers what the ledger has seen."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        # Both dialect inserts support ON CONFLICT ... DO NOTHING / DO UPDATE ... WHERE.
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def record(self, events: Sequence[OutboxEvent]) -> int:
+        """Write ``events`` in one transaction; returns how many movements were new."""
+        unique = {e.event_id: e for e in events}
+        batch = sorted(unique.values(), key=lambda e: (e.namespace, e.order))
+        if not batch:
+            return 0
+        with self.engine.begin() as conn:
+            # The movements go first: on SQLite that takes the write lock before any read.
+            inserted = self._write_movements(conn, [e for e in batch if e.sku])
+            for namespace in sorted({e.namespace for e in batch}):
+                mine = [e for e in batch if e.namespace == namespace]
+                self._write_reservations(conn, namespace, mine)
+                self._write_transitions(conn, namespace, mine)
+                self._write_locations(conn, namespace, mine)
+        return inserted
+
+    def _write_movements(self, conn: Connection, events: Sequence[OutboxEvent]) -> int:
+        if not events:
+            return 0
+        # executemany: SQLAlchemy sends multi-row INSERTs from one cached statement.
+        stmt = self._insert(MOVEMENTS).on_conflict_do_nothing(index_elements=["event_id"])
+        rows = [movement_row(e) for e in events]
+        return len(conn.execute(stmt.returning(MOVEMENTS.c.event_id), rows).all())
+
+    def _write_reservations(
+        self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
+    ) -> None:
+        flagged = {
+            reservation_id
+            for e in events
+            if e.kind == "oversell_risk"
+            for reservation_id in e.fields.get("flagged_ids", "").split(",")
+            if reservation_id
+        }
+        touched = flagged | {
+            e.fields["res"]
+            for e in events
+            if e.kind in fold.RESERVATION_KINDS and e.fields.get("res")
+        }
+        t = RESERVATIONS
+        for ids in _chunks(sorted(touched)):  # one lock order for every writer
+            # Make sure each row exists, then lock it: a concurrent writer of the same
+            # reservation waits here until this transaction commits, and then sees its events.
+            seeds = [
+                {"namespace": namespace, "reservation_id": i, **fold.placeholder_row(i in flagged)}
+                for i in ids
+            ]
+            conn.execute(self._insert(t).on_conflict_do_nothing(), seeds)
+            rows = conn.execute(
+                select(t)
+                .where(t.c.namespace == namespace, t.c.reservation_id.in_(ids))
+                .order_by(t.c.reservation_id)
+                .with_for_update()
+            ).all()
+            recorded = self._reservation_events(conn, namespace, ids)
+            changes = []
+            for row in rows:
+                at_risk = row.at_risk or row.reservation_id in flagged
+                new = fold.reservation_row(recorded.get(row.reservation_id, []), at_risk)
+                if any(getattr(row, k) != v for k, v in new.items()):
+                    values = {f"v_{k}": v for k, v in new.items()}
+                    changes.append({"k_ns": namespace, "k_id": row.reservation_id, **values})
+            if changes:
+                stmt = (
+                    update(t)
+                    .where(t.c.namespace == bindparam("k_ns"))
+                    .where(t.c.reservation_id == bindparam("k_id"))
+                    .values({k[2:]: bindparam(k) for k in changes[0] if k.startswith("v_")})
+                )
+                conn.execute(stmt, changes)
+
+    @staticmethod
+    def _reservation_events(
+        conn: Connection, namespace: str, ids: Sequence[str]
+    ) -> dict[str, list[ReservationEvent]]:
+        """Every recorded event of these reservations (this transaction's included)."""
+        m = MOVEMENTS
+        rows = conn.execute(
+            select(
+                m.c.reservation_id,
+                m.c.kind,
+                m.c.sku,
+                m.c.location_id,
+                m.c.seq,
+                m.c.occurred_at,
+                m.c.channel,
+                m.c.qty,
+                m.c.details,
+            ).where(
+                m.c.namespace == namespace,
+                m.c.reservation_id.in_(ids),
+                m.c.kind.in_(sorted(fold.RESERVATION_KINDS)),
+            )
+        )
+        out: dict[str, list[ReservationEvent]] = {}
+        for r in rows:
+            event = ReservationEvent(
+                kind=r.kind,
+                sku=r.sku,
+                location_id=r.location_id,
+                seq=int(r.seq),
+                at=r.occurred_at,
+                channel=r.channel or "",
+                qty=int(r.qty or 0),
+                extra=json.loads(r.details) if r.details else {},
+            )
+            out.setdefault(r.reservation_id, []).append(event)
+        return out
+
+    def _write_transitions(
+        self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
+    ) -> None:
+        rows = sorted(
+            {
+                (e.fields["res"], e.kind, e.at_ms)
+                for e in events
+                if e.kind in fold.RESERVATION_KINDS and e.fields.get("res")
+            }
+        )
+        values = [
+            {"namespace": namespace, "reservation_id": r, "state": s, "at": ms_to_datetime(at)}
+            for r, s, at in rows
+        ]
+        if values:
+            stmt = self._insert(TRANSITIONS).on_conflict_do_nothing(
+                index_elements=["namespace", "reservation_id", "state", "at"]
+            )
+            conn.execute(stmt, values)
+
+    def _write_locations(
+        self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
+    ) -> None:
+        latest: dict[str, OutboxEvent] = {}
+        for e in events:  # in stream order: the last one of a location wins in this batch
+            if e.kind == "location_upserted":
+                latest[e.location_id] = e
+        if not latest:
+            return
+        values = [
+            {
+                "namespace": namespace,
+                "location_id": loc,
+                "name": e.fields.get("name", ""),
+                "kind": e.fields.get("loc_kind", "store"),
+                "pickup": e.fields.get("pickup") == "1",
+                "ship": e.fields.get("ship") == "1",
+                "updated_at": e.at,
+            }
+            for loc, e in sorted(latest.items())
+        ]
+        stmt = self._insert(LOCATIONS)
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["namespace", "location_id"],
+            set_={k: excluded[k] for k in ("name", "kind", "pickup", "ship", "updated_at")},
+            where=LOCATIONS.c.updated_at < excluded.updated_at,  # never older over newer
+        )
+        conn.execute(stmt, values)
+
+    # -- reads (regression check, rebuild, audit) -----------------------------------------
+
+    def max_seq_by_sku(self, namespace: str) -> dict[str, int]:
+        """The highest ``seq`` the ledger holds for each SKU of ``namespace``."""
+        m = MOVEMENTS
+        stmt = (
+            select(m.c.sku, func.max(m.c.seq)).where(m.c.namespace == namespace).group_by(m.c.sku)
+        )
+        with self.engine.connect() as conn:
+            return {sku: int(seq) for sku, seq in conn.execute(stmt)}
+
+    def positions(self, namespace: str) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(sku, location) -> (on_hand, reserved, seq) after the latest movement carrying them.
+
+        Events that carry no position (confirm, ready, extend, oversell_risk) change neither
+        number, so this is the position as of everything the ledger has recorded.
+        """
+        m = MOVEMENTS
+        rank = (
+            func.row_number()
+            .over(partition_by=(m.c.sku, m.c.location_id), order_by=(m.c.seq.desc(), m.c.id.desc()))
+            .label("rank")
+        )
+        latest = (
+            select(m.c.sku, m.c.location_id, m.c.on_hand, m.c.reserved, m.c.seq, rank)
+            .where(m.c.namespace == namespace, m.c.on_hand.is_not(None))
+            .subquery()
+        )
+        stmt = select(latest).where(latest.c.rank == 1)
+        with self.engine.connect() as conn:
+            return {
+                (r.sku, r.location_id): (int(r.on_hand), int(r.reserved or 0), int(r.seq))
+                for r in conn.execute(stmt)
+            }
+
+
+__all__ = ["OutboxEvent", "SqlLedger", "movement_row", "parse_event"]

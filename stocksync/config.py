@@ -40,7 +40,11 @@ class Settings(BaseSettings):
 
     reaper_interval_seconds: float = Field(default=1.0, gt=0)
     reaper_batch: int = Field(default=500, ge=1)
-    run_workers: bool = Field(default=True, description="run the reaper inside the API process")
+    run_workers: bool = Field(
+        default=True, description="run the reaper, ledger writer and checks in the API process"
+    )
+    ledger_batch: int = Field(default=500, ge=1, le=10_000)
+    regression_check_seconds: float = Field(default=10.0, gt=0)
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
 
     @property

@@ -18,10 +18,12 @@ from stocksync.api.routers import availability, locations, ops, reservations, st
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.writer import SqlLedger
 from stocksync.metrics import Metrics
+from stocksync.recovery.regression import check_regression
 from stocksync.store.embedded import EmbeddedRedis
-from stocksync.store.redis_store import RedisStockStore
-from stocksync.workers.reaper import run_reaper
+from stocksync.store.redis_store import RecoveryOps, RedisStockStore
+from stocksync.workers.supervisor import run_workers
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +69,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         outbox_maxlen=settings.outbox_maxlen,
         observe=metrics.observe_script,
     )
+    ledger = SqlLedger(engine)
     app.state.services = Services(
-        settings, metrics, store, engine, SqlApiKeys(engine, settings.api_key_cache_seconds)
+        settings, metrics, store, engine, SqlApiKeys(engine, settings.api_key_cache_seconds), ledger
     )
     try:
+        # Before serving: freeze any SKU whose Redis state is older than the ledger.
+        await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
         async with anyio.create_task_group() as tg:
             if settings.run_workers:
-                tg.start_soon(
-                    lambda: run_reaper(
-                        store,
-                        metrics,
-                        interval=settings.reaper_interval_seconds,
-                        batch=settings.reaper_batch,
-                    )
-                )
+                tg.start_soon(run_workers, store, ledger, engine, metrics, settings)
             yield
             tg.cancel_scope.cancel()
     finally:

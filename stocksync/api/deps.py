@@ -18,6 +18,7 @@ from stocksync.auth.principal import Principal
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.domain.errors import Unauthorized
+from stocksync.ledger.writer import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.store.redis_store import RedisStockStore
 
@@ -26,13 +27,14 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 
 @dataclass(frozen=True)
 class Services:
-    """What the lifespan opened: the store, the database, keys, settings and metrics."""
+    """What the lifespan opened: store, database, ledger, keys, settings and metrics."""
 
     settings: Settings
     metrics: Metrics
     store: RedisStockStore
     engine: Engine
     api_keys: SqlApiKeys
+    ledger: SqlLedger
 
 
 def services(request: Request) -> Services:

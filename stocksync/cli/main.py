@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import anyio
@@ -21,8 +23,14 @@ from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.demo import load_demo
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.writer import SqlLedger
+from stocksync.metrics import Metrics
+from stocksync.recovery.audit import audit as run_audit
+from stocksync.recovery.rebuild import rebuild as recovery_rebuild
+from stocksync.recovery.regression import check_regression
 from stocksync.store.embedded import EmbeddedRedis
-from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.redis_store import RecoveryOps, RedisStockStore
+from stocksync.workers.supervisor import run_workers
 
 app = typer.Typer(help="stocksync: real-time inventory and reservations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -50,19 +58,23 @@ def redis_url(settings: Settings) -> Iterator[str]:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, url: str) -> AsyncIterator[RedisStockStore]:
-    client = await open_redis(settings.model_copy(update={"redis_pool_size": 4}), url)
+async def open_store(
+    settings: Settings, url: str, pool_size: int = 4
+) -> AsyncIterator[RedisStockStore]:
+    client = await open_redis(settings.model_copy(update={"redis_pool_size": pool_size}), url)
     try:
         yield RedisStockStore(client, settings.namespace)
     finally:
         await client.aclose()
 
 
-def run_with_store(settings: Settings, job: Callable[[RedisStockStore], Awaitable[T]]) -> T:
+def run_with_store(
+    settings: Settings, job: Callable[[RedisStockStore], Awaitable[T]], pool_size: int = 4
+) -> T:
     with redis_url(settings) as url:
 
         async def main() -> T:
-            async with open_store(settings, url) as store:
+            async with open_store(settings, url, pool_size) as store:
                 return await job(store)
 
         return anyio.run(main)
@@ -154,6 +166,107 @@ def db_upgrade() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     create_tables(make_engine(settings.sqlalchemy_url))
     typer.echo(f"database at head: {settings.sqlalchemy_url}")
+
+
+@app.command()
+def worker() -> None:
+    """Run the background workers (reaper, ledger writer, regression checks) without the API."""
+    settings = Settings()
+
+    async def job(store: RedisStockStore) -> None:
+        engine = make_engine(settings.sqlalchemy_url)
+        await anyio.to_thread.run_sync(create_tables, engine)
+        metrics = Metrics()
+        await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
+        console.print(f"stocksync worker on namespace {settings.namespace!r}")
+        await run_workers(store, SqlLedger(engine), engine, metrics, settings)
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_with_store(settings, job, pool_size=8)
+
+
+@app.command()
+def rebuild(
+    sku: Annotated[list[str] | None, typer.Option(help="SKU to rebuild (repeatable)")] = None,
+) -> None:
+    """Rebuild Redis state from the ledger: the given SKUs, or every frozen (regressed) one."""
+    settings = Settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    create_tables(engine)
+    results = run_with_store(
+        settings,
+        lambda store: recovery_rebuild(
+            RecoveryOps(store), engine, settings.namespace, list(sku) if sku else None
+        ),
+    )
+    for r in results:
+        console.print(
+            f"rebuilt {r.sku}: seq {r.seq}, {r.positions} position(s), "
+            f"{r.reservations} active reservation(s)"
+        )
+    if not results:
+        console.print("nothing to rebuild: no SKU is frozen")
+
+
+@app.command()
+def audit(
+    export: Annotated[Path | None, typer.Option(help="write the differences as CSV")] = None,
+) -> None:
+    """Compare Redis with the fold of the ledger for every position; exit 1 on drift."""
+    settings = Settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    create_tables(engine)
+    report = run_with_store(settings, lambda store: run_audit(store, engine, settings.namespace))
+    console.print(
+        f"{report.positions} position(s) compared, {report.in_flight} with events not yet in "
+        f"the ledger, {len(report.drifts)} drifting, {report.drift_units} unit(s) of drift"
+    )
+    if report.drifts:
+        table = Table(
+            "sku",
+            "location",
+            "redis on hand",
+            "ledger on hand",
+            "redis reserved",
+            "ledger reserved",
+            box=box.SIMPLE_HEAD,
+        )
+        for d in report.drifts:
+            table.add_row(
+                d.sku,
+                d.location_id,
+                str(d.redis_on_hand),
+                str(d.ledger_on_hand),
+                str(d.redis_reserved),
+                str(d.ledger_reserved),
+            )
+        console.print(table)
+    if export is not None:
+        with export.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                [
+                    "sku",
+                    "location_id",
+                    "redis_on_hand",
+                    "ledger_on_hand",
+                    "redis_reserved",
+                    "ledger_reserved",
+                ]
+            )
+            for d in report.drifts:
+                writer.writerow(
+                    [
+                        d.sku,
+                        d.location_id,
+                        d.redis_on_hand,
+                        d.ledger_on_hand,
+                        d.redis_reserved,
+                        d.ledger_reserved,
+                    ]
+                )
+    if report.drifts:
+        raise typer.Exit(code=1)
 
 
 @keys_app.command("create")

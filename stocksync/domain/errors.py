@@ -82,3 +82,9 @@ class StockRegressed(StockSyncError):
     code = "stock_regressed"
     status = 503
     title = "Stock state is behind the ledger"
+
+
+class LedgerUnavailable(StockSyncError):
+    code = "ledger_unavailable"
+    status = 503
+    title = "The ledger could not be written"

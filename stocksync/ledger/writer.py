@@ -201,6 +201,8 @@ class SqlLedger:
                 "kind": e.fields.get("loc_kind", "store"),
                 "pickup": e.fields.get("pickup") == "1",
                 "ship": e.fields.get("ship") == "1",
+                "lat": float(e.fields["lat"]) if e.fields.get("lat") else None,
+                "lon": float(e.fields["lon"]) if e.fields.get("lon") else None,
                 "updated_at": e.at,
             }
             for loc, e in sorted(latest.items())
@@ -209,7 +211,10 @@ class SqlLedger:
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=["namespace", "location_id"],
-            set_={k: excluded[k] for k in ("name", "kind", "pickup", "ship", "updated_at")},
+            set_={
+                k: excluded[k]
+                for k in ("name", "kind", "pickup", "ship", "lat", "lon", "updated_at")
+            },
             where=LOCATIONS.c.updated_at < excluded.updated_at,  # never older over newer
         )
         conn.execute(stmt, values)

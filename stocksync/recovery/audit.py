@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from stocksync.ledger.tables import Movement
-from stocksync.recovery.rebuild import ledger_seqs
+from stocksync.ledger.writer import SqlLedger
 from stocksync.store.redis_store import RedisStockStore
 
 
@@ -59,8 +59,7 @@ def ledger_fold(engine: Engine, namespace: str) -> dict[tuple[str, str], tuple[i
 async def audit(store: RedisStockStore, engine: Engine, namespace: str) -> AuditReport:
     """Every position whose SKU the ledger has caught up with, compared unit by unit."""
     redis_seqs: dict[str, str] = await store.client.hgetall(store.keys.seq)  # type: ignore[assignment]
-    with Session(engine) as session:
-        ledger = ledger_seqs(session, namespace)
+    ledger = SqlLedger(engine).max_seq_by_sku(namespace)
     fold = ledger_fold(engine, namespace)
     positions: set[tuple[str, str]] = set(fold)
     for sku in redis_seqs:

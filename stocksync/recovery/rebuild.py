@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -106,16 +105,6 @@ def _reservations(session: Session, namespace: str, sku: str) -> list[dict[str, 
             }
         )
     return out
-
-
-def ledger_seqs(session: Session, namespace: str) -> dict[str, int]:
-    """The highest seq the ledger holds for every SKU of the namespace."""
-    rows = session.exec(
-        select(Movement.sku, func.max(Movement.seq))
-        .where(Movement.namespace == namespace)
-        .group_by(col(Movement.sku))
-    ).all()
-    return {sku: int(seq) for sku, seq in rows}
 
 
 async def rebuild(

@@ -9,10 +9,9 @@ import anyio.to_thread
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
+from stocksync.ledger.writer import SqlLedger
 from stocksync.metrics import Metrics
-from stocksync.recovery.rebuild import ledger_seqs
 from stocksync.store.redis_store import RecoveryOps
 
 log = logging.getLogger(__name__)
@@ -23,11 +22,9 @@ async def check_regression(
 ) -> list[str]:
     """Freeze every SKU whose Redis state is older than the ledger; returns the new ones."""
 
-    def load() -> dict[str, int]:
-        with Session(engine) as session:
-            return ledger_seqs(session, namespace)
-
-    frozen = await ops.freeze_regressed(await anyio.to_thread.run_sync(load))
+    ledger = SqlLedger(engine)
+    seqs = await anyio.to_thread.run_sync(ledger.max_seq_by_sku, namespace)
+    frozen = await ops.freeze_regressed(seqs)
     if frozen:
         log.error("Redis is behind the ledger for %d SKU(s): %s", len(frozen), frozen[:20])
     if metrics is not None:

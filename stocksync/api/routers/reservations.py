@@ -20,6 +20,7 @@ from stocksync.auth.principal import Principal
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound, StockSyncError
 from stocksync.domain.model import Line
+from stocksync.ledger.sync import write_through
 from stocksync.metrics import channel_label
 from stocksync.store.redis_store import TransitionResult
 
@@ -106,6 +107,9 @@ async def _transition(
     except StockSyncError as exc:
         svc.metrics.transitions.labels(action, exc.code).inc()
         raise
+    if action == "fulfill" and result.event_ids:
+        # A sale is acknowledged only after its ledger rows are committed (DESIGN rule 6).
+        await write_through(svc.store, svc.ledger, svc.settings.namespace, result.event_ids)
     svc.metrics.transitions.labels(action, "repeated" if result.repeated else "ok").inc()
     if result.repeated:
         response.headers["Idempotent-Replayed"] = "true"

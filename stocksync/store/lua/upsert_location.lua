@@ -24,5 +24,5 @@ else
   redis.call('ZREM', P .. 'geo', loc)
 end
 emit('location_upserted', '', loc, { 'name', name, 'loc_kind', kind, 'pickup', pickup,
-  'ship', ship })
+  'ship', ship, 'lat', lat, 'lon', lon })
 return { 'ok', created }

@@ -1,0 +1,60 @@
+"""Runs every background worker in one anyio task group (in `serve` or `stocksync worker`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import anyio
+from sqlalchemy.engine import Engine
+
+from stocksync.config import Settings
+from stocksync.ledger.writer import SqlLedger
+from stocksync.metrics import Metrics
+from stocksync.recovery.regression import run_regression_checks
+from stocksync.store.redis_store import RecoveryOps, RedisStockStore
+from stocksync.workers.ledger_writer import run_ledger_writer
+from stocksync.workers.reaper import run_reaper
+
+
+def consumer_name() -> str:
+    """A name unique to this process, for the ledger writer's consumer group."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def run_workers(
+    store: RedisStockStore,
+    ledger: SqlLedger,
+    engine: Engine,
+    metrics: Metrics,
+    settings: Settings,
+) -> None:
+    """The hold reaper, the ledger writer and the periodic regression check, until cancelled."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            lambda: run_reaper(
+                store,
+                metrics,
+                interval=settings.reaper_interval_seconds,
+                batch=settings.reaper_batch,
+            )
+        )
+        tg.start_soon(
+            lambda: run_ledger_writer(
+                store.client,
+                ledger,
+                settings.namespace,
+                metrics,
+                consumer=consumer_name(),
+                batch=settings.ledger_batch,
+            )
+        )
+        tg.start_soon(
+            lambda: run_regression_checks(
+                RecoveryOps(store),
+                engine,
+                settings.namespace,
+                metrics,
+                interval=settings.regression_check_seconds,
+            )
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from stocksync.api.schemas import (
@@ -13,6 +14,7 @@ from stocksync.api.schemas import (
     StockChangeOut,
 )
 from stocksync.domain.model import Location, Position, Reservation, StockChangeResult
+from stocksync.ledger.tables import LedgerReservation, ReservationTransition
 
 
 def from_ms(ms: int) -> datetime:
@@ -68,4 +70,22 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
         customer_ref=reservation.customer_ref,
         at_risk=reservation.at_risk,
         history=[HistoryOut(state=state, at=from_ms(at)) for state, at in reservation.history],
+    )
+
+
+def ledger_reservation_out(
+    row: LedgerReservation, transitions: list[ReservationTransition]
+) -> ReservationOut:
+    """A reservation as the ledger keeps it, once Redis has pruned it."""
+    return ReservationOut(
+        reservation_id=row.reservation_id,
+        channel=row.channel,
+        state=row.state,
+        lines=[LineOut(sku=s, location_id=loc, qty=q) for s, loc, q in json.loads(row.lines)],
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        customer_ref=row.customer_ref,
+        at_risk=row.at_risk,
+        history=[HistoryOut(state=t.state, at=t.at) for t in transitions],
     )

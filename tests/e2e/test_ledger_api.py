@@ -62,3 +62,25 @@ async def test_position_history_pages_movements_newest_first(
     )
     assert [m["kind"] for m in rest.json()["movements"]] == ["adjusted", "counted"]
     assert rest.json()["next_before_seq"] is None
+
+
+async def test_reservation_pruned_from_redis_is_read_from_the_ledger(
+    client: httpx.AsyncClient, services: Services, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 3)
+    body = {
+        "reservation_id": "old-1",
+        "channel": "web",
+        "lines": [{"sku": sku, "location_id": "store-a", "qty": 1}],
+    }
+    await client.post("/v1/reservations", json=body)
+    await client.post("/v1/reservations/old-1/release")
+    raw = await services.store.client.xrange(services.store.keys.outbox)
+    services.ledger.record([parse_event(services.settings.namespace, i, f) for i, f in raw])
+    live = (await client.get("/v1/reservations/old-1")).json()
+    await services.store.client.delete(services.store.keys.reservation("old-1"))  # retention
+    archived = await client.get("/v1/reservations/old-1")
+    assert archived.status_code == 200
+    assert archived.json()["state"] == "released"
+    assert archived.json()["lines"] == live["lines"]
+    assert [h["state"] for h in archived.json()["history"]] == ["held", "released"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from stocksync.api.convert import reservation_out
+from stocksync.api.convert import ledger_reservation_out, reservation_out
 from stocksync.api.deps import Reader, Reserver, Services, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import (
@@ -20,6 +21,7 @@ from stocksync.auth.principal import Principal
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound, StockSyncError
 from stocksync.domain.model import Line
+from stocksync.ledger.history import reservation_record
 from stocksync.ledger.sync import write_through
 from stocksync.metrics import channel_label
 from stocksync.store.redis_store import TransitionResult
@@ -87,8 +89,19 @@ async def get_reservation(
 ) -> ReservationOut:
     """A reservation with its state, lines and transition history."""
     svc = services(request)
-    await _authorize(svc, principal, reservation_id)
-    return reservation_out(await svc.store.get_reservation(reservation_id))
+    try:
+        await _authorize(svc, principal, reservation_id)
+        return reservation_out(await svc.store.get_reservation(reservation_id))
+    except NotFound:
+        # Redis prunes terminal reservations after the retention period; the ledger keeps them.
+        record = await anyio.to_thread.run_sync(
+            reservation_record, svc.engine, svc.settings.namespace, reservation_id
+        )
+        if record is None:
+            raise
+        out = ledger_reservation_out(*record)
+        principal.require_locations(line.location_id for line in out.lines)
+        return out
 
 
 async def _transition(

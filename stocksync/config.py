@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     default_ttl_seconds: int = Field(default=900, ge=1)
     max_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=1)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
-    outbox_maxlen: int = Field(default=1_000_000, ge=1000)
+    outbox_maxlen: int = Field(
+        default=0, ge=0, description="0: only the ledger writer trims the outbox (no event lost)"
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     reaper_interval_seconds: float = Field(default=1.0, gt=0)

@@ -107,7 +107,7 @@ class RedisStockStore:
         namespace: str = "default",
         *,
         retention_seconds: int = 7 * 24 * 3600,
-        outbox_maxlen: int = 1_000_000,
+        outbox_maxlen: int = 0,
         observe: ScriptObserver | None = None,
     ) -> None:
         self.client = client

@@ -3,7 +3,7 @@
 -- KEYS[1]  key prefix with the namespace hash tag, e.g. "ss:{default}:". Every key a script
 --          touches is built from it, so all of them hash to one slot (Redis Cluster safe).
 -- ARGV[1]  retention in seconds for terminal reservations and idempotency records
--- ARGV[2]  approximate maximum length of the outbox stream
+-- ARGV[2]  approximate maximum length of the outbox stream (0 = no cap)
 -- ARGV[3…] the operation's own arguments (each script names them at its top)
 --
 -- Time is Redis server time, never the caller's clock.
@@ -32,8 +32,14 @@ local function num(v) return tonumber(v) or 0 end
 local function emit(kind, sku, loc, fields)
   local seq = 0
   if sku ~= '' then seq = redis.call('HINCRBY', P .. 'seq', sku, 1) end
-  local event_id = redis.call('XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
-    'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
+  local event_id
+  if OUTBOX_MAXLEN > 0 then -- an operator's choice: bounded memory over a complete ledger
+    event_id = redis.call('XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
+      'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
+  else -- default: only the ledger writer trims, below what it has written
+    event_id = redis.call('XADD', P .. 'outbox', '*',
+      'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
+  end
   return seq, event_id
 end
 

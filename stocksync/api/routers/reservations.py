@@ -146,40 +146,33 @@ async def confirm(
     return await _transition("confirm", reservation_id, principal, request, response, pickup)
 
 
-@router.post("/{reservation_id}/ready", response_model=ReservationOut)
-async def ready(
-    reservation_id: ReservationIdPath,
-    principal: Reserver,
-    request: Request,
-    response: Response,
-    body: EmptyIn | None = None,
-) -> ReservationOut:
-    """confirmed → ready (picked and set aside for collection)."""
-    return await _transition("ready", reservation_id, principal, request, response)
+def _add_transition_route(action: str, doc: str) -> None:
+    """ready, fulfill and release take no parameters; one route shape serves them all."""
+
+    async def endpoint(
+        reservation_id: ReservationIdPath,
+        principal: Reserver,
+        request: Request,
+        response: Response,
+        body: EmptyIn | None = None,
+    ) -> ReservationOut:
+        return await _transition(action, reservation_id, principal, request, response)
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = action
+    router.post(f"/{{reservation_id}}/{action}", response_model=ReservationOut)(endpoint)
 
 
-@router.post("/{reservation_id}/fulfill", response_model=ReservationOut)
-async def fulfill(
-    reservation_id: ReservationIdPath,
-    principal: Reserver,
-    request: Request,
-    response: Response,
-    body: EmptyIn | None = None,
-) -> ReservationOut:
-    """held | confirmed | ready → fulfilled: the units leave stock."""
-    return await _transition("fulfill", reservation_id, principal, request, response)
-
-
-@router.post("/{reservation_id}/release", response_model=ReservationOut)
-async def release(
-    reservation_id: ReservationIdPath,
-    principal: Reserver,
-    request: Request,
-    response: Response,
-    body: EmptyIn | None = None,
-) -> ReservationOut:
-    """held | confirmed | ready → released: the units return to available stock."""
-    return await _transition("release", reservation_id, principal, request, response)
+for _action, _doc in (
+    ("ready", "confirmed → ready (picked and set aside for collection)."),
+    (
+        "fulfill",
+        "held | confirmed | ready → fulfilled: the units leave stock. Acknowledged "
+        "once the sale is in the ledger.",
+    ),
+    ("release", "held | confirmed | ready → released: the units return to available stock."),
+):
+    _add_transition_route(_action, _doc)
 
 
 @router.post("/{reservation_id}/extend", response_model=ReservationOut)

@@ -23,6 +23,7 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.regression import check_regression
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RecoveryOps, RedisStockStore
+from stocksync.ui.router import router as ui_router
 from stocksync.workers.supervisor import run_workers
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for module in (locations, stock, availability, reservations, ops):
         app.include_router(module.router)
+    app.include_router(ui_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -8,16 +8,19 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+SECTIONS = ("script", "http", "open-loop", "ledger")
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="stocksync benchmarks: script path, HTTP path (wrk), open-loop latency.",
+        description="stocksync benchmarks: script path, HTTP path (wrk), open-loop latency,"
+        " ledger writer throughput and lag.",
     )
-    parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~1 min smoke run")
     parser.add_argument(
         "--only",
-        choices=("script", "http", "open-loop"),
+        choices=SECTIONS,
         action="append",
         help="run only these sections (repeatable)",
     )
@@ -49,7 +52,7 @@ def main(argv: list[str]) -> int:
         profile=QUICK if args.quick else FULL,
         client=args.client,
         procs=args.procs,
-        sections=frozenset(args.only or ("script", "http", "open-loop")),
+        sections=frozenset(args.only or SECTIONS),
         tmp_dir=args.tmp_dir,
     )
     outcome = suite.Outcome()

@@ -33,6 +33,12 @@ class Profile:
     open_loop_rates: tuple[int, ...]  # offered rates; the first is the target's (1,000/s)
     open_loop_seconds: float
     open_loop_warmup_s: float
+    # (d) ledger writer throughput: outbox size drained into SQLite and PostgreSQL
+    ledger_events: int
+    # (e) ledger lag under HTTP reserve load (W=2, conc 64), slices alternating the fsync modes
+    ledger_lag_fsyncs: tuple[str, ...]
+    ledger_lag_rounds: int
+    ledger_lag_seconds: int  # per slice
 
 
 FULL = Profile(
@@ -53,6 +59,10 @@ FULL = Profile(
     open_loop_rates=(1000, 500),
     open_loop_seconds=10.0,
     open_loop_warmup_s=1.0,
+    ledger_events=20_000,
+    ledger_lag_fsyncs=("always", "everysec"),
+    ledger_lag_rounds=2,
+    ledger_lag_seconds=4,
 )
 
 QUICK = Profile(
@@ -73,4 +83,8 @@ QUICK = Profile(
     open_loop_rates=(1000,),
     open_loop_seconds=5.0,
     open_loop_warmup_s=0.5,
+    ledger_events=3_000,
+    ledger_lag_fsyncs=("always",),
+    ledger_lag_rounds=1,
+    ledger_lag_seconds=4,
 )

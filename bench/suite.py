@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import http_path, open_loop, script_path
+from bench import http_path, ledger_lag, ledger_notes, ledger_path, open_loop, script_path
 from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
 from bench.cpu import CORES
 from bench.report import RESULTS_DIR, Row
@@ -22,7 +22,7 @@ class Options:
     profile: Profile
     client: str  # open-loop generator client: "raw" | "httpx"
     procs: int  # open-loop generator processes
-    sections: frozenset[str]  # "script", "http", "open-loop"
+    sections: frozenset[str]  # "script", "http", "open-loop", "ledger"
     tmp_dir: Path | None
 
 
@@ -30,6 +30,7 @@ class Options:
 class Outcome:
     rows: list[Row] = field(default_factory=list)
     meta: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # found while running (e.g. a skipped DB)
 
 
 class Redises:
@@ -70,7 +71,9 @@ def run(options: Options, outcome: Outcome) -> None:
         if "script" in options.sections:
             script_section(redises, options, outcome)
         api_sections(redises, options, outcome)
-        outcome.meta["redis_version"] = redises.version()
+        if "ledger" in options.sections:
+            ledger_section(stack, options, outcome)
+        outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
 
@@ -106,6 +109,27 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
             bench = http_path.HttpBench(server, redises.get("everysec"), profile, "e")
             bench.warm_up()
             outcome.rows += bench.reserve(max(profile.http_concurrency))
+
+
+def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
+    """(d) and (e) on a Redis of their own (appendfsync always): a clean outbox and ledger."""
+    profile = options.profile
+    redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
+    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    log(f"(d) ledger writer throughput, {profile.ledger_events:,} outbox events")
+    outcome.rows += ledger_path.run(redis, profile.ledger_events, outcome.notes)
+    log(
+        f"(e) ledger lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}"
+    )
+    rows, notes = ledger_lag.run(
+        redis,
+        profile.ledger_lag_fsyncs,
+        profile.ledger_lag_rounds,
+        profile.ledger_lag_seconds,
+        profile.wrk_warmup_seconds,
+    )
+    outcome.rows += rows
+    outcome.notes += notes
 
 
 def log(message: str) -> None:
@@ -197,6 +221,10 @@ def notes(outcome: Outcome) -> list[str]:
                 + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
                 + _per_process(row)
             )
+    lines += ledger_notes.ledger_lines(outcome.rows) + outcome.notes
+    cost = ledger_notes.fsync_cost(outcome.rows)
+    if cost:
+        lines.append(cost)
     if any(r.section == "open-loop" for r in outcome.rows):
         lines.append(
             f"open-loop generator: {meta.get('open_loop_generator')}, each request due on a fixed"

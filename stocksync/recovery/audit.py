@@ -9,7 +9,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from stocksync.ledger.tables import Movement
-from stocksync.ledger.writer import SqlLedger
 from stocksync.store.redis_store import RedisStockStore
 
 
@@ -56,16 +55,32 @@ def ledger_fold(engine: Engine, namespace: str) -> dict[tuple[str, str], tuple[i
     return {(sku, loc): (int(on_hand), int(reserved)) for sku, loc, on_hand, reserved in rows}
 
 
+def complete_seqs(engine: Engine, namespace: str) -> dict[str, int]:
+    """SKU -> N where the ledger holds every seq 1..N of the SKU (no gap below its top).
+
+    The ledger can hold a SKU's newest event while older ones are still on their way (a dead
+    writer's unclaimed entries, a sale written through ahead of the writer): such a SKU is in
+    flight, not drifting.
+    """
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Movement.sku, func.max(Movement.seq), func.count(func.distinct(Movement.seq)))
+            .where(Movement.namespace == namespace)
+            .group_by(col(Movement.sku))
+        ).all()
+    return {sku: int(top) for sku, top, count in rows if int(top) == int(count)}
+
+
 async def audit(store: RedisStockStore, engine: Engine, namespace: str) -> AuditReport:
     """Every position whose SKU the ledger has caught up with, compared unit by unit."""
     redis_seqs: dict[str, str] = await store.client.hgetall(store.keys.seq)  # type: ignore[assignment]
-    ledger = SqlLedger(engine).max_seq_by_sku(namespace)
+    ledger = complete_seqs(engine, namespace)
     fold = ledger_fold(engine, namespace)
     positions: set[tuple[str, str]] = set(fold)
     for sku in redis_seqs:
         locations: set[str] = await store.client.smembers(store.keys.sku_locations(sku))  # type: ignore[assignment]
         positions.update((sku, loc) for loc in locations)
-    settled = sorted(p for p in positions if int(redis_seqs.get(p[0], 0)) == ledger.get(p[0], 0))
+    settled = sorted(p for p in positions if int(redis_seqs.get(p[0], 0)) == ledger.get(p[0], -1))
     async with store.client.pipeline(transaction=False) as pipe:
         for sku, loc in settled:
             pipe.hmget(store.keys.position(sku, loc), "on_hand", "reserved")

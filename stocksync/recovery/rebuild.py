@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,22 +36,40 @@ def _details(row: Movement) -> dict[str, Any]:
     return json.loads(row.details) if row.details else {}
 
 
+@dataclass(frozen=True)
+class LedgerPayload:
+    """What rebuild.lua needs to restore one SKU."""
+
+    seq: int
+    positions: list[list[Any]]
+    reservations: list[dict[str, Any]]  # active in the ledger
+    finished: list[dict[str, Any]]  # terminal in the ledger
+    idempotency: list[list[Any]]
+
+
 def ledger_payload(
-    session: Session, namespace: str, sku: str
-) -> tuple[int, list[list[Any]], list[dict[str, Any]]]:
-    """The SKU's seq, positions and active reservations as the ledger knows them."""
-    movements = session.exec(
-        select(Movement)
-        .where(Movement.namespace == namespace, Movement.sku == sku)
-        .order_by(col(Movement.seq))
-    ).all()
-    seq = max((m.seq for m in movements), default=0)
+    session: Session, namespace: str, sku: str, retention_seconds: int = 7 * 24 * 3600
+) -> LedgerPayload:
+    """The SKU's seq, positions, reservations and idempotency records as the ledger has them."""
+    movements = list(
+        session.exec(
+            select(Movement)
+            .where(Movement.namespace == namespace, Movement.sku == sku)
+            .order_by(col(Movement.seq))
+        ).all()
+    )
     by_location: dict[str, list[Movement]] = {}
     for m in movements:
         by_location.setdefault(m.location_id, []).append(m)
-    positions = [_position(location, rows) for location, rows in sorted(by_location.items())]
-    reservations = _reservations(session, namespace, sku)
-    return seq, positions, reservations
+    ids = _reservation_ids(session, namespace, sku)
+    since_ms = int(time.time() * 1000) - retention_seconds * 1000
+    return LedgerPayload(
+        seq=max((m.seq for m in movements), default=0),
+        positions=[_position(loc, rows) for loc, rows in sorted(by_location.items())],
+        reservations=_reservations(session, namespace, ids),
+        finished=_finished(session, namespace, ids),
+        idempotency=_idempotency(movements, since_ms),
+    )
 
 
 def _position(location: str, rows: list[Movement]) -> list[Any]:
@@ -65,13 +84,57 @@ def _position(location: str, rows: list[Movement]) -> list[Any]:
     return [location, last.on_hand, last.reserved or 0, safety, count_as_of, deltas]
 
 
-def _reservations(session: Session, namespace: str, sku: str) -> list[dict[str, Any]]:
-    ids = session.exec(
-        select(Movement.reservation_id)
-        .where(Movement.namespace == namespace, Movement.sku == sku)
-        .where(col(Movement.reservation_id).is_not(None))
-        .distinct()
+def _reservation_ids(session: Session, namespace: str, sku: str) -> list[str]:
+    return [
+        rid
+        for rid in session.exec(
+            select(Movement.reservation_id)
+            .where(Movement.namespace == namespace, Movement.sku == sku)
+            .where(col(Movement.reservation_id).is_not(None))
+            .distinct()
+        ).all()
+        if rid is not None
+    ]
+
+
+def _finished(session: Session, namespace: str, ids: list[str]) -> list[dict[str, Any]]:
+    """Reservations the ledger says ended: a stale active copy in Redis must be closed."""
+    rows = session.exec(
+        select(LedgerReservation).where(
+            LedgerReservation.namespace == namespace,
+            col(LedgerReservation.reservation_id).in_(ids),
+            col(LedgerReservation.state).not_in(ACTIVE_STATES),
+        )
     ).all()
+    return [
+        {"id": r.reservation_id, "state": r.state, "updated_at": _ms(r.updated_at)} for r in rows
+    ]
+
+
+def _idempotency(movements: list[Movement], since_ms: int) -> list[list[Any]]:
+    """(source, source_event_id) records of stock changes, as adjust/set_count keep them."""
+    out = []
+    for m in movements:
+        fp = _details(m).get("fp")
+        if m.source_event_id and fp and _ms(m.recorded_at) >= since_ms:
+            applied = 0 if m.kind.endswith("_stale") else 1
+            safety = int(_details(m).get("safety", 0))
+            out.append(
+                [
+                    m.source,
+                    m.source_event_id,
+                    fp,
+                    applied,
+                    m.on_hand or 0,
+                    m.reserved or 0,
+                    safety,
+                    m.seq,
+                ]
+            )
+    return out
+
+
+def _reservations(session: Session, namespace: str, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []
     rows = session.exec(
@@ -81,7 +144,7 @@ def _reservations(session: Session, namespace: str, sku: str) -> list[dict[str, 
             col(LedgerReservation.state).in_(ACTIVE_STATES),
         )
     ).all()
-    out = []
+    out: list[dict[str, Any]] = []
     for r in rows:
         held = session.exec(
             select(Movement).where(
@@ -90,10 +153,11 @@ def _reservations(session: Session, namespace: str, sku: str) -> list[dict[str, 
                 Movement.kind == "held",
             )
         ).first()
+        details = _details(held) if held else {}
         out.append(
             {
                 "id": r.reservation_id,
-                "fp": _details(held).get("fp", "") if held else "",
+                "fp": details.get("fp", ""),
                 "channel": r.channel,
                 "state": r.state,
                 "lines": json.loads(r.lines),
@@ -102,20 +166,33 @@ def _reservations(session: Session, namespace: str, sku: str) -> list[dict[str, 
                 "expires_at": _ms(r.expires_at),
                 "customer_ref": r.customer_ref or "",
                 "at_risk": r.at_risk,
+                "code": details.get("code", ""),
+                "key": details.get("key", ""),
             }
         )
     return out
 
 
 async def rebuild(
-    ops: RecoveryOps, engine: Engine, namespace: str, skus: list[str] | None = None
+    ops: RecoveryOps,
+    engine: Engine,
+    namespace: str,
+    skus: list[str] | None = None,
+    retention_seconds: int = 7 * 24 * 3600,
 ) -> list[RebuildResult]:
     """Rebuild the given SKUs (default: every frozen SKU) from the ledger."""
     targets = skus if skus is not None else sorted(await ops.regressed())
     results = []
     for sku in targets:
         with Session(engine) as session:
-            seq, positions, reservations = ledger_payload(session, namespace, sku)
-        n_pos, n_res = await ops.rebuild_sku(sku, seq, positions, reservations)
-        results.append(RebuildResult(sku, seq, n_pos, n_res))
+            payload = ledger_payload(session, namespace, sku, retention_seconds)
+        n_pos, n_res = await ops.rebuild_sku(
+            sku,
+            payload.seq,
+            payload.positions,
+            payload.reservations,
+            payload.finished,
+            payload.idempotency,
+        )
+        results.append(RebuildResult(sku, payload.seq, n_pos, n_res))
     return results

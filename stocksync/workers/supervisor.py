@@ -47,6 +47,7 @@ async def run_workers(
                 metrics,
                 consumer=consumer_name(),
                 batch=settings.ledger_batch,
+                claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
             )
         )
         tg.start_soon(

@@ -34,7 +34,7 @@ local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
 local occurred = NOW
 if occurred_arg ~= '' then occurred = math.min(tonumber(occurred_arg), NOW) end
 local event = { 'delta', delta, 'reason', reason, 'src', source, 'src_id', event_id,
-  'occurred_at', occurred }
+  'occurred_at', occurred, 'fp', fp }
 
 if count_as_of and occurred < NOW and occurred <= tonumber(count_as_of) then
   table.insert(event, 'on_hand'); table.insert(event, on_hand)

@@ -7,7 +7,14 @@
 -- ARGV[5] positions JSON [[loc, on_hand, reserved, safety, count_as_of_ms_or_0,
 --                         [[at_ms, seq, delta], ...]], ...]
 -- ARGV[6] active reservations JSON [{id, fp, channel, state, lines, created_at, updated_at,
---                                    expires_at (0 = none), customer_ref, at_risk}, ...]
+--                                    expires_at (0 = none), customer_ref, at_risk,
+--                                    code, key}, ...]
+--
+-- ARGV[7] finished reservations JSON [{id, state, updated_at}, ...]: terminal in the ledger;
+--         a stale active copy in Redis is closed (indexes dropped, units not touched: the
+--         positions above already hold the ledger's numbers)
+-- ARGV[8] idempotency records JSON [[source, source_event_id, fp, applied, on_hand, reserved,
+--         safety, seq], ...] of the SKU's stock changes, so a retry is not applied twice
 --
 -- Returns {'ok', positions, reservations}
 
@@ -15,6 +22,8 @@ local sku = ARGV[3]
 local seq = tonumber(ARGV[4])
 local positions = cjson.decode(ARGV[5])
 local reservations = cjson.decode(ARGV[6])
+local finished = cjson.decode(ARGV[7])
+local idempotency = cjson.decode(ARGV[8])
 
 -- Drop every hold index of the SKU; the ledger's active reservations re-create them.
 for _, loc in ipairs(redis.call('SMEMBERS', sku_locs_key(sku))) do
@@ -44,7 +53,16 @@ for _, r in ipairs(reservations) do
   redis.call('HSET', rk, 'fp', r.fp, 'channel', r.channel, 'state', r.state,
     'lines', cjson.encode(r.lines), 'created_at', r.created_at, 'updated_at', r.updated_at,
     'expires_at', expires_at, 'customer_ref', r.customer_ref, 'h:' .. r.state, r.updated_at)
-  if r.at_risk then redis.call('HSET', rk, 'at_risk', '1') end
+  if r.at_risk then
+    redis.call('HSET', rk, 'at_risk', '1')
+    redis.call('SADD', ATRISK, r.id)
+  end
+  local code, key_id = r.code or '', r.key or ''
+  redis.call('HSET', rk, 'code', code, 'key', key_id)
+  if code ~= '' then redis.call('SET', code_key(code), r.id) end
+  if key_id ~= '' then redis.call('SADD', bykey_key(key_id), r.id) end
+  if r.customer_ref ~= '' then redis.call('SADD', bycust_key(r.customer_ref), r.id) end
+  for _, ln in ipairs(r.lines) do redis.call('ZADD', locres_key(ln[2]), r.created_at, r.id) end
   set_deadline(r.id, rk, r.lines, expires_at)
 end
 
@@ -54,4 +72,25 @@ for _, p in ipairs(positions) do
   emit('rebuilt', sku, p[1], { 'd_on_hand', 0, 'd_reserved', 0, 'on_hand', p[2],
     'reserved', p[3] })
 end
+for _, r in ipairs(finished) do
+  local rk = res_key(r.id)
+  local current = redis.call('HMGET', rk, 'state', 'lines')
+  if ACTIVE[current[1]] then
+    local lines = cjson.decode(current[2])
+    unindex(r.id, rk, lines)
+    for _, ln in ipairs(lines) do redis.call('ZREM', holds_key(ln[1], ln[2]), r.id) end
+    redis.call('ZREM', P .. 'active', r.id)
+    redis.call('HSET', rk, 'state', r.state, 'updated_at', r.updated_at, 'expires_at', '',
+      'h:' .. r.state, r.updated_at, 'events', '')
+    redis.call('EXPIRE', rk, RETENTION)
+  end
+end
+
+for _, rec in ipairs(idempotency) do
+  local ik = idem_key(rec[1], rec[2])
+  if redis.call('EXISTS', ik) == 0 then
+    store_idempotency(ik, rec[3], rec[4], rec[5], rec[6], rec[7], rec[8])
+  end
+end
+
 return { 'ok', #positions, #reservations }

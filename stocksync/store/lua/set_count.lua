@@ -39,7 +39,7 @@ end
 local as_of = NOW
 if as_of_arg ~= '' then as_of = math.min(tonumber(as_of_arg), NOW) end
 if (count_as_of and as_of < tonumber(count_as_of)) or as_of < NOW - DELTA_WINDOW_MS then
-  local seq = emit('count_stale', sku, loc, { 'count', count, 'as_of', as_of, 'src', source,
+  local seq = emit('count_stale', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of, 'src', source,
     'src_id', event_id, 'on_hand', on_hand, 'reserved', reserved })
   if ik then store_idempotency(ik, fp, 0, on_hand, reserved, safety, seq) end
   return { 'ok', 0, on_hand, reserved, safety, seq, 0 }
@@ -56,7 +56,7 @@ redis.call('HSET', pk, 'on_hand', new_on_hand, 'reserved', reserved, 'safety', s
   'count_as_of', as_of)
 redis.call('SADD', sku_locs_key(sku), loc)
 redis.call('ZREMRANGEBYSCORE', deltas_key(sku, loc), '-inf', as_of)
-local seq = emit('counted', sku, loc, { 'count', count, 'as_of', as_of, 'src', source,
+local seq = emit('counted', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of, 'src', source,
   'src_id', event_id, 'd_on_hand', new_on_hand - on_hand, 'd_reserved', 0,
   'on_hand', new_on_hand, 'reserved', reserved, 'safety', safety })
 

@@ -34,6 +34,31 @@ class Settings(BaseSettings):
 
     default_ttl_seconds: int = Field(default=900, ge=1)
     max_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=1)
+    # Hold policy per channel (JSON in the environment, e.g. '{"chat": 86400}'): the TTL of a
+    # hold that names none, and the longest allowed; other channels use the two above.
+    channel_ttl_seconds: dict[str, int] = Field(
+        default_factory=lambda: {
+            "web": 900,
+            "app": 900,
+            "marketplace": 900,
+            "pos": 600,
+            "chat": 2 * 24 * 3600,
+        }
+    )
+    channel_max_ttl_seconds: dict[str, int] = Field(
+        default_factory=lambda: {"chat": 14 * 24 * 3600}
+    )
+    max_active_holds_per_key: dict[str, int] = Field(
+        default={"chat": 200},
+        description="per channel: active holds one API key may have (a chat key cannot "
+        "hoard a store's stock); channels not listed are not capped (web carts)",
+    )
+    max_active_holds_per_customer: int = Field(default=5, ge=0, description="0: no cap")
+    nearby_radius_km: float = Field(
+        default=50.0, gt=0, le=20_000, description="radius of `near` when radius_km is omitted"
+    )
+    max_event_streams: int = Field(default=50, ge=1, description="concurrent SSE streams")
+    event_keepalive_seconds: float = Field(default=15.0, gt=0)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     outbox_maxlen: int = Field(
         default=0, ge=0, description="0: only the ledger writer trims the outbox (no event lost)"
@@ -46,8 +71,21 @@ class Settings(BaseSettings):
         default=True, description="run the reaper, ledger writer and checks in the API process"
     )
     ledger_batch: int = Field(default=500, ge=1, le=10_000)
+    ledger_claim_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a dead ledger writer's unacknowledged events are taken over after this long",
+    )
     regression_check_seconds: float = Field(default=10.0, gt=0)
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
+
+    def hold_ttl(self, channel: str) -> int:
+        """TTL of a hold on ``channel`` that names none."""
+        return self.channel_ttl_seconds.get(channel, self.default_ttl_seconds)
+
+    def max_hold_ttl(self, channel: str) -> int:
+        """The longest TTL (or pickup deadline) a reservation on ``channel`` may get."""
+        return self.channel_max_ttl_seconds.get(channel, self.max_ttl_seconds)
 
     @property
     def sqlalchemy_url(self) -> str:

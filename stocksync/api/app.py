@@ -14,7 +14,16 @@ from stocksync import __version__
 from stocksync.api.deps import Services
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
-from stocksync.api.routers import availability, locations, ops, reservations, stock
+from stocksync.api.routers import (
+    availability,
+    events,
+    locations,
+    ops,
+    pickups,
+    reservations,
+    resourcing,
+    stock,
+)
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
@@ -69,7 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention_seconds=settings.retention_seconds,
         outbox_maxlen=settings.outbox_maxlen,
         observe=metrics.observe_script,
+        max_holds_per_key=settings.max_active_holds_per_key,
+        max_holds_per_customer=settings.max_active_holds_per_customer,
     )
+    app.state.redis_url = url  # event streams open connections of their own
     ledger = SqlLedger(engine)
     app.state.services = Services(
         settings, metrics, store, engine, SqlApiKeys(engine, settings.api_key_cache_seconds), ledger
@@ -101,7 +113,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_problem_handlers(app)
-    for module in (locations, stock, availability, reservations, ops):
+    app.state.event_streams = events.StreamSlots(settings.max_event_streams)
+    for module in (
+        locations,
+        stock,
+        availability,
+        reservations,
+        resourcing,
+        pickups,
+        events,
+        ops,
+    ):
         app.include_router(module.router)
     app.include_router(ui_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

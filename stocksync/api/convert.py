@@ -13,6 +13,7 @@ from stocksync.api.schemas import (
     ReservationOut,
     StockChangeOut,
 )
+from stocksync.domain.codes import display_hold_code
 from stocksync.domain.model import Location, Position, Reservation, StockChangeResult
 from stocksync.ledger.tables import LedgerReservation, ReservationTransition
 
@@ -23,6 +24,10 @@ def from_ms(ms: int) -> datetime:
 
 def _opt_ms(ms: int | None) -> datetime | None:
     return None if ms is None else from_ms(ms)
+
+
+def _code(stored: str | None) -> str | None:
+    return None if stored is None else display_hold_code(stored)
 
 
 def to_ms(moment: datetime | None) -> int | None:
@@ -70,11 +75,12 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
         customer_ref=reservation.customer_ref,
         at_risk=reservation.at_risk,
         history=[HistoryOut(state=state, at=from_ms(at)) for state, at in reservation.history],
+        hold_code=_code(reservation.hold_code),
     )
 
 
 def ledger_reservation_out(
-    row: LedgerReservation, transitions: list[ReservationTransition]
+    row: LedgerReservation, transitions: list[ReservationTransition], hold_code: str | None = None
 ) -> ReservationOut:
     """A reservation as the ledger keeps it, once Redis has pruned it."""
     return ReservationOut(
@@ -88,4 +94,5 @@ def ledger_reservation_out(
         customer_ref=row.customer_ref,
         at_risk=row.at_risk,
         history=[HistoryOut(state=t.state, at=t.at) for t in transitions],
+        hold_code=_code(hold_code),
     )

@@ -84,7 +84,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "unauthorized",
         403: "forbidden",
         404: "not_found",
-        409: "insufficient_stock | idempotency_conflict | invalid_transition",
+        409: "insufficient_stock | idempotency_conflict | invalid_transition | hold_limit_reached",
         422: "validation_error",
     }.items()
 }

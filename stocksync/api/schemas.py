@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from stocksync.domain.codes import HOLD_CODE_PATTERN
 from stocksync.domain.model import (
     CHANNEL_PATTERN,
     ID_PATTERN,
@@ -156,6 +157,23 @@ class ReservationOut(BaseModel):
     customer_ref: str | None
     at_risk: bool
     history: list[HistoryOut]
+    hold_code: str | None = Field(
+        description="short code for the customer and the till, e.g. K7M-Q2PX", examples=["K7M-Q2PX"]
+    )
+
+
+class ReservationList(BaseModel):
+    reservations: list[ReservationOut]
+
+
+class PickupList(BaseModel):
+    location_id: str
+    pickups: list[ReservationOut]
+
+
+class MoveIn(Request):
+    from_location_id: LocationId
+    to_location_id: LocationId
 
 
 class Problem(BaseModel):
@@ -171,6 +189,7 @@ class Problem(BaseModel):
 
 LocationPath = Annotated[str, Path(pattern=LOCATION_PATTERN)]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
+HoldCodePath = Annotated[str, Path(pattern=HOLD_CODE_PATTERN, examples=["K7M-Q2PX"])]
 ReservationIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 
 

@@ -32,6 +32,9 @@ from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RecoveryOps, RedisStockStore
 from stocksync.workers.supervisor import run_workers
 
+# Open event streams never end by themselves: on shutdown they get this long, then are closed.
+SHUTDOWN_GRACE_SECONDS = 5
+
 app = typer.Typer(help="stocksync: real-time inventory and reservations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock positions.", no_args_is_help=True)
@@ -136,6 +139,7 @@ def serve(
                 port=settings.port,
                 log_level="warning",
                 access_log=False,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             )
         else:
             os.environ["STOCKSYNC_REDIS_URL"] = url
@@ -148,6 +152,7 @@ def serve(
                 workers=settings.workers,
                 log_level="warning",
                 access_log=False,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             )
 
 
@@ -196,7 +201,11 @@ def rebuild(
     results = run_with_store(
         settings,
         lambda store: recovery_rebuild(
-            RecoveryOps(store), engine, settings.namespace, list(sku) if sku else None
+            RecoveryOps(store),
+            engine,
+            settings.namespace,
+            list(sku) if sku else None,
+            settings.retention_seconds,
         ),
     )
     for r in results:

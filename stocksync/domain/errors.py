@@ -32,9 +32,9 @@ class InsufficientStock(StockSyncError):
     status = 409
     title = "Insufficient stock"
 
-    def __init__(self, short_lines: list[ShortLine]) -> None:
+    def __init__(self, short_lines: list[ShortLine], action: str = "reserved") -> None:
         super().__init__(
-            f"{len(short_lines)} line(s) exceed available stock; nothing was reserved",
+            f"{len(short_lines)} line(s) exceed available stock; nothing was {action}",
             short_lines=[line.__dict__ for line in short_lines],
         )
         self.short_lines = short_lines
@@ -88,3 +88,25 @@ class LedgerUnavailable(StockSyncError):
     code = "ledger_unavailable"
     status = 503
     title = "The ledger could not be written"
+
+
+class HoldLimitReached(StockSyncError):
+    """Too many active reservations for one API key or one customer."""
+
+    code = "hold_limit_reached"
+    status = 409
+    title = "Active hold limit reached"
+
+
+class Unprocessable(StockSyncError):
+    """A well-formed request that cannot apply to this resource (e.g. nothing to move)."""
+
+    code = "validation_error"
+    status = 422
+    title = "Invalid request"
+
+
+class TooManyStreams(StockSyncError):
+    code = "too_many_event_streams"
+    status = 503
+    title = "Too many open event streams"

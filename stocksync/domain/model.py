@@ -143,6 +143,7 @@ class Reservation:
     customer_ref: str | None = None
     at_risk: bool = False
     history: list[tuple[str, int]] = field(default_factory=list)
+    hold_code: str | None = None  # stored form, without the dash
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ holds (``stock_movements``), which gives the same row whatever order they arrive
   each line, and the events of one SKU are numbered in the order they happened. A terminal
   state clears the deadline, as in Redis.
 - ``created_at`` is the earliest event time, ``updated_at`` the latest (Redis sets it on every
-  transition and extension, not on an at-risk flag); ``lines``, ``customer_ref`` come from the
-  hold event (until it arrives, the lines seen so far stand in).
+  transition, extension and move, not on an at-risk flag); ``lines``, ``customer_ref`` come
+  from the hold event (until it arrives, the lines seen so far stand in), with the ``moved``
+  events' deltas applied (a sum, so their order does not matter).
 - ``at_risk`` is sticky. A flag for a reservation whose events have not arrived yet leaves a
   placeholder row (``updated_at`` = the epoch) that the events then fill in.
 """
@@ -28,7 +29,9 @@ from typing import Any
 
 TERMINAL_STATES = frozenset({"fulfilled", "released", "expired"})
 STATE_RANK = {"held": 0, "confirmed": 1, "ready": 2, "fulfilled": 3, "released": 3, "expired": 3}
-RESERVATION_KINDS = frozenset(STATE_RANK) | {"extended"}
+# Events of a reservation that change no state: an extension, a move to another location.
+NON_STATE_KINDS = frozenset({"extended", "moved"})
+RESERVATION_KINDS = frozenset(STATE_RANK) | NON_STATE_KINDS
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -71,12 +74,14 @@ def reservation_row(events: Sequence[ReservationEvent], at_risk: bool) -> dict[s
     """Column values of a ``reservations`` row (without its key) from all its events."""
     if not events:
         return placeholder_row(at_risk)
-    lines = {(e.sku, e.location_id): e.qty for e in events}
+    lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != "moved"}
     held = [e for e in events if e.kind == "held"]
     if held and held[0].extra.get("lines"):
-        lines = {(s, loc): int(q) for s, loc, q in json.loads(held[0].extra["lines"])}
+        lines = _moved(
+            {(s, loc): int(q) for s, loc, q in json.loads(held[0].extra["lines"])}, events
+        )
     state = max(
-        (e.kind for e in events if e.kind != "extended"),
+        (e.kind for e in events if e.kind not in NON_STATE_KINDS),
         key=lambda s: (STATE_RANK[s], s),
         default="held",
     )
@@ -94,3 +99,17 @@ def reservation_row(events: Sequence[ReservationEvent], at_risk: bool) -> dict[s
         "expires_at": None if terminal else _opt_ms(newest.extra.get("exp")),
         "at_risk": at_risk,
     }
+
+
+def _moved(
+    lines: dict[tuple[str, str], int], events: Sequence[ReservationEvent]
+) -> dict[tuple[str, str], int]:
+    """The hold's lines after its moves. A move emits -qty at the source and +qty at the
+    target, so the sum does not depend on the order the events arrive in."""
+    out = dict(lines)
+    for e in events:
+        if e.kind == "moved":
+            sign = 1 if e.location_id == e.extra.get("to") else -1
+            key = (e.sku, e.location_id)
+            out[key] = out.get(key, 0) + sign * e.qty
+    return {k: q for k, q in out.items() if q > 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -28,8 +30,9 @@ def position_history(
 
 def reservation_record(
     engine: Engine, namespace: str, reservation_id: str
-) -> tuple[LedgerReservation, list[ReservationTransition]] | None:
-    """A reservation as the ledger keeps it (also after Redis pruned it), with transitions."""
+) -> tuple[LedgerReservation, list[ReservationTransition], str | None] | None:
+    """A reservation as the ledger keeps it (also after Redis pruned it), with transitions
+    and its hold code (from the hold event)."""
     with Session(engine) as session:
         row = session.get(LedgerReservation, (namespace, reservation_id))
         if row is None:
@@ -42,4 +45,12 @@ def reservation_record(
             )
             .order_by(col(ReservationTransition.at))
         ).all()
-        return row, list(transitions)
+        held = session.exec(
+            select(Movement.details).where(
+                Movement.namespace == namespace,
+                Movement.reservation_id == reservation_id,
+                Movement.kind == "held",
+            )
+        ).first()
+        code = json.loads(held).get("code") if held else None
+        return row, list(transitions), code or None

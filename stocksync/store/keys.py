@@ -60,3 +60,29 @@ class Keys:
 
     def sku_locations(self, sku: str) -> str:
         return f"{self.prefix}skulocs:{sku}"
+
+    @property
+    def geo(self) -> str:
+        """Locations with coordinates (GEOADD by upsert_location.lua)."""
+        return f"{self.prefix}geo"
+
+    def location_reservations(self, location_id: str) -> str:
+        """Active reservations with a line at a location, scored by created_at."""
+        return f"{self.prefix}locres:{location_id}"
+
+    def key_reservations(self, key_id: str) -> str:
+        """Active reservations made with an API key."""
+        return f"{self.prefix}bykey:{key_id}"
+
+    def customer_reservations(self, customer_ref: str) -> str:
+        """Active reservations of a customer_ref."""
+        return f"{self.prefix}bycust:{customer_ref}"
+
+    @property
+    def at_risk(self) -> str:
+        """Active reservations flagged at risk by a till sale or a count."""
+        return f"{self.prefix}atrisk"
+
+    def hold_code(self, code: str) -> str:
+        """Hold code (stored form) -> reservation id."""
+        return f"{self.prefix}code:{code}"

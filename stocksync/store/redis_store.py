@@ -10,7 +10,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from stocksync.domain.codes import new_hold_code
 from stocksync.domain.errors import (
+    HoldLimitReached,
     IdempotencyConflict,
     InsufficientStock,
     InvalidTransition,
@@ -35,6 +37,7 @@ from stocksync.store.keys import Keys
 from stocksync.store.scripts import register_scripts
 
 ScriptObserver = Callable[[str, float], None]
+CODE_ATTEMPTS = 8  # a code is taken with odds (active holds / 31^7): one retry is already rare
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class TransitionResult:
     event_ids: tuple[str, ...] = ()  # outbox events of a terminal transition (for the ledger)
 
 
-def _raise_regressed(reply: Sequence[Any]) -> None:
+def raise_regressed(reply: Sequence[Any]) -> None:
     if reply and reply[0] == "stock_regressed":
         raise StockRegressed(
             f"stock of {reply[1]!r} in Redis is older than the ledger; writes are refused "
@@ -60,7 +63,7 @@ def _raise_regressed(reply: Sequence[Any]) -> None:
         )
 
 
-def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+def field_pairs(flat: Sequence[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
@@ -83,10 +86,11 @@ def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservatio
         customer_ref=fields.get("customer_ref") or None,
         at_risk=fields.get("at_risk") == "1",
         history=history,
+        hold_code=fields.get("code") or None,
     )
 
 
-def _location(location_id: str, f: dict[str, str]) -> Location:
+def parse_location(location_id: str, f: dict[str, str]) -> Location:
     return Location(
         location_id=location_id,
         name=f.get("name", ""),
@@ -109,12 +113,16 @@ class RedisStockStore:
         retention_seconds: int = 7 * 24 * 3600,
         outbox_maxlen: int = 0,
         observe: ScriptObserver | None = None,
+        max_holds_per_key: dict[str, int] | None = None,
+        max_holds_per_customer: int = 0,
     ) -> None:
         self.client = client
         self.keys = Keys(namespace)
         self._scripts = register_scripts(client)
         self._head = [retention_seconds, outbox_maxlen]
         self._observe = observe
+        self._key_caps = max_holds_per_key or {}  # per channel; absent or 0: no cap
+        self._customer_cap = max_holds_per_customer  # 0: no cap
 
     async def _call(self, name: str, *args: str | int) -> Any:
         started = perf_counter()
@@ -147,11 +155,11 @@ class RedisStockStore:
             for location_id in ids:
                 pipe.hgetall(self.keys.location(location_id))
             rows = await pipe.execute()
-        return [_location(i, row) for i, row in zip(ids, rows, strict=True) if row]
+        return [parse_location(i, row) for i, row in zip(ids, rows, strict=True) if row]
 
     async def get_location(self, location_id: str) -> Location | None:
         fields: dict[str, str] = await self.client.hgetall(self.keys.location(location_id))  # type: ignore[assignment]
-        return _location(location_id, fields) if fields else None
+        return parse_location(location_id, fields) if fields else None
 
     # -- stock -----------------------------------------------------------------------------
 
@@ -212,7 +220,7 @@ class RedisStockStore:
         return self._stock_change(sku, location_id, reply)
 
     def _stock_change(self, sku: str, location_id: str, reply: list[Any]) -> StockChangeResult:
-        _raise_regressed(reply)
+        raise_regressed(reply)
         status = reply[0]
         if status == "unknown_location":
             raise NotFound(f"unknown location {location_id!r}", resource="location")
@@ -239,7 +247,7 @@ class RedisStockStore:
         out = []
         for i in range(0, len(flat), 10):
             loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship = flat[i : i + 10]
-            location = _location(
+            location = parse_location(
                 loc,
                 {
                     "kind": kind,
@@ -268,21 +276,36 @@ class RedisStockStore:
         lines: Sequence[Line],
         ttl_seconds: int,
         customer_ref: str | None = None,
+        *,
+        key_id: str | None = None,
     ) -> ReserveResult:
-        """Hold every line or nothing; a retry with the same id and body replays the result."""
+        """Hold every line or nothing; a retry with the same id and body replays the result.
+
+        ``key_id`` (the caller's API key) counts the hold against the per-key cap.
+        """
         normalized = normalize_lines(lines)
         fp = reservation_fingerprint(channel, normalized, ttl_seconds, customer_ref)
         lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in normalized])
-        reply = await self._call(
-            "reserve",
-            reservation_id,
-            channel,
-            ttl_seconds * 1000,
-            fp,
-            customer_ref or "",
-            lines_json,
-        )
-        _raise_regressed(reply)
+        for _ in range(CODE_ATTEMPTS):
+            code = new_hold_code()
+            reply = await self._call(
+                "reserve",
+                reservation_id,
+                channel,
+                ttl_seconds * 1000,
+                fp,
+                customer_ref or "",
+                lines_json,
+                code,
+                key_id or "",
+                self._key_caps.get(channel, 0),
+                self._customer_cap,
+            )
+            if reply[0] != "code_taken":
+                break
+        else:
+            raise RuntimeError(f"no free hold code after {CODE_ATTEMPTS} attempts")
+        raise_regressed(reply)
         status = reply[0]
         if status == "ok" and int(reply[1]):
             created_at, expires_at = int(reply[2]), int(reply[3])
@@ -296,10 +319,11 @@ class RedisStockStore:
                 expires_at_ms=expires_at,
                 customer_ref=customer_ref,
                 history=[(State.HELD.value, created_at)],
+                hold_code=code,
             )
             return ReserveResult(held, created=True)
         if status == "ok":
-            return ReserveResult(parse_reservation(reservation_id, _pairs(reply[2:])), False)
+            return ReserveResult(parse_reservation(reservation_id, field_pairs(reply[2:])), False)
         if status == "insufficient_stock":
             rest = reply[1:]
             raise InsufficientStock(
@@ -316,13 +340,20 @@ class RedisStockStore:
             raise IdempotencyConflict(
                 f"reservation {reservation_id!r} exists with a different request"
             )
+        if status == "hold_limit_reached":
+            scope, limit = str(reply[1]), int(reply[2])
+            raise HoldLimitReached(
+                f"this {scope} already has {limit} active holds; nothing was reserved",
+                limit=limit,
+                scope=scope,
+            )
         raise RuntimeError(f"unexpected reply from reserve: {reply!r}")
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         flat = await self._call("get_reservation", reservation_id)
         if not flat:
             raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
-        return parse_reservation(reservation_id, _pairs(flat))
+        return parse_reservation(reservation_id, field_pairs(flat))
 
     async def reservation_locations(self, reservation_id: str) -> set[str] | None:
         """The locations a reservation touches (a plain read, for authorisation checks)."""
@@ -353,10 +384,10 @@ class RedisStockStore:
         self, action: str, reservation_id: str, *args: str | int
     ) -> TransitionResult:
         reply = await self._call(action, reservation_id, *args)
-        _raise_regressed(reply)
+        raise_regressed(reply)
         status = reply[0]
         if status == "ok":
-            fields = _pairs(reply[2:])
+            fields = field_pairs(reply[2:])
             events = tuple(e for e in fields.get("events", "").split(",") if e)
             return TransitionResult(
                 parse_reservation(reservation_id, fields), bool(int(reply[1])), events
@@ -403,10 +434,22 @@ class RecoveryOps:
         return frozen
 
     async def rebuild_sku(
-        self, sku: str, seq: int, positions: list[list[Any]], reservations: list[dict[str, Any]]
+        self,
+        sku: str,
+        seq: int,
+        positions: list[list[Any]],
+        reservations: list[dict[str, Any]],
+        finished: list[dict[str, Any]] | None = None,
+        idempotency: list[list[Any]] | None = None,
     ) -> tuple[int, int]:
         """Replace one SKU's state with the ledger's and lift its freeze."""
         reply = await self.store._call(
-            "rebuild", sku, seq, json.dumps(positions), json.dumps(reservations)
+            "rebuild",
+            sku,
+            seq,
+            json.dumps(positions),
+            json.dumps(reservations),
+            json.dumps(finished or []),
+            json.dumps(idempotency or []),
         )
         return int(reply[1]), int(reply[2])

@@ -28,6 +28,9 @@ OPERATIONS = (
     "upsert_location",
     "rebuild",
     "check_regression",
+    "nearby",
+    "find_reservations",
+    "move",
 )
 
 

@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from stocksync.api.deps import Reader, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import AvailabilityOut, LocationAvailability
-from stocksync.domain.geo import distance_km, parse_point
-from stocksync.domain.model import CHANNEL_PATTERN, SKU_PATTERN
+from stocksync.domain.geo import parse_point
+from stocksync.domain.model import CHANNEL_PATTERN, SKU_PATTERN, Location, Position
+from stocksync.store.pickups import PickupOps
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"], responses=PROBLEM_RESPONSES)
 
@@ -26,27 +27,36 @@ async def get_availability(
     request: Request,
     sku: Annotated[str, Query(pattern=SKU_PATTERN)],
     near: Annotated[str | None, Query(pattern=POINT_PATTERN, description="lat,lon")] = None,
-    radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
+    radius_km: Annotated[
+        float | None, Query(gt=0, le=20_000, description="with `near`; default 50 km")
+    ] = None,
     channel: Annotated[str | None, Query(pattern=CHANNEL_PATTERN)] = None,
     pickup: Annotated[bool | None, Query(description="only pickup-enabled stores")] = None,
 ) -> AvailabilityOut:
-    """Per-location availability and the total (safety stock held back, clamped at zero)."""
+    """Per-location availability and the total (safety stock held back, clamped at zero).
+
+    With ``near``: only locations within ``radius_km`` (Redis GEOSEARCH), nearest first, each
+    with ``distance_km``.
+    """
     point = _point(near)
+    svc = services(request)
+    found: list[tuple[Position, Location, float | None]]
+    if point is None:
+        found = [(p, loc, None) for p, loc in await svc.store.positions(sku)]
+    else:
+        radius = radius_km if radius_km is not None else svc.settings.nearby_radius_km
+        nearby = await PickupOps(svc.store).nearby(
+            sku, point[0], point[1], radius, pickup_only=bool(pickup)
+        )
+        found = [(n.position, n.location, n.distance_km) for n in nearby]
     rows: list[LocationAvailability] = []
-    for position, location in await services(request).store.positions(sku):
+    for position, location, distance in found:
         if principal.locations is not None and location.location_id not in principal.locations:
             continue
         if pickup and not location.pickup:
             continue
         if channel in ONLINE_CHANNELS and not location.ship:
             continue
-        distance = None
-        if point is not None:
-            if location.lat is None or location.lon is None:
-                continue
-            distance = round(distance_km(point[0], point[1], location.lat, location.lon), 3)
-            if radius_km is not None and distance > radius_km:
-                continue
         rows.append(
             LocationAvailability(
                 location_id=location.location_id,
@@ -61,10 +71,8 @@ async def get_availability(
                 distance_km=distance,
             )
         )
-    if point is not None:
-        rows.sort(key=lambda r: (r.distance_km, r.location_id))
-    else:
-        rows.sort(key=lambda r: r.location_id)
+    # GEOSEARCH ... ASC gave them nearest first; the sort only settles ties deterministically.
+    rows.sort(key=lambda r: (r.distance_km or 0.0, r.location_id))
     return AvailabilityOut(sku=sku, total_available=sum(r.available for r in rows), locations=rows)
 
 

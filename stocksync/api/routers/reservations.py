@@ -29,20 +29,28 @@ from stocksync.store.redis_store import TransitionResult
 router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=PROBLEM_RESPONSES)
 
 
-def _ttl(settings: Settings, ttl: int | None, field: str = "ttl_seconds") -> int:
+def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_seconds") -> int:
+    """The requested TTL within the channel's maximum, or the channel's default."""
     if ttl is None:
-        return settings.default_ttl_seconds
-    if ttl > settings.max_ttl_seconds:
+        return settings.hold_ttl(channel)
+    limit = settings.max_hold_ttl(channel)
+    if ttl > limit:
         raise RequestValidationError(
             [
                 {
                     "loc": ("body", field),
                     "type": "less_than_equal",
-                    "msg": f"{field} must be at most {settings.max_ttl_seconds}",
+                    "msg": f"{field} must be at most {limit} on channel {channel!r}",
                 }
             ]
         )
     return ttl
+
+
+async def _channel(svc: Services, reservation_id: str) -> str:
+    """A reservation's channel (a plain read, for its TTL policy); '' when unknown."""
+    channel = await svc.store.client.hget(svc.store.keys.reservation(reservation_id), "channel")
+    return str(channel or "")
 
 
 @router.post("", response_model=ReservationOut, status_code=201)
@@ -57,12 +65,17 @@ async def create_reservation(
     """
     principal.require_locations(line.location_id for line in body.lines)
     svc = services(request)
-    ttl = _ttl(svc.settings, body.ttl_seconds)
+    ttl = _ttl(svc.settings, body.channel, body.ttl_seconds)
     lines = [Line(ln.sku, ln.location_id, ln.qty) for ln in body.lines]
     channel = channel_label(body.channel)
     try:
         result = await svc.store.reserve(
-            body.reservation_id, body.channel, lines, ttl, body.customer_ref
+            body.reservation_id,
+            body.channel,
+            lines,
+            ttl,
+            body.customer_ref,
+            key_id=principal.key_id,
         )
     except StockSyncError as exc:
         svc.metrics.reservations.labels(channel, exc.code).inc()
@@ -88,7 +101,13 @@ async def get_reservation(
     reservation_id: ReservationIdPath, principal: Reader, request: Request
 ) -> ReservationOut:
     """A reservation with its state, lines and transition history."""
-    svc = services(request)
+    return await read_reservation(services(request), principal, reservation_id)
+
+
+async def read_reservation(
+    svc: Services, principal: Principal, reservation_id: str
+) -> ReservationOut:
+    """A reservation from Redis, or from the ledger once Redis has pruned it."""
     try:
         await _authorize(svc, principal, reservation_id)
         return reservation_out(await svc.store.get_reservation(reservation_id))
@@ -137,12 +156,15 @@ async def confirm(
     response: Response,
     body: ConfirmIn | None = None,
 ) -> ReservationOut:
-    """held → confirmed (an order was placed); optional pickup deadline."""
+    """held → confirmed (an order was placed); optional pickup deadline.
+
+    The units stay reserved throughout: a chat hold becomes a pickup order in one step.
+    """
     pickup = None
     if body is not None and body.pickup_within_seconds is not None:
-        pickup = _ttl(
-            services(request).settings, body.pickup_within_seconds, "pickup_within_seconds"
-        )
+        svc = services(request)
+        channel = await _channel(svc, reservation_id)
+        pickup = _ttl(svc.settings, channel, body.pickup_within_seconds, "pickup_within_seconds")
     return await _transition("confirm", reservation_id, principal, request, response, pickup)
 
 
@@ -184,5 +206,6 @@ async def extend(
     response: Response,
 ) -> ReservationOut:
     """Move the deadline of an active reservation to now + ttl_seconds."""
-    ttl = _ttl(services(request).settings, body.ttl_seconds)
+    svc = services(request)
+    ttl = _ttl(svc.settings, await _channel(svc, reservation_id), body.ttl_seconds)
     return await _transition("extend", reservation_id, principal, request, response, ttl)

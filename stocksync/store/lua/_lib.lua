@@ -25,6 +25,13 @@ local function deltas_key(sku, loc) return P .. 'deltas:' .. loc .. ':' .. sku e
 local function loc_key(loc) return P .. 'loc:' .. loc end
 local function idem_key(source, event_id) return P .. 'idem:' .. source .. ':' .. event_id end
 local function sku_locs_key(sku) return P .. 'skulocs:' .. sku end
+-- Indexes of active reservations: by location (zset scored by created_at), by API key and by
+-- customer (sets), the at-risk set, and hold code -> reservation id.
+local function locres_key(loc) return P .. 'locres:' .. loc end
+local function bykey_key(key_id) return P .. 'bykey:' .. key_id end
+local function bycust_key(cref) return P .. 'bycust:' .. cref end
+local function code_key(code) return P .. 'code:' .. code end
+local ATRISK = P .. 'atrisk'
 
 local function num(v) return tonumber(v) or 0 end
 
@@ -59,9 +66,21 @@ local function record_delta(sku, loc, at, seq, delta)
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', '(' .. (NOW - DELTA_WINDOW_MS))
 end
 
+-- Drop an ending reservation from the indexes of active ones. Its hold code keeps pointing
+-- at it until the reservation itself is pruned.
+local function unindex(id, rk, lines)
+  local r = redis.call('HMGET', rk, 'key', 'customer_ref', 'code')
+  if r[1] and r[1] ~= '' then redis.call('SREM', bykey_key(r[1]), id) end
+  if r[2] and r[2] ~= '' then redis.call('SREM', bycust_key(r[2]), id) end
+  if r[3] and r[3] ~= '' then redis.call('EXPIRE', code_key(r[3]), RETENTION) end
+  for _, ln in ipairs(lines) do redis.call('ZREM', locres_key(ln[2]), id) end
+  redis.call('SREM', ATRISK, id)
+end
+
 -- Move an active reservation to a terminal state, giving back (or consuming) its units.
 local function finish(id, rk, lines, new_state, consume)
   local channel = redis.call('HGET', rk, 'channel') or ''
+  unindex(id, rk, lines)
   local event_ids = {}
   for _, ln in ipairs(lines) do
     local sku, loc, qty = ln[1], ln[2], ln[3]
@@ -169,6 +188,7 @@ local function flag_at_risk(sku, loc, shortfall)
     covered = covered + h.qty
     if not h.flagged then
       redis.call('HSET', res_key(h.id), 'at_risk', '1')
+      redis.call('SADD', ATRISK, h.id)
       flagged = flagged + 1
       table.insert(ids, h.id)
     end

@@ -3,6 +3,9 @@
 -- ARGV[3] reservation_id   ARGV[4] channel   ARGV[5] ttl in ms   ARGV[6] request fingerprint
 -- ARGV[7] customer_ref ('' = none)
 -- ARGV[8] lines as JSON [[sku, location_id, qty], ...], already summed per (sku, location)
+-- ARGV[9] hold code (stored form)   ARGV[10] API key id ('' = none)
+-- ARGV[11] max active holds of that key (0 = no cap)
+-- ARGV[12] max active holds of the customer_ref (0 = no cap)
 --
 -- Returns {'ok', 1, created_at, expires_at}                  a new hold
 --         {'ok', 0, field, value, ...}                       a retry: the stored reservation
@@ -10,6 +13,8 @@
 --         {'stock_regressed', sku}                           Redis is behind the ledger
 --         {'unknown_location', location_id, ...}
 --         {'insufficient_stock', sku, loc, requested, available, ...}   nothing reserved
+--         {'hold_limit_reached', 'key'|'customer', limit}     nothing reserved
+--         {'code_taken'}                                     retry with another code
 
 local id = ARGV[3]
 local channel = ARGV[4]
@@ -17,6 +22,10 @@ local ttl_ms = tonumber(ARGV[5])
 local fp = ARGV[6]
 local customer_ref = ARGV[7]
 local lines_json = ARGV[8]
+local code = ARGV[9]
+local key_id = ARGV[10]
+local key_cap = tonumber(ARGV[11])
+local customer_cap = tonumber(ARGV[12])
 
 local rk = res_key(id)
 local prior_fp = redis.call('HGET', rk, 'fp')
@@ -30,6 +39,20 @@ local lines = cjson.decode(lines_json)
 local regressed = regressed_sku(lines)
 if regressed then return { 'stock_regressed', regressed } end
 reap_lines(lines)
+
+-- Active holds in an owner's set; when the cap is in reach, due ones are reaped first so an
+-- expired hold never counts against it.
+local function active_count(set_key, cap)
+  local n = redis.call('SCARD', set_key)
+  if n < cap then return n end
+  for _, rid in ipairs(redis.call('SMEMBERS', set_key)) do
+    expire_one(rid, nil)
+    if not ACTIVE[redis.call('HGET', res_key(rid), 'state')] then
+      redis.call('SREM', set_key, rid)
+    end
+  end
+  return redis.call('SCARD', set_key)
+end
 
 -- Checks: every location exists and every line fits, before the first write.
 local missing, short, on_hands = {}, {}, {}
@@ -54,19 +77,31 @@ if #short > 0 then
   table.insert(short, 1, 'insufficient_stock')
   return short
 end
+if key_id ~= '' and key_cap > 0 and active_count(bykey_key(key_id), key_cap) >= key_cap then
+  return { 'hold_limit_reached', 'key', key_cap }
+end
+if customer_ref ~= '' and customer_cap > 0
+    and active_count(bycust_key(customer_ref), customer_cap) >= customer_cap then
+  return { 'hold_limit_reached', 'customer', customer_cap }
+end
+if code ~= '' and redis.call('EXISTS', code_key(code)) == 1 then return { 'code_taken' } end
 
 -- Writes.
 local expires_at = NOW + ttl_ms
 redis.call('HSET', rk, 'fp', fp, 'channel', channel, 'state', 'held', 'lines', lines_json,
   'created_at', NOW, 'updated_at', NOW, 'expires_at', expires_at, 'customer_ref', customer_ref,
-  'h:held', NOW)
+  'h:held', NOW, 'code', code, 'key', key_id)
 redis.call('ZADD', P .. 'active', expires_at, id)
+if code ~= '' then redis.call('SET', code_key(code), id) end
+if key_id ~= '' then redis.call('SADD', bykey_key(key_id), id) end
+if customer_ref ~= '' then redis.call('SADD', bycust_key(customer_ref), id) end
 for i, ln in ipairs(lines) do
   local sku, loc, qty = ln[1], ln[2], ln[3]
   local reserved = redis.call('HINCRBY', pos_key(sku, loc), 'reserved', qty)
   redis.call('ZADD', holds_key(sku, loc), expires_at, id)
+  redis.call('ZADD', locres_key(loc), NOW, id)
   emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,
     'd_reserved', qty, 'on_hand', on_hands[i], 'reserved', reserved, 'exp', expires_at,
-    'cref', customer_ref, 'lines', lines_json, 'fp', fp })
+    'cref', customer_ref, 'lines', lines_json, 'fp', fp, 'code', code, 'key', key_id })
 end
 return { 'ok', 1, NOW, expires_at }

@@ -1,0 +1,50 @@
+"""Store pickup (BOPIS): a store's pick list, and finding a hold by its code."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from stocksync.api.convert import reservation_out
+from stocksync.api.deps import Reader, services
+from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.routers.reservations import read_reservation
+from stocksync.api.schemas import HoldCodePath, LocationPath, PickupList, ReservationOut
+from stocksync.domain.errors import NotFound
+from stocksync.domain.model import State
+from stocksync.store.pickups import PickupOps
+
+router = APIRouter(tags=["pickups"], responses=PROBLEM_RESPONSES)
+
+PICKUP_LIMIT = 500
+ActiveState = Literal["held", "confirmed", "ready"]
+
+
+@router.get("/v1/locations/{location_id}/pickups", response_model=PickupList)
+async def list_pickups(
+    location_id: LocationPath,
+    principal: Reader,
+    request: Request,
+    state: Annotated[
+        list[ActiveState] | None,
+        Query(description="held, confirmed, ready (default: confirmed and ready)"),
+    ] = None,
+) -> PickupList:
+    """Reservations with a line at this store, by pickup deadline (none last), then age."""
+    principal.require_locations([location_id])
+    wanted = [State(s) for s in dict.fromkeys(state or ["confirmed", "ready"])]
+    found = await PickupOps(services(request).store).find(
+        "loc", location_id, states=wanted, limit=PICKUP_LIMIT
+    )
+    return PickupList(location_id=location_id, pickups=[reservation_out(r) for r in found])
+
+
+@router.get("/v1/holds/{code}", response_model=ReservationOut)
+async def get_hold(code: HoldCodePath, principal: Reader, request: Request) -> ReservationOut:
+    """The reservation of a hold code (any case, the dash optional)."""
+    svc = services(request)
+    reservation_id = await PickupOps(svc.store).reservation_id_by_code(code)
+    if reservation_id is None:
+        raise NotFound(f"no hold with code {code!r}", resource="hold")
+    return await read_reservation(svc, principal, reservation_id)

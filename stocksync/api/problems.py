@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stocksync.domain.errors import StockSyncError
@@ -72,10 +73,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    # Overload (no pooled connection free in time) or Redis down. A call that timed out may
+    # still have run on the server: retrying with the same ids is safe (idempotent).
+    response = problem(
+        503,
+        "store_unavailable",
+        "Stock store unavailable",
+        f"Redis did not answer in time ({type(exc).__name__}); retry the same request",
+        request.url.path,
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StockSyncError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RedisError, _redis_error)
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

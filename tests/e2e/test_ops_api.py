@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+import dataclasses
 
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from stocksync.api.deps import Services
+from stocksync.store.redis_store import RedisStockStore
+from tests.conftest import free_port
 from tests.e2e.conftest import Seed
 
 
@@ -68,3 +75,22 @@ async def test_availability_nearest_first_with_distance(
         params={"sku": sku, "near": "52.40,13.07", "radius_km": 10, "pickup": "true"},
     )
     assert [loc["location_id"] for loc in r.json()["locations"]] == ["store-potsdam"]
+
+
+async def test_redis_outage_is_a_503_problem(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 1)
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    app.state.services = dataclasses.replace(
+        services, store=RedisStockStore(dead, services.settings.namespace)
+    )
+    try:
+        r = await client.get(f"/v1/stock/store-a/{sku}")
+    finally:
+        app.state.services = services
+        await dead.aclose()
+    assert r.status_code == 503
+    assert r.json()["code"] == "store_unavailable"
+    assert r.headers["Retry-After"] == "1"
+    assert (await client.get(f"/v1/stock/store-a/{sku}")).status_code == 200

@@ -7,11 +7,7 @@ page, shows it live once the order is confirmed, and staff hand it over with the
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from stocksync.store.embedded import EmbeddedRedis
-from tests.conftest import free_port
+from tests.serve import running_serve, serve_env
 
 pytestmark = pytest.mark.slow
 
@@ -59,60 +55,18 @@ class Server:
     staff_key: str  # store page: read, reserve, bound to store-a
 
 
-def stocksync_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stocksync.cli", *args]
-
-
 @pytest.fixture(scope="module")
 def server(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("pages")
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOCKSYNC_REDIS_URL": redis_server.url,
-        "STOCKSYNC_DATA_DIR": str(data_dir),
-        "STOCKSYNC_NAMESPACE": "pages" + uuid.uuid4().hex[:8],
-    }
-
-    def key(name: str, scopes: str, *more: str) -> str:
-        created = subprocess.run(
-            stocksync_cli("keys", "create", "--name", name, "--scopes", scopes, *more),
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return created.stdout.strip()
-
-    admin = key("admin", "admin")  # first, alone: it creates the tables
-    log = data_dir / "serve.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            stocksync_cli("serve", "--port", str(port)), env=env, stdout=log_file, stderr=log_file
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with ThreadPoolExecutor(2) as pool:  # a CLI start takes seconds: overlap them
-            agent = pool.submit(key, "agent", "read,reserve")
-            staff = pool.submit(key, "staff", "read,reserve", "--locations", "store-a")
-            keys = (admin, agent.result(), staff.result())
-        deadline = time.monotonic() + 30
-        while True:  # bounded poll for the child process to start listening
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"stocksync serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    deployment = serve_env(redis_server.url, tmp_path_factory.mktemp("pages"), "pages")
+    admin = deployment.create_key("admin", "admin")  # first, alone: it creates the tables
+    with ThreadPoolExecutor(2) as pool:  # a CLI start takes seconds: overlap them
+        agent = pool.submit(deployment.create_key, "agent", "read,reserve")
+        staff = pool.submit(deployment.create_key, "staff", "read,reserve", "store-a")
+        keys = (admin, agent.result(), staff.result())
+    with running_serve(deployment) as url:
         yield Server(url, *keys)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

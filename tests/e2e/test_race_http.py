@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +12,7 @@ import httpx
 import pytest
 
 from stocksync.store.embedded import EmbeddedRedis
-from tests.conftest import free_port
+from tests.serve import running_serve, serve_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,52 +23,14 @@ class Server:
     key: str
 
 
-def stocksync_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stocksync.cli", *args]
-
-
 @pytest.fixture(scope="module")
 def server(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOCKSYNC_REDIS_URL": redis_server.url,
-        "STOCKSYNC_DATA_DIR": str(data_dir),
-        "STOCKSYNC_NAMESPACE": "race" + uuid.uuid4().hex[:8],
-    }
-    created = subprocess.run(
-        stocksync_cli("keys", "create", "--name", "race", "--scopes", "admin"),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    key = created.stdout.strip()
-    log = data_dir / "serve.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            stocksync_cli("serve", "--port", str(port)), env=env, stdout=log_file, stderr=log_file
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # bounded poll for a child process to start listening
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"stocksync serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    deployment = serve_env(redis_server.url, tmp_path_factory.mktemp("serve"), "race")
+    key = deployment.create_key("race", "admin")
+    with running_serve(deployment) as url:
         yield Server(url, key)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 async def seed(client: httpx.AsyncClient, sku: str, on_hand: int) -> None:

@@ -1,0 +1,82 @@
+"""A real `stocksync serve` in a subprocess, for tests that go through uvicorn and HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+
+def stocksync_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stocksync.cli", *args]
+
+
+@dataclass(frozen=True)
+class ServeEnv:
+    """The environment a `stocksync` command of one test deployment runs with."""
+
+    env: dict[str, str]
+    data_dir: Path
+
+    def create_key(self, name: str, scopes: str, locations: str | None = None) -> str:
+        more = ["--locations", locations] if locations else []
+        created = subprocess.run(
+            stocksync_cli("keys", "create", "--name", name, "--scopes", scopes, *more),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return created.stdout.strip()
+
+
+def serve_env(redis_url: str, data_dir: Path, label: str) -> ServeEnv:
+    """A deployment of its own: the test Redis, SQLite in ``data_dir``, a fresh namespace."""
+    env = {
+        **os.environ,
+        "STOCKSYNC_REDIS_URL": redis_url,
+        "STOCKSYNC_DATA_DIR": str(data_dir),
+        "STOCKSYNC_NAMESPACE": label + uuid.uuid4().hex[:8],
+    }
+    return ServeEnv(env, data_dir)
+
+
+@contextmanager
+def running_serve(deployment: ServeEnv) -> Iterator[str]:
+    """Start `stocksync serve` on a free port, wait until /readyz answers; yields its URL."""
+    port = free_port()
+    log = deployment.data_dir / "serve.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            stocksync_cli("serve", "--port", str(port)),
+            env=deployment.env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # bounded poll for the child process to start listening
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"stocksync serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

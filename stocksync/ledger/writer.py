@@ -74,10 +74,18 @@ class SqlLedger:
     def _write_movements(self, conn: Connection, events: Sequence[OutboxEvent]) -> int:
         if not events:
             return 0
-        # executemany: SQLAlchemy sends multi-row INSERTs from one cached statement.
+        # Count what is already there with one indexed read rather than RETURNING: a
+        # RETURNING executemany becomes one huge statement on PostgreSQL, several times
+        # slower than the driver's pipelined executemany.
+        ids = [e.event_id for e in events]
+        seen = 0
+        for chunk in _chunks(ids):
+            seen += conn.execute(
+                select(func.count()).select_from(MOVEMENTS).where(MOVEMENTS.c.event_id.in_(chunk))
+            ).scalar_one()
         stmt = self._insert(MOVEMENTS).on_conflict_do_nothing(index_elements=["event_id"])
-        rows = [movement_row(e) for e in events]
-        return len(conn.execute(stmt.returning(MOVEMENTS.c.event_id), rows).all())
+        conn.execute(stmt, [movement_row(e) for e in events])
+        return len(ids) - seen
 
     def _write_reservations(
         self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]

@@ -15,8 +15,10 @@ holds (``stock_movements``), which gives the same row whatever order they arrive
   transition, extension and move, not on an at-risk flag); ``lines``, ``customer_ref`` come
   from the hold event (until it arrives, the lines seen so far stand in), with the ``moved``
   events' deltas applied (a sum, so their order does not matter).
-- ``at_risk`` is sticky. A flag for a reservation whose events have not arrived yet leaves a
-  placeholder row (``updated_at`` = the epoch) that the events then fill in.
+- ``at_risk`` holds when the newest ``at_risk`` event (a till sale left the hold short) is newer
+  than the newest ``moved`` event (the hold was re-sourced, which clears the flag in Redis). A
+  flag whose reservation's other events have not arrived yet leaves a placeholder row
+  (``updated_at`` = the epoch) that they then fill in.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from typing import Any
 TERMINAL_STATES = frozenset({"fulfilled", "released", "expired"})
 STATE_RANK = {"held": 0, "confirmed": 1, "ready": 2, "fulfilled": 3, "released": 3, "expired": 3}
 # Events of a reservation that change no state: an extension, a move to another location.
-NON_STATE_KINDS = frozenset({"extended", "moved"})
+NON_STATE_KINDS = frozenset({"extended", "moved", "at_risk"})
 RESERVATION_KINDS = frozenset(STATE_RANK) | NON_STATE_KINDS
+# What a reservation's history lists: its states, extensions and moves (a flag is not one).
+TRANSITION_KINDS = RESERVATION_KINDS - {"at_risk"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -70,8 +74,12 @@ def placeholder_row(at_risk: bool) -> dict[str, Any]:
     }
 
 
-def reservation_row(events: Sequence[ReservationEvent], at_risk: bool) -> dict[str, Any]:
+def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
     """Column values of a ``reservations`` row (without its key) from all its events."""
+    flags = [e.at for e in all_events if e.kind == "at_risk"]
+    moves = [e.at for e in all_events if e.kind == "moved"]
+    at_risk = bool(flags) and (not moves or max(flags) > max(moves))
+    events = [e for e in all_events if e.kind != "at_risk"]  # a flag is not a transition
     if not events:
         return placeholder_row(at_risk)
     lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != "moved"}

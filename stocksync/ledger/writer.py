@@ -90,14 +90,7 @@ class SqlLedger:
     def _write_reservations(
         self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
     ) -> None:
-        flagged = {
-            reservation_id
-            for e in events
-            if e.kind == "oversell_risk"
-            for reservation_id in e.fields.get("flagged_ids", "").split(",")
-            if reservation_id
-        }
-        touched = flagged | {
+        touched = {
             e.fields["res"]
             for e in events
             if e.kind in fold.RESERVATION_KINDS and e.fields.get("res")
@@ -107,7 +100,7 @@ class SqlLedger:
             # Make sure each row exists, then lock it: a concurrent writer of the same
             # reservation waits here until this transaction commits, and then sees its events.
             seeds = [
-                {"namespace": namespace, "reservation_id": i, **fold.placeholder_row(i in flagged)}
+                {"namespace": namespace, "reservation_id": i, **fold.placeholder_row(False)}
                 for i in ids
             ]
             conn.execute(self._insert(t).on_conflict_do_nothing(), seeds)
@@ -120,8 +113,7 @@ class SqlLedger:
             recorded = self._reservation_events(conn, namespace, ids)
             changes = []
             for row in rows:
-                at_risk = row.at_risk or row.reservation_id in flagged
-                new = fold.reservation_row(recorded.get(row.reservation_id, []), at_risk)
+                new = fold.reservation_row(recorded.get(row.reservation_id, []))
                 if any(getattr(row, k) != v for k, v in new.items()):
                     values = {f"v_{k}": v for k, v in new.items()}
                     changes.append({"k_ns": namespace, "k_id": row.reservation_id, **values})
@@ -179,7 +171,7 @@ class SqlLedger:
             {
                 (e.fields["res"], e.kind, e.at_ms)
                 for e in events
-                if e.kind in fold.RESERVATION_KINDS and e.fields.get("res")
+                if e.kind in fold.TRANSITION_KINDS and e.fields.get("res")
             }
         )
         values = [

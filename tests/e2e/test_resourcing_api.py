@@ -88,7 +88,12 @@ async def test_till_sale_of_the_last_unit_then_move_and_pickup_elsewhere(
     ]
     r = await client.get(f"/v1/stock/store-a/{sku}/history")
     kinds = [(m["kind"], m["d_on_hand"], m["d_reserved"]) for m in r.json()["movements"]]
-    assert kinds[:3] == [("moved", 0, -1), ("oversell_risk", 0, 0), ("adjusted", -1, 0)]
+    assert kinds[:4] == [
+        ("moved", 0, -1),
+        ("oversell_risk", 0, 0),
+        ("at_risk", 0, 0),
+        ("adjusted", -1, 0),
+    ]
     record = reservation_record(services.engine, services.settings.namespace, "chat-4711")
     assert record is not None
     row, transitions, code = record

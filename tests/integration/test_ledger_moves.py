@@ -102,3 +102,43 @@ def _header(e: OutboxEvent) -> dict[str, str]:
         "seq": str(e.seq),
         "at": str(e.at_ms),
     }
+
+
+def at_risk(engine: Engine, namespace: str, reservation_id: str) -> bool:
+    t = RESERVATIONS
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                select(t.c.at_risk).where(
+                    t.c.namespace == namespace, t.c.reservation_id == reservation_id
+                )
+            ).scalar_one()
+        )
+
+
+async def test_ledger_at_risk_follows_flags_and_moves_in_any_order(
+    engine: Engine, store: RedisStockStore, stocked: Stocked, sku: str, namespace: str
+) -> None:
+    await stocked(sku, 1, "store-a")
+    await stocked(sku, 5, "store-b")
+    await store.reserve("hold-1", "chat", [Line(sku, "store-a", 1)], 600, "crm-1")
+    await store.adjust(sku, "store-a", -1, reason="sale", source="pos", source_event_id="t1")
+    flagged = await events_of(store, namespace)
+    assert [e.kind for e in flagged][-2:] == ["at_risk", "oversell_risk"]
+    ledger = SqlLedger(engine)
+    ledger.record(flagged)
+    assert at_risk(engine, namespace, "hold-1")
+    await PickupOps(store).move("hold-1", "store-a", "store-b")
+    assert not (await store.get_reservation("hold-1")).at_risk
+    everything = await events_of(store, namespace)
+    ledger.record(everything)
+    assert not at_risk(engine, namespace, "hold-1")  # the move cleared it, as in Redis
+    raw = cast("list[tuple[str, dict[str, str]]]", await store.client.xrange(store.keys.outbox))
+    rng = random.Random(11)
+    for i in range(5):  # the same events, shuffled, into a namespace of their own each
+        ns = f"{namespace}x{i}"
+        shuffled = [parse_event(ns, sid, fields) for sid, fields in raw]
+        rng.shuffle(shuffled)
+        ledger.record(shuffled[: len(shuffled) // 2])
+        ledger.record(shuffled[len(shuffled) // 2 :])
+        assert not at_risk(engine, ns, "hold-1")

@@ -268,9 +268,9 @@ async def test_flag_before_the_hold_leaves_a_placeholder_that_the_hold_fills(
     await store.adjust(sku, "store-a", -1, reason="sale", source="pos", source_event_id="s1")
     events = await outbox_events(store, namespace)
     ledger = SqlLedger(engine)
-    flag = [e for e in events if e.kind == "oversell_risk"]
+    flag = [e for e in events if e.kind == "at_risk"]
     assert flag
-    assert flag[0].fields["flagged_ids"] == "r-early"
+    assert flag[0].fields["res"] == "r-early"
     ledger.record(flag)
     with engine.connect() as conn:
         row = conn.execute(

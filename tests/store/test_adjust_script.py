@@ -151,7 +151,7 @@ async def test_adjust_till_sale_of_last_unit_goes_negative_and_flags_hold(
     assert result.at_risk_reservations == 1
     assert (await store.get_reservation("r1")).at_risk
     kinds = [e["kind"] for e in await outbox(store, sku)]
-    assert kinds[-2:] == ["adjusted", "oversell_risk"]
+    assert kinds[-3:] == ["adjusted", "at_risk", "oversell_risk"]
 
 
 async def test_adjust_flags_holds_newest_first_until_shortfall_covered(

@@ -25,7 +25,7 @@ router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
 KINDS = frozenset(
     {"held", "confirmed", "ready", "fulfilled", "released", "expired", "extended", "moved"}
-    | {"oversell_risk", "adjusted", "counted"}
+    | {"oversell_risk", "at_risk", "adjusted", "counted"}
 )
 STREAM_ID = r"^\d{1,20}(-\d{1,20})?$"
 # Event fields sent as numbers; the rest stay strings. Internal fields are left out.

@@ -171,12 +171,13 @@ end
 local function flag_at_risk(sku, loc, shortfall)
   local holds = {}
   for _, id in ipairs(redis.call('ZRANGE', holds_key(sku, loc), 0, -1)) do
-    local r = redis.call('HMGET', res_key(id), 'created_at', 'lines', 'at_risk')
+    local r = redis.call('HMGET', res_key(id), 'created_at', 'lines', 'at_risk', 'channel')
     local qty = 0
     for _, ln in ipairs(cjson.decode(r[2])) do
       if ln[1] == sku and ln[2] == loc then qty = qty + ln[3] end
     end
-    table.insert(holds, { id = id, created = num(r[1]), qty = qty, flagged = r[3] == '1' })
+    table.insert(holds, { id = id, created = num(r[1]), qty = qty, flagged = r[3] == '1',
+      channel = r[4] or '' })
   end
   table.sort(holds, function(a, b)
     if a.created ~= b.created then return a.created > b.created end
@@ -191,6 +192,10 @@ local function flag_at_risk(sku, loc, shortfall)
       redis.call('SADD', ATRISK, h.id)
       flagged = flagged + 1
       table.insert(ids, h.id)
+      -- One event per flagged hold: the ledger folds it into the reservation's row (a later
+      -- move clears it there as in Redis), and store pages see it on the hold.
+      emit('at_risk', sku, loc, { 'res', h.id, 'ch', h.channel, 'qty', h.qty,
+        'd_on_hand', 0, 'd_reserved', 0 })
     end
   end
   emit('oversell_risk', sku, loc, { 'shortfall', shortfall, 'flagged', flagged,

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         description="a dead ledger writer's unacknowledged events are taken over after this long",
     )
     regression_check_seconds: float = Field(default=10.0, gt=0)
+    audit_interval_seconds: float = Field(
+        default=300.0, gt=0, description="how often the workers audit Redis against the ledger"
+    )
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
 
     def hold_ttl(self, channel: str) -> int:

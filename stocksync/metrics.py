@@ -114,5 +114,14 @@ class Metrics:
             registry=r,
         )
 
+        self.ledger_drift_units = Gauge(
+            "stocksync_ledger_drift_units",
+            "Units by which Redis and the fold of the ledger disagree (last periodic audit)",
+            registry=r,
+        )
+        self.ledger_drift_positions = Gauge(
+            "stocksync_ledger_drift_positions", "Positions drifting at the last audit", registry=r
+        )
+
     def observe_script(self, name: str, seconds: float) -> None:
         self.script_latency.labels(name).observe(seconds)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import anyio
+import anyio.to_thread
+from redis.exceptions import RedisError
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from stocksync.ledger.tables import Movement
+from stocksync.metrics import Metrics
 from stocksync.store.redis_store import RedisStockStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,8 @@ def complete_seqs(engine: Engine, namespace: str) -> dict[str, int]:
 async def audit(store: RedisStockStore, engine: Engine, namespace: str) -> AuditReport:
     """Every position whose SKU the ledger has caught up with, compared unit by unit."""
     redis_seqs: dict[str, str] = await store.client.hgetall(store.keys.seq)  # type: ignore[assignment]
-    ledger = complete_seqs(engine, namespace)
-    fold = ledger_fold(engine, namespace)
+    ledger = await anyio.to_thread.run_sync(complete_seqs, engine, namespace)
+    fold = await anyio.to_thread.run_sync(ledger_fold, engine, namespace)
     positions: set[tuple[str, str]] = set(fold)
     for sku in redis_seqs:
         locations: set[str] = await store.client.smembers(store.keys.sku_locations(sku))  # type: ignore[assignment]
@@ -92,3 +100,23 @@ async def audit(store: RedisStockStore, engine: Engine, namespace: str) -> Audit
         if (r_on_hand, r_reserved) != (l_on_hand, l_reserved):
             drifts.append(Drift(sku, loc, r_on_hand, l_on_hand, r_reserved, l_reserved))
     return AuditReport(len(settled), len(positions) - len(settled), drifts)
+
+
+async def run_audits(
+    store: RedisStockStore, engine: Engine, namespace: str, metrics: Metrics, interval: float
+) -> None:
+    """Audit periodically and export the drift (``stocksync_ledger_drift_units``)."""
+    while True:
+        try:
+            report = await audit(store, engine, namespace)
+            metrics.ledger_drift_units.set(report.drift_units)
+            metrics.ledger_drift_positions.set(len(report.drifts))
+            if report.drifts:
+                log.error(
+                    "ledger drift: %d position(s), %d unit(s)",
+                    len(report.drifts),
+                    report.drift_units,
+                )
+        except (RedisError, SQLAlchemyError) as exc:
+            log.warning("audit failed: %s", exc)
+        await anyio.sleep(interval)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from stocksync.config import Settings
 from stocksync.ledger.writer import SqlLedger
 from stocksync.metrics import Metrics
+from stocksync.recovery.audit import run_audits
 from stocksync.recovery.regression import run_regression_checks
 from stocksync.store.redis_store import RecoveryOps, RedisStockStore
 from stocksync.workers.ledger_writer import run_ledger_writer
@@ -29,7 +30,7 @@ async def run_workers(
     metrics: Metrics,
     settings: Settings,
 ) -> None:
-    """The hold reaper, the ledger writer and the periodic regression check, until cancelled."""
+    """Hold reaper, ledger writer, periodic regression check and audit, until cancelled."""
     async with anyio.create_task_group() as tg:
         tg.start_soon(
             lambda: run_reaper(
@@ -58,4 +59,7 @@ async def run_workers(
                 metrics,
                 interval=settings.regression_check_seconds,
             )
+        )
+        tg.start_soon(
+            run_audits, store, engine, settings.namespace, metrics, settings.audit_interval_seconds
         )

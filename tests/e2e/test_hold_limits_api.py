@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -13,16 +11,10 @@ from tests.e2e.test_pickup_api import hold, position, post_ok
 
 
 @pytest.fixture
-def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{tmp_path / 'test.db'}",
-        data_dir=tmp_path,
-        namespace=namespace,
-        run_workers=False,
-        redis_pool_size=8,
-        max_active_holds_per_key={"chat": 3},
-        max_active_holds_per_customer=2,
+def settings(settings: Settings) -> Settings:
+    """The e2e settings with small caps, so a test can reach them."""
+    return settings.model_copy(
+        update={"max_active_holds_per_key": {"chat": 3}, "max_active_holds_per_customer": 2}
     )
 
 

@@ -24,10 +24,6 @@ class State(StrEnum):
     RELEASED = "released"
     EXPIRED = "expired"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL
-
 
 TERMINAL = frozenset({State.FULFILLED, State.RELEASED, State.EXPIRED})
 ACTIVE = frozenset({State.HELD, State.CONFIRMED, State.READY})

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-TERMINAL_STATES = frozenset({"fulfilled", "released", "expired"})
+from stocksync.domain.model import TERMINAL
+
+TERMINAL_STATES = frozenset(state.value for state in TERMINAL)
 STATE_RANK = {"held": 0, "confirmed": 1, "ready": 2, "fulfilled": 3, "released": 3, "expired": 3}
 # Events of a reservation that change no state: an extension, a move to another location.
 NON_STATE_KINDS = frozenset({"extended", "moved", "at_risk"})

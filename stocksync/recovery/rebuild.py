@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from stocksync.domain.model import ACTIVE
 from stocksync.ledger.tables import LedgerReservation, Movement
 from stocksync.store.redis_store import RecoveryOps
 
-ACTIVE_STATES = ("held", "confirmed", "ready")
+ACTIVE_STATES = sorted(state.value for state in ACTIVE)
 # Physical deltas that the as-of rule adds to a count taken before them.
 DELTA_KINDS = ("adjusted", "fulfilled")
 DELTA_WINDOW_MS = 7 * 24 * 3600 * 1000

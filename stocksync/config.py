@@ -81,6 +81,10 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="how often the workers audit Redis against the ledger"
     )
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
+    connectors_config: Path | None = Field(
+        default=None,
+        description="TOML file of connector settings; the API mounts the webhooks of those listed",
+    )
 
     def hold_ttl(self, channel: str) -> int:
         """TTL of a hold on ``channel`` that names none."""

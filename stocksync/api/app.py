@@ -10,12 +10,13 @@ import anyio
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from stocksync import __version__
+from stocksync import __version__, plugins
 from stocksync.api.deps import Services
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.routers import (
     availability,
+    connectors,
     events,
     locations,
     ops,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_problem_handlers(app)
     app.state.event_streams = events.StreamSlots(settings.max_event_streams)
+    app.state.connectors = plugins.load_configured(settings.connectors_config)
     for module in (
         locations,
         stock,
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resourcing,
         pickups,
         events,
+        connectors,
         ops,
     ):
         app.include_router(module.router)

@@ -6,8 +6,6 @@ import csv
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -18,9 +16,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from stocksync.api.app import create_app, open_redis
+from stocksync.api.app import create_app
 from stocksync.auth.repository import SqlApiKeys
+from stocksync.cli.connectors import connector_app, drift
 from stocksync.cli.demo import load_demo
+from stocksync.cli.runtime import open_store, redis_url, run_with_store
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.writer import SqlLedger
@@ -28,7 +28,6 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
 from stocksync.recovery.regression import check_regression
-from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RecoveryOps, RedisStockStore
 from stocksync.workers.supervisor import run_workers
 
@@ -42,45 +41,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(stock_app, name="stock")
 db_app = typer.Typer(help="The SQL ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(connector_app, name="connector")
+app.command("drift")(drift)
 console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation
 T = TypeVar("T")
-
-
-@contextmanager
-def redis_url(settings: Settings) -> Iterator[str]:
-    """The configured Redis, or the bundled one (reused if `serve` already runs it)."""
-    if settings.redis_url is not None:
-        yield settings.redis_url
-        return
-    embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
-    url = embedded.start()
-    try:
-        yield url
-    finally:
-        embedded.stop()
-
-
-@asynccontextmanager
-async def open_store(
-    settings: Settings, url: str, pool_size: int = 4
-) -> AsyncIterator[RedisStockStore]:
-    client = await open_redis(settings.model_copy(update={"redis_pool_size": pool_size}), url)
-    try:
-        yield RedisStockStore(client, settings.namespace)
-    finally:
-        await client.aclose()
-
-
-def run_with_store(
-    settings: Settings, job: Callable[[RedisStockStore], Awaitable[T]], pool_size: int = 4
-) -> T:
-    with redis_url(settings) as url:
-
-        async def main() -> T:
-            async with open_store(settings, url, pool_size) as store:
-                return await job(store)
-
-        return anyio.run(main)
 
 
 def api_keys(settings: Settings) -> SqlApiKeys:

@@ -1,4 +1,4 @@
-"""SQLModel tables of the ledger: movements, reservations, locations, keys, checkpoints."""
+"""SQLModel tables of the ledger: movements, reservations, locations, keys, connectors' state."""
 
 from __future__ import annotations
 
@@ -100,6 +100,34 @@ class ConnectorCheckpoint(SQLModel, table=True):
     connector: str = Field(primary_key=True, max_length=64)
     cursor: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConnectorDeadLetter(SQLModel, table=True):
+    """A payload a connector could not map or apply: kept with the reason, never dropped."""
+
+    __tablename__ = "connector_dead_letters"
+    __table_args__ = (Index("ix_dead_letters_connector", "connector", "received_at"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True)
+    )
+    connector: str = Field(max_length=64)
+    kind: str = Field(max_length=100, description="what the payload was: a webhook topic, a row")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class ConnectorFile(SQLModel, table=True):
+    """A file a connector has processed, by content hash: each file is applied once."""
+
+    __tablename__ = "connector_files"
+
+    connector: str = Field(primary_key=True, max_length=64)
+    content_hash: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=500)
+    summary: str = Field(sa_column=Column(Text, nullable=False), description="JSON counts")
+    processed_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiKey(SQLModel, table=True):

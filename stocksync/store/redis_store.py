@@ -278,13 +278,19 @@ class RedisStockStore:
         customer_ref: str | None = None,
         *,
         key_id: str | None = None,
+        confirm: bool = False,
+        pickup_seconds: int | None = None,
     ) -> ReserveResult:
         """Hold every line or nothing; a retry with the same id and body replays the result.
 
-        ``key_id`` (the caller's API key) counts the hold against the per-key cap.
+        ``key_id`` (the caller's API key) counts the hold against the per-key cap. ``confirm``
+        reserves and confirms in one script call (an order with no hold before it), with an
+        optional pickup deadline.
         """
         normalized = normalize_lines(lines)
         fp = reservation_fingerprint(channel, normalized, ttl_seconds, customer_ref)
+        if confirm:  # same id as a plain hold but another request: a conflict, not a replay
+            fp += ":confirmed"
         lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in normalized])
         for _ in range(CODE_ATTEMPTS):
             code = new_hold_code()
@@ -300,6 +306,8 @@ class RedisStockStore:
                 key_id or "",
                 self._key_caps.get(channel, 0),
                 self._customer_cap,
+                "1" if confirm else "",
+                "" if pickup_seconds is None else pickup_seconds * 1000,
             )
             if reply[0] != "code_taken":
                 break
@@ -308,17 +316,20 @@ class RedisStockStore:
         raise_regressed(reply)
         status = reply[0]
         if status == "ok" and int(reply[1]):
-            created_at, expires_at = int(reply[2]), int(reply[3])
+            created_at, expires_at = int(reply[2]), _opt_int(reply[3])
+            history = [(State.HELD.value, created_at)]
+            if confirm:
+                history.append((State.CONFIRMED.value, created_at))
             held = Reservation(
                 reservation_id=reservation_id,
                 channel=channel,
-                state=State.HELD,
+                state=State.CONFIRMED if confirm else State.HELD,
                 lines=normalized,
                 created_at_ms=created_at,
                 updated_at_ms=created_at,
                 expires_at_ms=expires_at,
                 customer_ref=customer_ref,
-                history=[(State.HELD.value, created_at)],
+                history=history,
                 hold_code=code,
             )
             return ReserveResult(held, created=True)

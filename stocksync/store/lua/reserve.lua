@@ -6,6 +6,8 @@
 -- ARGV[9] hold code (stored form)   ARGV[10] API key id ('' = none)
 -- ARGV[11] max active holds of that key (0 = no cap)
 -- ARGV[12] max active holds of the customer_ref (0 = no cap)
+-- ARGV[13] '1' = confirm in the same call (an order placed with no hold before it), '' = hold
+-- ARGV[14] pickup deadline in ms from now for a confirmed reservation ('' = none)
 --
 -- Returns {'ok', 1, created_at, expires_at}                  a new hold
 --         {'ok', 0, field, value, ...}                       a retry: the stored reservation
@@ -26,6 +28,8 @@ local code = ARGV[9]
 local key_id = ARGV[10]
 local key_cap = tonumber(ARGV[11])
 local customer_cap = tonumber(ARGV[12])
+local confirm = ARGV[13] == '1'
+local pickup_ms = ARGV[14]
 
 local rk = res_key(id)
 local prior_fp = redis.call('HGET', rk, 'fp')
@@ -103,5 +107,12 @@ for i, ln in ipairs(lines) do
   emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,
     'd_reserved', qty, 'on_hand', on_hands[i], 'reserved', reserved, 'exp', expires_at,
     'cref', customer_ref, 'lines', lines_json, 'fp', fp, 'code', code, 'key', key_id })
+end
+if confirm then -- as confirm.lua does, in this same call: no moment when the hold could lapse
+  redis.call('HSET', rk, 'state', 'confirmed', 'h:confirmed', NOW)
+  expires_at = ''
+  if pickup_ms ~= '' then expires_at = NOW + tonumber(pickup_ms) end
+  set_deadline(id, rk, lines, expires_at)
+  emit_lines('confirmed', id, rk, lines)
 end
 return { 'ok', 1, NOW, expires_at }

@@ -1,0 +1,157 @@
+"""EngineGateway: applies connector commands to the core store, idempotently.
+
+Every command is safe to apply again: counts and deltas are idempotent by
+``(source, source_event_id)``, orders by reservation id, and a sale that fulfils a reservation
+becomes a no-op once the reservation is fulfilled.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from connectors.framework.commands import (
+    Adjust,
+    CancelOrder,
+    Command,
+    PlaceOrder,
+    Sale,
+    SetCount,
+)
+from stocksync.domain.errors import InvalidTransition, NotFound
+from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
+from stocksync.ledger.sync import write_through
+from stocksync.plugins import EngineContext
+
+
+class Applied(StrEnum):
+    """What applying one command did (the ``outcome`` label of the connector metrics)."""
+
+    APPLIED = "applied"
+    STALE = "stale"  # recorded, but an absolute count already covers it (as-of rule)
+    DUPLICATE = "duplicate"  # delivered before: nothing changed
+
+
+def _stock_outcome(result: StockChangeResult) -> Applied:
+    if result.replayed:
+        return Applied.DUPLICATE
+    return Applied.APPLIED if result.applied else Applied.STALE
+
+
+class EngineGateway:
+    """The core operations a connector may use, one method per command."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+
+    async def apply(self, command: Command) -> Applied:
+        match command:
+            case SetCount():
+                return await self.set_count(command)
+            case Adjust():
+                return await self.adjust(command)
+            case Sale():
+                return await self.sale(command)
+            case PlaceOrder():
+                return await self.place_order(command)
+            case CancelOrder():
+                return await self.cancel_order(command)
+
+    async def set_count(self, cmd: SetCount) -> Applied:
+        result = await self.store.set_count(
+            cmd.sku,
+            cmd.location_id,
+            cmd.on_hand,
+            as_of_ms=cmd.as_of_ms,
+            source=cmd.source,
+            source_event_id=cmd.source_event_id,
+        )
+        return _stock_outcome(result)
+
+    async def adjust(self, cmd: Adjust) -> Applied:
+        result = await self.store.adjust(
+            cmd.sku,
+            cmd.location_id,
+            cmd.delta,
+            reason=cmd.reason,
+            source=cmd.source,
+            source_event_id=cmd.source_event_id,
+            occurred_at_ms=cmd.occurred_at_ms,
+        )
+        return _stock_outcome(result)
+
+    async def sale(self, cmd: Sale) -> Applied:
+        """A till sale: fulfils the reservation it names, else decrements (never refused)."""
+        held = await self._reservation(cmd.reservation_id)
+        if held is None or not (held.state in ACTIVE or held.state is State.FULFILLED):
+            return await self._sold(cmd, cmd.qty, cmd.source_event_id)
+        covered = sum(
+            ln.qty for ln in held.lines if (ln.sku, ln.location_id) == (cmd.sku, cmd.location_id)
+        )
+        if covered == 0:  # the reservation holds nothing of this line: a plain sale
+            return await self._sold(cmd, cmd.qty, cmd.source_event_id)
+        outcome = Applied.DUPLICATE
+        if held.state in ACTIVE:
+            result = await self.store.fulfill(held.reservation_id)
+            if result.event_ids:  # a sale is durable in the ledger before we move on
+                await write_through(
+                    self.store, self.ctx.ledger, self.ctx.settings.namespace, result.event_ids
+                )
+            outcome = Applied.DUPLICATE if result.repeated else Applied.APPLIED
+        if cmd.qty > covered:  # the till sold more than was held: the rest is a plain sale
+            excess_id = f"{cmd.source_event_id}:beyond:{held.reservation_id}"
+            await self._sold(cmd, cmd.qty - covered, excess_id)
+        return outcome
+
+    async def _sold(self, cmd: Sale, qty: int, source_event_id: str) -> Applied:
+        return await self.adjust(
+            Adjust(
+                cmd.sku,
+                cmd.location_id,
+                -qty,
+                "sale",
+                cmd.source,
+                source_event_id,
+                cmd.occurred_at_ms,
+            )
+        )
+
+    async def place_order(self, cmd: PlaceOrder) -> Applied:
+        """Confirm the order's hold; with no hold, reserve and confirm in one script call."""
+        held = await self._reservation(cmd.reservation_id)
+        if held is None:
+            result = await self.store.reserve(
+                cmd.reservation_id,
+                cmd.channel,
+                cmd.lines,
+                self.ctx.settings.hold_ttl(cmd.channel),
+                cmd.customer_ref,
+                confirm=True,
+            )
+            return Applied.APPLIED if result.created else Applied.DUPLICATE
+        if held.state is State.HELD:
+            confirmed = await self.store.confirm(cmd.reservation_id)
+            return Applied.DUPLICATE if confirmed.repeated else Applied.APPLIED
+        if held.state in ACTIVE or held.state is State.FULFILLED:
+            return Applied.DUPLICATE  # confirmed before (or already further along)
+        raise InvalidTransition(
+            f"order's reservation {cmd.reservation_id!r} is {held.state.value}; it cannot be "
+            "confirmed (the hold lapsed before the order arrived)",
+            state=held.state.value,
+            action="confirm",
+        )
+
+    async def cancel_order(self, cmd: CancelOrder) -> Applied:
+        held = await self._reservation(cmd.reservation_id)
+        if held is None or held.state not in ACTIVE:
+            return Applied.DUPLICATE  # nothing held for it, or already released or sold
+        result = await self.store.release(cmd.reservation_id)
+        return Applied.DUPLICATE if result.repeated else Applied.APPLIED
+
+    async def _reservation(self, reservation_id: str | None) -> Reservation | None:
+        if not reservation_id:
+            return None
+        try:
+            return await self.store.get_reservation(reservation_id)
+        except NotFound:
+            return None

@@ -55,11 +55,13 @@ async def with_retries(
             if exc is not None:
                 on_retry(exc)
 
-    retrying = AsyncRetrying(
+    async for attempt in AsyncRetrying(
         stop=stop_after_attempt(backoff.attempts),
         wait=wait_random_exponential(multiplier=backoff.base_seconds, max=backoff.cap_seconds),
         retry=retry_if_exception(is_transient),
         before_sleep=before_sleep,
         reraise=True,
-    )
-    return await retrying(call)
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")

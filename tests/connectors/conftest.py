@@ -19,6 +19,7 @@ from stocksync.ledger.writer import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.conftest import free_port
+from tests.e2e.conftest import app, client, make_key, services, settings  # noqa: F401
 
 StubServer = Callable[[ASGIApp], AbstractAsyncContextManager[str]]
 
@@ -47,10 +48,10 @@ def stub_server() -> StubServer:
     """Serve an ASGI app (a vendor API stub) with uvicorn on a free loopback port."""
 
     @asynccontextmanager
-    async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    async def serve(asgi_app: ASGIApp) -> AsyncIterator[str]:
         port = free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())

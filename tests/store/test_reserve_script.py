@@ -10,6 +10,7 @@ import pytest
 from stocksync.domain.errors import IdempotencyConflict, InsufficientStock, NotFound
 from stocksync.domain.model import Line, State
 from stocksync.store.redis_store import RedisStockStore
+from tests.store.helpers import outbox
 
 Stocked = Callable[..., Any]
 
@@ -110,3 +111,49 @@ async def test_reserve_appends_one_event_per_line_with_increasing_seq(
     assert [int(e["seq"]) for e in sku_events] == [1, 2, 3, 4]
     assert sku_events[-1]["res"] == "r1"
     assert sku_events[-1]["d_reserved"] == "1"
+
+
+async def test_reserve_with_confirm_holds_and_confirms_in_one_call(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 3)
+    result = await store.reserve(
+        "order-1", "web", [Line(sku, "store-a", 2)], ttl_seconds=900, confirm=True
+    )
+    assert result.created
+    assert result.reservation.state is State.CONFIRMED
+    stored = await store.get_reservation("order-1")
+    assert stored.state is State.CONFIRMED
+    assert stored.expires_at_ms is None  # a placed order waits for fulfilment, not a timer
+    assert [kind for kind, _ in stored.history] == ["held", "confirmed"]
+    kinds = [e["kind"] for e in await outbox(store, sku)]
+    assert kinds[-2:] == ["held", "confirmed"]
+    position = await store.position(sku, "store-a")
+    assert (position.on_hand, position.reserved) == (3, 2)
+
+
+async def test_reserve_with_confirm_retry_replays_and_plain_hold_conflicts(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 3)
+    lines = [Line(sku, "store-a", 1)]
+    await store.reserve("order-2", "web", lines, ttl_seconds=900, confirm=True)
+    again = await store.reserve("order-2", "web", lines, ttl_seconds=900, confirm=True)
+    assert not again.created
+    assert again.reservation.state is State.CONFIRMED
+    with pytest.raises(IdempotencyConflict):
+        await store.reserve("order-2", "web", lines, ttl_seconds=900)
+    assert (await store.position(sku, "store-a")).reserved == 1
+
+
+async def test_reserve_with_confirm_short_reserves_nothing(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 1)
+    with pytest.raises(InsufficientStock):
+        await store.reserve(
+            "order-3", "web", [Line(sku, "store-a", 2)], ttl_seconds=900, confirm=True
+        )
+    with pytest.raises(NotFound):
+        await store.get_reservation("order-3")
+    assert (await store.position(sku, "store-a")).reserved == 0

@@ -92,7 +92,7 @@ class EngineGateway:
             return await self._sold(cmd, cmd.qty, cmd.source_event_id)
         outcome = Applied.DUPLICATE
         if held.state in ACTIVE:
-            result = await self.store.fulfill(held.reservation_id)
+            result = await self.store.fulfill(held.reservation_id, cmd.occurred_at_ms)
             if result.event_ids:  # a sale is durable in the ledger before we move on
                 await write_through(
                     self.store, self.ctx.ledger, self.ctx.settings.namespace, result.event_ids

@@ -382,8 +382,11 @@ class RedisStockStore:
     async def ready(self, reservation_id: str) -> TransitionResult:
         return await self._transition("ready", reservation_id)
 
-    async def fulfill(self, reservation_id: str) -> TransitionResult:
-        return await self._transition("fulfill", reservation_id)
+    async def fulfill(
+        self, reservation_id: str, occurred_at_ms: int | None = None
+    ) -> TransitionResult:
+        """The units left; ``occurred_at_ms`` (a late till report) goes through the as-of rule."""
+        return await self._transition("fulfill", reservation_id, _arg(occurred_at_ms))
 
     async def release(self, reservation_id: str) -> TransitionResult:
         return await self._transition("release", reservation_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stocksync.domain.errors import IdempotencyConflict, NotFound, OnHandMismatch
-from stocksync.domain.model import Line, Position
+from stocksync.domain.model import Line, Position, State
 from stocksync.store.redis_store import RedisStockStore
 from tests.store.helpers import (
     Stocked,
@@ -183,3 +183,38 @@ async def test_set_count_that_still_covers_holds_flags_nothing(
     assert result.at_risk_reservations == 0
     assert not (await store.get_reservation("r1")).at_risk
     assert "oversell_risk" not in [e["kind"] for e in await outbox(store, sku)]
+
+
+async def test_fulfil_reported_after_a_newer_count_only_ends_the_hold(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 3)
+    await store.reserve("collected-1", "chat", [Line(sku, "store-a", 1)], ttl_seconds=600)
+    collected_at = await server_ms(store)
+    now = await wait_for_server_ms_after(store, collected_at)
+    await store.set_count(sku, "store-a", 2, as_of_ms=now)  # counted after the collection
+    result = await store.fulfill("collected-1", occurred_at_ms=collected_at)
+    assert result.reservation.state is State.FULFILLED
+    position = await store.position(sku, "store-a")
+    assert (position.on_hand, position.reserved) == (2, 0)  # not sold twice
+    fulfilled = [e for e in await outbox(store, sku) if e["kind"] == "fulfilled"]
+    assert fulfilled[0]["d_on_hand"] == "0"
+    assert fulfilled[0]["occurred_at"] == str(collected_at)
+
+
+async def test_count_older_than_a_late_reported_fulfil_keeps_it(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 3)
+    await store.reserve("collected-2", "chat", [Line(sku, "store-a", 1)], ttl_seconds=600)
+    counted_at = await server_ms(store)
+    collected_at = await wait_for_server_ms_after(store, counted_at)
+    await wait_for_server_ms_after(store, collected_at)
+    await store.fulfill("collected-2", occurred_at_ms=collected_at)
+    assert (await store.position(sku, "store-a")).on_hand == 2
+    # A count taken before the collection arrives late: the sale after it is kept.
+    await store.set_count(sku, "store-a", 3, as_of_ms=counted_at)
+    assert (await store.position(sku, "store-a")).on_hand == 2
+    # A count taken after it already excludes the unit: it is not taken off again.
+    await store.set_count(sku, "store-a", 2, as_of_ms=await server_ms(store))
+    assert (await store.position(sku, "store-a")).on_hand == 2

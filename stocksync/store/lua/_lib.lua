@@ -78,7 +78,10 @@ local function unindex(id, rk, lines)
 end
 
 -- Move an active reservation to a terminal state, giving back (or consuming) its units.
-local function finish(id, rk, lines, new_state, consume)
+local function finish(id, rk, lines, new_state, consume, occurred)
+  -- `occurred`: when the units left (a till reporting late). A sale at or before the newest
+  -- applied count is already missing from that count (DESIGN rule 7): only the hold ends.
+  occurred = occurred or NOW
   local channel = redis.call('HGET', rk, 'channel') or ''
   unindex(id, rk, lines)
   local event_ids = {}
@@ -88,17 +91,23 @@ local function finish(id, rk, lines, new_state, consume)
     local reserved = redis.call('HINCRBY', pk, 'reserved', -qty)
     local on_hand
     local d_on_hand = 0
-    if consume then
+    local counted = consume and occurred < NOW
+      and tonumber(redis.call('HGET', pk, 'count_as_of') or '') or nil
+    if consume and not (counted and occurred <= counted) then
       on_hand = redis.call('HINCRBY', pk, 'on_hand', -qty)
       d_on_hand = -qty
     else
       on_hand = num(redis.call('HGET', pk, 'on_hand'))
     end
     redis.call('ZREM', holds_key(sku, loc), id)
-    local seq, event_id = emit(new_state, sku, loc, { 'res', id, 'ch', channel, 'qty', qty,
-      'd_on_hand', d_on_hand, 'd_reserved', -qty, 'on_hand', on_hand, 'reserved', reserved })
+    local fields = { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', d_on_hand,
+      'd_reserved', -qty, 'on_hand', on_hand, 'reserved', reserved }
+    if occurred < NOW then
+      table.insert(fields, 'occurred_at'); table.insert(fields, occurred)
+    end
+    local seq, event_id = emit(new_state, sku, loc, fields)
     table.insert(event_ids, event_id)
-    if consume then record_delta(sku, loc, NOW, seq, -qty) end
+    if d_on_hand ~= 0 then record_delta(sku, loc, occurred, seq, d_on_hand) end
   end
   -- The events' ids stay on the reservation so a fulfilment can be written to the ledger
   -- (and re-written on a retry) before it is acknowledged.

@@ -13,12 +13,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from sqlmodel import Session, col, select
 
 from stocksync import plugins
 from stocksync.cli.runtime import run_with_store
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.tables import ConnectorDeadLetter
 from stocksync.ledger.writer import SqlLedger
 from stocksync.plugins import Connector, Drift, EngineContext
 from stocksync.store.redis_store import RedisStockStore
@@ -118,3 +120,29 @@ def drift(
             console.print(table)
     if drifting:
         raise typer.Exit(code=1)
+
+
+@connector_app.command("dead-letters")
+def dead_letters(
+    name: Annotated[str, typer.Argument(help="connector name")],
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    payloads: Annotated[bool, typer.Option(help="print each payload as received")] = False,
+) -> None:
+    """The payloads a connector could not apply, newest first, with the reason."""
+    settings = Settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    create_tables(engine)
+    with Session(engine) as session:
+        rows = session.exec(
+            select(ConnectorDeadLetter)
+            .where(ConnectorDeadLetter.connector == name)
+            .order_by(col(ConnectorDeadLetter.id).desc())
+            .limit(limit)
+        ).all()
+    table = Table("id", "received", "kind", "reason", box=box.SIMPLE_HEAD)
+    for row in rows:
+        table.add_row(str(row.id), row.received_at.isoformat(), row.kind, row.reason)
+    console.print(table if rows else f"no dead letters for {name}")
+    if payloads:
+        for row in rows:
+            typer.echo(f"--- {row.id}\n{row.payload}")

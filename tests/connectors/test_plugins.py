@@ -8,9 +8,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from connectors.framework.state import ConnectorState
 from stocksync import plugins
 from stocksync.cli.main import app
 from stocksync.domain.errors import NotFound
+from stocksync.ledger.db import create_tables, make_engine
 
 
 def test_plugins_available_lists_the_installed_connectors() -> None:
@@ -51,3 +53,16 @@ async def test_webhook_of_an_unconfigured_connector_is_a_404_problem(
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "not_found"
+
+
+def test_cli_dead_letters_lists_reasons_and_payloads(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'stocksync.db'}")
+    create_tables(engine)
+    ConnectorState(engine, "square").dead_letter("webhook", "unknown location 'L9'", '{"a": 1}')
+    env = {"STOCKSYNC_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["connector", "dead-letters", "square", "--payloads"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "unknown location 'L9'" in result.stdout
+    assert '{"a": 1}' in result.stdout
+    other = CliRunner().invoke(app, ["connector", "dead-letters", "shopify"], env=env)
+    assert "no dead letters for shopify" in other.stdout

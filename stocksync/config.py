@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         default=0, ge=0, description="0: only the ledger writer trims the outbox (no event lost)"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_webhook_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="bodies of connector webhooks (whole orders)"
+    )
 
     reaper_interval_seconds: float = Field(default=1.0, gt=0)
     reaper_batch: int = Field(default=500, ge=1)

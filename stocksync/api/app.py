@@ -129,7 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(ui_router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        path_limits={"/v1/connectors/": settings.max_webhook_bytes},
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 

@@ -15,20 +15,33 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Refuses request bodies over ``max_bytes`` with 413 before they reach a handler."""
+    """Refuses request bodies over ``max_bytes`` with 413 before they reach a handler.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``path_limits`` gives other limits by path prefix (vendor webhooks carry whole orders).
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
+
+    def limit(self, path: str) -> int:
+        for prefix, limit in self.path_limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit(scope["path"]) if self.path_limits else self.max_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._refuse(scope, send)
+                if not value.isdigit() or int(value) > max_bytes:
+                    await self._refuse(scope, send, max_bytes)
                     return
                 break
         received = 0
@@ -37,22 +50,22 @@ class BodySizeLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > max_bytes:
                 raise BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except BodyTooLarge:
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, max_bytes: int) -> None:
         body = json.dumps(
             {
                 "type": "/problems/payload_too_large",
                 "title": "Payload too large",
                 "status": 413,
-                "detail": f"bodies are limited to {self.max_bytes} bytes; nothing was changed",
+                "detail": f"bodies are limited to {max_bytes} bytes; nothing was changed",
                 "code": "payload_too_large",
                 "instance": scope.get("path"),
             }

@@ -66,3 +66,14 @@ def test_cli_dead_letters_lists_reasons_and_payloads(tmp_path: Path) -> None:
     assert '{"a": 1}' in result.stdout
     other = CliRunner().invoke(app, ["connector", "dead-letters", "shopify"], env=env)
     assert "no dead letters for shopify" in other.stdout
+
+
+async def test_webhook_bodies_have_their_own_size_limit(client: httpx.AsyncClient) -> None:
+    order_sized = b"{" + b" " * 200_000 + b"}"  # over the API's 64 KiB, under the webhooks' 1 MiB
+    webhook = await client.post("/v1/connectors/square/webhook", content=order_sized)
+    assert webhook.status_code == 404  # it reached the router (no connector is configured)
+    too_big = await client.post("/v1/connectors/square/webhook", content=b" " * 1_100_000)
+    assert too_big.status_code == 413
+    assert too_big.json()["detail"].startswith("bodies are limited to 1048576 bytes")
+    api = await client.post("/v1/reservations", content=order_sized)
+    assert api.status_code == 413

@@ -62,4 +62,10 @@ async def with_retries(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+
+    async def attempt() -> T:
+        # tenacity awaits only what it sees is a coroutine function; a lambda returning an
+        # awaitable would come back un-awaited, so every call goes through this one.
+        return await call()
+
+    return await retrying(attempt)

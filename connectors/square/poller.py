@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,11 +46,15 @@ class Checkpoint:
 
 @dataclass
 class SweepSummary:
+    """What one sweep did: pages read, changes seen, and each change's outcome (applied,
+    stale, duplicate for the first command of a change; ignored; dead_letter)."""
+
     pages: int = 0
     changes: int = 0
-    applied: int = 0
-    ignored: int = 0
-    dead_letters: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
 def _later(a: str | None, b: str | None) -> str | None:
@@ -120,16 +124,16 @@ class Poller:
         except Unmappable as exc:
             await self._dead_letter(raw, str(exc), text, summary)
             return
-        if not commands:
-            summary.ignored += 1
+        if not commands:  # a move between states that are not on hand
+            summary.count("ignored")
             self.pipeline.metrics.outcome(self.pipeline.name, "ignored")
             return
         try:
-            await self.pipeline.apply(f"change:{raw.get('type')}", text, commands)
+            outcomes = await self.pipeline.apply(f"change:{raw.get('type')}", text, commands)
         except DeadLettered:
-            summary.dead_letters += 1
+            summary.count("dead_letter")
             return
-        summary.applied += 1
+        summary.count(outcomes[0].value)
 
     async def _dead_letter(
         self, raw: dict[str, Any], reason: str, text: str, summary: SweepSummary
@@ -140,6 +144,6 @@ class Poller:
         if len(self._lettered) >= MAX_REMEMBERED_LETTERS:
             self._lettered.clear()
         self._lettered.add(key)
-        summary.dead_letters += 1
+        summary.count("dead_letter")
         log.warning("square change dead-lettered: %s", reason)
         await self.pipeline.dead_letter(f"change:{raw.get('type')}", reason, text)

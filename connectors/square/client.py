@@ -1,0 +1,102 @@
+"""HTTP client for the two Square Inventory API calls the connector makes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from connectors.framework.retry import Backoff, with_retries
+from connectors.square.config import SquareConfig
+from connectors.square.shapes import ChangesPage, CountsPage
+
+CHANGES_PATH = "/v2/inventory/changes/batch-retrieve"
+COUNTS_PATH = "/v2/inventory/counts/batch-retrieve"
+CHANGE_TYPES = ("PHYSICAL_COUNT", "ADJUSTMENT")
+
+
+class SquareError(Exception):
+    """Square answered 2xx but reported errors in the body."""
+
+
+class SquareClient:
+    """``async with SquareClient(config) as square: ...``; every call retries transient errors
+    (transport trouble, 429 and 5xx) with exponential backoff and jitter."""
+
+    def __init__(self, config: SquareConfig, backoff: Backoff | None = None) -> None:
+        self.config = config
+        self.backoff = backoff or config.retry.backoff()
+        self.http = httpx.AsyncClient(
+            base_url=str(config.base_url).rstrip("/"),
+            timeout=config.timeout_seconds,
+            headers={
+                "Authorization": f"Bearer {config.access_token.get_secret_value()}",
+                "Square-Version": config.square_version,
+                "Accept": "application/json",
+            },
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.http.aclose()
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            response = await self.http.post(path, json=body)
+            response.raise_for_status()
+            data = response.json()
+            if not isinstance(data, dict):
+                raise SquareError(f"{path} answered {type(data).__name__}, not an object")
+            return data
+
+        return await with_retries(call, self.backoff)
+
+    async def changes_page(
+        self, location_ids: list[str], updated_after: str, cursor: str | None
+    ) -> ChangesPage:
+        """One page of physical counts and adjustments created after ``updated_after``."""
+        body: dict[str, Any] = {
+            "location_ids": location_ids,
+            "types": list(CHANGE_TYPES),
+            "updated_after": updated_after,
+            "limit": self.config.page_limit,
+        }
+        if cursor:
+            body["cursor"] = cursor
+        page = ChangesPage.model_validate(await self._post(CHANGES_PATH, body))
+        _raise_errors(page.errors)
+        return page
+
+    async def counts(self, location_ids: list[str]) -> AsyncIterator[dict[str, Any]]:
+        """Every current IN_STOCK count at ``location_ids``, following the cursor."""
+        cursor: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "location_ids": location_ids,
+                "states": ["IN_STOCK"],
+                "limit": self.config.page_limit,
+            }
+            if cursor:
+                body["cursor"] = cursor
+            page = CountsPage.model_validate(await self._post(COUNTS_PATH, body))
+            _raise_errors(page.errors)
+            for count in page.counts:
+                yield count
+            cursor = page.cursor
+            if not cursor:
+                return
+
+
+def _raise_errors(errors: list[dict[str, Any]]) -> None:
+    if errors:
+        detail = "; ".join(f"{e.get('code')}: {e.get('detail')}" for e in errors[:5])
+        raise SquareError(f"Square reported errors: {detail}")

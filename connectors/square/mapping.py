@@ -1,0 +1,174 @@
+"""Square inventory payloads -> engine commands. Pure: no I/O, no clock.
+
+- ``PHYSICAL_COUNT`` of ``IN_STOCK`` units -> :class:`SetCount` as of ``occurred_at``.
+- ``ADJUSTMENT`` ``IN_STOCK -> SOLD`` (or ``SOLD_ONLINE``) -> :class:`Sale`; when its
+  ``reference_id`` starts with the reservation prefix (``stocksync:`` by default), the rest names
+  the reservation the sale fulfils.
+- Any other move into ``IN_STOCK`` adds to on_hand, any other move out of it subtracts; a move
+  between two other states leaves on_hand alone and maps to no command.
+- ``inventory.count.updated`` webhook counts of ``IN_STOCK`` units -> :class:`SetCount` as of
+  ``calculated_at``.
+
+Quantities are decimal strings: a fraction, a negative or an unmapped id raises
+:class:`Unmappable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.framework.commands import Adjust, Command, Sale, SetCount, Unmappable
+from connectors.framework.config import IdMap
+from connectors.square.shapes import (
+    InventoryAdjustment,
+    InventoryChange,
+    InventoryCount,
+    InventoryPhysicalCount,
+)
+
+SOURCE = "square"
+IN_STOCK = "IN_STOCK"
+SOLD_STATES = frozenset({"SOLD", "SOLD_ONLINE"})
+MAX_QUANTITY = 1_000_000_000
+RECEIPT_STATES = frozenset({"NONE", "RECEIVED_FROM_VENDOR", "ORDERED_FROM_VENDOR"})
+RETURN_STATES = frozenset({"RETURNED_BY_CUSTOMER", "UNLINKED_RETURN"})
+
+
+def parse_quantity(text: str) -> int:
+    """A Square quantity ("3", "3.00000") as a whole, non-negative number of units."""
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        raise Unmappable(f"quantity {text!r} is not a decimal number") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise Unmappable(f"quantity {text!r} is not a whole number of units")
+    if value < 0:
+        raise Unmappable(f"quantity {text!r} is negative")
+    if value > MAX_QUANTITY:
+        raise Unmappable(f"quantity {text!r} is implausibly large")
+    return int(value)
+
+
+def parse_time_ms(text: str, field: str) -> int:
+    """An RFC 3339 timestamp with its offset, as Unix milliseconds."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise Unmappable(f"{field} {text!r} is not an RFC 3339 timestamp") from None
+    if moment.tzinfo is None:
+        raise Unmappable(f"{field} {text!r} has no UTC offset")
+    return int(moment.timestamp() * 1000)
+
+
+def resolve(ids: IdMap, catalog_object_id: str, location_id: str) -> tuple[str, str]:
+    """(SKU, location_id) of a Square catalog object at a Square location."""
+    sku = ids.skus.get(catalog_object_id)
+    if sku is None:
+        raise Unmappable(f"catalog object {catalog_object_id!r} is not in the mapping file")
+    location = ids.locations.get(location_id)
+    if location is None:
+        raise Unmappable(f"location {location_id!r} is not in the mapping file")
+    return sku, location
+
+
+def reservation_of(reference_id: str | None, prefix: str) -> str | None:
+    """The reservation a sale names through its ``reference_id`` (``<prefix><id>``)."""
+    if reference_id and reference_id.startswith(prefix) and len(reference_id) > len(prefix):
+        return reference_id[len(prefix) :]
+    return None
+
+
+def map_change(raw: Mapping[str, Any], ids: IdMap, reservation_prefix: str) -> list[Command]:
+    """One entry of a changes batch-retrieve; ``[]`` when it does not touch on_hand."""
+    try:
+        change = InventoryChange.model_validate(raw)
+    except ValidationError as exc:
+        raise Unmappable(f"not an InventoryChange: {_first_error(exc)}") from None
+    if change.type == "PHYSICAL_COUNT" and change.physical_count is not None:
+        return map_physical_count(change.physical_count, ids)
+    if change.type == "ADJUSTMENT" and change.adjustment is not None:
+        return map_adjustment(change.adjustment, ids, reservation_prefix)
+    raise Unmappable(f"change of type {change.type!r} without its object is not supported")
+
+
+def map_physical_count(count: InventoryPhysicalCount, ids: IdMap) -> list[Command]:
+    if count.state != IN_STOCK:  # counts of other states say nothing about on_hand
+        return []
+    quantity = parse_quantity(count.quantity)
+    as_of = parse_time_ms(count.occurred_at, "occurred_at")
+    sku, location = resolve(ids, count.catalog_object_id, count.location_id)
+    return [SetCount(sku, location, quantity, as_of, SOURCE, count.id)]
+
+
+def map_adjustment(
+    adjustment: InventoryAdjustment, ids: IdMap, reservation_prefix: str
+) -> list[Command]:
+    into, out_of = adjustment.to_state == IN_STOCK, adjustment.from_state == IN_STOCK
+    if into == out_of:  # between two other states (or IN_STOCK to itself): on_hand unchanged
+        return []
+    quantity = parse_quantity(adjustment.quantity)
+    occurred = parse_time_ms(adjustment.occurred_at, "occurred_at")
+    sku, location = resolve(ids, adjustment.catalog_object_id, adjustment.location_id)
+    if quantity == 0:
+        return []
+    if out_of and adjustment.to_state in SOLD_STATES:
+        reservation = reservation_of(adjustment.reference_id, reservation_prefix)
+        return [Sale(sku, location, quantity, SOURCE, adjustment.id, occurred, reservation)]
+    delta = quantity if into else -quantity
+    reason = _reason(adjustment.from_state, adjustment.to_state)
+    return [Adjust(sku, location, delta, reason, SOURCE, adjustment.id, occurred)]
+
+
+def _reason(from_state: str, to_state: str) -> str:
+    if to_state == IN_STOCK and from_state in RECEIPT_STATES:
+        return "receipt"
+    if to_state == IN_STOCK and from_state in RETURN_STATES:
+        return "return"
+    if to_state == "WASTE":
+        return "waste"
+    return f"square:{from_state}->{to_state}".lower()
+
+
+def map_count(raw: Mapping[str, Any], ids: IdMap, event_id: str) -> SetCount | None:
+    """One ``inventory_counts[]`` entry of a webhook; None for a state other than IN_STOCK.
+
+    Its source event id is the webhook's ``event_id`` with the catalog object and location, so
+    a redelivered notification is a duplicate and two counts of one notification are not.
+    """
+    try:
+        count = InventoryCount.model_validate(raw)
+    except ValidationError as exc:
+        raise Unmappable(f"not an InventoryCount: {_first_error(exc)}") from None
+    if count.state != IN_STOCK:
+        return None
+    quantity = parse_quantity(count.quantity)
+    as_of = parse_time_ms(count.calculated_at, "calculated_at")
+    sku, location = resolve(ids, count.catalog_object_id, count.location_id)
+    source_event_id = f"{event_id}:{count.catalog_object_id}:{count.location_id}"
+    return SetCount(sku, location, quantity, as_of, SOURCE, source_event_id)
+
+
+def map_source_count(raw: Mapping[str, Any], ids: IdMap) -> tuple[str, str, int] | None:
+    """(SKU, location_id, units) of a counts batch-retrieve entry, for the drift check."""
+    count = map_count(raw, ids, "drift")
+    return None if count is None else (count.sku, count.location_id, count.on_hand)
+
+
+def created_at(raw: Mapping[str, Any]) -> str | None:
+    """``created_at`` of a change's object (what ``updated_after`` filters on)."""
+    for key in ("physical_count", "adjustment", "transfer"):
+        obj = raw.get(key)
+        if isinstance(obj, Mapping) and isinstance(obj.get("created_at"), str):
+            return str(obj["created_at"])
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    return f"{where}: {err.get('msg', 'invalid')} ({exc.error_count()} error(s))"

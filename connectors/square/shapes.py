@@ -1,0 +1,95 @@
+"""Square's documented Inventory API objects, as far as the connector reads them.
+
+Unknown fields are ignored (Square adds fields in new versions); the fields the mapping needs
+are required, so a payload missing one fails validation and is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SquareObject(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class InventoryPhysicalCount(SquareObject):
+    """An absolute count of ``state`` units taken at ``occurred_at``."""
+
+    id: str = Field(min_length=1, max_length=192)
+    reference_id: str | None = None
+    catalog_object_id: str
+    catalog_object_type: str | None = None
+    state: str
+    location_id: str
+    quantity: str
+    occurred_at: str
+    created_at: str | None = None
+
+
+class InventoryAdjustment(SquareObject):
+    """``quantity`` units moved from ``from_state`` to ``to_state`` at ``occurred_at``."""
+
+    id: str = Field(min_length=1, max_length=192)
+    reference_id: str | None = None
+    from_state: str
+    to_state: str
+    location_id: str
+    catalog_object_id: str
+    catalog_object_type: str | None = None
+    quantity: str
+    occurred_at: str
+    created_at: str | None = None
+    transaction_id: str | None = None
+
+
+class InventoryChange(SquareObject):
+    """One entry of ``changes``: a ``PHYSICAL_COUNT`` or an ``ADJUSTMENT`` (or a ``TRANSFER``)."""
+
+    type: str
+    physical_count: InventoryPhysicalCount | None = None
+    adjustment: InventoryAdjustment | None = None
+
+
+class InventoryCount(SquareObject):
+    """Square's computed count of ``state`` units, as of ``calculated_at``."""
+
+    catalog_object_id: str
+    catalog_object_type: str | None = None
+    state: str
+    location_id: str
+    quantity: str
+    calculated_at: str
+
+
+class Page(SquareObject):
+    """A page of a batch-retrieve response; items stay raw so one bad item spoils only itself."""
+
+    cursor: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ChangesPage(Page):
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CountsPage(Page):
+    counts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class WebhookData(SquareObject):
+    type: str | None = None
+    id: str | None = None
+    object: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookEvent(SquareObject):
+    """The envelope of every Square webhook notification."""
+
+    merchant_id: str | None = None
+    type: str
+    event_id: str = Field(min_length=1, max_length=128)
+    created_at: str | None = None
+    data: WebhookData = WebhookData()

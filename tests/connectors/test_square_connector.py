@@ -1,0 +1,251 @@
+"""The Square connector end to end: a Square stub on loopback, the real engine (Redis + SQL)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from connectors.framework.pipeline import Pipeline
+from connectors.framework.state import ConnectorState
+from connectors.square.connector import SquareConnector, create
+from connectors.square.mapping import map_change
+from connectors.square.poller import Checkpoint
+from stocksync.domain.model import Line, Location, State
+from stocksync.plugins import EngineContext
+from stocksync.store.redis_store import RedisStockStore
+from tests.connectors.conftest import StubServer
+from tests.connectors.square_stub import (
+    TOKEN,
+    SquareStub,
+    adjustment,
+    ago,
+    inventory_count,
+    physical_count,
+)
+
+ITEM, OTHER_ITEM, SQ_LOC = "W62UWFY35CWMYGVWK6TWJDNI", "AII3WT3Q6T4KRUSGOMJBSD4D", "C6W5YS5QM06F5"
+LOC = "store-a"
+
+
+@dataclass
+class Square:
+    stub: SquareStub
+    connector: SquareConnector
+    sku: str
+    other_sku: str
+
+
+def config_table(url: str, mapping_file: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "base_url": url,
+        "access_token": TOKEN,
+        "mapping_file": str(mapping_file),
+        "poll_interval_seconds": 0.05,
+        "drift_interval_seconds": 0,
+        "retry": {"attempts": 2, "base_seconds": 0.01, "cap_seconds": 0.05},
+        **extra,
+    }
+
+
+def write_mapping(path: Path, skus: dict[str, str]) -> Path:
+    lines = ["[skus]", *(f'"{k}" = "{v}"' for k, v in skus.items())]
+    lines += ["[locations]", f'"{SQ_LOC}" = "{LOC}"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+async def square(
+    stub_server: StubServer, store: RedisStockStore, tmp_path: Path, sku: str
+) -> AsyncIterator[Square]:
+    await store.upsert_location(Location(LOC, "Store A", "store", 52.52, 13.40, True, True))
+    other = "SKU-" + uuid.uuid4().hex[:10]
+    mapping = write_mapping(tmp_path / "square-mapping.toml", {ITEM: sku, OTHER_ITEM: other})
+    stub = SquareStub()
+    async with stub_server(stub.app()) as url:
+        yield Square(stub, create(config_table(url, mapping)), sku, other)
+
+
+async def on_hand(store: RedisStockStore, sku: str) -> int:
+    return (await store.position(sku, LOC)).on_hand
+
+
+async def test_sync_once_applies_counts_and_moves_and_keeps_its_checkpoint(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.stub.changes = [
+        physical_count("PC1", ITEM, SQ_LOC, "10", ago(minutes=60)),
+        adjustment("SALE1", ITEM, SQ_LOC, "2", ago(minutes=30)),
+        adjustment("RCPT1", ITEM, SQ_LOC, "5", ago(minutes=20), "NONE", "IN_STOCK"),
+        adjustment("WASTE1", ITEM, SQ_LOC, "1", ago(minutes=10), "IN_STOCK", "WASTE"),
+        adjustment("MOVE1", ITEM, SQ_LOC, "3", ago(minutes=5), "RESERVED_FOR_SALE", "SOLD"),
+    ]
+    summary = await square.connector.sync_once(ctx)
+    assert await on_hand(store, square.sku) == 10 - 2 + 5 - 1
+    assert summary.pages == 3  # two changes a page
+    assert summary.outcomes == {"applied": 4, "ignored": 1}
+    point = Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "")
+    assert point.cursor is None
+    assert point.updated_after > ago(minutes=7)  # newest created_at less the overlap
+
+    again = await square.connector.sync_once(ctx)  # the overlap re-reads, nothing re-applies
+    assert "applied" not in again.outcomes
+    assert again.changes < summary.changes
+    assert await on_hand(store, square.sku) == 12
+    assert all(r["types"] == ["PHYSICAL_COUNT", "ADJUSTMENT"] for r in square.stub.requests)
+    assert all(r["location_ids"] == [SQ_LOC] for r in square.stub.requests)
+
+
+async def test_sync_once_resumes_from_the_page_it_failed_on(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.stub.changes = [
+        physical_count("PC1", ITEM, SQ_LOC, "10", ago(minutes=60)),
+        adjustment("S1", ITEM, SQ_LOC, "1", ago(minutes=50)),
+        adjustment("S2", ITEM, SQ_LOC, "1", ago(minutes=40)),
+        adjustment("S3", ITEM, SQ_LOC, "1", ago(minutes=30)),
+    ]
+    square.stub.fail_on = {2, 3}  # page 2 fails on the try and the one retry
+    with pytest.raises(httpx.HTTPStatusError):
+        await square.connector.sync_once(ctx)
+    point = Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "")
+    assert point.cursor == "2"  # page 1 is in; the page that failed was not skipped
+    assert await on_hand(store, square.sku) == 9
+
+    summary = await square.connector.sync_once(ctx)  # resumes at the saved cursor
+    assert summary.outcomes == {"applied": 2}
+    assert await on_hand(store, square.sku) == 7
+    assert square.stub.requests[-2]["cursor"] == "2"
+
+
+async def outbox_kinds(store: RedisStockStore, reservation_id: str) -> list[str]:
+    entries = await store.client.xrange(store.keys.outbox)
+    return [f["kind"] for _, f in entries if f.get("res") == reservation_id]
+
+
+async def test_bopis_collected_at_till_fulfils_the_hold_once(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    """A chat hold on the last unit, collected at the till: Square's sale names the hold."""
+    square.stub.changes = [physical_count("PC1", ITEM, SQ_LOC, "1", ago(minutes=60))]
+    await square.connector.sync_once(ctx)
+    await store.reserve("chat-4711", "chat", [Line(square.sku, LOC, 1)], ttl_seconds=3600)
+    sale = adjustment(
+        "SALE-BOPIS", ITEM, SQ_LOC, "1", ago(minutes=1), reference_id="stocksync:chat-4711"
+    )
+    square.stub.changes.append(sale)
+
+    first = await square.connector.sync_once(ctx)
+    ConnectorState(ctx.engine, "square").save_checkpoint(Checkpoint("1970-01-01T00:00:00Z").dump())
+    replay = await square.connector.sync_once(ctx)  # Square's changes delivered all over again
+    pipeline = Pipeline("square", ctx)  # and the one change once more, on its own
+    assert await pipeline.apply(
+        "replay", "{}", map_change(sale, square.connector.ids, "stocksync:")
+    )
+
+    assert first.outcomes == {"applied": 1, "duplicate": 1}  # the count, re-read by the overlap
+    assert replay.outcomes == {"duplicate": 2}
+    position = await store.position(square.sku, LOC)
+    assert (position.on_hand, position.reserved) == (0, 0)
+    assert (await store.get_reservation("chat-4711")).state is State.FULFILLED
+    assert await outbox_kinds(store, "chat-4711") == ["held", "fulfilled"]
+
+
+async def test_till_sale_of_a_unit_held_for_another_customer_is_applied(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    """A till cannot be refused (DESIGN rule 8): availability goes negative, the hold is at risk."""
+    square.stub.changes = [physical_count("PC1", ITEM, SQ_LOC, "1", ago(minutes=60))]
+    await square.connector.sync_once(ctx)
+    await store.reserve("web-99", "web", [Line(square.sku, LOC, 1)], ttl_seconds=3600)
+    square.stub.changes.append(adjustment("SALE-WALKIN", ITEM, SQ_LOC, "1", ago(minutes=1)))
+
+    summary = await square.connector.sync_once(ctx)
+
+    assert summary.outcomes["applied"] == 1
+    position = await store.position(square.sku, LOC)
+    assert (position.on_hand, position.reserved, position.available_raw) == (0, 1, -1)
+    held = await store.get_reservation("web-99")
+    assert held.state is State.HELD
+    assert held.at_risk
+
+
+async def test_sync_once_dead_letters_what_it_cannot_map_and_goes_on(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.stub.changes = [
+        physical_count("PC1", ITEM, SQ_LOC, "4", ago(minutes=60)),
+        adjustment("FRACTION", ITEM, SQ_LOC, "0.5", ago(minutes=50)),
+        adjustment("UNMAPPED", "NOT-IN-MAPPING", SQ_LOC, "1", ago(minutes=40)),
+        adjustment("S1", ITEM, SQ_LOC, "1", ago(minutes=30)),
+    ]
+    summary = await square.connector.sync_once(ctx)
+    await square.connector.sync_once(ctx)  # the overlap re-reads both: lettered once
+
+    assert summary.outcomes == {"applied": 2, "dead_letter": 2}
+    assert await on_hand(store, square.sku) == 3
+    letters = ConnectorState(ctx.engine, "square").dead_letters()
+    reasons = sorted(letter.reason for letter in letters)
+    assert len(reasons) == 2
+    assert "NOT-IN-MAPPING" in reasons[0]
+    assert "whole number" in reasons[1]
+    assert json.loads(letters[0].payload)["adjustment"]["id"] in {"FRACTION", "UNMAPPED"}
+
+
+async def test_drift_compares_square_counts_with_on_hand(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.stub.changes = [
+        physical_count("PC1", ITEM, SQ_LOC, "12", ago(minutes=60)),
+        physical_count("PC2", OTHER_ITEM, SQ_LOC, "5", ago(minutes=60)),
+    ]
+    await square.connector.sync_once(ctx)
+    square.stub.counts = [
+        inventory_count(ITEM, SQ_LOC, "12", ago(seconds=5)),
+        inventory_count(OTHER_ITEM, SQ_LOC, "7", ago(seconds=5)),
+        inventory_count("NOT-IN-MAPPING", SQ_LOC, "3", ago(seconds=5)),
+        inventory_count(ITEM, SQ_LOC, "2", ago(seconds=5), state="WASTE"),
+    ]
+    drifts = await square.connector.drift(ctx)
+
+    assert drifts is not None
+    assert [(d.sku, d.location_id, d.source, d.engine) for d in drifts] == [
+        (square.other_sku, LOC, 7, 5)
+    ]
+    assert (
+        ctx.registry.get_sample_value("stocksync_source_drift_units", {"connector": "square"}) == 2
+    )
+    assert all(r["states"] == ["IN_STOCK"] for r in square.stub.requests if "states" in r)
+
+
+async def test_run_polls_and_checks_drift_until_cancelled(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.connector.config.drift_interval_seconds = 0.05
+    square.stub.changes = [physical_count("PC1", ITEM, SQ_LOC, "6", ago(minutes=60))]
+    square.stub.counts = [inventory_count(ITEM, SQ_LOC, "9", ago(seconds=1))]
+    units = {"connector": "square"}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(square.connector.run, ctx)
+        with anyio.fail_after(30):  # a bounded wait for the loop to get there
+            # drift is 9 - 6 = 3 once the poller applied the count and the drift check ran
+            while ctx.registry.get_sample_value("stocksync_source_drift_units", units) != 3:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+            square.stub.changes.append(adjustment("S1", ITEM, SQ_LOC, "2", ago(seconds=30)))
+            while await on_hand(store, square.sku) != 4:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
+    assert (
+        ctx.registry.get_sample_value(
+            "stocksync_connector_events_total", {"connector": "square", "outcome": "applied"}
+        )
+        == 2
+    )

@@ -62,4 +62,8 @@ async def with_retries(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+
+    async def attempt() -> T:  # tenacity awaits only coroutine functions, not a lambda's result
+        return await call()
+
+    return await retrying(attempt)

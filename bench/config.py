@@ -39,6 +39,8 @@ class Profile:
     ledger_lag_fsyncs: tuple[str, ...]
     ledger_lag_rounds: int
     ledger_lag_seconds: int  # per slice
+    # (f) warehouse snapshot import: rows in the generated file
+    warehouse_rows: int = 1_000_000
 
 
 FULL = Profile(
@@ -87,4 +89,5 @@ QUICK = Profile(
     ledger_lag_fsyncs=("always",),
     ledger_lag_rounds=1,
     ledger_lag_seconds=4,
+    warehouse_rows=20_000,
 )

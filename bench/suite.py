@@ -10,7 +10,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import http_path, ledger_lag, ledger_notes, ledger_path, open_loop, script_path
+from bench import (
+    http_path,
+    ledger_lag,
+    ledger_notes,
+    ledger_path,
+    open_loop,
+    script_path,
+    warehouse,
+)
 from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
 from bench.cpu import CORES
 from bench.report import RESULTS_DIR, Row
@@ -73,6 +81,8 @@ def run(options: Options, outcome: Outcome) -> None:
         api_sections(redises, options, outcome)
         if "ledger" in options.sections:
             ledger_section(stack, options, outcome)
+        if "warehouse" in options.sections:
+            warehouse_section(stack, options, outcome)
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
@@ -130,6 +140,14 @@ def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None
     )
     outcome.rows += rows
     outcome.notes += notes
+
+
+def warehouse_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
+    """(f) on a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
+    redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
+    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    log(f"(f) warehouse snapshot import, {options.profile.warehouse_rows:,} rows")
+    outcome.rows += warehouse.run(redis, options.profile.warehouse_rows, redis.dir / "warehouse")
 
 
 def log(message: str) -> None:
@@ -222,6 +240,7 @@ def notes(outcome: Outcome) -> list[str]:
                 + _per_process(row)
             )
     lines += ledger_notes.ledger_lines(outcome.rows) + outcome.notes
+    lines += warehouse.notes(outcome.rows)
     cost = ledger_notes.fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)

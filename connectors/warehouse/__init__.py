@@ -1,0 +1,1 @@
+"""Warehouse (WMS) file connector: snapshot and receipt files dropped in an inbox directory."""

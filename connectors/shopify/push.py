@@ -96,7 +96,8 @@ class AvailabilityPush:
                 raise
 
     async def detach(self) -> None:
-        await self.redis.xgroup_destroy(self.stream, self.group)
+        if await self.redis.exists(self.stream):
+            await self.redis.xgroup_destroy(self.stream, self.group)
 
     async def _read(self, start: str, block_ms: int | None) -> list[Entry]:
         reply = await self.redis.xreadgroup(

@@ -62,4 +62,10 @@ async def with_retries(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+
+    async def attempt() -> T:
+        # tenacity awaits only what it recognises as a coroutine function; a lambda returning
+        # a coroutine (as Pipeline.apply passes) would come back un-awaited
+        return await call()
+
+    return await retrying(attempt)

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-SECTIONS = ("script", "http", "open-loop", "ledger")
+SECTIONS = ("script", "http", "open-loop", "ledger", "webhooks")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="stocksync benchmarks: script path, HTTP path (wrk), open-loop latency,"
-        " ledger writer throughput and lag.",
+        " ledger writer throughput and lag, webhook ingest.",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 min smoke run")
     parser.add_argument(

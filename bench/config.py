@@ -39,6 +39,10 @@ class Profile:
     ledger_lag_fsyncs: tuple[str, ...]
     ledger_lag_rounds: int
     ledger_lag_seconds: int  # per slice
+    # (f) webhook ingest: Shopify orders/create deliveries vs POST /v1/reservations, alternating
+    webhook_seconds: float = 3.0  # per slice
+    webhook_rounds: int = 2
+    webhook_concurrency: int = 32
 
 
 FULL = Profile(
@@ -87,4 +91,6 @@ QUICK = Profile(
     ledger_lag_fsyncs=("always",),
     ledger_lag_rounds=1,
     ledger_lag_seconds=4,
+    webhook_seconds=1.5,
+    webhook_rounds=1,
 )

@@ -13,7 +13,9 @@ Starts its own servers on 127.0.0.1 (a bundled redis-server with the AOF on, and
 (d) ledger writer throughput: a realistic outbox drained with ``drain_once`` into SQLite and a
     throw-away PostgreSQL database, beside raw executemany inserts (``bench.ledger_path``);
 (e) ledger lag under the HTTP reserve load, with appendfsync always and everysec slices
-    alternating on one server (``bench.ledger_lag``, ``bench.lag_sampler``).
+    alternating on one server (``bench.ledger_lag``, ``bench.lag_sampler``);
+(f) webhook ingest: Shopify ``orders/create`` deliveries through a served API with the connector
+    configured, beside plain ``POST /v1/reservations`` (``bench.webhooks``).
 
 Every scenario is paired with a baseline measured in the same run on the same machine, and the
 report shows ratios: absolute numbers depend on a shared, noisy 2-core host.

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-SECTIONS = ("script", "http", "open-loop", "ledger", "warehouse")
+SECTIONS = ("script", "http", "open-loop", "ledger", "warehouse", "webhooks")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="stocksync benchmarks: script path, HTTP path (wrk), open-loop latency,"
-        " ledger writer throughput and lag, warehouse file import.",
+        " ledger writer throughput and lag, warehouse file import, webhook ingest.",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 min smoke run")
     parser.add_argument(

@@ -41,6 +41,10 @@ class Profile:
     ledger_lag_seconds: int  # per slice
     # (f) warehouse snapshot import: rows in the generated file
     warehouse_rows: int = 1_000_000
+    # (f) webhook ingest: Shopify orders/create deliveries vs POST /v1/reservations, alternating
+    webhook_seconds: float = 3.0  # per slice
+    webhook_rounds: int = 2
+    webhook_concurrency: int = 32
 
 
 FULL = Profile(
@@ -90,4 +94,6 @@ QUICK = Profile(
     ledger_lag_rounds=1,
     ledger_lag_seconds=4,
     warehouse_rows=20_000,
+    webhook_seconds=1.5,
+    webhook_rounds=1,
 )

@@ -19,6 +19,7 @@ from bench import (
     script_path,
     warehouse,
 )
+from bench import webhooks as webhook_ingest
 from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
 from bench.cpu import CORES
 from bench.report import RESULTS_DIR, Row
@@ -83,6 +84,11 @@ def run(options: Options, outcome: Outcome) -> None:
             ledger_section(stack, options, outcome)
         if "warehouse" in options.sections:
             warehouse_section(stack, options, outcome)
+        if "webhooks" in options.sections:
+            log("(f) webhook ingest: Shopify orders/create vs POST /v1/reservations")
+            rows, found = webhook_ingest.run(stack, options.profile, options.tmp_dir)
+            outcome.rows += rows
+            outcome.notes += found
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 

@@ -1,0 +1,61 @@
+"""The ``[shopify]`` table of the connectors config file, and the Shopify id map."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, HttpUrl, model_validator
+
+from connectors.framework.config import ConnectorConfig, IdMap, Secret
+from stocksync.domain.model import CHANNEL_PATTERN, LOCATION_PATTERN
+
+
+class ShopifyIdMap(IdMap):
+    """``[skus]``: inventory item GID -> SKU (what pushes address); ``[locations]``: Shopify
+    location GID -> location_id; ``[variants]``: product variant id (number or GID) -> SKU, for
+    order lines whose ``sku`` field is not one of ours."""
+
+    variants: dict[str, str] = Field(default_factory=dict)
+
+
+class ShopifyConfig(ConnectorConfig):
+    shop_url: HttpUrl = Field(description="https://{shop}.myshopify.com (or a stub's base URL)")
+    api_version: str = Field(default="2026-04", pattern=r"^(\d{4}-\d{2}|unstable)$")
+    access_token: Secret = Field(description="Admin API access token (X-Shopify-Access-Token)")
+    webhook_secret: Secret = Field(description="the app's client secret: signs webhooks")
+    mapping_file: Path
+    order_location_id: str | None = Field(
+        default=None,
+        pattern=LOCATION_PATTERN,
+        description="where web orders reserve; default: the map's only location",
+    )
+    channel: str = Field(default="web", pattern=CHANNEL_PATTERN)
+    ignore_unmapped_lines: bool = Field(
+        default=False,
+        description="skip order lines of products stocksync does not track instead of "
+        "dead-lettering the order",
+    )
+    batch_size: int = Field(default=250, ge=1, le=250, description="quantities per mutation")
+    read_block_ms: int = Field(default=1000, ge=10, le=60_000)
+    cas_attempts: int = Field(default=5, ge=1, le=50, description="re-reads on a stale value")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _reachable_mapping(self) -> Self:
+        if not self.mapping_file.is_file():
+            raise ValueError(f"mapping_file {self.mapping_file} does not exist")
+        return self
+
+    def load_map(self) -> ShopifyIdMap:
+        with self.mapping_file.open("rb") as fh:
+            idmap = ShopifyIdMap.model_validate(tomllib.load(fh))
+        if self.order_location_id is None and len(set(idmap.locations.values())) != 1:
+            raise ValueError(
+                "order_location_id is required when the mapping has more than one location"
+            )
+        return idmap
+
+    def orders_location(self, idmap: ShopifyIdMap) -> str:
+        return self.order_location_id or next(iter(idmap.locations.values()))

@@ -1,0 +1,128 @@
+"""The Shopify connector: availability push (``run``), order webhooks, drift of ``available``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from connectors.framework.commands import Unmappable
+from connectors.framework.drift import check_periodically, measure
+from connectors.framework.pipeline import DeadLettered, Pipeline
+from connectors.framework.retry import Backoff
+from connectors.shopify.client import ShopifyClient
+from connectors.shopify.config import ShopifyConfig
+from connectors.shopify.mapping import ORDER_TOPICS, Order, mapped_levels, order_commands
+from connectors.shopify.push import AvailabilityPush
+from connectors.shopify.webhook import HMAC_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, verify
+from stocksync.domain.errors import Unauthorized
+from stocksync.plugins import Drift, EngineContext, SourceCounts
+
+log = logging.getLogger(__name__)
+
+# Shopify waits 5 s for an answer: a webhook retries the engine briefly, then answers 503
+# and lets Shopify redeliver later.
+WEBHOOK_BACKOFF = Backoff(attempts=3, base_seconds=0.05, cap_seconds=0.5)
+
+
+class ShopifyConnector:
+    name = "shopify"
+
+    def __init__(self, config: ShopifyConfig) -> None:
+        self.config = config
+        self.idmap = config.load_map()
+        self.orders_location = config.orders_location(self.idmap)
+        self.secret = config.webhook_secret.get_secret_value()
+
+    def client(self) -> ShopifyClient:
+        return ShopifyClient(
+            str(self.config.shop_url),
+            self.config.api_version,
+            self.config.access_token.get_secret_value(),
+            timeout=self.config.timeout_seconds,
+            backoff=self.config.retry.backoff(),
+        )
+
+    def pusher(self, ctx: EngineContext, client: ShopifyClient) -> AvailabilityPush:
+        return AvailabilityPush(self.name, ctx, client, self.idmap, self.config)
+
+    async def run(self, ctx: EngineContext) -> None:
+        """Push availability as the outbox changes, and check drift every interval."""
+        async with self.client() as client:
+            pusher = self.pusher(ctx, client)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pusher.run)
+                tg.start_soon(
+                    check_periodically,
+                    lambda: self.drift_with(ctx, client),
+                    self.config.drift_interval_seconds,
+                    self.name,
+                )
+
+    async def handle_webhook(self, ctx: EngineContext, request: Request) -> Response:
+        raw = await request.body()
+        if not verify(self.secret, raw, request.headers.get(HMAC_HEADER)):
+            raise Unauthorized("the X-Shopify-Hmac-Sha256 signature does not match the body")
+        topic = request.headers.get(TOPIC_HEADER, "")
+        webhook_id = request.headers.get(WEBHOOK_ID_HEADER, "")
+        answer: dict[str, Any] = {"topic": topic, "webhook_id": webhook_id}
+        if topic not in ORDER_TOPICS:
+            log.info("shopify webhook %s: topic %r is not handled", webhook_id, topic)
+            return JSONResponse({**answer, "outcome": "ignored"})
+        pipeline = Pipeline(self.name, ctx, WEBHOOK_BACKOFF)
+        text = raw.decode("utf-8", errors="replace")
+        kind = f"{topic} {webhook_id}".strip()
+        try:
+            order = Order.model_validate(json.loads(raw))
+            commands = order_commands(
+                topic,
+                order,
+                self.idmap,
+                default_location=self.orders_location,
+                channel=self.config.channel,
+                ignore_unmapped=self.config.ignore_unmapped_lines,
+            )
+        except (ValueError, ValidationError, Unmappable) as exc:  # JSONDecodeError too
+            letter = await pipeline.dead_letter(kind, f"unmappable: {exc}", text)
+            return JSONResponse({**answer, "outcome": "dead_letter", "letter_id": letter})
+        answer["reservation_id"] = commands[0].reservation_id if commands else None
+        try:
+            outcomes = await pipeline.apply(kind, text, commands)
+        except DeadLettered as exc:  # refused for good (oversold, lapsed hold): kept, 200
+            log.warning("shopify order dead-lettered: %s", exc.reason)
+            return JSONResponse(
+                {
+                    **answer,
+                    "outcome": "dead_letter",
+                    "letter_id": exc.letter_id,
+                    "reason": exc.reason,
+                }
+            )
+        # a transient failure propagates: the API answers 503 problem+json and Shopify retries
+        return JSONResponse({**answer, "outcome": outcomes[0].value if outcomes else "ignored"})
+
+    async def drift(self, ctx: EngineContext) -> list[Drift] | None:
+        async with self.client() as client:
+            return await self.drift_with(ctx, client)
+
+    async def drift_with(self, ctx: EngineContext, client: ShopifyClient) -> list[Drift]:
+        """Shopify's ``available`` per mapped level against the engine's channel availability."""
+        levels = mapped_levels(self.idmap)
+        current = await client.available(level.item_id for level in levels.values())
+        counts: SourceCounts = {}
+        for key, level in levels.items():
+            value = current.get((level.item_id, level.location_id))
+            if value is not None:  # not stocked there: nothing to compare
+                counts[key] = value
+        return await measure(ctx, self.name, counts, "available")
+
+
+def create(table: Mapping[str, Any]) -> ShopifyConnector:
+    """Entry point ``shopify``: the connector from its ``[shopify]`` config table."""
+    return ShopifyConnector(ShopifyConfig.parse(table))

@@ -1,0 +1,252 @@
+"""Availability push: the outbox, coalesced per position, set on Shopify with compare-and-set.
+
+The connector reads the outbox through a consumer group of its own (``connector:{name}``).
+A batch of entries is reduced to the set of mapped (SKU, location) positions it touched; their
+availability is then read fresh from the store, so fifty changes to one position become one
+push of the latest value. Entries are acknowledged only after Shopify accepted the push
+(at-least-once; pushes are absolute, so repeating one is harmless).
+
+The group is created at ``$`` on every start, after dropping any group a previous run left,
+and a full sync of every mapped position follows: nothing that happened while the connector
+was stopped is needed from the stream. On a clean stop the group is destroyed, so a stopped
+connector never holds back the ledger writer's trimming (which keeps what any group has not
+acknowledged). A killed connector's group does hold it back until the connector starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import anyio
+from redis.exceptions import ResponseError
+
+from connectors.framework.metrics import connector_metrics
+from connectors.framework.state import ConnectorState
+from connectors.shopify.client import SetQuantity, ShopifyClient, ShopifyError
+from connectors.shopify.config import ShopifyConfig, ShopifyIdMap
+from connectors.shopify.mapping import Level, channel_available, mapped_levels, touched
+from stocksync.plugins import EngineContext
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 1000  # outbox entries per read; coalescing makes the pushes far fewer
+MAX_BACKOFF_SECONDS = 30.0
+
+Entry = tuple[str, dict[str, str]]
+
+
+class StalePush(Exception):
+    """Shopify's value kept changing under us for every compare-and-set attempt."""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[Entry]:
+    return [
+        (_text(i), {_text(k): _text(v) for k, v in (fields or {}).items()})
+        for _, entries in reply or []
+        for i, fields in entries or []
+        if i is not None
+    ]
+
+
+class AvailabilityPush:
+    """Pushes the engine's channel availability of mapped positions to Shopify."""
+
+    def __init__(
+        self,
+        name: str,
+        ctx: EngineContext,
+        client: ShopifyClient,
+        idmap: ShopifyIdMap,
+        config: ShopifyConfig,
+    ) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.client = client
+        self.config = config
+        self.levels = mapped_levels(idmap)
+        self.redis = ctx.store.client
+        self.stream = ctx.store.keys.outbox
+        self.group = f"connector:{name}"
+        self.consumer = f"{name}-{socket.gethostname()}-{os.getpid()}"
+        self.metrics = connector_metrics(ctx.registry)
+        self.state = ConnectorState(ctx.engine, name)
+        self.known: dict[Level, int] = {}  # what we last saw or set on Shopify
+        self.pushes = 0  # mutation calls that set something (for tests and benchmarks)
+        self._recovering = False
+
+    # -- the consumer group ---------------------------------------------------------------
+
+    async def attach(self) -> None:
+        """(Re)create the group at ``$``: a previous run's pending entries are dropped, the
+        full sync that follows covers them."""
+        await self.detach()
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def detach(self) -> None:
+        if await self.redis.exists(self.stream):
+            await self.redis.xgroup_destroy(self.stream, self.group)
+
+    async def _read(self, start: str, block_ms: int | None) -> list[Entry]:
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: start}, count=READ_BATCH, block=block_ms
+        )
+        if isinstance(reply, dict):
+            raise TypeError("the Shopify connector reads streams over RESP2 (protocol=2)")
+        return _entries(reply)
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    async def drain_once(self, block_ms: int | None = None) -> int:
+        """Read one batch (this consumer's pending entries first after a failure), push what
+        it touched, acknowledge it; returns how many entries were acknowledged."""
+        entries: list[Entry] = []
+        if self._recovering:
+            entries = await self._read("0", None)
+            self._recovering = bool(entries)
+        if not entries:
+            entries = await self._read(">", block_ms)
+        if not entries:
+            return 0
+        keys = touched((fields for _, fields in entries), self.levels)
+        try:
+            if keys:
+                await self.push(keys, reference=entries[-1][0])
+        except ShopifyError as exc:  # refused for good: keep it, with why, and move on
+            reason = f"Shopify refused the push: {exc}"
+            raw = repr(sorted(keys))
+            await anyio.to_thread.run_sync(self.state.dead_letter, "availability_push", reason, raw)
+            self.metrics.outcome(self.name, "dead_letter")
+        except BaseException:
+            self._recovering = True  # re-read our pending entries before anything new
+            raise
+        await self.redis.xack(self.stream, self.group, *(i for i, _ in entries))
+        stamps = [int(f["at"]) for _, f in entries if f.get("at", "").isdigit()]
+        self.metrics.observe_lag(self.name, min(stamps) if stamps else None)
+        return len(entries)
+
+    async def sync_all(self) -> int:
+        """Push every mapped position whose Shopify value differs (read fresh from Shopify)."""
+        return await self.push(
+            set(self.levels), reference=f"full-{int(time.time() * 1000)}", refresh=True
+        )
+
+    # -- pushing ----------------------------------------------------------------------------
+
+    async def targets(self, keys: Iterable[tuple[str, str]]) -> dict[Level, int]:
+        """The engine's channel availability now, per Shopify level."""
+        by_sku: dict[str, list[str]] = {}
+        for sku, loc in keys:
+            by_sku.setdefault(sku, []).append(loc)
+        wanted: dict[Level, int] = {}
+        for sku, locations in sorted(by_sku.items()):
+            found = await self.ctx.store.positions(sku, sorted(locations))
+            for position, _ in found:
+                wanted[self.levels[(sku, position.location_id)]] = channel_available(position)
+            missing = set(locations) - {p.location_id for p, _ in found}
+            if missing:  # mapped, but unknown to the engine: never push a made-up zero
+                log.warning("shopify: locations %s unknown to the engine", sorted(missing))
+        return wanted
+
+    async def refresh(self, levels: Iterable[Level]) -> None:
+        """Re-read Shopify's ``available`` of these levels into ``known``."""
+        levels = list(levels)
+        current = await self.client.available(level.item_id for level in levels)
+        for level in levels:
+            value = current.get((level.item_id, level.location_id))
+            if value is None:
+                self.known.pop(level, None)
+            else:
+                self.known[level] = value
+
+    async def push(
+        self, keys: Iterable[tuple[str, str]], reference: str, refresh: bool = False
+    ) -> int:
+        """Set Shopify's ``available`` of these positions to the engine's; returns how many
+        levels were set."""
+        wanted = await self.targets(keys)
+        unknown = [level for level in wanted if level not in self.known]
+        if refresh or unknown:
+            await self.refresh(wanted if refresh else unknown)
+        unstocked = [level for level in wanted if level not in self.known]
+        for level in unstocked:
+            log.warning("shopify: %s is not stocked at %s; not pushed", *_ids(level))
+            del wanted[level]
+        if unstocked:
+            self.metrics.outcome(self.name, "failed", len(unstocked))
+        changed = {lvl: qty for lvl, qty in wanted.items() if self.known[lvl] != qty}
+        if len(changed) < len(wanted):
+            self.metrics.outcome(self.name, "duplicate", len(wanted) - len(changed))
+        items = sorted(changed.items(), key=lambda kv: _ids(kv[0]))
+        size = self.config.batch_size
+        for start in range(0, len(items), size):
+            await self._set(dict(items[start : start + size]), reference)
+        return len(changed)
+
+    async def _set(self, wanted: Mapping[Level, int], reference: str) -> None:
+        """Compare-and-set one mutation's worth; re-read and retry while a value is stale."""
+        uri = f"gid://stocksync/AvailabilitySync/{reference}"
+        pending = dict(wanted)
+        for _ in range(self.config.cas_attempts):
+            quantities = [
+                SetQuantity(lvl.item_id, lvl.location_id, qty, self.known[lvl])
+                for lvl, qty in pending.items()
+            ]
+            errors = await self.client.set_available(quantities, uri)
+            if not errors:
+                self.pushes += 1
+                self.known.update(pending)
+                self.metrics.outcome(self.name, "applied", len(pending))
+                return
+            if not all(e.stale for e in errors):
+                raise ShopifyError("; ".join(f"{e.code}: {e.message}" for e in errors))
+            self.metrics.outcome(self.name, "retried")
+            await self.refresh(pending)  # someone changed Shopify: compare with what is there
+            pending = {
+                lvl: qty for lvl, qty in pending.items() if self.known.get(lvl) not in (None, qty)
+            }
+            if not pending:
+                return
+        raise StalePush(
+            f"{len(pending)} level(s) still stale after {self.config.cas_attempts} tries"
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, initial_backoff: float = 0.5) -> None:
+        """Attach, full sync, then push until cancelled; failures back off and retry (their
+        entries stay pending). The group is destroyed on the way out."""
+        await self.attach()
+        try:
+            synced = False
+            backoff = initial_backoff
+            while True:
+                try:
+                    if not synced:
+                        await self.sync_all()
+                        synced = True
+                    await self.drain_once(self.config.read_block_ms)
+                    backoff = initial_backoff
+                except Exception as exc:
+                    log.warning("shopify push failed: %r; retrying in %.1fs", exc, backoff)
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await self.detach()
+
+
+def _ids(level: Level) -> tuple[str, str]:
+    return level.item_id, level.location_id

@@ -7,6 +7,7 @@ becomes a no-op once the reservation is fulfilled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from connectors.framework.commands import (
@@ -17,10 +18,11 @@ from connectors.framework.commands import (
     Sale,
     SetCount,
 )
-from stocksync.domain.errors import InvalidTransition, NotFound
+from stocksync.domain.errors import InvalidTransition, NotFound, StockSyncError
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
 from stocksync.ledger.sync import write_through
 from stocksync.plugins import EngineContext
+from stocksync.store.redis_store import StockCall
 
 
 class Applied(StrEnum):
@@ -79,6 +81,35 @@ class EngineGateway:
             occurred_at_ms=cmd.occurred_at_ms,
         )
         return _stock_outcome(result)
+
+    async def stock_batch(
+        self, commands: Sequence[SetCount | Adjust]
+    ) -> list[Applied | StockSyncError]:
+        """Counts and deltas in one pipelined round trip (each still its own script call);
+        a refused command gives its error in place of an outcome."""
+        calls = [self._stock_call(cmd) for cmd in commands]
+        results = await self.store.stock_changes(calls)
+        return [r if isinstance(r, StockSyncError) else _stock_outcome(r) for r in results]
+
+    def _stock_call(self, cmd: SetCount | Adjust) -> StockCall:
+        if isinstance(cmd, SetCount):
+            return self.store.count_call(
+                cmd.sku,
+                cmd.location_id,
+                cmd.on_hand,
+                as_of_ms=cmd.as_of_ms,
+                source=cmd.source,
+                source_event_id=cmd.source_event_id,
+            )
+        return self.store.adjust_call(
+            cmd.sku,
+            cmd.location_id,
+            cmd.delta,
+            reason=cmd.reason,
+            source=cmd.source,
+            source_event_id=cmd.source_event_id,
+            occurred_at_ms=cmd.occurred_at_ms,
+        )
 
     async def sale(self, cmd: Sale) -> Applied:
         """A till sale: fulfils the reservation it names, else decrements (never refused)."""

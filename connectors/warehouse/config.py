@@ -22,7 +22,10 @@ class WarehouseConfig(ConnectorConfig):
         default=5.0, ge=0, le=3600, description="a file younger than this may still be written"
     )
     once: bool = Field(default=False, description="process what is in the inbox, then exit")
-    concurrency: int = Field(default=32, ge=1, le=256, description="script calls in flight")
+    concurrency: int = Field(default=4, ge=1, le=64, description="pipelines in flight")
+    pipeline_rows: int = Field(
+        default=500, ge=1, le=10_000, description="script calls per pipelined round trip"
+    )
     batch_rows: int = Field(default=2000, ge=1, le=100_000)
     progress: bool | None = Field(default=None, description="progress bar; None: on a terminal")
 

@@ -214,18 +214,33 @@ class FileImporter:
         self.metrics.outcome(self.name, "rejected")
 
     async def _apply_all(self, commands: list[RowCommand]) -> list[Outcome]:
-        """Apply with at most ``concurrency`` script calls in flight; results in input order."""
-        results: list[Outcome | None] = [None] * len(commands)
-        work = iter(enumerate(commands))
+        """Apply in pipelined chunks, at most ``concurrency`` in flight; results in input order."""
+        size = self.config.pipeline_rows
+        chunks = [commands[i : i + size] for i in range(0, len(commands), size)]
+        results: list[list[Outcome]] = [[] for _ in chunks]
+        work = iter(enumerate(chunks))
 
         async def worker() -> None:
-            for index, command in work:
-                results[index] = await self._apply_one(command)
+            for index, chunk in work:
+                results[index] = await self._apply_chunk(chunk)
 
         async with anyio.create_task_group() as tg:
-            for _ in range(min(self.config.concurrency, len(commands))):
+            for _ in range(min(self.config.concurrency, len(chunks))):
                 tg.start_soon(worker)
-        return [r for r in results if r is not None]
+        return [outcome for chunk in results for outcome in chunk]
+
+    async def _apply_chunk(self, chunk: list[RowCommand]) -> list[Outcome]:
+        """One round trip for the chunk (retried whole: every call in it is idempotent); a
+        command refused for a reason that may pass (a frozen SKU) is retried on its own."""
+        outcomes = await with_retries(
+            lambda: self.gateway.stock_batch(chunk),
+            self.backoff,
+            on_retry=lambda _exc: self.metrics.outcome(self.name, "retried"),
+        )
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, StockSyncError) and is_transient(outcome):
+                outcomes[i] = await self._apply_one(chunk[i])
+        return outcomes
 
     async def _apply_one(self, command: RowCommand) -> Outcome:
         try:

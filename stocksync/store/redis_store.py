@@ -20,6 +20,7 @@ from stocksync.domain.errors import (
     OnHandMismatch,
     ShortLine,
     StockRegressed,
+    StockSyncError,
 )
 from stocksync.domain.model import (
     Line,
@@ -45,6 +46,16 @@ class ReapResult:
     expired: int
     lag_seconds: float
     active: int
+
+
+@dataclass(frozen=True)
+class StockCall:
+    """One count or delta script call, built but not yet sent."""
+
+    script: str
+    sku: str
+    location_id: str
+    args: tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -163,6 +174,49 @@ class RedisStockStore:
 
     # -- stock -----------------------------------------------------------------------------
 
+    def count_call(
+        self,
+        sku: str,
+        location_id: str,
+        on_hand: int,
+        *,
+        as_of_ms: int | None = None,
+        expected_on_hand: int | None = None,
+        safety_stock: int | None = None,
+        source: str = "api",
+        source_event_id: str | None = None,
+    ) -> StockCall:
+        """The script call of an absolute count (run it with ``stock_changes`` for many)."""
+        fp = event_fingerprint(
+            "count", sku, location_id, on_hand, as_of_ms, expected_on_hand, safety_stock
+        )
+        args = (
+            on_hand,
+            _arg(as_of_ms),
+            _arg(expected_on_hand),
+            _arg(safety_stock),
+            source,
+            source_event_id or "",
+            fp,
+        )
+        return StockCall("set_count", sku, location_id, args)
+
+    def adjust_call(
+        self,
+        sku: str,
+        location_id: str,
+        delta: int,
+        *,
+        reason: str,
+        source: str,
+        source_event_id: str,
+        occurred_at_ms: int | None = None,
+    ) -> StockCall:
+        """The script call of a physical delta."""
+        fp = event_fingerprint("adjust", sku, location_id, delta, reason, occurred_at_ms)
+        args = (delta, reason, source, source_event_id, _arg(occurred_at_ms), fp)
+        return StockCall("adjust", sku, location_id, args)
+
     async def set_count(
         self,
         sku: str,
@@ -176,21 +230,17 @@ class RedisStockStore:
         source_event_id: str | None = None,
     ) -> StockChangeResult:
         """Apply an absolute count (as-of rule, optional compare-and-set)."""
-        fp = event_fingerprint(
-            "count", sku, location_id, on_hand, as_of_ms, expected_on_hand, safety_stock
-        )
-        reply = await self._call(
-            "set_count",
+        call = self.count_call(
             sku,
             location_id,
             on_hand,
-            _arg(as_of_ms),
-            _arg(expected_on_hand),
-            _arg(safety_stock),
-            source,
-            source_event_id or "",
-            fp,
+            as_of_ms=as_of_ms,
+            expected_on_hand=expected_on_hand,
+            safety_stock=safety_stock,
+            source=source,
+            source_event_id=source_event_id,
         )
+        reply = await self._call(call.script, sku, location_id, *call.args)
         return self._stock_change(sku, location_id, reply)
 
     async def adjust(
@@ -205,19 +255,41 @@ class RedisStockStore:
         occurred_at_ms: int | None = None,
     ) -> StockChangeResult:
         """Apply a physical delta, idempotent by (source, source_event_id)."""
-        fp = event_fingerprint("adjust", sku, location_id, delta, reason, occurred_at_ms)
-        reply = await self._call(
-            "adjust",
+        call = self.adjust_call(
             sku,
             location_id,
             delta,
-            reason,
-            source,
-            source_event_id,
-            _arg(occurred_at_ms),
-            fp,
+            reason=reason,
+            source=source,
+            source_event_id=source_event_id,
+            occurred_at_ms=occurred_at_ms,
         )
+        reply = await self._call(call.script, sku, location_id, *call.args)
         return self._stock_change(sku, location_id, reply)
+
+    async def stock_changes(
+        self, calls: Sequence[StockCall]
+    ) -> list[StockChangeResult | StockSyncError]:
+        """Many counts and deltas in one pipelined round trip (bulk imports).
+
+        Each call is still its own script run, atomic and idempotent as alone; they are not
+        one transaction. A call the engine refuses gives its error in place of a result.
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            for call in calls:
+                await self._scripts[call.script](
+                    keys=[self.keys.prefix],
+                    args=[*self._head, call.sku, call.location_id, *call.args],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        results: list[StockChangeResult | StockSyncError] = []
+        for call, reply in zip(calls, replies, strict=True):
+            try:
+                results.append(self._stock_change(call.sku, call.location_id, reply))
+            except StockSyncError as exc:
+                results.append(exc)
+        return results
 
     def _stock_change(self, sku: str, location_id: str, reply: list[Any]) -> StockChangeResult:
         raise_regressed(reply)

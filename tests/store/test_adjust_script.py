@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stocksync.domain.errors import IdempotencyConflict, NotFound
-from stocksync.domain.model import Line, Position
+from stocksync.domain.model import Line, Position, StockChangeResult
 from stocksync.store.redis_store import RedisStockStore
 from tests.store.helpers import (
     Stocked,
@@ -235,3 +235,25 @@ async def test_adjust_flags_only_a_physical_shortfall_not_safety_stock(
     )
     assert second.at_risk_reservations == 1
     assert (await store.get_reservation("covered")).at_risk
+
+
+async def test_stock_changes_pipelines_calls_and_reports_each_outcome(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 5)
+    calls = [
+        store.adjust_call(sku, "store-a", 3, reason="receipt", source="wms", source_event_id="r1"),
+        store.adjust_call(sku, "store-a", 3, reason="receipt", source="wms", source_event_id="r1"),
+        store.adjust_call(sku, "nowhere", 1, reason="receipt", source="wms", source_event_id="r2"),
+        store.count_call(sku, "store-a", 20, source="wms", source_event_id="c1"),
+    ]
+    results = await store.stock_changes(calls)
+    applied, replayed, refused, counted = results
+    assert isinstance(applied, StockChangeResult)
+    assert applied.position.on_hand == 8
+    assert isinstance(replayed, StockChangeResult)
+    assert replayed.replayed
+    assert isinstance(refused, NotFound)
+    assert isinstance(counted, StockChangeResult)
+    assert counted.position.on_hand == 20
+    assert (await store.position(sku, "store-a")).on_hand == 20

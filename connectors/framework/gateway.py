@@ -48,10 +48,8 @@ class EngineGateway:
 
     async def apply(self, command: Command) -> Applied:
         match command:
-            case SetCount():
-                return await self.set_count(command)
-            case Adjust():
-                return await self.adjust(command)
+            case SetCount() | Adjust():
+                return await self.stock(command)
             case Sale():
                 return await self.sale(command)
             case PlaceOrder():
@@ -59,28 +57,9 @@ class EngineGateway:
             case CancelOrder():
                 return await self.cancel_order(command)
 
-    async def set_count(self, cmd: SetCount) -> Applied:
-        result = await self.store.set_count(
-            cmd.sku,
-            cmd.location_id,
-            cmd.on_hand,
-            as_of_ms=cmd.as_of_ms,
-            source=cmd.source,
-            source_event_id=cmd.source_event_id,
-        )
-        return _stock_outcome(result)
-
-    async def adjust(self, cmd: Adjust) -> Applied:
-        result = await self.store.adjust(
-            cmd.sku,
-            cmd.location_id,
-            cmd.delta,
-            reason=cmd.reason,
-            source=cmd.source,
-            source_event_id=cmd.source_event_id,
-            occurred_at_ms=cmd.occurred_at_ms,
-        )
-        return _stock_outcome(result)
+    async def stock(self, cmd: SetCount | Adjust) -> Applied:
+        """A count or a delta: idempotent by (source, source_event_id), as-of rule."""
+        return _stock_outcome(await self.store.stock_change(self._stock_call(cmd)))
 
     async def stock_batch(
         self, commands: Sequence[SetCount | Adjust]
@@ -135,7 +114,7 @@ class EngineGateway:
         return outcome
 
     async def _sold(self, cmd: Sale, qty: int, source_event_id: str) -> Applied:
-        return await self.adjust(
+        return await self.stock(
             Adjust(
                 cmd.sku,
                 cmd.location_id,

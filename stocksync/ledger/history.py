@@ -7,6 +7,7 @@ import json
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from stocksync.ledger.fold import STATE_RANK
 from stocksync.ledger.tables import LedgerReservation, Movement, ReservationTransition
 
 
@@ -45,6 +46,9 @@ def reservation_record(
             )
             .order_by(col(ReservationTransition.at))
         ).all()
+        # Two transitions in one millisecond (ready, then fulfilled at once): the state order
+        # breaks the tie, as the database's order of equal timestamps is arbitrary.
+        transitions = sorted(transitions, key=lambda t: (t.at, STATE_RANK.get(t.state, 0)))
         held = session.exec(
             select(Movement.details).where(
                 Movement.namespace == namespace,

@@ -240,8 +240,7 @@ class RedisStockStore:
             source=source,
             source_event_id=source_event_id,
         )
-        reply = await self._call(call.script, sku, location_id, *call.args)
-        return self._stock_change(sku, location_id, reply)
+        return await self.stock_change(call)
 
     async def adjust(
         self,
@@ -264,8 +263,12 @@ class RedisStockStore:
             source_event_id=source_event_id,
             occurred_at_ms=occurred_at_ms,
         )
-        reply = await self._call(call.script, sku, location_id, *call.args)
-        return self._stock_change(sku, location_id, reply)
+        return await self.stock_change(call)
+
+    async def stock_change(self, call: StockCall) -> StockChangeResult:
+        """Run one count or delta built by ``count_call`` or ``adjust_call``."""
+        reply = await self._call(call.script, call.sku, call.location_id, *call.args)
+        return self._stock_change(call.sku, call.location_id, reply)
 
     async def stock_changes(
         self, calls: Sequence[StockCall]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -25,22 +24,12 @@ StubServer = Callable[[ASGIApp], AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture
-def engine_settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-        data_dir=tmp_path,
-        namespace=namespace,
-        run_workers=False,
-    )
-
-
-@pytest.fixture
-def ctx(engine_settings: Settings, store: RedisStockStore) -> EngineContext:
-    """What the engine lends a connector, on the test's Redis namespace and a fresh ledger."""
-    engine = make_engine(engine_settings.sqlalchemy_url)
+def ctx(settings: Settings, store: RedisStockStore) -> EngineContext:  # noqa: F811
+    """What the engine lends a connector: the test's Redis namespace and a fresh ledger (the
+    same ``settings`` the in-process app of a test would run with)."""
+    engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
-    return EngineContext(engine_settings, store, engine, SqlLedger(engine), CollectorRegistry())
+    return EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -75,30 +76,30 @@ def model(history: Sequence[Event]) -> int:
     return base + sum(e.qty if e.kind == "receipt" else -e.qty for e in after)
 
 
-async def connect(redis_url: str, engine_settings: Settings) -> tuple[Redis, Pipeline]:
+async def connect(redis_url: str, settings: Settings) -> tuple[Redis, Pipeline]:
     client = Redis.from_url(redis_url, decode_responses=True)
-    store = RedisStockStore(client, engine_settings.namespace)
+    store = RedisStockStore(client, settings.namespace)
     await store.upsert_location(Location(LOC, "Store A", "store", 52.52, 13.40, True, True))
-    engine = make_engine(engine_settings.sqlalchemy_url)
+    engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
-    ctx = EngineContext(engine_settings, store, engine, SqlLedger(engine), CollectorRegistry())
+    ctx = EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
     return client, Pipeline("property", ctx)
 
 
 def test_history_delivered_repeatedly_out_of_order_equals_in_order_once(
-    redis_url: str, engine_settings: Settings
+    redis_url: str, settings: Settings
 ) -> None:
     # One event loop and client for all examples (hypothesis drives a sync test); a fresh
     # SKU per example keeps the examples apart on the test's namespace.
     with asyncio.Runner() as runner:
-        client, pipeline = runner.run(connect(redis_url, engine_settings))
+        client, pipeline = runner.run(connect(redis_url, settings))
         store = pipeline.ctx.store
 
         async def apply_all(commands: Sequence[Command]) -> None:
             for cmd in commands:
                 await pipeline.apply("property", repr(cmd), [cmd])
 
-        @settings(
+        @examples(
             max_examples=500,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

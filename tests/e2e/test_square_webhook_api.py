@@ -23,7 +23,7 @@ PATH = "/v1/connectors/square/webhook"
 
 
 @pytest.fixture
-def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
+def settings(settings: Settings, tmp_path: Path) -> Settings:
     mapping = tmp_path / "square-mapping.toml"
     mapping.write_text(f'[skus]\n"{ITEM}" = "{SKU}"\n[locations]\n"{SQ_LOC}" = "{LOC}"\n')
     config = tmp_path / "connectors.toml"
@@ -34,14 +34,7 @@ def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
         f'signature_key = "{KEY}"\n'
         f'notification_url = "{URL}"\n'
     )
-    return Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{tmp_path / 'test.db'}",
-        data_dir=tmp_path,
-        namespace=namespace,
-        run_workers=False,
-        connectors_config=config,
-    )
+    return settings.model_copy(update={"connectors_config": config})
 
 
 @pytest.fixture

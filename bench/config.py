@@ -39,6 +39,22 @@ class Profile:
     ledger_lag_fsyncs: tuple[str, ...]
     ledger_lag_rounds: int
     ledger_lag_seconds: int  # per slice
+    # hot SKU race (wrk, stocksync then the row-lock peer, both with hot_workers API processes)
+    hot_workers: int
+    hot_units: int
+    hot_connections: int
+    hot_max_seconds: int  # bound on one race (normally stopped at sell-out)
+    # spread load: closed-loop shoppers over skus x locations, on both systems
+    spread_skus: int
+    spread_locations: int
+    spread_concurrency: int
+    spread_procs: int  # generator processes
+    spread_seconds: float
+    spread_warmup_s: float
+    # scale: positions loaded in steps (same Redis), memory and spread latency at each
+    scale_positions: tuple[int, ...]
+    scale_reservations: int  # held reservations created to measure their memory
+    scale_seconds: float
 
 
 FULL = Profile(
@@ -63,6 +79,19 @@ FULL = Profile(
     ledger_lag_fsyncs=("always", "everysec"),
     ledger_lag_rounds=2,
     ledger_lag_seconds=4,
+    hot_workers=2,
+    hot_units=500,
+    hot_connections=2000,
+    hot_max_seconds=60,
+    spread_skus=10_000,
+    spread_locations=20,
+    spread_concurrency=64,
+    spread_procs=2,
+    spread_seconds=8.0,
+    spread_warmup_s=1.0,
+    scale_positions=(10_000, 100_000, 1_000_000),
+    scale_reservations=10_000,
+    scale_seconds=5.0,
 )
 
 QUICK = Profile(
@@ -87,4 +116,17 @@ QUICK = Profile(
     ledger_lag_fsyncs=("always",),
     ledger_lag_rounds=1,
     ledger_lag_seconds=4,
+    hot_workers=2,
+    hot_units=200,
+    hot_connections=500,
+    hot_max_seconds=20,
+    spread_skus=500,
+    spread_locations=20,
+    spread_concurrency=64,
+    spread_procs=2,
+    spread_seconds=3.0,
+    spread_warmup_s=0.5,
+    scale_positions=(2_000, 20_000),
+    scale_reservations=1_000,
+    scale_seconds=3.0,
 )

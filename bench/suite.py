@@ -10,7 +10,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import http_path, ledger_lag, ledger_notes, ledger_path, open_loop, script_path
+from bench import (
+    hot_sku,
+    http_path,
+    ledger_lag,
+    ledger_notes,
+    ledger_path,
+    open_loop,
+    peer_sections,
+    scale,
+    script_path,
+)
 from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
 from bench.cpu import CORES
 from bench.report import RESULTS_DIR, Row
@@ -22,7 +32,7 @@ class Options:
     profile: Profile
     client: str  # open-loop generator client: "raw" | "httpx"
     procs: int  # open-loop generator processes
-    sections: frozenset[str]  # "script", "http", "open-loop", "ledger"
+    sections: frozenset[str]  # see bench.__main__.SECTIONS
     tmp_dir: Path | None
 
 
@@ -68,9 +78,15 @@ def run(options: Options, outcome: Outcome) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         redises = Redises(stack, options.tmp_dir)
-        if "script" in options.sections:
+        if options.sections & {"script", "ceiling"}:
             script_section(redises, options, outcome)
         api_sections(redises, options, outcome)
+        if "hot" in options.sections:
+            hot_section(redises, options, outcome)
+        if "spread" in options.sections:
+            spread_section(redises, options, outcome)
+        if "scale" in options.sections:
+            scale_section(stack, options, outcome)
         if "ledger" in options.sections:
             ledger_section(stack, options, outcome)
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
@@ -109,6 +125,46 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
             bench = http_path.HttpBench(server, redises.get("everysec"), profile, "e")
             bench.warm_up()
             outcome.rows += bench.reserve(max(profile.http_concurrency))
+
+
+def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+    profile = options.profile
+    log(f"(f) hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
+    rows, _ = peer_sections.hot(
+        lambda: redises.api("always", profile.hot_workers),
+        redises.get("always"),
+        profile.hot_workers,
+        profile.hot_units,
+        profile.hot_connections,
+        profile.hot_max_seconds,
+        log,
+        outcome.notes,
+    )
+    outcome.rows += rows
+
+
+def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+    profile = options.profile
+    log(
+        f"(g) spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
+        " stocksync and the row-lock peer"
+    )
+    outcome.rows += peer_sections.spread_load(
+        lambda: redises.api("always", profile.hot_workers),
+        redises.get("always"),
+        profile,
+        log,
+        outcome.notes,
+    )
+
+
+def scale_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
+    """(h) on a Redis of its own, so memory deltas are the positions' and holds' alone."""
+    profile = options.profile
+    log(f"(h) scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
+    redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
+    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    outcome.rows += scale.run(redis, profile, log)
 
 
 def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
@@ -221,6 +277,7 @@ def notes(outcome: Outcome) -> list[str]:
                 + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
                 + _per_process(row)
             )
+    lines += peer_notes(outcome.rows)
     lines += ledger_notes.ledger_lines(outcome.rows) + outcome.notes
     cost = ledger_notes.fsync_cost(outcome.rows)
     if cost:
@@ -237,6 +294,61 @@ def notes(outcome: Outcome) -> list[str]:
         lines.append(
             f"HTTP rows: wrk -t{http_path.WRK_THREADS}, closed loop (conc = connections), each"
             " request a new reservation id; wrk latencies are per request at saturation."
+        )
+    return lines
+
+
+def peer_notes(rows: list[Row]) -> list[str]:
+    """The hot SKU race, spread load and scale details."""
+    lines = []
+    for row in rows:
+        x = row.extra
+        if row.section == "hot":
+            lines.append(
+                f"{row.scenario}: sold {x['sold']} of {x['units']} (read back: reserved units;"
+                f" {x['reservations']} active reservations), {x['created_201']} answered 201,"
+                f" {x['sold_out_409']} answered 409 insufficient_stock, errors {row.errors};"
+                f" sold out in {x['sell_out_s']} s (first request sent to last 201 received);"
+                f" wrk ran {x['wrk_seconds']} s, {x['requests']:,} requests"
+            )
+        elif row.section == "spread" and "counts" in x:
+            lines.append(
+                f"{row.scenario}: operations {x['counts']}, 409 insufficient_stock {x['short_409']}"
+                + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
+                + _per_process(row)
+            )
+        elif row.section == "scale":
+            lines.append(
+                f"scale {x['positions']:,} positions: {x['bytes_per_position']} B of Redis memory"
+                f" per position (used_memory delta over the positions added; one position hash"
+                f" alone, MEMORY USAGE: {x['position_key_bytes']} B); loaded in {x['load_s']} s"
+                f" ({x['load_positions_s']:,} positions/s, pipelined set_count); spread p50/p99"
+                f" {row.p50_ms:.2f}/{row.p99_ms:.2f} ms, reserve"
+                f" {x['reserve_p50_ms']:.2f}/{x['reserve_p99_ms']:.2f} ms"
+                + (
+                    f" ({x['reserve_p50_growth']}x the first step's)"
+                    if "reserve_p50_growth" in x
+                    else ""
+                )
+                + (
+                    f"; {x['bytes_per_active_hold']} B per active hold"
+                    if "bytes_per_active_hold" in x
+                    else ""
+                )
+            )
+    if any(r.section == "hot" for r in rows):
+        lines.append(
+            f"hot SKU rows: wrk -t{hot_sku.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
+            " reservation id per request), stopped once the store shows the SKU sold out; ops/s"
+            " = units sold / sell-out time; latency over every request of the race (201 and 409)."
+            " For the peer's rows the redis CPU column is the PostgreSQL server's processes."
+        )
+    if any(r.section in ("spread", "scale") for r in rows):
+        lines.append(
+            "spread rows: closed-loop shoppers (raw asyncio HTTP/1.1 keep-alive, several"
+            " processes; their CPU is load): half the turns read availability, the others reserve"
+            " one unit and then release it (40 %) or confirm it and fulfil (2/3) or release it."
+            " Seeding's outbox events are trimmed before the run."
         )
     return lines
 

@@ -20,6 +20,8 @@ class Profile:
     script_rounds: int
     script_slice_s: float
     script_warmup_s: float
+    script_pipeline_concurrency: int  # then pipelined: this many clients, each ...
+    script_pipeline_batch: int  # ... sending pipelines of this many calls (1 = skip)
     # (b) HTTP path with wrk (closed loop)
     http_workers: tuple[int, ...]
     http_concurrency: tuple[int, ...]
@@ -64,6 +66,8 @@ FULL = Profile(
     script_rounds=4,
     script_slice_s=0.75,
     script_warmup_s=0.3,
+    script_pipeline_concurrency=4,
+    script_pipeline_batch=50,
     http_workers=(1, 2),
     http_concurrency=(16, 64),
     http_pair_concurrency=(64,),
@@ -101,6 +105,8 @@ QUICK = Profile(
     script_rounds=2,
     script_slice_s=0.4,
     script_warmup_s=0.2,
+    script_pipeline_concurrency=4,
+    script_pipeline_batch=50,
     http_workers=(1, 2),
     http_concurrency=(64,),
     http_pair_concurrency=(),

@@ -94,6 +94,7 @@ async def hold_many(url: str, count: int, skus: int, tag: str) -> None:
             )
     finally:
         await client.aclose()
+        await pool.disconnect()  # a pool passed in is not closed with its client
 
 
 def hold_bytes(client: redis.Redis, url: str, count: int, skus: int) -> float:

@@ -190,8 +190,9 @@ async def compare(
         }
         return tallies["incr"], tallies["script"], commands
     finally:
-        await incr_client.aclose()
-        await script_client.aclose()
+        for client in (incr_client, script_client):
+            await client.aclose()
+            await client.connection_pool.disconnect()  # a pool passed in is not closed with it
 
 
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:

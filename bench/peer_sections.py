@@ -10,9 +10,10 @@ from bench import hot_sku, pg, spread
 from bench.baseline.server import BaselineServer
 from bench.config import Profile
 from bench.hot_sku import Contender
+from bench.pg import TempDatabase
 from bench.report import RESULTS_DIR, Row
 from bench.seeding import seed_grid
-from bench.servers import ApiServer, BenchRedis
+from bench.servers import ApiServer, BenchRedis, create_api_key
 from bench.spread_gen import location_name, sku_name
 
 FSYNC_OURS = "appendfsync always"
@@ -48,6 +49,18 @@ def peer_contender(peer: BaselineServer, fsync: str) -> Contender:
         store_pids=hot_sku.postgres_pids,
         seed=peer.seed,
         held=peer.held,
+    )
+
+
+def ours_target(server: ApiServer, redis: BenchRedis, fsync: str) -> spread.Target:
+    return spread.Target(
+        "stocksync",
+        fsync,
+        server.workers,
+        server.port,
+        server.key,
+        server.pids,
+        lambda: [redis.pid],
     )
 
 
@@ -113,21 +126,22 @@ def spread_load(
     location_ids = [location_name(i) for i in range(locations)]
     seconds = seed_grid(redis.url, sku_ids, location_ids, 1_000)
     log(f"    {skus * locations:,} positions loaded into Redis in {seconds:.1f} s")
-    with api() as server:
-        target = spread.Target(
-            "stocksync",
-            FSYNC_OURS,
-            workers,
-            server.port,
-            server.key,
-            server.pids,
-            lambda: [redis.pid],
-        )
-        ours = spread.rows(target, load(target), concurrency)
     reason = pg.unreachable()
     if reason:
+        with api() as server:  # the ledger in SQLite in the data dir, the embedded default
+            target = ours_target(server, redis, FSYNC_OURS + ", ledger SQLite")
+            ours = spread.rows(target, load(target), concurrency)
         notes.append(f"spread load: row-lock peer skipped: {reason}")
         return ours
+    # The ledger on the same PostgreSQL as the peer: fulfil writes its sale through to the
+    # ledger before answering, and SQLite (one writer at a time) would bound that, not us.
+    with TempDatabase() as ledger:
+        data_dir = redis.dir / "api-pg-ledger"
+        key = create_api_key(redis.url, data_dir, ledger.url)
+        log_path = RESULTS_DIR / "logs" / f"serve-spread-w{workers}.log"
+        with ApiServer(redis.url, data_dir, workers, key, log_path, ledger.url) as server:
+            target = ours_target(server, redis, FSYNC_OURS + ", ledger PostgreSQL")
+            ours = spread.rows(target, load(target), concurrency)
     with BaselineServer(workers, RESULTS_DIR / "logs") as peer:
         peer.seed_grid(sku_ids, location_ids, 1_000)
         target = spread.Target(

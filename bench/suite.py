@@ -336,6 +336,9 @@ def peer_notes(rows: list[Row]) -> list[str]:
                     else ""
                 )
             )
+    ceiling = ceiling_note(rows)
+    if ceiling:
+        lines.append(ceiling)
     if any(r.section == "hot" for r in rows):
         lines.append(
             f"hot SKU rows: wrk -t{hot_sku.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
@@ -351,6 +354,26 @@ def peer_notes(rows: list[Row]) -> list[str]:
             " Seeding's outbox events are trimmed before the run."
         )
     return lines
+
+
+def ceiling_note(rows: list[Row]) -> str:
+    """What fraction of the Redis ceiling (pipelined INCR, always) the engine reaches end to end."""
+    incr = [r for r in rows if r.section == "script" and r.fsync == "always" and not r.baseline]
+    ours = [
+        r
+        for r in rows
+        if r.section in ("http", "hot")
+        and r.scenario.endswith(("POST /v1/reservations", "stocksync"))
+    ]
+    if not incr or not ours:
+        return ""
+    top = max(incr, key=lambda r: r.ops_s)
+    best = max(ours, key=lambda r: r.ops_s)
+    return (
+        f"ceiling: the best end-to-end reserve rate ({best.scenario}, W={best.workers}, conc"
+        f" {best.concurrency}: {best.ops_s:,.0f}/s) is {100 * best.ops_s / top.ops_s:.1f} % of"
+        f" the Redis ceiling ({top.scenario}, conc {top.concurrency}: {top.ops_s:,.0f}/s)"
+    )
 
 
 def _per_process(row: Row) -> str:

@@ -3,8 +3,9 @@
 Positions are loaded in steps on one Redis (with the API stopped), so each step's
 ``used_memory`` delta divided by the positions it added is their cost, SKU-level keys included.
 An AOF rewrite runs (and is waited for) after each load, so none lands in a measurement. Then the
-spread load runs over every loaded SKU for a few seconds. At the end, ``scale_reservations`` held
-reservations are created and their memory measured the same way (outbox trimmed before and after).
+spread load runs over every loaded SKU for a few seconds. After the first load,
+``scale_reservations`` held reservations are created and their memory measured the same way
+(outbox trimmed before and after); they stay active through the later steps.
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ MAX_LATENCY_GROWTH = 1.20
 SAMPLE_KEYS = 200
 HOLD_CONNECTIONS = 32
 REWRITE_TIMEOUT_S = 180.0
+QUIET_TIMEOUT_S = 10.0
 Log = Callable[[str], None]
 
 
 def used_memory(client: redis.Redis) -> int:
+    """``used_memory`` once the API's connections are gone: a closing client's buffers are
+    freed as Redis notices it, and would otherwise land in a delta as negative bytes."""
+    deadline = time.monotonic() + QUIET_TIMEOUT_S
+    while int(client.info("clients")["connected_clients"]) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)  # bounded wait for connections of a stopped server to close
     return int(client.info("memory")["used_memory"])
 
 
@@ -112,6 +119,7 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
     workers = profile.hot_workers
     rows: list[Row] = []
     loaded = 0
+    holds: float | None = None
     try:
         for positions in profile.scale_positions:
             skus = positions // LOCATIONS
@@ -128,6 +136,8 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
             loaded = skus
             log(f"    {added:,} positions loaded in {seconds:.1f} s, {per_position:.0f} B each")
             rewrite_aof(client)
+            if holds is None:  # on the first, smallest catalogue, before any API has run
+                holds = hold_bytes(client, bench.url, profile.scale_reservations, skus)
             log_path = RESULTS_DIR / "logs" / f"serve-scale-{positions}.log"
             with ApiServer(bench.url, data_dir, workers, key, keep_log=log_path) as server:
                 target = spread.Target(
@@ -154,10 +164,9 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
             row.extra["load_s"] = round(seconds, 1)
             row.extra["load_positions_s"] = round(added / seconds)
             rows.append(row)
-        holds = hold_bytes(client, bench.url, profile.scale_reservations, loaded)
     finally:
         client.close()
-    judge(rows, holds)
+    judge(rows, holds or 0.0)
     return rows
 
 

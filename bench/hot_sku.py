@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from bench.cpu import CpuWindow, children_cpu_seconds
+from bench.cpu import CpuWindow, children_cpu_seconds, wait_idle
 from bench.http_path import WRK_DIR, wrk_binary
 from bench.report import Row
 from bench.stats import merged_percentile
@@ -31,6 +31,7 @@ GRACE_S = 0.3  # after the store shows sold out: answers already on the wire arr
 TARGET_RATIO = 10.0
 WARM_CONNECTIONS = 64
 WARM_SECONDS = 1
+SETTLE_TIMEOUT_S = 60.0  # for a server's start-up work to finish
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def race(
     who: Contender, sku: str, units: int, connections: int, max_seconds: int, tag: str
 ) -> Race:
     """Warm the system up, seed ``units`` of ``sku``, run the race, read back what was sold."""
+    wait_idle(who.api_pids, SETTLE_TIMEOUT_S)
     warm_up(who, tag)
     who.seed(HOT_LOCATION, sku, units)
     command = [wrk_binary(), f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max_seconds}s"]

@@ -53,8 +53,16 @@ def trim_outbox(client: redis.Redis) -> None:
 
 
 def rewrite_aof(client: redis.Redis) -> None:
-    """Rewrite the AOF now and wait, so an automatic rewrite cannot fork mid-measurement."""
+    """Rewrite the AOF now and wait, so an automatic rewrite cannot fork mid-measurement.
+
+    The load itself may have started one (the AOF doubled): that one is waited for first.
+    """
+    _wait_for_rewrite(client)
     client.bgrewriteaof()
+    _wait_for_rewrite(client)
+
+
+def _wait_for_rewrite(client: redis.Redis) -> None:
     deadline = time.monotonic() + REWRITE_TIMEOUT_S
     while time.monotonic() < deadline:
         info = client.info("persistence")
@@ -191,6 +199,7 @@ def scale_row(
             "reserve_p50_ms": reserve.p50,
             "reserve_p99_ms": reserve.p99,
             "error_samples": run.error_samples,
+            "settle_s": run.settle_s,
         },
     )
 

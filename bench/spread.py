@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.cpu import CpuSample, CpuWindow
+from bench.cpu import CpuSample, CpuWindow, wait_idle
 from bench.report import Row
 from bench.servers import HOST
 from bench.spread_gen import OPERATIONS, SpreadResult, SpreadSpec, child_main
 from bench.stats import Latency
 
 START_DELAY_S = 2.0  # for the generator processes to start and connect
+SETTLE_TIMEOUT_S = 180.0  # for a server's start-up work (stocksync's audit) to finish
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SpreadRun:
     errors: int
     error_samples: list[str]
     cpu: CpuSample
+    settle_s: float  # waited for the server to be idle before the run
 
     @property
     def ops_s(self) -> float:
@@ -62,7 +64,8 @@ def drive(
     warmup_s: float,
     tag: str,
 ) -> SpreadRun:
-    """Run the shoppers against ``target`` for ``warmup_s`` + ``seconds``."""
+    """Once ``target`` is idle, run the shoppers against it for ``warmup_s`` + ``seconds``."""
+    settle_s = wait_idle(target.api_pids, SETTLE_TIMEOUT_S)
     start_at = time.monotonic() + START_DELAY_S
     specs = [
         SpreadSpec(
@@ -98,6 +101,7 @@ def drive(
         errors=sum(r.errors for r in results),
         error_samples=[e for r in results for e in r.error_samples][:5],
         cpu=cpu,
+        settle_s=round(settle_s, 1),
     )
 
 
@@ -121,6 +125,7 @@ def rows(target: Target, run: SpreadRun, concurrency: int, label: str = "spread"
                 "short_409": run.short,
                 "error_samples": run.error_samples,
                 "api_process_cpu": run.cpu.process_shares("api"),
+                "settle_s": run.settle_s,
             },
         )
     ]

@@ -313,7 +313,8 @@ def peer_notes(rows: list[Row]) -> list[str]:
             )
         elif row.section == "spread" and "counts" in x:
             lines.append(
-                f"{row.scenario}: operations {x['counts']}, 409 insufficient_stock {x['short_409']}"
+                f"{row.scenario}: operations {x['counts']}, 409 insufficient_stock"
+                f" {x['short_409']}, started once the server was idle (waited {x['settle_s']} s)"
                 + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
                 + _per_process(row)
             )
@@ -322,7 +323,9 @@ def peer_notes(rows: list[Row]) -> list[str]:
                 f"scale {x['positions']:,} positions: {x['bytes_per_position']} B of Redis memory"
                 f" per position (used_memory delta over the positions added; one position hash"
                 f" alone, MEMORY USAGE: {x['position_key_bytes']} B); loaded in {x['load_s']} s"
-                f" ({x['load_positions_s']:,} positions/s, pipelined set_count); spread p50/p99"
+                f" ({x['load_positions_s']:,} positions/s, pipelined set_count); the new server's"
+                f" start-up work (its audit of every position) took {x['settle_s']} s;"
+                " spread p50/p99"
                 f" {row.p50_ms:.2f}/{row.p99_ms:.2f} ms, reserve"
                 f" {x['reserve_p50_ms']:.2f}/{x['reserve_p99_ms']:.2f} ms"
                 + (

@@ -19,7 +19,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " open-loop latency, ledger writer throughput and lag, and against a row-lock peer on"
         " PostgreSQL: hot SKU flash sale, spread load; scale (memory and latency by positions).",
     )
-    parser.add_argument("--quick", action="store_true", help="a ~1 min smoke run")
+    parser.add_argument("--quick", action="store_true", help="small sizes, ~1.5 min")
     parser.add_argument(
         "--only",
         choices=SECTIONS + ALIASES,

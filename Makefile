@@ -27,7 +27,7 @@ test: install lint  ## install, lint, and run every test
 unit: install
 	$(BIN)/pytest tests/unit
 
-bench: install  ## benchmarks against same-run baselines, ~2.5 min (BENCH_ARGS=--quick: ~40 s)
+bench: install  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 load: install  ## locust channel mix against a running engine (see loadtests/README.md)

@@ -1,4 +1,4 @@
-"""stocksync benchmark suite: ``.venv/bin/python -m bench`` (``--quick`` for a ~1 min smoke run).
+"""stocksync benchmark suite: ``.venv/bin/python -m bench`` (``--quick``: small sizes, ~1.5 min).
 
 Starts its own servers on 127.0.0.1 (a bundled redis-server with the AOF on, and
 ``stocksync serve`` subprocesses), measures, stops them all, prints a table and writes it to
@@ -13,8 +13,17 @@ Starts its own servers on 127.0.0.1 (a bundled redis-server with the AOF on, and
 (d) ledger writer throughput: a realistic outbox drained with ``drain_once`` into SQLite and a
     throw-away PostgreSQL database, beside raw executemany inserts (``bench.ledger_path``);
 (e) ledger lag under the HTTP reserve load, with appendfsync always and everysec slices
-    alternating on one server (``bench.ledger_lag``, ``bench.lag_sampler``);
-(f) webhook ingest: Shopify ``orders/create`` deliveries through a served API with the connector
+    alternating on one server (``bench.ledger_lag``, ``bench.lag_sampler``).
+(f) hot SKU flash sale: thousands of keep-alive buyers (wrk, ``wrk/hot.lua``) race for a few
+    hundred units, on stocksync and on the row-lock peer (``bench.baseline``); units sold are
+    read back from each store (``bench.hot_sku``, ``bench.peer_sections``);
+(g) spread load over many SKUs and locations, per operation, on both systems
+    (``bench.spread``, ``bench.spread_gen``, ``bench.seeding``);
+(h) scale: Redis memory per position and per hold, and spread latency, by catalogue size
+    (``bench.scale``);
+(i) warehouse snapshot import: a generated file through ``stocksync connector run warehouse``,
+    beside csv parsing + pipelined HSETs of the same rows (``bench.warehouse``);
+(j) webhook ingest: Shopify ``orders/create`` deliveries through a served API with the connector
     configured, beside plain ``POST /v1/reservations`` (``bench.webhooks``).
 
 Every scenario is paired with a baseline measured in the same run on the same machine, and the

@@ -8,19 +8,32 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-SECTIONS = ("script", "http", "open-loop", "ledger", "warehouse", "webhooks")
+SECTIONS = (
+    "ceiling",
+    "http",
+    "open-loop",
+    "ledger",
+    "hot",
+    "spread",
+    "scale",
+    "warehouse",
+    "webhooks",
+)
+ALIASES = ("script",)  # the ceiling section's former name
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="stocksync benchmarks: script path, HTTP path (wrk), open-loop latency,"
-        " ledger writer throughput and lag, warehouse file import, webhook ingest.",
+        description="stocksync benchmarks: script path vs the Redis ceiling, HTTP path (wrk),"
+        " open-loop latency, ledger writer throughput and lag, and against a row-lock peer on"
+        " PostgreSQL: hot SKU flash sale, spread load; scale (memory and latency by positions);"
+        " connectors: warehouse file import, webhook ingest.",
     )
-    parser.add_argument("--quick", action="store_true", help="a ~1 min smoke run")
+    parser.add_argument("--quick", action="store_true", help="small sizes, ~1.5 min")
     parser.add_argument(
         "--only",
-        choices=SECTIONS,
+        choices=SECTIONS + ALIASES,
         action="append",
         help="run only these sections (repeatable)",
     )

@@ -20,6 +20,8 @@ class Profile:
     script_rounds: int
     script_slice_s: float
     script_warmup_s: float
+    script_pipeline_concurrency: int  # then pipelined: this many clients, each ...
+    script_pipeline_batch: int  # ... sending pipelines of this many calls (1 = skip)
     # (b) HTTP path with wrk (closed loop)
     http_workers: tuple[int, ...]
     http_concurrency: tuple[int, ...]
@@ -39,9 +41,25 @@ class Profile:
     ledger_lag_fsyncs: tuple[str, ...]
     ledger_lag_rounds: int
     ledger_lag_seconds: int  # per slice
-    # (f) warehouse snapshot import: rows in the generated file
+    # hot SKU race (wrk, stocksync then the row-lock peer, both with hot_workers API processes)
+    hot_workers: int
+    hot_units: int
+    hot_connections: int
+    hot_max_seconds: int  # bound on one race (normally stopped at sell-out)
+    # spread load: closed-loop shoppers over skus x locations, on both systems
+    spread_skus: int
+    spread_locations: int
+    spread_concurrency: int
+    spread_procs: int  # generator processes
+    spread_seconds: float
+    spread_warmup_s: float
+    # scale: positions loaded in steps (same Redis), memory and spread latency at each
+    scale_positions: tuple[int, ...]
+    scale_reservations: int  # held reservations created to measure their memory
+    scale_seconds: float
+    # (i) warehouse snapshot import: rows in the generated file
     warehouse_rows: int = 1_000_000
-    # (f) webhook ingest: Shopify orders/create deliveries vs POST /v1/reservations, alternating
+    # (j) webhook ingest: Shopify orders/create deliveries vs POST /v1/reservations, alternating
     webhook_seconds: float = 3.0  # per slice
     webhook_rounds: int = 2
     webhook_concurrency: int = 32
@@ -54,6 +72,8 @@ FULL = Profile(
     script_rounds=4,
     script_slice_s=0.75,
     script_warmup_s=0.3,
+    script_pipeline_concurrency=4,
+    script_pipeline_batch=50,
     http_workers=(1, 2),
     http_concurrency=(16, 64),
     http_pair_concurrency=(64,),
@@ -69,6 +89,19 @@ FULL = Profile(
     ledger_lag_fsyncs=("always", "everysec"),
     ledger_lag_rounds=2,
     ledger_lag_seconds=4,
+    hot_workers=2,
+    hot_units=500,
+    hot_connections=2000,
+    hot_max_seconds=60,
+    spread_skus=10_000,
+    spread_locations=20,
+    spread_concurrency=64,
+    spread_procs=2,
+    spread_seconds=8.0,
+    spread_warmup_s=1.0,
+    scale_positions=(10_000, 100_000, 1_000_000),
+    scale_reservations=10_000,
+    scale_seconds=5.0,
 )
 
 QUICK = Profile(
@@ -78,6 +111,8 @@ QUICK = Profile(
     script_rounds=2,
     script_slice_s=0.4,
     script_warmup_s=0.2,
+    script_pipeline_concurrency=4,
+    script_pipeline_batch=50,
     http_workers=(1, 2),
     http_concurrency=(64,),
     http_pair_concurrency=(),
@@ -93,6 +128,19 @@ QUICK = Profile(
     ledger_lag_fsyncs=("always",),
     ledger_lag_rounds=1,
     ledger_lag_seconds=4,
+    hot_workers=2,
+    hot_units=200,
+    hot_connections=500,
+    hot_max_seconds=20,
+    spread_skus=500,
+    spread_locations=20,
+    spread_concurrency=64,
+    spread_procs=2,
+    spread_seconds=3.0,
+    spread_warmup_s=0.5,
+    scale_positions=(2_000, 20_000),
+    scale_reservations=1_000,
+    scale_seconds=3.0,
     warehouse_rows=20_000,
     webhook_seconds=1.5,
     webhook_rounds=1,

@@ -153,3 +153,20 @@ class CpuWindow:
         busy, steal = system_seconds()
         busy0, steal0 = self._start_system
         return CpuSample(wall, busy - busy0, steal - steal0, seconds, processes)
+
+
+def wait_idle(
+    pids: PidSource, timeout: float, busy_share: float = 0.1, window: float = 0.5
+) -> float:
+    """Wait until ``pids`` use less than ``busy_share`` of a core over ``window`` seconds.
+
+    A server that runs its workers in-process audits the whole catalogue when it starts; a
+    measurement should not overlap that. Returns the seconds waited (``timeout`` at most).
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = process_cpu_seconds(pids())
+        time.sleep(window)  # one sampling window of the servers' CPU
+        if process_cpu_seconds(pids()) - before < busy_share * window:
+            break
+    return time.monotonic() - started

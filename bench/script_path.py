@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -22,10 +23,13 @@ from bench.cpu import CpuSample, CpuWindow, self_cpu_seconds
 from bench.report import Row
 from bench.servers import BenchRedis
 from bench.stats import Latency
-from stocksync.domain.model import Line, Location
+from stocksync.domain.codes import new_hold_code
+from stocksync.domain.model import Line, Location, normalize_lines, reservation_fingerprint
 from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.scripts import register_scripts
 
 TARGET_RATIO = 0.80
+HEAD = (7 * 24 * 3600, 0)  # the store's default script head: retention seconds, outbox cap
 Step = Callable[[int, int], Awaitable[object]]
 _run_ids = itertools.count()
 
@@ -35,12 +39,14 @@ class Tally:
     """Calls completed inside measurement windows, their latencies and the CPU spent."""
 
     seconds: float = 0.0
-    samples: list[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)  # one per step (a call, or a pipeline)
     cpu: CpuSample = field(default_factory=CpuSample)
+    calls_per_step: int = 1
 
     @property
     def rate(self) -> float:
-        return len(self.samples) / self.seconds if self.seconds else 0.0
+        """Calls per second."""
+        return len(self.samples) * self.calls_per_step / self.seconds if self.seconds else 0.0
 
 
 async def closed_loop(step: Step, concurrency: int, warmup: float, duration: float) -> list[float]:
@@ -92,25 +98,77 @@ def pair_step(store: RedisStockStore, tag: str) -> Step:
     return step
 
 
+def pipelined_incr_step(client: Redis, key: str, batch: int) -> Step:
+    """``batch`` INCRs in one pipeline: one step, ``batch`` calls."""
+
+    async def step(task_id: int, i: int) -> object:
+        async with client.pipeline(transaction=False) as pipe:
+            for _ in range(batch):
+                pipe.incr(key)
+            return await pipe.execute()
+
+    return step
+
+
+def pipelined_pair_step(client: Redis, store: RedisStockStore, tag: str, batch: int) -> Step:
+    """``batch`` // 2 reserves then as many releases, each the store's script, in one pipeline.
+
+    The arguments are built as ``RedisStockStore.reserve``/``.release`` build them; replies are
+    checked, so a refused call cannot pass for a fast one.
+    """
+    scripts = register_scripts(client)
+    lines = normalize_lines([Line(HOT_SKU, HOT_LOCATION, 1)])
+    fp = reservation_fingerprint(CHANNEL, lines, TTL_SECONDS, None)
+    lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in lines])
+    tail: list[str | int] = [CHANNEL, TTL_SECONDS * 1000, fp, "", lines_json]
+    prefix = [store.keys.prefix]
+
+    async def step(task_id: int, i: int) -> object:
+        ids = [f"{tag}-{task_id}-{i}-{k}" for k in range(batch // 2)]
+        async with client.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                code = new_hold_code()
+                args = [*HEAD, rid, *tail, code, "", 0, 0]
+                await scripts["reserve"](keys=prefix, args=args, client=pipe)
+            for rid in ids:
+                await scripts["release"](keys=prefix, args=[*HEAD, rid], client=pipe)
+            replies = await pipe.execute()
+        refused = [r for r in replies if r[0] != "ok"]
+        if refused:
+            raise RuntimeError(f"pipelined script call refused: {refused[0]!r}")
+        return replies
+
+    return step
+
+
 async def seed(store: RedisStockStore) -> None:
     await store.upsert_location(Location(HOT_LOCATION, "Bench store", "store", pickup=True))
     await store.set_count(HOT_SKU, HOT_LOCATION, ON_HAND)
 
 
 async def compare(
-    bench: BenchRedis, concurrency: int, profile: Profile
+    bench: BenchRedis, concurrency: int, profile: Profile, batch: int = 1
 ) -> tuple[Tally, Tally, dict[str, dict[str, Any]]]:
-    """Alternate INCR and reserve/release slices; returns both tallies and Redis commandstats."""
+    """Alternate INCR and reserve/release slices; returns both tallies and Redis commandstats.
+
+    With ``batch`` > 1 each step is a pipeline of that many calls on both sides.
+    """
     incr_client = await open_client(bench.url, concurrency)
     script_client = await open_client(bench.url, concurrency)
     try:
         store = RedisStockStore(script_client, "benchscript")
         await seed(store)
+        tag = f"s{next(_run_ids)}"
         steps = {
             "incr": incr_step(incr_client, "bench:incr"),
-            "script": pair_step(store, f"s{next(_run_ids)}"),
+            "script": pair_step(store, tag),
         }
-        tallies = {name: Tally() for name in steps}
+        if batch > 1:
+            steps = {
+                "incr": pipelined_incr_step(incr_client, "bench:incr", batch),
+                "script": pipelined_pair_step(script_client, store, tag, batch),
+            }
+        tallies = {name: Tally(calls_per_step=batch) for name in steps}
         for step in steps.values():  # warm both paths (script load, pool, allocator)
             await closed_loop(step, concurrency, 0.0, profile.script_warmup_s)
         bench.reset_stats()
@@ -132,8 +190,9 @@ async def compare(
         }
         return tallies["incr"], tallies["script"], commands
     finally:
-        await incr_client.aclose()
-        await script_client.aclose()
+        for client in (incr_client, script_client):
+            await client.aclose()
+            await client.connection_pool.disconnect()  # a pool passed in is not closed with it
 
 
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -147,34 +206,43 @@ def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 def run(bench: BenchRedis, profile: Profile) -> list[Row]:
+    """Each concurrency one call at a time, then pipelined (when the profile asks for it)."""
+    variants = [(concurrency, 1) for concurrency in profile.script_concurrency]
+    if profile.script_pipeline_batch > 1:
+        variants.append((profile.script_pipeline_concurrency, profile.script_pipeline_batch))
     rows = []
-    for concurrency in profile.script_concurrency:
-        incr, script, commands = run_async(compare(bench, concurrency, profile))
+    for concurrency, batch in variants:
+        incr, script, commands = run_async(compare(bench, concurrency, profile, batch))
         redis_us = {k: round(float(v.get("usec_per_call", 0)), 1) for k, v in commands.items()}
         incr_latency = Latency.of_seconds(incr.samples)
         script_latency = Latency.of_seconds(script.samples)
+        piped = f" pipelined x{batch}" if batch > 1 else ""
+        conc = f"{concurrency}x{batch}" if batch > 1 else str(concurrency)
         rows.append(
             Row(
                 section="script",
-                scenario="INCR round trip (baseline)",
+                scenario=f"INCR{piped} round trip (baseline)",
                 fsync=bench.appendfsync,
                 workers=None,
-                concurrency=str(concurrency),
+                concurrency=conc,
                 ops_s=incr.rate,
                 p50_ms=incr_latency.p50,
                 p99_ms=incr_latency.p99,
                 cpu=_client_cpu(incr.cpu),
-                extra={"redis_usec_per_call": redis_us.get("incrby"), "calls": len(incr.samples)},
+                extra={
+                    "redis_usec_per_call": redis_us.get("incrby"),
+                    "calls": len(incr.samples) * batch,
+                },
             )
         )
         ratio = script.rate / incr.rate if incr.rate else 0.0
         rows.append(
             Row(
                 section="script",
-                scenario="store.reserve+release (per call)",
+                scenario=f"store.reserve+release{piped} (per call)",
                 fsync=bench.appendfsync,
                 workers=None,
-                concurrency=str(concurrency),
+                concurrency=conc,
                 ops_s=script.rate,
                 p50_ms=script_latency.p50,
                 p99_ms=script_latency.p99,
@@ -186,7 +254,7 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
                 extra={
                     "pairs_s": round(script.rate / 2, 1),
                     "redis_usec_per_call": redis_us.get("evalsha"),
-                    "calls": len(script.samples),
+                    "calls": len(script.samples) * batch,
                 },
             )
         )

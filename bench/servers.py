@@ -113,14 +113,20 @@ class ApiServer:
     """
 
     def __init__(
-        self, redis_url: str, data_dir: Path, workers: int, key: str, keep_log: Path | None = None
+        self,
+        redis_url: str,
+        data_dir: Path,
+        workers: int,
+        key: str,
+        keep_log: Path | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.workers = workers
         self.keep_log = keep_log  # where to copy the server's log when it stops
         self.key = key
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
-        self.env = api_env(redis_url, data_dir)
+        self.env = api_env(redis_url, data_dir, database_url)
         self.log_path = data_dir / f"serve-w{workers}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -200,20 +206,23 @@ class ApiServer:
             ).raise_for_status()
 
 
-def api_env(redis_url: str, data_dir: Path) -> dict[str, str]:
+def api_env(redis_url: str, data_dir: Path, database_url: str | None = None) -> dict[str, str]:
+    """The server's environment: ledger in SQLite in ``data_dir`` unless ``database_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKSYNC_")}
     env.update(STOCKSYNC_REDIS_URL=redis_url, STOCKSYNC_DATA_DIR=str(data_dir))
+    if database_url:
+        env.update(STOCKSYNC_DATABASE_URL=database_url)
     return env
 
 
-def create_api_key(redis_url: str, data_dir: Path) -> str:
+def create_api_key(redis_url: str, data_dir: Path, database_url: str | None = None) -> str:
     """``stocksync keys create`` with the bench environment; the key is its first stdout line."""
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [stocksync_command(), "keys", "create", "--name", "bench"]
     command += ["--scopes", "read,reserve,stock:write,admin"]
     done = subprocess.run(
         command,
-        env=api_env(redis_url, data_dir),
+        env=api_env(redis_url, data_dir, database_url),
         cwd=data_dir,
         capture_output=True,
         timeout=60,

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import (
+    hot_sku,
     http_path,
     ledger_lag,
     ledger_notes,
     ledger_path,
     open_loop,
+    peer_sections,
+    scale,
     script_path,
     warehouse,
 )
@@ -31,7 +34,7 @@ class Options:
     profile: Profile
     client: str  # open-loop generator client: "raw" | "httpx"
     procs: int  # open-loop generator processes
-    sections: frozenset[str]  # "script", "http", "open-loop", "ledger"
+    sections: frozenset[str]  # see bench.__main__.SECTIONS
     tmp_dir: Path | None
 
 
@@ -77,15 +80,21 @@ def run(options: Options, outcome: Outcome) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         redises = Redises(stack, options.tmp_dir)
-        if "script" in options.sections:
+        if options.sections & {"script", "ceiling"}:
             script_section(redises, options, outcome)
         api_sections(redises, options, outcome)
+        if "hot" in options.sections:
+            hot_section(redises, options, outcome)
+        if "spread" in options.sections:
+            spread_section(redises, options, outcome)
+        if "scale" in options.sections:
+            scale_section(stack, options, outcome)
         if "ledger" in options.sections:
             ledger_section(stack, options, outcome)
         if "warehouse" in options.sections:
             warehouse_section(stack, options, outcome)
         if "webhooks" in options.sections:
-            log("(f) webhook ingest: Shopify orders/create vs POST /v1/reservations")
+            log("(j) webhook ingest: Shopify orders/create vs POST /v1/reservations")
             rows, found = webhook_ingest.run(stack, options.profile, options.tmp_dir)
             outcome.rows += rows
             outcome.notes += found
@@ -127,6 +136,46 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
             outcome.rows += bench.reserve(max(profile.http_concurrency))
 
 
+def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+    profile = options.profile
+    log(f"(f) hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
+    rows, _ = peer_sections.hot(
+        lambda: redises.api("always", profile.hot_workers),
+        redises.get("always"),
+        profile.hot_workers,
+        profile.hot_units,
+        profile.hot_connections,
+        profile.hot_max_seconds,
+        log,
+        outcome.notes,
+    )
+    outcome.rows += rows
+
+
+def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+    profile = options.profile
+    log(
+        f"(g) spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
+        " stocksync and the row-lock peer"
+    )
+    outcome.rows += peer_sections.spread_load(
+        lambda: redises.api("always", profile.hot_workers),
+        redises.get("always"),
+        profile,
+        log,
+        outcome.notes,
+    )
+
+
+def scale_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
+    """(h) on a Redis of its own, so memory deltas are the positions' and holds' alone."""
+    profile = options.profile
+    log(f"(h) scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
+    redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
+    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    outcome.rows += scale.run(redis, profile, log)
+
+
 def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
     """(d) and (e) on a Redis of their own (appendfsync always): a clean outbox and ledger."""
     profile = options.profile
@@ -152,7 +201,7 @@ def warehouse_section(stack: ExitStack, options: Options, outcome: Outcome) -> N
     """(f) on a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
-    log(f"(f) warehouse snapshot import, {options.profile.warehouse_rows:,} rows")
+    log(f"(i) warehouse snapshot import, {options.profile.warehouse_rows:,} rows")
     outcome.rows += warehouse.run(redis, options.profile.warehouse_rows, redis.dir / "warehouse")
 
 
@@ -245,6 +294,7 @@ def notes(outcome: Outcome) -> list[str]:
                 + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
                 + _per_process(row)
             )
+    lines += peer_notes(outcome.rows)
     lines += ledger_notes.ledger_lines(outcome.rows) + outcome.notes
     lines += warehouse.notes(outcome.rows)
     cost = ledger_notes.fsync_cost(outcome.rows)
@@ -264,6 +314,87 @@ def notes(outcome: Outcome) -> list[str]:
             " request a new reservation id; wrk latencies are per request at saturation."
         )
     return lines
+
+
+def peer_notes(rows: list[Row]) -> list[str]:
+    """The hot SKU race, spread load and scale details."""
+    lines = []
+    for row in rows:
+        x = row.extra
+        if row.section == "hot":
+            lines.append(
+                f"{row.scenario}: sold {x['sold']} of {x['units']} (read back: reserved units;"
+                f" {x['reservations']} active reservations), {x['created_201']} answered 201,"
+                f" {x['sold_out_409']} answered 409 insufficient_stock, errors {row.errors};"
+                f" sold out in {x['sell_out_s']} s (first request sent to last 201 received);"
+                f" wrk ran {x['wrk_seconds']} s, {x['requests']:,} requests"
+            )
+        elif row.section == "spread" and "counts" in x:
+            lines.append(
+                f"{row.scenario}: operations {x['counts']}, 409 insufficient_stock"
+                f" {x['short_409']}, started once the server was idle (waited {x['settle_s']} s)"
+                + (f"; errors seen: {x['error_samples']}" if x["error_samples"] else "")
+                + _per_process(row)
+            )
+        elif row.section == "scale":
+            lines.append(
+                f"scale {x['positions']:,} positions: {x['bytes_per_position']} B of Redis memory"
+                f" per position (used_memory delta over the positions added; one position hash"
+                f" alone, MEMORY USAGE: {x['position_key_bytes']} B); loaded in {x['load_s']} s"
+                f" ({x['load_positions_s']:,} positions/s, pipelined set_count); the new server's"
+                f" start-up work (its audit of every position) took {x['settle_s']} s;"
+                " spread p50/p99"
+                f" {row.p50_ms:.2f}/{row.p99_ms:.2f} ms, reserve"
+                f" {x['reserve_p50_ms']:.2f}/{x['reserve_p99_ms']:.2f} ms"
+                + (
+                    f" ({x['reserve_p50_growth']}x the first step's)"
+                    if "reserve_p50_growth" in x
+                    else ""
+                )
+                + (
+                    f"; {x['bytes_per_active_hold']} B per active hold"
+                    if "bytes_per_active_hold" in x
+                    else ""
+                )
+            )
+    ceiling = ceiling_note(rows)
+    if ceiling:
+        lines.append(ceiling)
+    if any(r.section == "hot" for r in rows):
+        lines.append(
+            f"hot SKU rows: wrk -t{hot_sku.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
+            " reservation id per request), stopped once the store shows the SKU sold out; ops/s"
+            " = units sold / sell-out time; latency over every request of the race (201 and 409)."
+            " For the peer's rows the redis CPU column is the PostgreSQL server's processes."
+        )
+    if any(r.section in ("spread", "scale") for r in rows):
+        lines.append(
+            "spread rows: closed-loop shoppers (raw asyncio HTTP/1.1 keep-alive, several"
+            " processes; their CPU is load): half the turns read availability, the others reserve"
+            " one unit and then release it (40 %) or confirm it and fulfil (2/3) or release it."
+            " Seeding's outbox events are trimmed before the run."
+        )
+    return lines
+
+
+def ceiling_note(rows: list[Row]) -> str:
+    """What fraction of the Redis ceiling (pipelined INCR, always) the engine reaches end to end."""
+    incr = [r for r in rows if r.section == "script" and r.fsync == "always" and not r.baseline]
+    ours = [
+        r
+        for r in rows
+        if r.section in ("http", "hot")
+        and r.scenario.endswith(("POST /v1/reservations", "stocksync"))
+    ]
+    if not incr or not ours:
+        return ""
+    top = max(incr, key=lambda r: r.ops_s)
+    best = max(ours, key=lambda r: r.ops_s)
+    return (
+        f"ceiling: the best end-to-end reserve rate ({best.scenario}, W={best.workers}, conc"
+        f" {best.concurrency}: {best.ops_s:,.0f}/s) is {100 * best.ops_s / top.ops_s:.1f} % of"
+        f" the Redis ceiling ({top.scenario}, conc {top.concurrency}: {top.ops_s:,.0f}/s)"
+    )
 
 
 def _per_process(row: Row) -> str:

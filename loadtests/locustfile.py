@@ -35,6 +35,11 @@ Users, by weight:
   ``source_event_id`` each) at one store, and occasional stock reads. A till only sells what it
   believes is on the shelf, so long runs do not drive ``on_hand`` far below zero.
 - ``AvailabilityReader`` (4): product pages and marketplace feeds reading availability.
+- ``WarehouseCounter`` (1): cycle counts at warehouses (``PUT /v1/stock/...`` with ``as_of``,
+  source ``wms``), now and then one unit short.
+
+The run exits with code 1 when more than 1 % of requests failed or the p95 of all requests is
+over ``STOCKSYNC_LOAD_P95_MS`` (default 250 ms).
 
 Requests are named by route (``/v1/reservations/{id}/confirm``) so the statistics group by
 route. A ``409 insufficient_stock`` answer to a reservation is an expected business outcome, not
@@ -69,6 +74,8 @@ WEB_TTL_SECONDS = 900
 CHAT_TTL_SECONDS = 2 * 24 * 3600
 PICKUP_WITHIN_SECONDS = 3 * 24 * 3600
 STOP_GRACE_SECONDS = 30
+MAX_FAIL_RATIO = 0.01
+DEFAULT_P95_MS = 250  # STOCKSYNC_LOAD_P95_MS overrides; see loadtests/README.md
 
 OUTCOMES: Counter[str] = Counter()
 """Business outcomes in this process (sold out, abandoned, ...), logged at test stop."""
@@ -86,6 +93,7 @@ class Catalog:
     ship: list[str]
     pickup: list[str]
     stores: list[str]
+    warehouses: list[str]
 
     def pick_skus(self, count: int) -> list[str]:
         """``count`` distinct SKUs (fewer if the catalog is smaller), popular ones more often."""
@@ -137,12 +145,17 @@ def build_catalog(skus: Sequence[str], locations: list[dict[str, Any]]) -> Catal
     if not stores:
         logger.warning("no location has kind=store; tills use every location")
         stores = every
+    warehouses = [str(loc["location_id"]) for loc in locations if loc.get("kind") == "warehouse"]
+    if not warehouses:
+        logger.warning("no location has kind=warehouse; counts go to every location")
+        warehouses = every
     return Catalog(
         skus=list(skus),
         sku_weights=[1.0 / (rank + 1) for rank in range(len(skus))],
         ship=groups["ship"],
         pickup=groups["pickup"],
         stores=stores,
+        warehouses=warehouses,
     )
 
 
@@ -459,6 +472,55 @@ class AvailabilityReader(StockSyncUser):
         self.availability(self.catalog.pick_sku())
 
 
+class WarehouseCounter(StockSyncUser):
+    """A warehouse system's cycle counts: an absolute count of one bin, taken now.
+
+    The count is what the system shows, now and then one off (a miscount or shrinkage), sent
+    with ``as_of`` so sales in flight are not lost (DESIGN rule 7).
+    """
+
+    weight = 1
+    wait_time = between(2, 6)
+
+    @task
+    def count(self) -> None:
+        location_id = random.choice(self.catalog.warehouses)
+        sku = self.catalog.pick_sku()
+        path = f"/v1/stock/{location_id}/{sku}"
+        status, body = self.call("GET", path, name="/v1/stock/{location_id}/{sku}")
+        if status != 200 or not isinstance(body, dict) or "on_hand" not in body:
+            return
+        counted = max(0, int(body["on_hand"]) - (1 if random.random() < 0.1 else 0))
+        status, _ = self.call(
+            "PUT",
+            path,
+            name="/v1/stock/{location_id}/{sku} (count)",
+            json={
+                "on_hand": counted,
+                "as_of": datetime.now(UTC).isoformat(),
+                "source": "wms",
+                "source_event_id": f"count-{uuid.uuid4().hex}",
+            },
+        )
+        if 200 <= status < 300:
+            OUTCOMES["wms: counted"] += 1
+
+
+def quality_gate(environment: Environment, **_kwargs: Any) -> None:
+    """Exit code 1 when more than MAX_FAIL_RATIO of requests failed or p95 is over budget."""
+    total = environment.stats.total
+    p95_budget = float(os.environ.get("STOCKSYNC_LOAD_P95_MS", DEFAULT_P95_MS))
+    p95 = total.get_response_time_percentile(0.95) or 0.0
+    if total.num_requests == 0:
+        return
+    if total.fail_ratio > MAX_FAIL_RATIO:
+        logger.error("failed: %.2f %% of requests failed", 100 * total.fail_ratio)
+        environment.process_exit_code = 1
+    if p95 > p95_budget:
+        logger.error("failed: p95 %g ms over the %g ms budget", p95, p95_budget)
+        environment.process_exit_code = 1
+
+
 def reset(environment: Environment, **_kwargs: Any) -> None:
     """A fresh catalog and fresh counts for each run (the web UI can start several)."""
     global _catalog, _stop_reason
@@ -475,3 +537,4 @@ def log_outcomes(environment: Environment, **_kwargs: Any) -> None:
 
 events.test_start.add_listener(reset)  # type: ignore[no-untyped-call]
 events.test_stop.add_listener(log_outcomes)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(quality_gate)  # type: ignore[no-untyped-call]

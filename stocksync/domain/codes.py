@@ -15,7 +15,14 @@ _NORMALIZED = re.compile(f"^[{ALPHABET}]{{{LENGTH}}}$")
 
 def new_hold_code() -> str:
     """A random code in its stored form (7 characters, no dash): 31^7 ≈ 27.5 billion."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    # One draw below 31^7 and its base-31 digits: as uniform as a draw per character, and one
+    # read of the OS's random source instead of seven (it was 7 % of a reservation's API CPU).
+    number = secrets.randbelow(len(ALPHABET) ** LENGTH)
+    digits = []
+    for _ in range(LENGTH):
+        number, digit = divmod(number, len(ALPHABET))
+        digits.append(ALPHABET[digit])
+    return "".join(digits)
 
 
 def normalize_hold_code(text: str) -> str | None:

@@ -19,6 +19,12 @@ def test_new_hold_code_uses_seven_unambiguous_characters() -> None:
     assert not set("01ILO") & set(ALPHABET)
 
 
+def test_new_hold_code_draws_every_character_at_every_position() -> None:
+    codes = [new_hold_code() for _ in range(3000)]  # a character missed by chance: p < 1e-40
+    for position in range(7):
+        assert {code[position] for code in codes} == set(ALPHABET)
+
+
 def test_display_hold_code_adds_a_dash() -> None:
     assert display_hold_code("K7MQ2PX") == "K7M-Q2PX"
 

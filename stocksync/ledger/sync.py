@@ -19,7 +19,8 @@ async def write_through(
     """Record these outbox events in the ledger now (idempotent: the writer may too).
 
     An event no longer in the stream was trimmed, which only happens after the ledger writer
-    committed it, so it is durable already.
+    committed it, so it is durable already. Only the movements are written here (the facts the
+    sale must not lose); the reservation's ledger row follows when the writer folds them.
     """
     async with store.client.pipeline(transaction=False) as pipe:
         for event_id in event_ids:
@@ -27,7 +28,7 @@ async def write_through(
         found = await pipe.execute()
     events = [parse_event(namespace, sid, fields) for entries in found for sid, fields in entries]
     try:
-        return await anyio.to_thread.run_sync(ledger.record, events)
+        return await anyio.to_thread.run_sync(ledger.record_movements, events)
     except SQLAlchemyError as exc:
         raise LedgerUnavailable(
             "the sale is recorded in Redis but the ledger could not be written; retry the "

@@ -71,6 +71,16 @@ class SqlLedger:
                 self._write_locations(conn, namespace, mine)
         return inserted
 
+    def record_movements(self, events: Sequence[OutboxEvent]) -> int:
+        """Write only the movements of ``events`` (the durable facts), in one transaction.
+
+        The reservation rows are derived from movements; the ledger writer folds them when it
+        records the same events. Skipping the fold here means a write-through never waits on
+        the row locks a ledger-writer batch holds on the same reservations.
+        """
+        with self.engine.begin() as conn:
+            return self._write_movements(conn, [e for e in events if e.sku])
+
     def _write_movements(self, conn: Connection, events: Sequence[OutboxEvent]) -> int:
         if not events:
             return 0

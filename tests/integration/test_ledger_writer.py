@@ -287,3 +287,23 @@ async def test_flag_before_the_hold_leaves_a_placeholder_that_the_hold_fills(
     assert (row.state, row.channel, row.at_risk) == ("held", "web", True)
     assert row.created_at == row.updated_at == held.at
     assert json.loads(row.lines) == [[sku, "store-a", 2]]
+
+
+async def test_ledger_folds_movements_a_write_through_recorded_first(
+    engine: Engine, store: RedisStockStore, stocked: Stocked, sku: str, namespace: str
+) -> None:
+    """A sale's write-through stores only movements; the writer, recording the same events
+    later (movements already there), still folds every reservation row."""
+    await drive(store, stocked, sku, sku + "-b")
+    events = await outbox_events(store, namespace)
+    ledger = SqlLedger(engine)
+    ledger.record(events)
+    reference = dump(engine, namespace)
+    ns = f"{namespace}w"
+    mine = renamed(events, ns)
+    sales = [e for e in mine if e.kind == "fulfilled"]
+    assert sales
+    assert ledger.record_movements(sales) == len(sales)
+    assert dump(engine, ns)["reservations"] == []  # the fold is left to the writer
+    assert ledger.record(mine) == len(reference["movements"]) - len(sales)
+    assert dump(engine, ns) == reference

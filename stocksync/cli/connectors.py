@@ -37,6 +37,7 @@ ConfigFile = Annotated[
 
 
 async def engine_context(settings: Settings, store: RedisStockStore) -> EngineContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite ledger lives there
     engine = make_engine(settings.sqlalchemy_url)
     await anyio.to_thread.run_sync(create_tables, engine)
     return EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
@@ -130,6 +131,7 @@ def dead_letters(
 ) -> None:
     """The payloads a connector could not apply, newest first, with the reason."""
     settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
     with Session(engine) as session:

@@ -33,7 +33,7 @@ async def test_cli_connector_run_warehouse_once_imports_and_prints_the_summary(
         **os.environ,
         "STOCKSYNC_REDIS_URL": redis_url,
         "STOCKSYNC_NAMESPACE": namespace,
-        "STOCKSYNC_DATA_DIR": str(tmp_path),
+        "STOCKSYNC_DATA_DIR": str(tmp_path / "not-yet-created"),  # made on first use
     }
 
     done = run_cli(config, env)

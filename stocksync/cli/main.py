@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import anyio
 import typer
@@ -44,7 +44,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(connector_app, name="connector")
 app.command("drift")(drift)
 console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation
-T = TypeVar("T")
 
 
 def api_keys(settings: Settings) -> SqlApiKeys:

@@ -14,7 +14,7 @@ from connectors.square.shapes import ChangesPage, CountsPage
 
 CHANGES_PATH = "/v2/inventory/changes/batch-retrieve"
 COUNTS_PATH = "/v2/inventory/counts/batch-retrieve"
-CHANGE_TYPES = ("PHYSICAL_COUNT", "ADJUSTMENT")
+CHANGE_TYPES = ("PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER")
 
 
 class SquareError(Exception):

@@ -6,6 +6,8 @@
   the reservation the sale fulfils.
 - Any other move into ``IN_STOCK`` adds to on_hand, any other move out of it subtracts; a move
   between two other states leaves on_hand alone and maps to no command.
+- ``TRANSFER`` of ``IN_STOCK`` units between locations -> a delta out of one and into the
+  other (only the side that is in the mapping file, when the other is not ours).
 - ``inventory.count.updated`` webhook counts of ``IN_STOCK`` units -> :class:`SetCount` as of
   ``calculated_at``.
 
@@ -29,6 +31,7 @@ from connectors.square.shapes import (
     InventoryChange,
     InventoryCount,
     InventoryPhysicalCount,
+    InventoryTransfer,
 )
 
 SOURCE = "square"
@@ -93,6 +96,8 @@ def map_change(raw: Mapping[str, Any], ids: IdMap, reservation_prefix: str) -> l
         return map_physical_count(change.physical_count, ids)
     if change.type == "ADJUSTMENT" and change.adjustment is not None:
         return map_adjustment(change.adjustment, ids, reservation_prefix)
+    if change.type == "TRANSFER" and change.transfer is not None:
+        return map_transfer(change.transfer, ids)
     raise Unmappable(f"change of type {change.type!r} without its object is not supported")
 
 
@@ -122,6 +127,42 @@ def map_adjustment(
     delta = quantity if into else -quantity
     reason = _reason(adjustment.from_state, adjustment.to_state)
     return [Adjust(sku, location, delta, reason, SOURCE, adjustment.id, occurred)]
+
+
+def map_transfer(transfer: InventoryTransfer, ids: IdMap) -> list[Command]:
+    """Units leave one location and arrive at another; each side is its own idempotent delta.
+
+    A transfer to or from a location that is not in the mapping file (not one of ours) changes
+    only our side; one between two locations that are not ours is unmappable.
+    """
+    if transfer.state != IN_STOCK:
+        return []
+    quantity = parse_quantity(transfer.quantity)
+    occurred = parse_time_ms(transfer.occurred_at, "occurred_at")
+    sku = ids.skus.get(transfer.catalog_object_id)
+    if sku is None:
+        raise Unmappable(
+            f"catalog object {transfer.catalog_object_id!r} is not in the mapping file"
+        )
+    source = ids.locations.get(transfer.from_location_id)
+    target = ids.locations.get(transfer.to_location_id)
+    if source is None and target is None:
+        raise Unmappable(
+            f"neither location of transfer {transfer.id!r} is in the mapping file "
+            f"({transfer.from_location_id!r} -> {transfer.to_location_id!r})"
+        )
+    if quantity == 0:
+        return []
+    commands: list[Command] = []
+    if source is not None:
+        commands.append(
+            Adjust(sku, source, -quantity, "transfer_out", SOURCE, f"{transfer.id}:out", occurred)
+        )
+    if target is not None:
+        commands.append(
+            Adjust(sku, target, quantity, "transfer_in", SOURCE, f"{transfer.id}:in", occurred)
+        )
+    return commands
 
 
 def _reason(from_state: str, to_state: str) -> str:

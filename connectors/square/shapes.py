@@ -45,12 +45,28 @@ class InventoryAdjustment(SquareObject):
     transaction_id: str | None = None
 
 
+class InventoryTransfer(SquareObject):
+    """``quantity`` units in ``state`` moved from one location to another at ``occurred_at``."""
+
+    id: str = Field(min_length=1, max_length=192)
+    reference_id: str | None = None
+    state: str
+    from_location_id: str
+    to_location_id: str
+    catalog_object_id: str
+    catalog_object_type: str | None = None
+    quantity: str
+    occurred_at: str
+    created_at: str | None = None
+
+
 class InventoryChange(SquareObject):
-    """One entry of ``changes``: a ``PHYSICAL_COUNT`` or an ``ADJUSTMENT`` (or a ``TRANSFER``)."""
+    """One entry of ``changes``: a ``PHYSICAL_COUNT``, an ``ADJUSTMENT`` or a ``TRANSFER``."""
 
     type: str
     physical_count: InventoryPhysicalCount | None = None
     adjustment: InventoryAdjustment | None = None
+    transfer: InventoryTransfer | None = None
 
 
 class InventoryCount(SquareObject):

@@ -82,6 +82,46 @@ def adjustment(
     }
 
 
+def transfer(
+    change_id: str,
+    catalog: str,
+    from_location: str,
+    to_location: str,
+    quantity: str,
+    occurred_at: str,
+    state: str = "IN_STOCK",
+) -> dict[str, Any]:
+    """A ``TRANSFER`` change shaped like Square's InventoryTransfer."""
+    return {
+        "type": "TRANSFER",
+        "transfer": {
+            "id": change_id,
+            "state": state,
+            "from_location_id": from_location,
+            "to_location_id": to_location,
+            "catalog_object_id": catalog,
+            "catalog_object_type": "ITEM_VARIATION",
+            "quantity": quantity,
+            "occurred_at": occurred_at,
+            "created_at": occurred_at,
+            "source": SOURCE_APP,
+        },
+    }
+
+
+def _object(change: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = (
+        change.get("physical_count") or change.get("adjustment") or change.get("transfer") or {}
+    )
+    return found
+
+
+def _at(change: dict[str, Any], locations: set[str]) -> bool:
+    obj = _object(change)
+    here = {obj.get("location_id"), obj.get("from_location_id"), obj.get("to_location_id")}
+    return not locations or bool(here & locations)
+
+
 def inventory_count(
     catalog: str, location: str, quantity: str, calculated_at: str, state: str = "IN_STOCK"
 ) -> dict[str, Any]:
@@ -147,15 +187,14 @@ class SquareStub:
             return body
         after = datetime.fromisoformat(body.get("updated_after", "1970-01-01T00:00:00Z"))
         locations = set(body.get("location_ids") or ())
-        types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT"))
+        types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER"))
         found = []
         for change in self.changes:
-            obj = change.get("physical_count") or change.get("adjustment") or {}
-            if change["type"] not in types or (locations and obj["location_id"] not in locations):
+            if change["type"] not in types or not _at(change, locations):
                 continue
-            if datetime.fromisoformat(obj["created_at"]) > after:
+            if datetime.fromisoformat(_object(change)["created_at"]) > after:
                 found.append(change)
-        found.sort(key=lambda c: (c.get("physical_count") or c["adjustment"])["occurred_at"])
+        found.sort(key=lambda c: str(_object(c)["occurred_at"]))
         return self._page(found, body.get("cursor"), "changes")
 
     async def _counts(self, request: Request) -> JSONResponse:

@@ -29,6 +29,7 @@ from tests.connectors.square_stub import (
     ago,
     inventory_count,
     physical_count,
+    transfer,
 )
 
 ITEM, OTHER_ITEM, SQ_LOC = "W62UWFY35CWMYGVWK6TWJDNI", "AII3WT3Q6T4KRUSGOMJBSD4D", "C6W5YS5QM06F5"
@@ -87,11 +88,12 @@ async def test_sync_once_applies_counts_and_moves_and_keeps_its_checkpoint(
         adjustment("RCPT1", ITEM, SQ_LOC, "5", ago(minutes=20), "NONE", "IN_STOCK"),
         adjustment("WASTE1", ITEM, SQ_LOC, "1", ago(minutes=10), "IN_STOCK", "WASTE"),
         adjustment("MOVE1", ITEM, SQ_LOC, "3", ago(minutes=5), "RESERVED_FOR_SALE", "SOLD"),
+        transfer("TR1", ITEM, SQ_LOC, "ANOTHER-MERCHANT-LOC", "4", ago(minutes=4)),
     ]
     summary = await square.connector.sync_once(ctx)
-    assert await on_hand(store, square.sku) == 10 - 2 + 5 - 1
+    assert await on_hand(store, square.sku) == 10 - 2 + 5 - 1 - 4
     assert summary.pages == 3  # two changes a page
-    assert summary.outcomes == {"applied": 4, "ignored": 1}
+    assert summary.outcomes == {"applied": 5, "ignored": 1}
     point = Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "")
     assert point.cursor is None
     assert point.updated_after > ago(minutes=7)  # newest created_at less the overlap
@@ -99,8 +101,10 @@ async def test_sync_once_applies_counts_and_moves_and_keeps_its_checkpoint(
     again = await square.connector.sync_once(ctx)  # the overlap re-reads, nothing re-applies
     assert "applied" not in again.outcomes
     assert again.changes < summary.changes
-    assert await on_hand(store, square.sku) == 12
-    assert all(r["types"] == ["PHYSICAL_COUNT", "ADJUSTMENT"] for r in square.stub.requests)
+    assert await on_hand(store, square.sku) == 8
+    assert all(
+        r["types"] == ["PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER"] for r in square.stub.requests
+    )
     assert all(r["location_ids"] == [SQ_LOC] for r in square.stub.requests)
 
 

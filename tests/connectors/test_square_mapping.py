@@ -12,10 +12,12 @@ from connectors.framework.commands import Adjust, Sale, SetCount, Unmappable
 from connectors.framework.config import IdMap
 from connectors.square.mapping import map_change, map_count, parse_quantity
 from connectors.square.webhook import sign, verify
-from tests.connectors.square_stub import adjustment, inventory_count, physical_count
+from tests.connectors.square_stub import adjustment, inventory_count, physical_count, transfer
 
 ITEM, LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5"
 IDS = IdMap(skus={ITEM: "TEE-RED-M"}, locations={LOC: "store-berlin-mitte"})
+LOC2 = "L9PJX0H2D0M6V"
+IDS2 = IdMap(skus=IDS.skus, locations={**IDS.locations, LOC2: "store-potsdam"})
 PREFIX = "stocksync:"
 WHEN = "2016-11-16T22:24:49.028Z"
 WHEN_MS = 1479335089028
@@ -102,7 +104,31 @@ def test_map_change_fractional_quantity_is_unmappable() -> None:
 
 def test_map_change_without_its_object_is_unmappable() -> None:
     with pytest.raises(Unmappable, match="TRANSFER"):
-        map_change({"type": "TRANSFER", "transfer": {"id": "T1"}}, IDS, PREFIX)
+        map_change({"type": "TRANSFER"}, IDS, PREFIX)
+
+
+def test_map_change_transfer_between_our_stores_moves_units_out_and_in() -> None:
+    raw = transfer("TR1", ITEM, LOC, LOC2, "3", WHEN)
+    assert map_change(raw, IDS2, PREFIX) == [
+        Adjust("TEE-RED-M", "store-berlin-mitte", -3, "transfer_out", "square", "TR1:out", WHEN_MS),
+        Adjust("TEE-RED-M", "store-potsdam", 3, "transfer_in", "square", "TR1:in", WHEN_MS),
+    ]
+
+
+def test_map_change_transfer_to_a_location_not_ours_only_moves_units_out() -> None:
+    raw = transfer("TR2", ITEM, LOC, "ELSEWHERE", "2", WHEN)
+    assert map_change(raw, IDS, PREFIX) == [
+        Adjust("TEE-RED-M", "store-berlin-mitte", -2, "transfer_out", "square", "TR2:out", WHEN_MS)
+    ]
+
+
+def test_map_change_transfer_between_locations_not_ours_is_unmappable() -> None:
+    with pytest.raises(Unmappable, match="neither location"):
+        map_change(transfer("TR3", ITEM, "A", "B", "1", WHEN), IDS, PREFIX)
+
+
+def test_map_change_transfer_of_units_not_in_stock_maps_to_nothing() -> None:
+    assert map_change(transfer("TR4", ITEM, LOC, LOC2, "1", WHEN, "WASTE"), IDS2, PREFIX) == []
 
 
 def test_map_change_missing_field_is_unmappable() -> None:

@@ -16,6 +16,22 @@ function M.args(args)
   return args[1] or "", args[2] or "SKU", args[3] or "loc", args[4] or "run"
 end
 
+-- Reads the script arguments and returns the request headers and a function making the next
+-- reserve request: 1 unit of the SKU under a new reservation_id (run tag, thread, counter).
+-- Call it from init(), where thread_no is set.
+function M.reserver(args)
+  local key, sku, loc, tag = M.args(args)
+  local headers = { ["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json" }
+  local prefix = tag .. "-" .. tostring(thread_no) .. "-"
+  local counter = 0
+  return headers, function()
+    counter = counter + 1
+    local body = '{"reservation_id":"' .. prefix .. counter .. '","channel":"web","lines":' ..
+      '[{"sku":"' .. sku .. '","location_id":"' .. loc .. '","qty":1}],"ttl_seconds":600}'
+    return wrk.format("POST", "/v1/reservations", headers, body)
+  end
+end
+
 function M.done(summary, latency, requests)
   local counts = { ok = 0, released = 0, failed = 0 }
   for _, thread in ipairs(threads) do

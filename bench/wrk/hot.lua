@@ -24,22 +24,15 @@ setup = function(thread)
   common.setup(thread)
 end
 
-local headers, prefix, sku, loc
-local counter = 0
+local headers, reserve
 
 init = function(args)
-  local key, tag
-  key, sku, loc, tag = common.args(args)
-  headers = { ["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json" }
-  prefix = tag .. "-" .. tostring(thread_no) .. "-"
+  headers, reserve = common.reserver(args)
 end
 
 request = function()
   if first_send_us == 0 then first_send_us = now_us() end
-  counter = counter + 1
-  local body = '{"reservation_id":"' .. prefix .. counter .. '","channel":"web","lines":' ..
-    '[{"sku":"' .. sku .. '","location_id":"' .. loc .. '","qty":1}],"ttl_seconds":600}'
-  return wrk.format("POST", "/v1/reservations", headers, body)
+  return reserve()
 end
 
 response = function(status, headers, body)

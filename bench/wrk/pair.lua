@@ -8,15 +8,11 @@ n_ok, n_released, n_failed = 0, 0, 0
 setup = common.setup
 done = common.done
 
-local headers, prefix, sku, loc
-local counter = 0
+local headers, reserve
 local queue, head, tail = {}, 1, 0
 
 init = function(args)
-  local key, tag
-  key, sku, loc, tag = common.args(args)
-  headers = { ["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json" }
-  prefix = tag .. "-" .. tostring(thread_no) .. "-"
+  headers, reserve = common.reserver(args)
 end
 
 request = function()
@@ -26,10 +22,7 @@ request = function()
     head = head + 1
     return wrk.format("POST", "/v1/reservations/" .. id .. "/release", headers, "{}")
   end
-  counter = counter + 1
-  local body = '{"reservation_id":"' .. prefix .. counter .. '","channel":"web","lines":' ..
-    '[{"sku":"' .. sku .. '","location_id":"' .. loc .. '","qty":1}],"ttl_seconds":600}'
-  return wrk.format("POST", "/v1/reservations", headers, body)
+  return reserve()
 end
 
 response = function(status, headers, body)

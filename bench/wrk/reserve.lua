@@ -7,21 +7,14 @@ n_ok, n_released, n_failed = 0, 0, 0
 
 setup = common.setup
 
-local headers, prefix, sku, loc
-local counter = 0
+local headers, reserve
 
 init = function(args)
-  local key, tag
-  key, sku, loc, tag = common.args(args)
-  headers = { ["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json" }
-  prefix = tag .. "-" .. tostring(thread_no) .. "-"
+  headers, reserve = common.reserver(args)
 end
 
 request = function()
-  counter = counter + 1
-  local body = '{"reservation_id":"' .. prefix .. counter .. '","channel":"web","lines":' ..
-    '[{"sku":"' .. sku .. '","location_id":"' .. loc .. '","qty":1}],"ttl_seconds":600}'
-  return wrk.format("POST", "/v1/reservations", headers, body)
+  return reserve()
 end
 
 response = function(status, headers, body)

@@ -3,34 +3,44 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run demo test lint unit bench load clean
+.PHONY: install install-dev run demo test lint unit bench load clean
 
+# `make run` needs only the engine; the tests, benchmarks and load tests need the extras
+# (Playwright alone is a third of them).
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,load]"
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e ".[test,load]"
+	touch $(VENV)/.installed $@
 
 run: install  ## install and start the engine on the embedded default, with demo data
 	$(BIN)/stocksync serve --demo
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install lint  ## install, lint, and run every test
+test: install-dev lint  ## install, lint, and run every test
 	$(BIN)/pytest
 
-unit: install
+unit: install-dev
 	$(BIN)/pytest tests/unit
 
-bench: install  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick)
+bench: install-dev  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-load: install  ## locust channel mix against a running engine (see loadtests/README.md)
+load: install-dev  ## locust channel mix against a running engine (see loadtests/README.md)
 	$(BIN)/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 60s --host http://127.0.0.1:8000
 
 clean:

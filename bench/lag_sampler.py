@@ -16,7 +16,7 @@ from typing import Any
 
 from redis import Redis
 
-from stocksync.workers.ledger_writer import GROUP
+from stocksync.workers.ledger_copy import GROUP
 
 UNDELIVERED_CAP = 50_000  # beyond this the count is a lower bound (flagged)
 

@@ -30,12 +30,13 @@ from bench.servers import BenchRedis
 from bench.sql_probe import StatementTimes, TimedLedger, postgres_pids
 from bench.stats import Latency
 from stocksync.ledger.db import create_tables, make_engine
-from stocksync.ledger.events import OutboxEvent, movement_row, parse_event
+from stocksync.ledger.movements import movement_row
+from stocksync.ledger.sql_ledger import MOVEMENTS
 from stocksync.ledger.tables import BIG_ID
-from stocksync.ledger.writer import MOVEMENTS
 from stocksync.metrics import Metrics
 from stocksync.store.keys import Keys
-from stocksync.workers.ledger_writer import GROUP, drain_once
+from stocksync.store.outbox import Outbox, OutboxEvent, decode_event
+from stocksync.workers.ledger_copy import GROUP, LedgerCopy
 
 BATCH = 500
 NAMESPACE = "ledgerbench"
@@ -108,9 +109,10 @@ async def drain(redis: BenchRedis, engine: Engine) -> Timing:
         cpu_before = self_cpu_seconds()  # includes the worker thread that runs record()
         started = perf_counter()
         with StatementTimes(engine) as statements:
-            done = await drain_once(
-                client, ledger, NAMESPACE, Metrics(), consumer="bench", batch=BATCH
+            copy = LedgerCopy(
+                Outbox(client, Keys(NAMESPACE)), ledger, Metrics(), consumer="bench", batch=BATCH
             )
+            done = await copy.drain_once()
         seconds = perf_counter() - started
         cpu = window.stop(self_cpu_seconds() - cpu_before)
         return Timing(done, seconds, ledger.seconds, cpu, statements.seconds)
@@ -220,7 +222,7 @@ def prepare(redis: BenchRedis, events: int, notes: list[str]) -> list[OutboxEven
         " confirmed+fulfilled, 30 % released, 10 % left held, 5 % confirmed; 2 % adjustments)"
         f" generated in {generated.seconds:.1f} s by {outbox.TASKS} concurrent tasks"
     )
-    return [parse_event(NAMESPACE, i, f) for i, f in raw]
+    return [decode_event(NAMESPACE, i, f) for i, f in raw]
 
 
 def run(redis: BenchRedis, events: int, notes: list[str]) -> list[Row]:

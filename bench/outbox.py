@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from stocksync.config import Settings
 from stocksync.domain.model import Line, Location
 from stocksync.store.redis_store import RedisStockStore
 
@@ -90,7 +91,7 @@ async def generate(url: str, namespace: str, target_events: int, seed: int = 7) 
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        store = RedisStockStore(client, namespace)
+        store = RedisStockStore(client, Settings(namespace=namespace))
         await _seed(store, tally)
         ids = itertools.count()
 

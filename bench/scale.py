@@ -25,6 +25,7 @@ from bench.report import RESULTS_DIR, Row
 from bench.seeding import seed_grid
 from bench.servers import ApiServer, BenchRedis, create_api_key
 from bench.spread_gen import location_name, sku_name
+from stocksync.config import Settings
 from stocksync.domain.model import Line
 from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
@@ -92,7 +93,7 @@ async def hold_many(url: str, count: int, skus: int, tag: str) -> None:
         url, max_connections=HOLD_CONNECTIONS, timeout=30.0, decode_responses=True
     )
     client = AsyncRedis(connection_pool=pool)
-    store = RedisStockStore(client)
+    store = RedisStockStore(client, Settings(namespace="default"))
     rng = random.Random(tag)
     try:
         for start in range(0, count, 200):

@@ -23,6 +23,7 @@ from bench.cpu import CpuSample, CpuWindow, self_cpu_seconds
 from bench.report import Row
 from bench.servers import BenchRedis
 from bench.stats import Latency
+from stocksync.config import Settings
 from stocksync.domain.codes import new_hold_code
 from stocksync.domain.model import Line, Location, normalize_lines, reservation_fingerprint
 from stocksync.store.redis_store import RedisStockStore
@@ -156,7 +157,7 @@ async def compare(
     incr_client = await open_client(bench.url, concurrency)
     script_client = await open_client(bench.url, concurrency)
     try:
-        store = RedisStockStore(script_client, "benchscript")
+        store = RedisStockStore(script_client, Settings(namespace="benchscript"))
         await seed(store)
         tag = f"s{next(_run_ids)}"
         steps = {

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from stocksync.ledger.events import OutboxEvent
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.store.outbox import OutboxEvent
 
 
 class StatementTimes:

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 
 from bench.report import Row
 from bench.servers import BenchRedis
+from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.store.redis_store import RedisStockStore
 
@@ -60,7 +61,7 @@ def generate(path: Path, rows: int) -> None:
 async def _seed(url: str) -> None:
     client = Redis.from_url(url, decode_responses=True)
     try:
-        store = RedisStockStore(client, NAMESPACE)
+        store = RedisStockStore(client, Settings(namespace=NAMESPACE))
         for i in range(LOCATIONS):
             await store.upsert_location(Location(location_id(i), f"WH {i}", "warehouse"))
     finally:

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     event_keepalive_seconds: float = Field(default=15.0, gt=0)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     outbox_maxlen: int = Field(
-        default=0, ge=0, description="0: only the ledger writer trims the outbox (no event lost)"
+        default=0, ge=0, description="0: only the ledger copy trims the outbox (no event lost)"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_webhook_bytes: int = Field(
@@ -71,13 +71,13 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(default=1.0, gt=0)
     reaper_batch: int = Field(default=500, ge=1)
     run_workers: bool = Field(
-        default=True, description="run the reaper, ledger writer and checks in the API process"
+        default=True, description="run the reaper, ledger copy and checks in the API process"
     )
     ledger_batch: int = Field(default=500, ge=1, le=10_000)
     ledger_claim_idle_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="a dead ledger writer's unacknowledged events are taken over after this long",
+        description="a dead ledger copy's unacknowledged events are taken over after this long",
     )
     regression_check_seconds: float = Field(default=10.0, gt=0)
     audit_interval_seconds: float = Field(

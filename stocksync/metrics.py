@@ -86,7 +86,7 @@ class Metrics:
             "stocksync_regressed_skus", "SKUs currently frozen awaiting a rebuild", registry=r
         )
 
-        # Ledger writer (outbox stream -> SQL ledger).
+        # Ledger copy (outbox stream -> SQL ledger).
         self.ledger_events_written = Counter(
             "stocksync_ledger_events_written",
             "Outbox events committed to the SQL ledger and acknowledged",
@@ -100,12 +100,12 @@ class Metrics:
         )
         self.ledger_errors = Counter(
             "stocksync_ledger_errors",
-            "Ledger writer passes that failed (SQL or Redis) and were retried",
+            "Ledger copy passes that failed (SQL or Redis) and were retried",
             registry=r,
         )
         self.ledger_lag_events = Gauge(
             "stocksync_ledger_lag_events",
-            "Outbox entries not yet acknowledged by the ledger writer",
+            "Outbox entries not yet acknowledged by the ledger copy",
             registry=r,
         )
         self.ledger_lag_seconds = Gauge(

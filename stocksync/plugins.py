@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.store.redis_store import RedisStockStore
 
 ENTRY_POINT_GROUP = "stocksync.connectors"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RedisStockStore
@@ -55,7 +56,7 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def store(redis_client: Redis, namespace: str) -> RedisStockStore:
-    return RedisStockStore(redis_client, namespace)
+    return RedisStockStore(redis_client, Settings(namespace=namespace))
 
 
 StockFactory = Callable[..., object]

@@ -20,9 +20,9 @@ from connectors.framework.commands import (
 )
 from stocksync.domain.errors import InvalidTransition, NotFound, StockSyncError
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
-from stocksync.ledger.sync import write_through
+from stocksync.ledger.write_through import write_through
 from stocksync.plugins import EngineContext
-from stocksync.store.redis_store import StockCall
+from stocksync.store.stock_changes import StockCall
 
 
 class Applied(StrEnum):
@@ -104,9 +104,7 @@ class EngineGateway:
         if held.state in ACTIVE:
             result = await self.store.fulfill(held.reservation_id, cmd.occurred_at_ms)
             if result.event_ids:  # a sale is durable in the ledger before we move on
-                await write_through(
-                    self.store, self.ctx.ledger, self.ctx.settings.namespace, result.event_ids
-                )
+                await write_through(self.store.outbox, self.ctx.ledger, result.event_ids)
             outcome = Applied.DUPLICATE if result.repeated else Applied.APPLIED
         if cmd.qty > covered:  # the till sold more than was held: the rest is a plain sale
             excess_id = f"{cmd.source_event_id}:beyond:{held.reservation_id}"

@@ -156,15 +156,15 @@ def mapped_levels(idmap: ShopifyIdMap) -> dict[tuple[str, str], Level]:
 
 
 def touched(
-    entries: Iterable[Mapping[str, str]], levels: Mapping[tuple[str, str], Level]
+    changed: Iterable[tuple[str, str]], levels: Mapping[tuple[str, str], Level]
 ) -> set[tuple[str, str]]:
-    """The mapped positions an outbox batch touched (only the latest state matters)."""
+    """The mapped positions among the (sku, location_id) an outbox batch changed (only the
+    latest state matters); a location of '' stands for every location of the SKU."""
     locations_of: dict[str, list[str]] = {}
     for sku, loc in levels:
         locations_of.setdefault(sku, []).append(loc)
     found: set[tuple[str, str]] = set()
-    for fields in entries:
-        sku, loc = fields.get("sku", ""), fields.get("loc", "")
+    for sku, loc in changed:
         if sku not in locations_of:
             continue
         if loc:

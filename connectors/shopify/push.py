@@ -9,7 +9,7 @@ push of the latest value. Entries are acknowledged only after Shopify accepted t
 The group is created at ``$`` on every start, after dropping any group a previous run left,
 and a full sync of every mapped position follows: nothing that happened while the connector
 was stopped is needed from the stream. On a clean stop the group is destroyed, so a stopped
-connector never holds back the ledger writer's trimming (which keeps what any group has not
+connector never holds back the ledger copy's trimming (which keeps what any group has not
 acknowledged). A killed connector's group does hold it back until the connector starts again.
 """
 
@@ -20,10 +20,8 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import anyio
-from redis.exceptions import ResponseError
 
 from connectors.framework.metrics import connector_metrics
 from connectors.framework.state import ConnectorState
@@ -31,30 +29,16 @@ from connectors.shopify.client import SetQuantity, ShopifyClient, ShopifyError
 from connectors.shopify.config import ShopifyConfig, ShopifyIdMap
 from connectors.shopify.mapping import Level, channel_available, mapped_levels, touched
 from stocksync.plugins import EngineContext
+from stocksync.store.outbox import Entry
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 1000  # outbox entries per read; coalescing makes the pushes far fewer
 MAX_BACKOFF_SECONDS = 30.0
 
-Entry = tuple[str, dict[str, str]]
-
 
 class StalePush(Exception):
     """Shopify's value kept changing under us for every compare-and-set attempt."""
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _entries(reply: Any) -> list[Entry]:
-    return [
-        (_text(i), {_text(k): _text(v) for k, v in (fields or {}).items()})
-        for _, entries in reply or []
-        for i, fields in entries or []
-        if i is not None
-    ]
 
 
 class AvailabilityPush:
@@ -73,8 +57,7 @@ class AvailabilityPush:
         self.client = client
         self.config = config
         self.levels = mapped_levels(idmap)
-        self.redis = ctx.store.client
-        self.stream = ctx.store.keys.outbox
+        self.outbox = ctx.store.outbox
         self.group = f"connector:{name}"
         self.consumer = f"{name}-{socket.gethostname()}-{os.getpid()}"
         self.metrics = connector_metrics(ctx.registry)
@@ -89,23 +72,15 @@ class AvailabilityPush:
         """(Re)create the group at ``$``: a previous run's pending entries are dropped, the
         full sync that follows covers them."""
         await self.detach()
-        try:
-            await self.redis.xgroup_create(self.stream, self.group, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self.outbox.create_group(self.group, start="$")
 
     async def detach(self) -> None:
-        if await self.redis.exists(self.stream):
-            await self.redis.xgroup_destroy(self.stream, self.group)
+        await self.outbox.destroy_group(self.group)
 
     async def _read(self, start: str, block_ms: int | None) -> list[Entry]:
-        reply = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: start}, count=READ_BATCH, block=block_ms
+        return await self.outbox.read_group(
+            self.group, self.consumer, start=start, count=READ_BATCH, block_ms=block_ms
         )
-        if isinstance(reply, dict):
-            raise TypeError("the Shopify connector reads streams over RESP2 (protocol=2)")
-        return _entries(reply)
 
     # -- one pass ---------------------------------------------------------------------------
 
@@ -120,7 +95,8 @@ class AvailabilityPush:
             entries = await self._read(">", block_ms)
         if not entries:
             return 0
-        keys = touched((fields for _, fields in entries), self.levels)
+        events = self.outbox.decode(entries)
+        keys = touched(((e.sku, e.location_id) for e in events), self.levels)
         try:
             if keys:
                 await self.push(keys, reference=entries[-1][0])
@@ -132,9 +108,8 @@ class AvailabilityPush:
         except BaseException:
             self._recovering = True  # re-read our pending entries before anything new
             raise
-        await self.redis.xack(self.stream, self.group, *(i for i, _ in entries))
-        stamps = [int(f["at"]) for _, f in entries if f.get("at", "").isdigit()]
-        self.metrics.observe_lag(self.name, min(stamps) if stamps else None)
+        await self.outbox.ack(self.group, [i for i, _ in entries])
+        self.metrics.observe_lag(self.name, min((e.at_ms for e in events), default=None))
         return len(entries)
 
     async def sync_all(self) -> int:

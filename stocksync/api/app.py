@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from stocksync import __version__, plugins
 from stocksync.api.deps import Services
@@ -28,78 +27,41 @@ from stocksync.api.routers import (
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.regression import check_regression
-from stocksync.store.embedded import EmbeddedRedis
-from stocksync.store.redis_store import RecoveryOps, RedisStockStore
+from stocksync.store.connection import open_store, redis_endpoint
+from stocksync.store.recovery import RecoveryOps
 from stocksync.ui.router import router as ui_router
 from stocksync.workers.supervisor import run_workers
 
 log = logging.getLogger(__name__)
 
 
-async def open_redis(settings: Settings, url: str) -> Redis:
-    """A client on a blocking pool (waits for a free connection instead of failing), warmed."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=settings.redis_pool_size,
-        timeout=settings.redis_pool_timeout,
-        decode_responses=True,
-        health_check_interval=30,
-    )
-    client = Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
-    warm = min(settings.redis_pool_size, 16)
-
-    async def ping() -> None:
-        await client.ping()
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(warm):
-            tg.start_soon(ping)
-    return client
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
-        url = await anyio.to_thread.run_sync(embedded.start)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
-    await anyio.to_thread.run_sync(create_tables, engine)
-    client = await open_redis(settings, url)
-    store = RedisStockStore(
-        client,
-        settings.namespace,
-        retention_seconds=settings.retention_seconds,
-        outbox_maxlen=settings.outbox_maxlen,
-        observe=metrics.observe_script,
-        max_holds_per_key=settings.max_active_holds_per_key,
-        max_holds_per_customer=settings.max_active_holds_per_customer,
-    )
-    app.state.redis_url = url  # event streams open connections of their own
-    ledger = SqlLedger(engine)
-    app.state.services = Services(
-        settings, metrics, store, engine, SqlApiKeys(engine, settings.api_key_cache_seconds), ledger
-    )
     try:
-        # Before serving: freeze any SKU whose Redis state is older than the ledger.
-        await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
-        async with anyio.create_task_group() as tg:
-            if settings.run_workers:
-                tg.start_soon(run_workers, store, ledger, engine, metrics, settings)
-            yield
-            tg.cancel_scope.cancel()
+        await anyio.to_thread.run_sync(create_tables, engine)
+        async with (
+            redis_endpoint(settings) as url,
+            open_store(settings, url, observe=metrics.observe_script) as store,
+        ):
+            ledger = SqlLedger(engine)
+            keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
+            app.state.services = Services(settings, metrics, store, engine, keys, ledger)
+            # Before serving: freeze any SKU whose Redis state is older than the ledger.
+            await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
+            async with anyio.create_task_group() as tg:
+                if settings.run_workers:
+                    tg.start_soon(run_workers, store, ledger, engine, metrics, settings)
+                yield
+                tg.cancel_scope.cancel()
     finally:
-        await client.aclose()
         engine.dispose()
-        if embedded is not None:
-            await anyio.to_thread.run_sync(embedded.stop)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from stocksync.api.schemas import (
     HistoryOut,
@@ -13,17 +13,10 @@ from stocksync.api.schemas import (
     ReservationOut,
     StockChangeOut,
 )
+from stocksync.domain.clock import datetime_to_ms, ms_to_datetime
 from stocksync.domain.codes import display_hold_code
 from stocksync.domain.model import Location, Position, Reservation, StockChangeResult
 from stocksync.ledger.tables import LedgerReservation, ReservationTransition
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _opt_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else from_ms(ms)
 
 
 def _code(stored: str | None) -> str | None:
@@ -31,7 +24,7 @@ def _code(stored: str | None) -> str | None:
 
 
 def to_ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
+    return None if moment is None else datetime_to_ms(moment)
 
 
 def location_out(location: Location) -> LocationOut:
@@ -67,14 +60,16 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
         lines=[
             LineOut(sku=ln.sku, location_id=ln.location_id, qty=ln.qty) for ln in reservation.lines
         ],
-        created_at=from_ms(reservation.created_at_ms),
-        updated_at=from_ms(reservation.updated_at_ms),
+        created_at=ms_to_datetime(reservation.created_at_ms),
+        updated_at=ms_to_datetime(reservation.updated_at_ms),
         expires_at=None
         if reservation.expires_at_ms is None
-        else from_ms(reservation.expires_at_ms),
+        else ms_to_datetime(reservation.expires_at_ms),
         customer_ref=reservation.customer_ref,
         at_risk=reservation.at_risk,
-        history=[HistoryOut(state=state, at=from_ms(at)) for state, at in reservation.history],
+        history=[
+            HistoryOut(state=state, at=ms_to_datetime(at)) for state, at in reservation.history
+        ],
         hold_code=_code(reservation.hold_code),
     )
 

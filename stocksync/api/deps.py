@@ -18,7 +18,7 @@ from stocksync.auth.principal import Principal
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.domain.errors import Unauthorized
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.store.redis_store import RedisStockStore
 

@@ -176,17 +176,6 @@ class MoveIn(Request):
     to_location_id: LocationId
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details, with a stable ``code``."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    instance: str | None = None
-
-
 LocationPath = Annotated[str, Path(pattern=LOCATION_PATTERN)]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
 HoldCodePath = Annotated[str, Path(pattern=HOLD_CODE_PATTERN, examples=["K7M-Q2PX"])]

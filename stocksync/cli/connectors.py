@@ -20,8 +20,8 @@ from stocksync.cli.runtime import run_with_store
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import ConnectorDeadLetter
-from stocksync.ledger.writer import SqlLedger
 from stocksync.plugins import Connector, Drift, EngineContext
 from stocksync.store.redis_store import RedisStockStore
 

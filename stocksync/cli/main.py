@@ -20,15 +20,17 @@ from stocksync.api.app import create_app
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.connectors import connector_app, drift
 from stocksync.cli.demo import load_demo
-from stocksync.cli.runtime import open_store, redis_url, run_with_store
+from stocksync.cli.runtime import run_with_store
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
 from stocksync.recovery.regression import check_regression
-from stocksync.store.redis_store import RecoveryOps, RedisStockStore
+from stocksync.store.connection import open_store, redis_url
+from stocksync.store.recovery import RecoveryOps
+from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.supervisor import run_workers
 
 # Open event streams never end by themselves: on shutdown they get this long, then are closed.
@@ -138,7 +140,7 @@ def db_upgrade() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the background workers (reaper, ledger writer, regression checks) without the API."""
+    """Run the background workers (reaper, ledger copy, regression checks) without the API."""
     settings = Settings()
 
     async def job(store: RedisStockStore) -> None:

@@ -14,6 +14,9 @@ LOCATION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 MAX_QTY = 10_000
 MAX_LINES = 100
+# How long a position remembers its physical deltas: a count taken (as_of) up to this long ago
+# still gets every delta that occurred after it (DESIGN rule 7); an older count is stale.
+DELTA_WINDOW_MS = 7 * 24 * 3600 * 1000
 
 
 class State(StrEnum):

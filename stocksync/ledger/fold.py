@@ -1,6 +1,6 @@
 """A reservation's ledger row, computed from all of its recorded events.
 
-The ledger writer may see a reservation's events re-delivered, reordered within a batch and
+The ledger copy may see a reservation's events re-delivered, reordered within a batch and
 split across batches and concurrent writers. So the ``reservations`` row is not patched event
 by event: after each batch it is recomputed from every event of the reservation the ledger
 holds (``stock_movements``), which gives the same row whatever order they arrived in:
@@ -26,23 +26,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from stocksync.domain.model import TERMINAL
+from stocksync.domain.clock import EPOCH, ms_to_datetime
+from stocksync.domain.events import RESERVATION_NON_STATE_KINDS, EventKind
+from stocksync.domain.model import TERMINAL, State
 
-TERMINAL_STATES = frozenset(state.value for state in TERMINAL)
-STATE_RANK = {"held": 0, "confirmed": 1, "ready": 2, "fulfilled": 3, "released": 3, "expired": 3}
-# Events of a reservation that change no state: an extension, a move to another location.
-NON_STATE_KINDS = frozenset({"extended", "moved", "at_risk"})
-RESERVATION_KINDS = frozenset(STATE_RANK) | NON_STATE_KINDS
-# What a reservation's history lists: its states, extensions and moves (a flag is not one).
-TRANSITION_KINDS = RESERVATION_KINDS - {"at_risk"}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
+TERMINAL_STATES = frozenset(EventKind(state.value) for state in TERMINAL)
+# States only move forward; the terminal ones rank alike (only one of them is ever reached).
+STATE_RANK: dict[str, int] = {
+    EventKind.HELD: 0,
+    EventKind.CONFIRMED: 1,
+    EventKind.READY: 2,
+    **{state: 3 for state in TERMINAL_STATES},
+}
 
 
 def _opt_ms(value: str | None) -> datetime | None:
@@ -66,7 +64,7 @@ class ReservationEvent:
 def placeholder_row(at_risk: bool) -> dict[str, Any]:
     return {
         "channel": "",
-        "state": "held",
+        "state": State.HELD.value,
         "lines": "[]",
         "customer_ref": None,
         "created_at": EPOCH,
@@ -78,22 +76,22 @@ def placeholder_row(at_risk: bool) -> dict[str, Any]:
 
 def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
     """Column values of a ``reservations`` row (without its key) from all its events."""
-    flags = [e.at for e in all_events if e.kind == "at_risk"]
-    moves = [e.at for e in all_events if e.kind == "moved"]
+    flags = [e.at for e in all_events if e.kind == EventKind.AT_RISK]
+    moves = [e.at for e in all_events if e.kind == EventKind.MOVED]
     at_risk = bool(flags) and (not moves or max(flags) > max(moves))
-    events = [e for e in all_events if e.kind != "at_risk"]  # a flag is not a transition
+    events = [e for e in all_events if e.kind != EventKind.AT_RISK]  # a flag is not a transition
     if not events:
         return placeholder_row(at_risk)
-    lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != "moved"}
-    held = [e for e in events if e.kind == "held"]
+    lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != EventKind.MOVED}
+    held = [e for e in events if e.kind == EventKind.HELD]
     if held and held[0].extra.get("lines"):
         lines = _moved(
             {(s, loc): int(q) for s, loc, q in json.loads(held[0].extra["lines"])}, events
         )
     state = max(
-        (e.kind for e in events if e.kind not in NON_STATE_KINDS),
+        (EventKind(e.kind) for e in events if e.kind not in RESERVATION_NON_STATE_KINDS),
         key=lambda s: (STATE_RANK[s], s),
-        default="held",
+        default=EventKind.HELD,
     )
     # The newest transition: the latest event on one SKU (all transitions emit on each line).
     ref_sku = min(e.sku for e in events)
@@ -101,7 +99,7 @@ def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
     terminal = state in TERMINAL_STATES or newest.kind in TERMINAL_STATES
     return {
         "channel": max(e.channel for e in events),
-        "state": state,
+        "state": state.value,
         "lines": json.dumps([[s, loc, q] for (s, loc), q in sorted(lines.items())]),
         "customer_ref": (held[0].extra.get("cref") or None) if held else None,
         "created_at": min(e.at for e in events),
@@ -118,7 +116,7 @@ def _moved(
     target, so the sum does not depend on the order the events arrive in."""
     out = dict(lines)
     for e in events:
-        if e.kind == "moved":
+        if e.kind == EventKind.MOVED:
             sign = 1 if e.location_id == e.extra.get("to") else -1
             key = (e.sku, e.location_id)
             out[key] = out.get(key, 0) + sign * e.qty

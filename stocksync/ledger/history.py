@@ -7,6 +7,7 @@ import json
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from stocksync.domain.events import EventKind
 from stocksync.ledger.fold import STATE_RANK
 from stocksync.ledger.tables import LedgerReservation, Movement, ReservationTransition
 
@@ -53,7 +54,7 @@ def reservation_record(
             select(Movement.details).where(
                 Movement.namespace == namespace,
                 Movement.reservation_id == reservation_id,
-                Movement.kind == "held",
+                Movement.kind == EventKind.HELD.value,
             )
         ).first()
         code = json.loads(held).get("code") if held else None

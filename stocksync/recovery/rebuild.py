@@ -11,14 +11,13 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from stocksync.domain.clock import datetime_to_ms
+from stocksync.domain.events import DELTA_KINDS, EventKind
 from stocksync.domain.model import ACTIVE
 from stocksync.ledger.tables import LedgerReservation, Movement
-from stocksync.store.redis_store import RecoveryOps
+from stocksync.store.recovery import RecoveryOps
 
 ACTIVE_STATES = sorted(state.value for state in ACTIVE)
-# Physical deltas that the as-of rule adds to a count taken before them.
-DELTA_KINDS = ("adjusted", "fulfilled")
-DELTA_WINDOW_MS = 7 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class RebuildResult:
 
 
 def _ms(moment: datetime | None) -> int:
-    return 0 if moment is None else int(moment.timestamp() * 1000)
+    return 0 if moment is None else datetime_to_ms(moment)
 
 
 def _details(row: Movement) -> dict[str, Any]:
@@ -62,20 +61,27 @@ def ledger_payload(
     by_location: dict[str, list[Movement]] = {}
     for m in movements:
         by_location.setdefault(m.location_id, []).append(m)
-    ids = _reservation_ids(session, namespace, sku)
+    reservations = _ledger_reservations(
+        session, namespace, _reservation_ids(session, namespace, sku)
+    )
     since_ms = int(time.time() * 1000) - retention_seconds * 1000
     return LedgerPayload(
         seq=max((m.seq for m in movements), default=0),
         positions=[_position(loc, rows) for loc, rows in sorted(by_location.items())],
-        reservations=_reservations(session, namespace, ids),
-        finished=_finished(session, namespace, ids),
+        reservations=[_active(session, r) for r in reservations if r.state in ACTIVE_STATES],
+        # Reservations the ledger says ended: a stale active copy in Redis must be closed.
+        finished=[
+            {"id": r.reservation_id, "state": r.state, "updated_at": _ms(r.updated_at)}
+            for r in reservations
+            if r.state not in ACTIVE_STATES
+        ],
         idempotency=_idempotency(movements, since_ms),
     )
 
 
 def _position(location: str, rows: list[Movement]) -> list[Any]:
     last = [m for m in rows if m.on_hand is not None][-1]
-    counts = [m for m in rows if m.kind == "counted"]
+    counts = [m for m in rows if m.kind == EventKind.COUNTED]
     count_as_of = int(_details(counts[-1]).get("as_of", 0)) if counts else 0
     safety = int(_details(counts[-1]).get("safety", 0)) if counts else 0
     deltas = []
@@ -95,20 +101,6 @@ def _reservation_ids(session: Session, namespace: str, sku: str) -> list[str]:
             .distinct()
         ).all()
         if rid is not None
-    ]
-
-
-def _finished(session: Session, namespace: str, ids: list[str]) -> list[dict[str, Any]]:
-    """Reservations the ledger says ended: a stale active copy in Redis must be closed."""
-    rows = session.exec(
-        select(LedgerReservation).where(
-            LedgerReservation.namespace == namespace,
-            col(LedgerReservation.reservation_id).in_(ids),
-            col(LedgerReservation.state).not_in(ACTIVE_STATES),
-        )
-    ).all()
-    return [
-        {"id": r.reservation_id, "state": r.state, "updated_at": _ms(r.updated_at)} for r in rows
     ]
 
 
@@ -135,43 +127,45 @@ def _idempotency(movements: list[Movement], since_ms: int) -> list[list[Any]]:
     return out
 
 
-def _reservations(session: Session, namespace: str, ids: list[str]) -> list[dict[str, Any]]:
+def _ledger_reservations(
+    session: Session, namespace: str, ids: list[str]
+) -> list[LedgerReservation]:
     if not ids:
         return []
-    rows = session.exec(
-        select(LedgerReservation).where(
-            LedgerReservation.namespace == namespace,
-            col(LedgerReservation.reservation_id).in_(ids),
-            col(LedgerReservation.state).in_(ACTIVE_STATES),
-        )
-    ).all()
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        held = session.exec(
-            select(Movement).where(
-                Movement.namespace == namespace,
-                Movement.reservation_id == r.reservation_id,
-                Movement.kind == "held",
+    return list(
+        session.exec(
+            select(LedgerReservation).where(
+                LedgerReservation.namespace == namespace,
+                col(LedgerReservation.reservation_id).in_(ids),
             )
-        ).first()
-        details = _details(held) if held else {}
-        out.append(
-            {
-                "id": r.reservation_id,
-                "fp": details.get("fp", ""),
-                "channel": r.channel,
-                "state": r.state,
-                "lines": json.loads(r.lines),
-                "created_at": _ms(r.created_at),
-                "updated_at": _ms(r.updated_at),
-                "expires_at": _ms(r.expires_at),
-                "customer_ref": r.customer_ref or "",
-                "at_risk": r.at_risk,
-                "code": details.get("code", ""),
-                "key": details.get("key", ""),
-            }
+        ).all()
+    )
+
+
+def _active(session: Session, r: LedgerReservation) -> dict[str, Any]:
+    """An active reservation as rebuild.lua restores it (its hold event has fp, code, key)."""
+    held = session.exec(
+        select(Movement).where(
+            Movement.namespace == r.namespace,
+            Movement.reservation_id == r.reservation_id,
+            Movement.kind == EventKind.HELD.value,
         )
-    return out
+    ).first()
+    details = _details(held) if held else {}
+    return {
+        "id": r.reservation_id,
+        "fp": details.get("fp", ""),
+        "channel": r.channel,
+        "state": r.state,
+        "lines": json.loads(r.lines),
+        "created_at": _ms(r.created_at),
+        "updated_at": _ms(r.updated_at),
+        "expires_at": _ms(r.expires_at),
+        "customer_ref": r.customer_ref or "",
+        "at_risk": r.at_risk,
+        "code": details.get("code", ""),
+        "key": details.get("key", ""),
+    }
 
 
 async def rebuild(

@@ -10,9 +10,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
-from stocksync.store.redis_store import RecoveryOps
+from stocksync.store.recovery import RecoveryOps
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,9 @@
 
 All keys of a namespace share the hash tag ``{namespace}`` so that each script, which may touch
 any position and reservation of the namespace, runs within one Redis Cluster slot. The Lua
-scripts receive :func:`prefix` as ``KEYS[1]`` and build the same names (see ``lua/_lib.lua``).
+scripts receive :attr:`Keys.prefix` as ``KEYS[1]`` and build the same names with the helpers at
+the top of ``lua/_lib.lua``; ``tests/store/test_lua_vocabulary.py`` runs those helpers on a
+real server and fails when a name differs from the one built here.
 """
 
 from __future__ import annotations
@@ -19,16 +21,31 @@ def prefix(namespace: str) -> str:
 
 
 class Keys:
-    """Key names of one namespace, mirroring the helpers at the top of ``lua/_lib.lua``."""
+    """Key names of one namespace."""
 
     def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
         self.prefix = prefix(namespace)
 
+    # -- per position ----------------------------------------------------------------------
+
     def position(self, sku: str, location_id: str) -> str:
+        """Hash: on_hand, reserved, safety, count_as_of."""
         return f"{self.prefix}pos:{location_id}:{sku}"
 
-    def reservation(self, reservation_id: str) -> str:
-        return f"{self.prefix}res:{reservation_id}"
+    def holds(self, sku: str, location_id: str) -> str:
+        """Active reservations at a position, scored by deadline (+inf: none)."""
+        return f"{self.prefix}holds:{location_id}:{sku}"
+
+    def deltas(self, sku: str, location_id: str) -> str:
+        """Physical deltas of a position by when they occurred (for the as-of rule)."""
+        return f"{self.prefix}deltas:{location_id}:{sku}"
+
+    def sku_locations(self, sku: str) -> str:
+        """Locations that have a position of the SKU."""
+        return f"{self.prefix}skulocs:{sku}"
+
+    # -- locations -------------------------------------------------------------------------
 
     def location(self, location_id: str) -> str:
         return f"{self.prefix}loc:{location_id}"
@@ -38,33 +55,19 @@ class Keys:
         return f"{self.prefix}locations"
 
     @property
-    def outbox(self) -> str:
-        return f"{self.prefix}outbox"
-
-    @property
-    def seq(self) -> str:
-        return f"{self.prefix}seq"
-
-    @property
-    def active(self) -> str:
-        return f"{self.prefix}active"
-
-    def holds(self, sku: str, location_id: str) -> str:
-        """Active reservations at a position, scored by deadline (+inf: none)."""
-        return f"{self.prefix}holds:{location_id}:{sku}"
-
-    @property
-    def regressed(self) -> str:
-        """SKUs frozen because Redis is behind the ledger."""
-        return f"{self.prefix}regressed"
-
-    def sku_locations(self, sku: str) -> str:
-        return f"{self.prefix}skulocs:{sku}"
-
-    @property
     def geo(self) -> str:
         """Locations with coordinates (GEOADD by upsert_location.lua)."""
         return f"{self.prefix}geo"
+
+    # -- reservations ----------------------------------------------------------------------
+
+    def reservation(self, reservation_id: str) -> str:
+        return f"{self.prefix}res:{reservation_id}"
+
+    @property
+    def active(self) -> str:
+        """Active reservations scored by deadline (+inf: none): the reaper's index."""
+        return f"{self.prefix}active"
 
     def location_reservations(self, location_id: str) -> str:
         """Active reservations with a line at a location, scored by created_at."""
@@ -86,3 +89,24 @@ class Keys:
     def hold_code(self, code: str) -> str:
         """Hold code (stored form) -> reservation id."""
         return f"{self.prefix}code:{code}"
+
+    # -- changes and their record ----------------------------------------------------------
+
+    def idempotency(self, source: str, source_event_id: str) -> str:
+        """The result of a stock change, by (source, source_event_id)."""
+        return f"{self.prefix}idem:{source}:{source_event_id}"
+
+    @property
+    def outbox(self) -> str:
+        """Stream of every change, copied into the ledger (DESIGN rule 5)."""
+        return f"{self.prefix}outbox"
+
+    @property
+    def seq(self) -> str:
+        """Hash: SKU -> the seq of its newest event."""
+        return f"{self.prefix}seq"
+
+    @property
+    def regressed(self) -> str:
+        """SKUs frozen because Redis is behind the ledger."""
+        return f"{self.prefix}regressed"

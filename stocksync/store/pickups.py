@@ -7,20 +7,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stocksync.domain.codes import normalize_hold_code
-from stocksync.domain.errors import (
-    InsufficientStock,
-    InvalidTransition,
-    NotFound,
-    ShortLine,
-    Unprocessable,
-)
 from stocksync.domain.model import Location, Position, Reservation, State
-from stocksync.store.redis_store import (
-    RedisStockStore,
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.replies import (
+    POSITION_ROW,
     field_pairs,
-    parse_location,
+    parse_position_row,
     parse_reservation,
-    raise_regressed,
+    raise_for_refusal,
 )
 
 Index = Literal["loc", "cust", "atrisk"]
@@ -43,29 +37,14 @@ class PickupOps:
         self, sku: str, lat: float, lon: float, radius_km: float, *, pickup_only: bool = False
     ) -> list[NearbyPosition]:
         """The SKU's positions within ``radius_km`` of a point, nearest first (GEOSEARCH)."""
-        flat = await self.store._call(
+        flat = await self.store.run(
             "nearby", sku, repr(lon), repr(lat), repr(radius_km), int(pickup_only)
         )
+        width = POSITION_ROW + 1  # a position row, then its distance
         out = []
-        for i in range(0, len(flat), 11):
-            loc, on_hand, reserved, safety, kind, name, lat_, lon_, pickup, ship, dist = flat[
-                i : i + 11
-            ]
-            fields = {
-                "kind": kind,
-                "name": name,
-                "lat": lat_,
-                "lon": lon_,
-                "pickup": pickup,
-                "ship": ship,
-            }
-            out.append(
-                NearbyPosition(
-                    Position(sku, loc, int(on_hand), int(reserved), int(safety)),
-                    parse_location(loc, fields),
-                    round(float(dist), 3),
-                )
-            )
+        for i in range(0, len(flat), width):
+            position, location = parse_position_row(sku, flat[i : i + width])
+            out.append(NearbyPosition(position, location, round(float(flat[i + width - 1]), 3)))
         return out
 
     async def find(
@@ -79,7 +58,7 @@ class PickupOps:
     ) -> list[Reservation]:
         """Active reservations of an index (a location's, a customer's, the at-risk ones),
         ordered by deadline (none last), then created_at; due ones are expired first."""
-        rows = await self.store._call(
+        rows = await self.store.run(
             "find_reservations",
             index,
             value,
@@ -100,30 +79,6 @@ class PickupOps:
     async def move(self, reservation_id: str, from_location: str, to_location: str) -> Reservation:
         """Move every line at ``from_location`` to ``to_location``, or nothing (409 when the
         target is short)."""
-        reply: list[Any] = await self.store._call(
-            "move", reservation_id, from_location, to_location
-        )
-        raise_regressed(reply)
-        status = reply[0]
-        if status == "ok":
-            return parse_reservation(reservation_id, field_pairs(reply[2:]))
-        if status == "not_found":
-            raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
-        if status == "invalid_transition":
-            raise InvalidTransition(
-                f"cannot move a reservation that is {reply[1]}", state=reply[1], action="move"
-            )
-        if status == "unknown_location":
-            raise NotFound(f"unknown location {reply[1]!r}", resource="location")
-        if status == "no_lines":
-            raise Unprocessable(f"reservation {reservation_id!r} has no line at {reply[1]!r}")
-        if status == "insufficient_stock":
-            rest = reply[1:]
-            raise InsufficientStock(
-                [
-                    ShortLine(rest[i], rest[i + 1], int(rest[i + 2]), int(rest[i + 3]))
-                    for i in range(0, len(rest), 4)
-                ],
-                action="moved",
-            )
-        raise RuntimeError(f"unexpected reply from move: {reply!r}")
+        reply: list[Any] = await self.store.run("move", reservation_id, from_location, to_location)
+        raise_for_refusal(reply, action="move", subject=reservation_id)
+        return parse_reservation(reservation_id, field_pairs(reply[2:]))

@@ -1,1 +1,1 @@
-"""Background workers: the hold reaper (and, later, the ledger writer and fan-out)."""
+"""Background workers: the hold reaper, the ledger copy, regression checks and audits."""

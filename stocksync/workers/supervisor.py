@@ -9,17 +9,18 @@ import anyio
 from sqlalchemy.engine import Engine
 
 from stocksync.config import Settings
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import run_audits
 from stocksync.recovery.regression import run_regression_checks
-from stocksync.store.redis_store import RecoveryOps, RedisStockStore
-from stocksync.workers.ledger_writer import run_ledger_writer
+from stocksync.store.recovery import RecoveryOps
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.workers.ledger_copy import LedgerCopy
 from stocksync.workers.reaper import run_reaper
 
 
 def consumer_name() -> str:
-    """A name unique to this process, for the ledger writer's consumer group."""
+    """A name unique to this process, for the ledger copy's consumer group."""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -30,7 +31,15 @@ async def run_workers(
     metrics: Metrics,
     settings: Settings,
 ) -> None:
-    """Hold reaper, ledger writer, periodic regression check and audit, until cancelled."""
+    """Hold reaper, ledger copy, periodic regression check and audit, until cancelled."""
+    ledger_copy = LedgerCopy(
+        store.outbox,
+        ledger,
+        metrics,
+        consumer=consumer_name(),
+        batch=settings.ledger_batch,
+        claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(
             lambda: run_reaper(
@@ -40,17 +49,7 @@ async def run_workers(
                 batch=settings.reaper_batch,
             )
         )
-        tg.start_soon(
-            lambda: run_ledger_writer(
-                store.client,
-                ledger,
-                settings.namespace,
-                metrics,
-                consumer=consumer_name(),
-                batch=settings.ledger_batch,
-                claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
-            )
-        )
+        tg.start_soon(ledger_copy.run)
         tg.start_soon(
             lambda: run_regression_checks(
                 RecoveryOps(store),

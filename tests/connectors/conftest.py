@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.conftest import free_port

@@ -18,7 +18,7 @@ from stocksync.domain.errors import InsufficientStock, StockRegressed
 from stocksync.domain.model import Line, State
 from stocksync.ledger.tables import Movement
 from stocksync.plugins import EngineContext
-from stocksync.store.redis_store import RecoveryOps
+from stocksync.store.recovery import RecoveryOps
 from tests.store.helpers import server_ms
 
 Stocked = Callable[..., Any]

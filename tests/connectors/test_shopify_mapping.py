@@ -108,13 +108,13 @@ def test_order_model_rejects_a_payload_without_id() -> None:
 
 def test_touched_coalesces_a_burst_to_mapped_positions() -> None:
     levels = mapped_levels(IDMAP)
-    entries = [{"sku": "IPOD2008PINK", "loc": "store-a"}] * 50 + [
-        {"sku": "OTHER", "loc": "store-a"},
-        {"sku": "IPOD2008RED", "loc": "nowhere"},
-        {"sku": "", "loc": "store-a"},
-        {"sku": "IPOD2008RED", "loc": ""},
+    changed = [("IPOD2008PINK", "store-a")] * 50 + [
+        ("OTHER", "store-a"),
+        ("IPOD2008RED", "nowhere"),
+        ("", "store-a"),
+        ("IPOD2008RED", ""),
     ]
-    assert touched(entries, levels) == {
+    assert touched(changed, levels) == {
         ("IPOD2008PINK", "store-a"),
         ("IPOD2008RED", "store-a"),
         ("IPOD2008RED", "store-b"),

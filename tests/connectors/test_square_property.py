@@ -20,7 +20,7 @@ from connectors.framework.pipeline import Pipeline
 from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.ledger.db import create_tables, make_engine
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 
@@ -78,7 +78,7 @@ def model(history: Sequence[Event]) -> int:
 
 async def connect(redis_url: str, settings: Settings) -> tuple[Redis, Pipeline]:
     client = Redis.from_url(redis_url, decode_responses=True)
-    store = RedisStockStore(client, settings.namespace)
+    store = RedisStockStore(client, settings)
     await store.upsert_location(Location(LOC, "Store A", "store", 52.52, 13.40, True, True))
     engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)

@@ -34,7 +34,7 @@ def request(body: bytes, signature: str) -> Request:
 
 async def test_receive_answers_503_when_the_engine_is_unreachable(ctx: EngineContext) -> None:
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}", decode_responses=True)
-    broken = replace(ctx, store=RedisStockStore(dead, ctx.settings.namespace))
+    broken = replace(ctx, store=RedisStockStore(dead, ctx.settings))
     event = count_updated_event("ev-9", [inventory_count(ITEM, SQ_LOC, "3", ago(seconds=2))])
     body = json.dumps(event).encode()
 

@@ -6,8 +6,8 @@ import httpx
 from sqlmodel import Session, select
 
 from stocksync.api.deps import Services
-from stocksync.ledger.events import parse_event
 from stocksync.ledger.tables import Movement
+from stocksync.store.outbox import decode_event
 from tests.e2e.conftest import Seed
 
 
@@ -51,7 +51,7 @@ async def test_position_history_pages_movements_newest_first(
         )
         assert r.status_code == 200
     raw = await services.store.client.xrange(services.store.keys.outbox)
-    events = [parse_event(services.settings.namespace, sid, f) for sid, f in raw]
+    events = [decode_event(services.settings.namespace, sid, f) for sid, f in raw]
     services.ledger.record(events)
     page = (await client.get(f"/v1/stock/store-a/{sku}/history", params={"limit": 3})).json()
     assert [m["seq"] for m in page["movements"]] == [5, 4, 3]
@@ -76,7 +76,7 @@ async def test_reservation_pruned_from_redis_is_read_from_the_ledger(
     await client.post("/v1/reservations", json=body)
     await client.post("/v1/reservations/old-1/release")
     raw = await services.store.client.xrange(services.store.keys.outbox)
-    services.ledger.record([parse_event(services.settings.namespace, i, f) for i, f in raw])
+    services.ledger.record([decode_event(services.settings.namespace, i, f) for i, f in raw])
     live = (await client.get("/v1/reservations/old-1")).json()
     await services.store.client.delete(services.store.keys.reservation("old-1"))  # retention
     archived = await client.get("/v1/reservations/old-1")

@@ -83,7 +83,7 @@ async def test_redis_outage_is_a_503_problem(
     await seed(sku, 1)
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     app.state.services = dataclasses.replace(
-        services, store=RedisStockStore(dead, services.settings.namespace)
+        services, store=RedisStockStore(dead, services.settings)
     )
     try:
         r = await client.get(f"/v1/stock/store-a/{sku}")

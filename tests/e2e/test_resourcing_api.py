@@ -10,7 +10,7 @@ import httpx
 
 from stocksync.api.deps import Services
 from stocksync.ledger.history import reservation_record
-from stocksync.ledger.writer import parse_event
+from stocksync.store.outbox import decode_event
 from tests.e2e.conftest import KeyFactory, Seed
 from tests.e2e.test_pickup_api import hold, position, post_ok
 
@@ -26,7 +26,7 @@ async def record_outbox(services: Services) -> None:
     store = services.store
     raw = cast("list[tuple[str, dict[str, str]]]", await store.client.xrange(store.keys.outbox))
     ns = services.settings.namespace
-    services.ledger.record([parse_event(ns, sid, fields) for sid, fields in raw])
+    services.ledger.record([decode_event(ns, sid, fields) for sid, fields in raw])
 
 
 async def test_till_sale_of_the_last_unit_then_move_and_pickup_elsewhere(

@@ -6,10 +6,10 @@ import anyio
 from sqlalchemy.engine import Engine
 
 from stocksync.domain.model import Line
-from stocksync.ledger.events import parse_event
-from stocksync.ledger.writer import SqlLedger
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit, run_audits
+from stocksync.store.outbox import decode_event
 from stocksync.store.redis_store import RedisStockStore
 from tests.store.helpers import Stocked
 
@@ -20,7 +20,7 @@ def sample(metrics: Metrics, name: str) -> float:
 
 async def record_outbox(store: RedisStockStore, engine: Engine, namespace: str) -> None:
     raw = await store.client.xrange(store.keys.outbox)
-    SqlLedger(engine).record([parse_event(namespace, sid, fields) for sid, fields in raw])
+    SqlLedger(engine).record([decode_event(namespace, sid, fields) for sid, fields in raw])
 
 
 async def test_audit_finds_no_drift_then_the_drift_a_lost_write_makes(

@@ -40,13 +40,13 @@ from sqlalchemy.engine import Engine
 
 from stocksync.domain.model import Line as DomainLine
 from stocksync.ledger.db import make_engine
-from stocksync.ledger.writer import MOVEMENTS, RESERVATIONS, SqlLedger
+from stocksync.ledger.sql_ledger import MOVEMENTS, RESERVATIONS, SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
-from stocksync.workers.ledger_writer import drain_once, read_entries
+from stocksync.workers.ledger_copy import GROUP, LedgerCopy
 from tests.conftest import free_port
 from tests.store.helpers import Stocked
 
@@ -745,16 +745,16 @@ async def test_audit_counts_a_killed_workers_unclaimed_entries_as_in_flight(
     count the position as in flight, not report drift (``stocksync audit`` would exit 1)."""
     ledger, metrics = SqlLedger(engine), Metrics()
     await stocked(sku, 10)
-    await drain_once(store.client, ledger, namespace, metrics, consumer="w1")
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").drain_once()
     await store.reserve("gap-1", "web", [DomainLine(sku, "store-a", 2)], 600)
-    dead = await read_entries(store.client, store.keys.outbox, "dead-worker", 100, ">")
+    dead = await store.outbox.read_group(GROUP, "dead-worker", start=">", count=100)
     assert len(dead) == 1  # the hold's event, read and never acknowledged: killed mid-batch
     await store.reserve("gap-2", "web", [DomainLine(sku, "store-a", 1)], 600)
-    await drain_once(store.client, ledger, namespace, metrics, consumer="w2")  # idle < 30 s
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="w2").drain_once()  # idle < 30 s
     assert (await store.position(sku, "store-a")).reserved == 3
     report = await audit(store, engine, namespace)
     assert (report.in_flight, report.drifts) == (1, []), report
     # Once claimed, the position is settled and agrees.
-    await drain_once(store.client, ledger, namespace, metrics, consumer="w2", claim_idle_ms=0)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="w2", claim_idle_ms=0).drain_once()
     report = await audit(store, engine, namespace)
     assert (report.positions, report.in_flight, report.drifts) == (1, 0, []), report

@@ -11,8 +11,9 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Engine
 
 from stocksync.domain.model import Line
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import LedgerReservation, Movement
-from stocksync.ledger.writer import OutboxEvent, SqlLedger, parse_event
+from stocksync.store.outbox import OutboxEvent, decode_event
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
 from tests.store.helpers import Stocked
@@ -23,7 +24,7 @@ MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
 
 async def events_of(store: RedisStockStore, namespace: str) -> list[OutboxEvent]:
     raw = cast("list[tuple[str, dict[str, str]]]", await store.client.xrange(store.keys.outbox))
-    return [parse_event(namespace, sid, fields) for sid, fields in raw]
+    return [decode_event(namespace, sid, fields) for sid, fields in raw]
 
 
 def row(engine: Engine, namespace: str, reservation_id: str) -> tuple[str, list[list[object]]]:
@@ -59,7 +60,7 @@ async def test_ledger_lines_follow_moves_in_any_order(
     rng = random.Random(7)
     for i in range(10):
         ns = f"{namespace}m{i}"
-        shuffled = [parse_event(ns, e.stream_id, {**_header(e), **e.fields}) for e in events]
+        shuffled = [decode_event(ns, e.stream_id, {**_header(e), **e.fields}) for e in events]
         rng.shuffle(shuffled)
         for start in range(0, len(shuffled), 3):
             ledger.record(shuffled[start : start + 3])
@@ -137,7 +138,7 @@ async def test_ledger_at_risk_follows_flags_and_moves_in_any_order(
     rng = random.Random(11)
     for i in range(5):  # the same events, shuffled, into a namespace of their own each
         ns = f"{namespace}x{i}"
-        shuffled = [parse_event(ns, sid, fields) for sid, fields in raw]
+        shuffled = [decode_event(ns, sid, fields) for sid, fields in raw]
         rng.shuffle(shuffled)
         ledger.record(shuffled[: len(shuffled) // 2])
         ledger.record(shuffled[len(shuffled) // 2 :])

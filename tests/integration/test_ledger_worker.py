@@ -14,19 +14,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from stocksync.ledger.db import make_engine
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import Movement
-from stocksync.ledger.writer import OutboxEvent, SqlLedger
 from stocksync.metrics import Metrics
+from stocksync.store.outbox import OutboxEvent
 from stocksync.store.redis_store import RedisStockStore
-from stocksync.workers.ledger_writer import (
-    GROUP,
-    drain_once,
-    ensure_group,
-    process_batch,
-    read_entries,
-    run_ledger_writer,
-    trim_and_measure,
-)
+from stocksync.workers.ledger_copy import GROUP, LedgerCopy
 from tests.integration.test_ledger_writer import drive, dump, outbox_events, renamed
 from tests.store.helpers import Stocked, server_ms
 
@@ -82,7 +75,7 @@ async def test_drain_records_acks_and_trims(
 ) -> None:
     sku_events = await make_events(store, stocked, sku, 5)
     total = len(await stream_ids(store))  # plus the location event
-    done = await drain_once(store.client, ledger, namespace, metrics, consumer="w1")
+    done = await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").drain_once()
     assert done == total
     assert movement_count(engine, namespace) == sku_events
     assert (await pending(store))["pending"] == 0
@@ -92,9 +85,9 @@ async def test_drain_records_acks_and_trims(
     assert sample(metrics, "stocksync_ledger_lag_events") == 0
     assert sample(metrics, "stocksync_ledger_lag_seconds") == 0
     # Nothing new: a second pass does nothing; new events are picked up by the next one.
-    assert await drain_once(store.client, ledger, namespace, metrics, consumer="w1") == 0
+    assert await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").drain_once() == 0
     await store.adjust(sku, "store-a", 3, reason="receipt", source="wms", source_event_id="r1")
-    assert await drain_once(store.client, ledger, namespace, metrics, consumer="w1") == 1
+    assert await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").drain_once() == 1
     assert movement_count(engine, namespace) == sku_events + 1
 
 
@@ -113,18 +106,18 @@ async def test_entries_are_acknowledged_only_after_commit(
     # A database without the ledger tables: the write fails, nothing is acknowledged or trimmed.
     broken = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises((OperationalError, ProgrammingError)):
-        await drain_once(store.client, SqlLedger(broken), namespace, metrics, consumer="w1")
+        await LedgerCopy(store.outbox, SqlLedger(broken), metrics, consumer="w1").drain_once()
     broken.dispose()
     assert (await pending(store))["pending"] == total
     assert len(await stream_ids(store)) == total
     # The retry re-reads this consumer's pending entries first and records them.
-    assert await drain_once(store.client, ledger, namespace, metrics, consumer="w1") == total
+    assert await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").drain_once() == total
     assert movement_count(engine, namespace) == sku_events
     assert (await pending(store))["pending"] == 0
 
     # The same with one failing write inside process_batch.
     await store.adjust(sku, "store-a", -1, reason="sale", source="pos", source_event_id="late")
-    entries = await read_entries(store.client, store.keys.outbox, "w1", 100, ">")
+    entries = await store.outbox.read_group(GROUP, "w1", start=">", count=100)
     assert len(entries) == 1
 
     def fail(events: Sequence[OutboxEvent]) -> int:
@@ -133,9 +126,9 @@ async def test_entries_are_acknowledged_only_after_commit(
     failing = SqlLedger(engine)
     failing.record = fail  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
-        await process_batch(store.client, failing, namespace, metrics, entries)
+        await LedgerCopy(store.outbox, failing, metrics, consumer="w1").process(entries)
     assert (await pending(store))["pending"] == 1
-    assert await process_batch(store.client, ledger, namespace, metrics, entries) == 1
+    assert await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").process(entries) == 1
     assert (await pending(store))["pending"] == 0
     assert movement_count(engine, namespace) == sku_events + 1
 
@@ -151,21 +144,22 @@ async def test_a_dead_consumers_entries_are_claimed(
 ) -> None:
     sku_events = await make_events(store, stocked, sku, 4)
     ids = await stream_ids(store)
-    await ensure_group(store.client, store.keys.outbox)
-    taken = await read_entries(store.client, store.keys.outbox, "dead", 100, ">")
+    await store.outbox.create_group(GROUP)
+    taken = await store.outbox.read_group(GROUP, "dead", start=">", count=100)
     assert [i for i, _ in taken] == ids  # consumer "dead" never acknowledges them
     # Not idle long enough: B leaves them alone, and the trim keeps them.
     kw: dict[str, Any] = {"consumer": "b"}
     assert (
-        await drain_once(store.client, ledger, namespace, metrics, claim_idle_ms=60_000, **kw) == 0
+        await LedgerCopy(store.outbox, ledger, metrics, claim_idle_ms=60_000, **kw).drain_once()
+        == 0
     )
     assert await stream_ids(store) == ids
     assert movement_count(engine, namespace) == 0
     assert sample(metrics, "stocksync_ledger_lag_events") == len(ids)
     # Idle past the threshold: B claims, records and acknowledges them.
-    assert await drain_once(store.client, ledger, namespace, metrics, claim_idle_ms=0, **kw) == len(
-        ids
-    )
+    assert await LedgerCopy(
+        store.outbox, ledger, metrics, claim_idle_ms=0, **kw
+    ).drain_once() == len(ids)
     assert movement_count(engine, namespace) == sku_events
     assert (await pending(store))["pending"] == 0
     assert await stream_ids(store) == []
@@ -185,13 +179,13 @@ async def test_trim_never_removes_unacknowledged_entries(
     ids = await stream_ids(store)
     assert len(ids) == 11
     stream = store.keys.outbox
-    await ensure_group(store.client, stream)
-    head = await read_entries(store.client, stream, "b", 4, ">")
-    await process_batch(store.client, ledger, namespace, metrics, head)
-    held = await read_entries(store.client, stream, "a", 3, ">")  # never acknowledged
-    tail = await read_entries(store.client, stream, "b", 100, ">")
-    await process_batch(store.client, ledger, namespace, metrics, tail)
-    await trim_and_measure(store.client, namespace, metrics)
+    await store.outbox.create_group(GROUP)
+    head = await store.outbox.read_group(GROUP, "b", start=">", count=4)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").process(head)
+    held = await store.outbox.read_group(GROUP, "a", start=">", count=3)  # never acknowledged
+    tail = await store.outbox.read_group(GROUP, "b", start=">", count=100)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="w1").process(tail)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="b").trim_and_measure()
     # Everything below a's first pending entry is gone; a's entries (and later ones) remain.
     assert await stream_ids(store) == ids[4:]
     assert {i for i, _ in held} <= set(await stream_ids(store))
@@ -199,11 +193,11 @@ async def test_trim_never_removes_unacknowledged_entries(
     assert movement_count(engine, namespace) == 7  # 11 entries, a location event among them
     # Another group that has read nothing keeps the whole stream from being trimmed.
     await store.client.xgroup_create(stream, "audit", id="0")
-    await drain_once(store.client, ledger, namespace, metrics, consumer="b", claim_idle_ms=0)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="b", claim_idle_ms=0).drain_once()
     assert await stream_ids(store) == ids[4:]
     assert movement_count(engine, namespace) == 10  # the location event has no movement row
     await store.client.xgroup_destroy(stream, "audit")
-    await trim_and_measure(store.client, namespace, metrics)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="b").trim_and_measure()
     assert await stream_ids(store) == []
 
 
@@ -215,12 +209,12 @@ async def test_lag_seconds_is_the_age_of_the_oldest_unacknowledged_entry(
     fields = {"kind": "location_upserted", "sku": "", "loc": "wh-9", "seq": "0", "at": str(old)}
     fields |= {"name": "W9", "loc_kind": "warehouse", "pickup": "0", "ship": "1"}
     await store.client.xadd(stream, fields, id=f"{old}-0")  # type: ignore[arg-type]
-    await ensure_group(store.client, stream)
-    await read_entries(store.client, stream, "dead", 10, ">")
-    await drain_once(store.client, ledger, namespace, metrics, consumer="b", claim_idle_ms=60_000)
+    await store.outbox.create_group(GROUP)
+    await store.outbox.read_group(GROUP, "dead", start=">", count=10)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="b", claim_idle_ms=60_000).drain_once()
     assert 4.5 <= sample(metrics, "stocksync_ledger_lag_seconds") < 60
     assert sample(metrics, "stocksync_ledger_lag_events") == 1
-    await drain_once(store.client, ledger, namespace, metrics, consumer="b", claim_idle_ms=0)
+    await LedgerCopy(store.outbox, ledger, metrics, consumer="b", claim_idle_ms=0).drain_once()
     assert sample(metrics, "stocksync_ledger_lag_seconds") == 0
     assert sample(metrics, "stocksync_ledger_lag_events") == 0
 
@@ -248,12 +242,7 @@ async def test_the_loop_retries_a_failed_write_then_catches_up(
     sku_events = await make_events(store, stocked, sku, 3)
     async with anyio.create_task_group() as tg:
         tg.start_soon(
-            lambda: run_ledger_writer(
-                store.client,
-                ledger,
-                namespace,
-                metrics,
-                consumer="loop",
+            lambda: LedgerCopy(store.outbox, ledger, metrics, consumer="loop").run(
                 block_ms=50,
                 retry_initial_seconds=0.01,
             )
@@ -291,13 +280,9 @@ async def test_two_writers_share_the_stream_and_agree_with_one(
     async with anyio.create_task_group() as tg:
         for consumer in ("w1", "w2"):
             tg.start_soon(
-                lambda c=consumer: run_ledger_writer(
-                    store.client,
-                    ledger,
-                    namespace,
-                    metrics,
-                    consumer=c,
-                    batch=3,
+                lambda c=consumer: LedgerCopy(
+                    store.outbox, ledger, metrics, consumer=c, batch=3
+                ).run(
                     block_ms=50,
                     retry_initial_seconds=0.01,
                 )
@@ -323,10 +308,12 @@ async def test_entries_deleted_while_pending_are_acknowledged_not_stuck(
     stay pending forever and hold back the trim and the lag."""
     sku_events = await make_events(store, stocked, sku, 3)
     ids = await stream_ids(store)
-    await ensure_group(store.client, store.keys.outbox)
-    await read_entries(store.client, store.keys.outbox, "dead", 100, ">")
+    await store.outbox.create_group(GROUP)
+    await store.outbox.read_group(GROUP, "dead", start=">", count=100)
     await store.client.xdel(store.keys.outbox, ids[-1])  # a sale event
-    done = await drain_once(store.client, ledger, namespace, metrics, consumer="b", claim_idle_ms=0)
+    done = await LedgerCopy(
+        store.outbox, ledger, metrics, consumer="b", claim_idle_ms=0
+    ).drain_once()
     assert done == len(ids)
     assert movement_count(engine, namespace) == sku_events - 1
     assert (await pending(store))["pending"] == 0

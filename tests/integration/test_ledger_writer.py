@@ -9,15 +9,16 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Engine
 
+from stocksync.domain.clock import ms_to_datetime
 from stocksync.domain.model import Line, Location, State
-from stocksync.ledger.fold import ms_to_datetime
+from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import (
     LedgerLocation,
     LedgerReservation,
     Movement,
     ReservationTransition,
 )
-from stocksync.ledger.writer import OutboxEvent, SqlLedger, parse_event
+from stocksync.store.outbox import OutboxEvent, decode_event
 from stocksync.store.redis_store import RedisStockStore
 from tests.store.helpers import Stocked, server_ms, wait_for_state
 
@@ -105,7 +106,7 @@ async def churn(store: RedisStockStore, stocked: Stocked, sku: str, sku2: str) -
 
 async def outbox_events(store: RedisStockStore, namespace: str) -> list[OutboxEvent]:
     raw = cast("list[tuple[str, dict[str, str]]]", await store.client.xrange(store.keys.outbox))
-    return [parse_event(namespace, stream_id, fields) for stream_id, fields in raw]
+    return [decode_event(namespace, stream_id, fields) for stream_id, fields in raw]
 
 
 def dump(engine: Engine, namespace: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -126,7 +127,7 @@ def dump(engine: Engine, namespace: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def renamed(events: list[OutboxEvent], namespace: str) -> list[OutboxEvent]:
-    return [parse_event(namespace, e.stream_id, stream_fields(e)) for e in events]
+    return [decode_event(namespace, e.stream_id, stream_fields(e)) for e in events]
 
 
 def stream_fields(e: OutboxEvent) -> dict[str, str]:

@@ -35,14 +35,15 @@ from stocksync.config import Settings
 from stocksync.domain.errors import StockRegressed
 from stocksync.domain.model import Line, Location, State
 from stocksync.ledger.db import create_tables, make_engine
-from stocksync.ledger.writer import RESERVATIONS, SqlLedger
+from stocksync.ledger.sql_ledger import RESERVATIONS, SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit
 from stocksync.recovery.rebuild import rebuild
 from stocksync.recovery.regression import check_regression
 from stocksync.store.embedded import EmbeddedRedis
-from stocksync.store.redis_store import RecoveryOps, RedisStockStore
-from stocksync.workers.ledger_writer import drain_once
+from stocksync.store.recovery import RecoveryOps
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.workers.ledger_copy import LedgerCopy
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -87,12 +88,12 @@ class Rig:
 
     async def connect(self) -> None:
         self.client = Redis.from_url(self.redis.url, decode_responses=True)
-        self.store = RedisStockStore(self.client, self.namespace)
+        self.store = RedisStockStore(self.client, Settings(namespace=self.namespace))
 
     async def drain(self) -> int:
-        return await drain_once(
-            self.client, self.ledger, self.namespace, self.metrics, consumer="snap"
-        )
+        return await LedgerCopy(
+            self.store.outbox, self.ledger, self.metrics, consumer="snap"
+        ).drain_once()
 
     async def restore(self, snapshot: Path) -> None:
         """Stop Redis, put the older AOF back, start Redis on the same directory and port."""
@@ -122,7 +123,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         engine=engine,
         namespace=namespace,
         client=client,
-        store=RedisStockStore(client, namespace),
+        store=RedisStockStore(client, Settings(namespace=namespace)),
         ledger=SqlLedger(engine),
         metrics=Metrics(),
     )

@@ -9,9 +9,11 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from stocksync.config import Settings
 from stocksync.domain.errors import InsufficientStock
 from stocksync.domain.model import Line, Position, ReserveResult, State, StockChangeResult
-from stocksync.store.redis_store import RedisStockStore, TransitionResult
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.reservations import TransitionResult
 from tests.store.helpers import Stocked, outbox
 
 TASKS = 200
@@ -26,7 +28,7 @@ async def wide_store(redis_url: str, namespace: str) -> AsyncIterator[RedisStock
     )
     client = Redis(connection_pool=pool)
     await asyncio.gather(*(client.ping() for _ in range(TASKS)))
-    yield RedisStockStore(client, namespace)
+    yield RedisStockStore(client, Settings(namespace=namespace))
     await client.aclose()
     await pool.disconnect()
 

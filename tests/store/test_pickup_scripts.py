@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from stocksync.config import Settings
 from stocksync.domain.codes import ALPHABET
 from stocksync.domain.errors import HoldLimitReached
 from stocksync.domain.model import Line, Location, State
-from stocksync.store import redis_store
+from stocksync.store import reservations
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
 from tests.store.helpers import Stocked, outbox, wait_for_server_ms_after, wait_for_state
@@ -45,7 +46,7 @@ async def test_reserve_retries_with_a_new_code_when_taken(
 ) -> None:
     await stocked(sku, 5)
     codes = iter(["AAAAAAA", "AAAAAAA", "BBBBBBB"])
-    monkeypatch.setattr(redis_store, "new_hold_code", lambda: next(codes))
+    monkeypatch.setattr(reservations, "new_hold_code", lambda: next(codes))
     assert (await store.reserve("r1", "web", [Line(sku, "store-a", 1)], 60)).reservation.hold_code
     second = await store.reserve("r2", "web", [Line(sku, "store-a", 1)], 60)
     assert second.reservation.hold_code == "BBBBBBB"
@@ -54,9 +55,12 @@ async def test_reserve_retries_with_a_new_code_when_taken(
 
 @pytest.fixture
 async def capped(redis_client: Redis, namespace: str) -> RedisStockStore:
-    return RedisStockStore(
-        redis_client, namespace, max_holds_per_key={"web": 3, "chat": 3}, max_holds_per_customer=2
+    settings = Settings(
+        namespace=namespace,
+        max_active_holds_per_key={"web": 3, "chat": 3},
+        max_active_holds_per_customer=2,
     )
+    return RedisStockStore(redis_client, settings)
 
 
 async def test_reserve_caps_active_holds_per_customer(

@@ -19,6 +19,7 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
+from stocksync.config import Settings
 from stocksync.domain.errors import InsufficientStock, InvalidTransition
 from stocksync.domain.model import (
     ACTIVE,
@@ -29,7 +30,8 @@ from stocksync.domain.model import (
     normalize_lines,
     transition_outcome,
 )
-from stocksync.store.redis_store import RedisStockStore, TransitionResult
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.reservations import TransitionResult
 
 SKU = "SKU-1"
 LOCATIONS = ("store-a", "store-b")
@@ -53,7 +55,7 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.client: Redis = self.run(self.connect())
-        self.store = RedisStockStore(self.client, "sm" + uuid.uuid4().hex[:12])
+        self.store = RedisStockStore(self.client, Settings(namespace="sm" + uuid.uuid4().hex[:12]))
         self.on_hand = dict.fromkeys(LOCATIONS, 0)
         self.reserved = dict.fromkeys(LOCATIONS, 0)
         self.safety = dict.fromkeys(LOCATIONS, 0)

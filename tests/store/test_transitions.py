@@ -10,7 +10,8 @@ import pytest
 from stocksync.domain.errors import InvalidTransition, NotFound
 from stocksync.domain.model import ACTIVE, TRANSITIONS, Action, Line, Position, State
 from stocksync.domain.model import transition_outcome as oracle
-from stocksync.store.redis_store import RedisStockStore, TransitionResult
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.reservations import TransitionResult
 from tests.store.helpers import Stocked, outbox, server_ms, wait_for_state
 
 QTY = 2

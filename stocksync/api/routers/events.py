@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from stocksync.api.deps import Reader, services
@@ -19,13 +18,16 @@ from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import LocationPath
 from stocksync.domain.codes import display_hold_code
 from stocksync.domain.errors import TooManyStreams
-from stocksync.store.keys import Keys
+from stocksync.domain.events import EventKind
+from stocksync.store.outbox import Outbox, OutboxEvent
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
+# What a store's page shows; stale (recorded, not applied) changes and rebuilds are left out.
 KINDS = frozenset(
-    {"held", "confirmed", "ready", "fulfilled", "released", "expired", "extended", "moved"}
-    | {"oversell_risk", "at_risk", "adjusted", "counted"}
+    {EventKind.HELD, EventKind.CONFIRMED, EventKind.READY, EventKind.FULFILLED}
+    | {EventKind.RELEASED, EventKind.EXPIRED, EventKind.EXTENDED, EventKind.MOVED}
+    | {EventKind.OVERSELL_RISK, EventKind.AT_RISK, EventKind.ADJUSTED, EventKind.COUNTED}
 )
 STREAM_ID = r"^\d{1,20}(-\d{1,20})?$"
 # Event fields sent as numbers; the rest stay strings. Internal fields are left out.
@@ -58,9 +60,15 @@ def _slots(request: Request) -> StreamSlots:
     return slots
 
 
-def _data(fields: dict[str, str]) -> str:
-    out: dict[str, Any] = {}
-    for name, value in fields.items():
+def _data(event: OutboxEvent) -> str:
+    out: dict[str, Any] = {
+        "kind": event.kind,
+        "sku": event.sku,
+        "loc": event.location_id,
+        "seq": event.seq,
+        "at": event.at_ms,
+    }
+    for name, value in event.fields.items():
         if name in HIDDEN:
             continue
         if name in NUMERIC and value.lstrip("-").isdigit():
@@ -101,25 +109,20 @@ class EventStreamResponse(StreamingResponse):
 
 
 async def _stream(
-    request: Request, client: Redis, key: str, location_id: str, cursor: str
+    request: Request, outbox: Outbox, location_id: str, cursor: str
 ) -> AsyncGenerator[str, None]:
     keepalive_ms = int(services(request).settings.event_keepalive_seconds * 1000)
     while True:
-        reply = cast(
-            "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
-            await client.xread({key: cursor}, count=BATCH, block=keepalive_ms),
-        )
-        if not reply:
+        events = await outbox.tail(cursor, count=BATCH, block_ms=keepalive_ms)
+        if not events:
             if await request.is_disconnected():
                 return
             yield ": keepalive\n\n"
             continue
-        for _, entries in reply:
-            for stream_id, fields in entries:
-                cursor = stream_id
-                kind = fields.get("kind", "")
-                if fields.get("loc") == location_id and kind in KINDS:
-                    yield f"id: {stream_id}\nevent: {kind}\ndata: {_data(fields)}\n\n"
+        for event in events:
+            cursor = event.stream_id
+            if event.location_id == location_id and event.kind in KINDS:
+                yield f"id: {event.stream_id}\nevent: {event.kind}\ndata: {_data(event)}\n\n"
 
 
 @router.get(
@@ -141,22 +144,17 @@ async def location_events(
     slots = _slots(request)
     slots.take()
     # A blocking XREAD holds its connection: each stream gets its own, not one of the pool's.
-    # No read timeout: XREAD BLOCK waits up to the keepalive interval for the next event.
-    client: Redis = Redis.from_url(
-        request.app.state.redis_url, decode_responses=True, socket_timeout=None
-    )
+    outbox = svc.store.outbox.dedicated()
 
     async def close() -> None:
         slots.give_back()
-        await client.aclose()
+        await outbox.aclose()
 
     try:
-        key = Keys(svc.settings.namespace).outbox
         cursor = last_event_id or since
         if cursor is None:  # '$' resolved now, so nothing between two reads is missed
-            last = cast("list[tuple[str, object]]", await client.xrevrange(key, count=1))
-            cursor = last[0][0] if last else "0-0"
+            cursor = await outbox.last_id()
     except BaseException:
         await close()
         raise
-    return EventStreamResponse(_stream(request, client, key, location_id, cursor), close)
+    return EventStreamResponse(_stream(request, outbox, location_id, cursor), close)

@@ -25,7 +25,7 @@ async def readyz(request: Request) -> JSONResponse:
     """Redis and the database answer; 503 otherwise."""
     checks: dict[str, str] = {}
     try:
-        await services(request).store.client.ping()
+        await services(request).store.ping()
         checks["redis"] = "ok"
     except Exception as exc:  # readiness reports any failure, whatever its type
         checks["redis"] = f"error: {type(exc).__name__}"

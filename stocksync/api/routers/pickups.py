@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from stocksync.api.convert import reservation_out
 from stocksync.api.deps import Reader, services
 from stocksync.api.problems import PROBLEM_RESPONSES
-from stocksync.api.routers.reservations import read_reservation
+from stocksync.api.reservation_access import read_reservation
 from stocksync.api.schemas import HoldCodePath, LocationPath, PickupList, ReservationOut
-from stocksync.domain.errors import NotFound
-from stocksync.domain.model import State
+from stocksync.domain.errors import NotFound, Unprocessable
+from stocksync.domain.model import ACTIVE, State
 from stocksync.store.pickups import PickupOps
 
 router = APIRouter(tags=["pickups"], responses=PROBLEM_RESPONSES)
 
 PICKUP_LIMIT = 500
-ActiveState = Literal["held", "confirmed", "ready"]
+DEFAULT_STATES = (State.CONFIRMED, State.READY)  # what staff pick and hand over
 
 
 @router.get("/v1/locations/{location_id}/pickups", response_model=PickupList)
@@ -27,13 +27,15 @@ async def list_pickups(
     principal: Reader,
     request: Request,
     state: Annotated[
-        list[ActiveState] | None,
-        Query(description="held, confirmed, ready (default: confirmed and ready)"),
+        list[State] | None,
+        Query(description="active states: held, confirmed, ready (default: confirmed and ready)"),
     ] = None,
 ) -> PickupList:
     """Reservations with a line at this store, by pickup deadline (none last), then age."""
     principal.require_locations([location_id])
-    wanted = [State(s) for s in dict.fromkeys(state or ["confirmed", "ready"])]
+    wanted = list(dict.fromkeys(state or DEFAULT_STATES))
+    if not ACTIVE.issuperset(wanted):
+        raise Unprocessable("a pick list shows active reservations: held, confirmed or ready")
     found = await PickupOps(services(request).store).find(
         "loc", location_id, states=wanted, limit=PICKUP_LIMIT
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from stocksync.api.convert import ledger_reservation_out, reservation_out
-from stocksync.api.deps import Reader, Reserver, Services, services
+from stocksync.api.convert import reservation_out
+from stocksync.api.deps import Reader, Reserver, services
 from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.reservation_access import authorize, read_reservation
 from stocksync.api.schemas import (
     ConfirmIn,
     EmptyIn,
@@ -19,12 +19,11 @@ from stocksync.api.schemas import (
 )
 from stocksync.auth.principal import Principal
 from stocksync.config import Settings
-from stocksync.domain.errors import NotFound, StockSyncError
+from stocksync.domain.errors import StockSyncError
 from stocksync.domain.model import Line
-from stocksync.ledger.history import reservation_record
-from stocksync.ledger.sync import write_through
+from stocksync.ledger.write_through import write_through
 from stocksync.metrics import channel_label
-from stocksync.store.redis_store import TransitionResult
+from stocksync.store.reservations import TransitionResult
 
 router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=PROBLEM_RESPONSES)
 
@@ -45,12 +44,6 @@ def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_se
             ]
         )
     return ttl
-
-
-async def _channel(svc: Services, reservation_id: str) -> str:
-    """A reservation's channel (a plain read, for its TTL policy); '' when unknown."""
-    channel = await svc.store.client.hget(svc.store.keys.reservation(reservation_id), "channel")
-    return str(channel or "")
 
 
 @router.post("", response_model=ReservationOut, status_code=201)
@@ -87,40 +80,12 @@ async def create_reservation(
     return reservation_out(result.reservation)
 
 
-async def _authorize(svc: Services, principal: Principal, reservation_id: str) -> None:
-    if principal.locations is None:
-        return
-    locations = await svc.store.reservation_locations(reservation_id)
-    if locations is None:
-        raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
-    principal.require_locations(locations)
-
-
 @router.get("/{reservation_id}", response_model=ReservationOut)
 async def get_reservation(
     reservation_id: ReservationIdPath, principal: Reader, request: Request
 ) -> ReservationOut:
     """A reservation with its state, lines and transition history."""
     return await read_reservation(services(request), principal, reservation_id)
-
-
-async def read_reservation(
-    svc: Services, principal: Principal, reservation_id: str
-) -> ReservationOut:
-    """A reservation from Redis, or from the ledger once Redis has pruned it."""
-    try:
-        await _authorize(svc, principal, reservation_id)
-        return reservation_out(await svc.store.get_reservation(reservation_id))
-    except NotFound:
-        # Redis prunes terminal reservations after the retention period; the ledger keeps them.
-        record = await anyio.to_thread.run_sync(
-            reservation_record, svc.engine, svc.settings.namespace, reservation_id
-        )
-        if record is None:
-            raise
-        out = ledger_reservation_out(*record)
-        principal.require_locations(line.location_id for line in out.lines)
-        return out
 
 
 async def _transition(
@@ -132,7 +97,7 @@ async def _transition(
     *args: int | None,
 ) -> ReservationOut:
     svc = services(request)
-    await _authorize(svc, principal, reservation_id)
+    await authorize(svc, principal, reservation_id)
     method = getattr(svc.store, action)
     try:
         result: TransitionResult = await method(reservation_id, *args)
@@ -141,7 +106,7 @@ async def _transition(
         raise
     if action == "fulfill" and result.event_ids:
         # A sale is acknowledged only after its ledger rows are committed (DESIGN rule 6).
-        await write_through(svc.store, svc.ledger, svc.settings.namespace, result.event_ids)
+        await write_through(svc.store.outbox, svc.ledger, result.event_ids)
     svc.metrics.transitions.labels(action, "repeated" if result.repeated else "ok").inc()
     if result.repeated:
         response.headers["Idempotent-Replayed"] = "true"
@@ -163,7 +128,7 @@ async def confirm(
     pickup = None
     if body is not None and body.pickup_within_seconds is not None:
         svc = services(request)
-        channel = await _channel(svc, reservation_id)
+        channel = await svc.store.reservation_channel(reservation_id)
         pickup = _ttl(svc.settings, channel, body.pickup_within_seconds, "pickup_within_seconds")
     return await _transition("confirm", reservation_id, principal, request, response, pickup)
 
@@ -207,5 +172,6 @@ async def extend(
 ) -> ReservationOut:
     """Move the deadline of an active reservation to now + ttl_seconds."""
     svc = services(request)
-    ttl = _ttl(svc.settings, await _channel(svc, reservation_id), body.ttl_seconds)
+    channel = await svc.store.reservation_channel(reservation_id)
+    ttl = _ttl(svc.settings, channel, body.ttl_seconds)
     return await _transition("extend", reservation_id, principal, request, response, ttl)

@@ -11,11 +11,9 @@
 local P = KEYS[1]
 local RETENTION = tonumber(ARGV[1])
 local OUTBOX_MAXLEN = tonumber(ARGV[2])
-local DELTA_WINDOW_MS = 7 * 24 * 3600 * 1000
+-- ACTIVE (the active states) and DELTA_WINDOW_MS come from Python, prepended by scripts.py.
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
-local ACTIVE = { held = true, confirmed = true, ready = true }
 
 local function pos_key(sku, loc) return P .. 'pos:' .. loc .. ':' .. sku end
 local function res_key(id) return P .. 'res:' .. id end
@@ -32,19 +30,26 @@ local function bykey_key(key_id) return P .. 'bykey:' .. key_id end
 local function bycust_key(cref) return P .. 'bycust:' .. cref end
 local function code_key(code) return P .. 'code:' .. code end
 local ATRISK = P .. 'atrisk'
+-- One key each per namespace (see stocksync/store/keys.py for what they hold).
+local ACTIVE_KEY = P .. 'active'
+local OUTBOX_KEY = P .. 'outbox'
+local SEQ_KEY = P .. 'seq'
+local REGRESSED_KEY = P .. 'regressed'
+local LOCATIONS_KEY = P .. 'locations'
+local GEO_KEY = P .. 'geo'
 
 local function num(v) return tonumber(v) or 0 end
 
 -- Append one event to the outbox; SKU events get the SKU's next seq. Returns seq, stream id.
 local function emit(kind, sku, loc, fields)
   local seq = 0
-  if sku ~= '' then seq = redis.call('HINCRBY', P .. 'seq', sku, 1) end
+  if sku ~= '' then seq = redis.call('HINCRBY', SEQ_KEY, sku, 1) end
   local event_id
   if OUTBOX_MAXLEN > 0 then -- an operator's choice: bounded memory over a complete ledger
-    event_id = redis.call('XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
+    event_id = redis.call('XADD', OUTBOX_KEY, 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
       'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
-  else -- default: only the ledger writer trims, below what it has written
-    event_id = redis.call('XADD', P .. 'outbox', '*',
+  else -- default: only the ledger copy trims, below what it has written
+    event_id = redis.call('XADD', OUTBOX_KEY, '*',
       'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
   end
   return seq, event_id
@@ -54,7 +59,7 @@ end
 -- `stocksync rebuild` repairs them (DESIGN rule 6). Returns the first such SKU, or nil.
 local function regressed_sku(lines)
   for _, ln in ipairs(lines) do
-    if redis.call('SISMEMBER', P .. 'regressed', ln[1]) == 1 then return ln[1] end
+    if redis.call('SISMEMBER', REGRESSED_KEY, ln[1]) == 1 then return ln[1] end
   end
   return nil
 end
@@ -113,7 +118,7 @@ local function finish(id, rk, lines, new_state, consume, occurred)
   -- (and re-written on a retry) before it is acknowledged.
   redis.call('HSET', rk, 'state', new_state, 'updated_at', NOW, 'expires_at', '',
     'h:' .. new_state, NOW, 'events', table.concat(event_ids, ','))
-  redis.call('ZREM', P .. 'active', id)
+  redis.call('ZREM', ACTIVE_KEY, id)
   redis.call('EXPIRE', rk, RETENTION)
 end
 
@@ -123,7 +128,7 @@ local function expire_one(id, hk)
   local r = redis.call('HMGET', rk, 'state', 'lines', 'expires_at')
   if not ACTIVE[r[1]] then
     if hk then redis.call('ZREM', hk, id) end
-    redis.call('ZREM', P .. 'active', id)
+    redis.call('ZREM', ACTIVE_KEY, id)
     return 0
   end
   if r[3] == '' or num(r[3]) > NOW then return 0 end
@@ -161,7 +166,7 @@ local function set_deadline(id, rk, lines, expires_at)
   redis.call('HSET', rk, 'expires_at', expires_at)
   local score = expires_at
   if expires_at == '' then score = '+inf' end
-  redis.call('ZADD', P .. 'active', score, id)
+  redis.call('ZADD', ACTIVE_KEY, score, id)
   for _, ln in ipairs(lines) do redis.call('ZADD', holds_key(ln[1], ln[2]), score, id) end
 end
 

@@ -8,8 +8,8 @@ local ledger = cjson.decode(ARGV[3])
 
 local frozen = {}
 for sku, ledger_seq in pairs(ledger) do
-  local redis_seq = tonumber(redis.call('HGET', P .. 'seq', sku) or '0')
-  if redis_seq < ledger_seq and redis.call('SADD', P .. 'regressed', sku) == 1 then
+  local redis_seq = tonumber(redis.call('HGET', SEQ_KEY, sku) or '0')
+  if redis_seq < ledger_seq and redis.call('SADD', REGRESSED_KEY, sku) == 1 then
     table.insert(frozen, sku)
   end
 end

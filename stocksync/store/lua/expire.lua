@@ -8,9 +8,9 @@
 
 local limit = tonumber(ARGV[3])
 
-local due = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
+local due = redis.call('ZRANGEBYSCORE', ACTIVE_KEY, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
 local lag = 0
 if #due > 0 then lag = NOW - tonumber(due[2]) end
 local expired = 0
 for i = 1, #due, 2 do expired = expired + expire_one(due[i], nil) end
-return { expired, lag, redis.call('ZCARD', P .. 'active') }
+return { expired, lag, redis.call('ZCARD', ACTIVE_KEY) }

@@ -14,9 +14,9 @@ local lat = ARGV[5]
 local radius_km = ARGV[6]
 local pickup_only = ARGV[7] == '1'
 
-local found = redis.call('GEOSEARCH', P .. 'geo', 'FROMLONLAT', lon, lat,
+local found = redis.call('GEOSEARCH', GEO_KEY, 'FROMLONLAT', lon, lat,
   'BYRADIUS', radius_km, 'km', 'ASC', 'WITHDIST')
-local frozen = redis.call('SISMEMBER', P .. 'regressed', sku) == 1
+local frozen = redis.call('SISMEMBER', REGRESSED_KEY, sku) == 1
 local out = {}
 for _, hit in ipairs(found) do
   local loc, dist = hit[1], hit[2]

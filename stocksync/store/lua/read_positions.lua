@@ -12,7 +12,7 @@ local locs = {}
 for i = 4, #ARGV do table.insert(locs, ARGV[i]) end
 if #locs == 0 then locs = redis.call('SMEMBERS', sku_locs_key(sku)) end
 
-local frozen = redis.call('SISMEMBER', P .. 'regressed', sku) == 1
+local frozen = redis.call('SISMEMBER', REGRESSED_KEY, sku) == 1
 local out = {}
 for _, loc in ipairs(locs) do
   local l = redis.call('HMGET', loc_key(loc), 'kind', 'name', 'lat', 'lon', 'pickup', 'ship')

@@ -28,7 +28,7 @@ local idempotency = cjson.decode(ARGV[8])
 -- Drop every hold index of the SKU; the ledger's active reservations re-create them.
 for _, loc in ipairs(redis.call('SMEMBERS', sku_locs_key(sku))) do
   for _, id in ipairs(redis.call('ZRANGE', holds_key(sku, loc), 0, -1)) do
-    redis.call('ZREM', P .. 'active', id)
+    redis.call('ZREM', ACTIVE_KEY, id)
   end
   redis.call('DEL', holds_key(sku, loc))
 end
@@ -66,8 +66,8 @@ for _, r in ipairs(reservations) do
   set_deadline(r.id, rk, r.lines, expires_at)
 end
 
-redis.call('HSET', P .. 'seq', sku, seq)
-redis.call('SREM', P .. 'regressed', sku)
+redis.call('HSET', SEQ_KEY, sku, seq)
+redis.call('SREM', REGRESSED_KEY, sku)
 for _, p in ipairs(positions) do
   emit('rebuilt', sku, p[1], { 'd_on_hand', 0, 'd_reserved', 0, 'on_hand', p[2],
     'reserved', p[3] })
@@ -79,7 +79,7 @@ for _, r in ipairs(finished) do
     local lines = cjson.decode(current[2])
     unindex(r.id, rk, lines)
     for _, ln in ipairs(lines) do redis.call('ZREM', holds_key(ln[1], ln[2]), r.id) end
-    redis.call('ZREM', P .. 'active', r.id)
+    redis.call('ZREM', ACTIVE_KEY, r.id)
     redis.call('HSET', rk, 'state', r.state, 'updated_at', r.updated_at, 'expires_at', '',
       'h:' .. r.state, r.updated_at, 'events', '')
     redis.call('EXPIRE', rk, RETENTION)

@@ -95,7 +95,7 @@ local expires_at = NOW + ttl_ms
 redis.call('HSET', rk, 'fp', fp, 'channel', channel, 'state', 'held', 'lines', lines_json,
   'created_at', NOW, 'updated_at', NOW, 'expires_at', expires_at, 'customer_ref', customer_ref,
   'h:held', NOW, 'code', code, 'key', key_id)
-redis.call('ZADD', P .. 'active', expires_at, id)
+redis.call('ZADD', ACTIVE_KEY, expires_at, id)
 if code ~= '' then redis.call('SET', code_key(code), id) end
 if key_id ~= '' then redis.call('SADD', bykey_key(key_id), id) end
 if customer_ref ~= '' then redis.call('SADD', bycust_key(customer_ref), id) end

@@ -17,11 +17,11 @@ local lk = loc_key(loc)
 local created = 1 - redis.call('EXISTS', lk)
 redis.call('HSET', lk, 'name', name, 'kind', kind, 'lat', lat, 'lon', lon, 'pickup', pickup,
   'ship', ship)
-redis.call('SADD', P .. 'locations', loc)
+redis.call('SADD', LOCATIONS_KEY, loc)
 if lat ~= '' and lon ~= '' then
-  redis.call('GEOADD', P .. 'geo', lon, lat, loc)
+  redis.call('GEOADD', GEO_KEY, lon, lat, loc)
 else
-  redis.call('ZREM', P .. 'geo', loc)
+  redis.call('ZREM', GEO_KEY, loc)
 end
 emit('location_upserted', '', loc, { 'name', name, 'loc_kind', kind, 'pickup', pickup,
   'ship', ship, 'lat', lat, 'lon', lon })

@@ -1,11 +1,12 @@
-"""The SQL ledger writer: copies outbox events into the ledger idempotently (DESIGN rule 5).
+"""SqlLedger: the SQL ledger, written from outbox events idempotently and read back.
 
 Every SKU event becomes one ``stock_movements`` row keyed by its event id
 (``namespace/stream-id``), so a re-delivered event is written once. Reservation events are folded
 into ``reservations`` (see :mod:`stocksync.ledger.fold`: the result does not depend on the order
 or the batches the events arrive in) and ``reservation_transitions``; location events upsert
-``locations``. One call to :meth:`SqlLedger.record` is one transaction. The events themselves
-(:class:`OutboxEvent`, :func:`parse_event`) are defined in :mod:`stocksync.ledger.events`.
+``locations``. One call to :meth:`SqlLedger.record` is one transaction. The ledger copy
+(:mod:`stocksync.workers.ledger_copy`) and the sale write-through feed it; the regression
+check, rebuild and audit read it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from stocksync.domain.clock import ms_to_datetime
+from stocksync.domain.events import RESERVATION_KINDS, TRANSITION_KINDS, EventKind
 from stocksync.ledger import fold
-from stocksync.ledger.events import OutboxEvent, movement_row, parse_event
-from stocksync.ledger.fold import ReservationEvent, ms_to_datetime
+from stocksync.ledger.fold import ReservationEvent
+from stocksync.ledger.movements import movement_row
 from stocksync.ledger.tables import (
     LedgerLocation,
     LedgerReservation,
     Movement,
     ReservationTransition,
 )
+from stocksync.store.outbox import OutboxEvent
 
 MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
 RESERVATIONS = cast(Table, LedgerReservation.__table__)  # type: ignore[attr-defined]
@@ -74,9 +78,9 @@ class SqlLedger:
     def record_movements(self, events: Sequence[OutboxEvent]) -> int:
         """Write only the movements of ``events`` (the durable facts), in one transaction.
 
-        The reservation rows are derived from movements; the ledger writer folds them when it
+        The reservation rows are derived from movements; the ledger copy folds them when it
         records the same events. Skipping the fold here means a write-through never waits on
-        the row locks a ledger-writer batch holds on the same reservations.
+        the row locks a ledger-copy batch holds on the same reservations.
         """
         with self.engine.begin() as conn:
             return self._write_movements(conn, [e for e in events if e.sku])
@@ -101,9 +105,7 @@ class SqlLedger:
         self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
     ) -> None:
         touched = {
-            e.fields["res"]
-            for e in events
-            if e.kind in fold.RESERVATION_KINDS and e.fields.get("res")
+            e.fields["res"] for e in events if e.kind in RESERVATION_KINDS and e.fields.get("res")
         }
         t = RESERVATIONS
         for ids in _chunks(sorted(touched)):  # one lock order for every writer
@@ -156,7 +158,7 @@ class SqlLedger:
             ).where(
                 m.c.namespace == namespace,
                 m.c.reservation_id.in_(ids),
-                m.c.kind.in_(sorted(fold.RESERVATION_KINDS)),
+                m.c.kind.in_(sorted(k.value for k in RESERVATION_KINDS)),
             )
         )
         out: dict[str, list[ReservationEvent]] = {}
@@ -181,7 +183,7 @@ class SqlLedger:
             {
                 (e.fields["res"], e.kind, e.at_ms)
                 for e in events
-                if e.kind in fold.TRANSITION_KINDS and e.fields.get("res")
+                if e.kind in TRANSITION_KINDS and e.fields.get("res")
             }
         )
         values = [
@@ -199,7 +201,7 @@ class SqlLedger:
     ) -> None:
         latest: dict[str, OutboxEvent] = {}
         for e in events:  # in stream order: the last one of a location wins in this batch
-            if e.kind == "location_upserted":
+            if e.kind == EventKind.LOCATION_UPSERTED:
                 latest[e.location_id] = e
         if not latest:
             return
@@ -263,6 +265,3 @@ class SqlLedger:
                 (r.sku, r.location_id): (int(r.on_hand), int(r.reserved or 0), int(r.seq))
                 for r in conn.execute(stmt)
             }
-
-
-__all__ = ["OutboxEvent", "SqlLedger", "movement_row", "parse_event"]

@@ -1,0 +1,59 @@
+"""ScriptStore: a namespace's Redis client, its key names and its registered scripts.
+
+Every change goes through :meth:`ScriptStore.run`: one script call with the namespace's key
+prefix as ``KEYS[1]`` and the settings every script reads (retention, outbox cap) first in
+``ARGV``. The store's parts (reads, stock changes, reservations, pickups, recovery) build on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from time import perf_counter
+from typing import Any
+
+from redis.asyncio import Redis
+
+from stocksync.config import Settings
+from stocksync.store.keys import Keys
+from stocksync.store.outbox import Outbox
+from stocksync.store.scripts import register_scripts
+
+ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
+
+
+class ScriptStore:
+    """One namespace of stocksync in Redis, configured by :class:`Settings`."""
+
+    def __init__(
+        self, client: Redis, settings: Settings, *, observe: ScriptObserver | None = None
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self.outbox = Outbox(client, self.keys)
+        self._scripts = register_scripts(client)
+        self._head = (settings.retention_seconds, settings.outbox_maxlen)
+        self._observe = observe
+
+    async def ping(self) -> None:
+        """Raises when Redis does not answer (readiness)."""
+        await self.client.ping()
+
+    async def run(self, name: str, *args: str | int) -> Any:
+        """Call one script; its reply as Redis gave it."""
+        started = perf_counter()
+        try:
+            return await self._scripts[name](keys=[self.keys.prefix], args=[*self._head, *args])
+        finally:
+            if self._observe is not None:
+                self._observe(name, perf_counter() - started)
+
+    async def run_pipelined(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
+        """Many script calls in one round trip; each is its own atomic script run (not one
+        transaction). Replies in order; a script error raises."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, args in calls:
+                await self._scripts[name](
+                    keys=[self.keys.prefix], args=[*self._head, *args], client=pipe
+                )
+            return list(await pipe.execute())

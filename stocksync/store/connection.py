@@ -1,0 +1,88 @@
+"""Opening Redis and the store on it, the same way in every process.
+
+The API, ``stocksync worker``, ``rebuild``, ``audit``, ``demo`` and ``connector run`` all get
+their Redis URL from :func:`redis_url` (the configured server, or the bundled one started in
+the data dir) and their store from :func:`open_store` (a warmed blocking pool and a
+:class:`RedisStockStore` built from the same :class:`Settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import anyio
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from stocksync.config import Settings
+from stocksync.store.base import ScriptObserver
+from stocksync.store.embedded import EmbeddedRedis
+from stocksync.store.redis_store import RedisStockStore
+
+POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay the connect
+
+
+@contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or the bundled one (reused if `serve` already runs it)."""
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
+    url = embedded.start()
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+@asynccontextmanager
+async def redis_endpoint(settings: Settings) -> AsyncIterator[str]:
+    """:func:`redis_url` for async code: the bundled server starts and stops off the loop."""
+    manager = redis_url(settings)
+    url = await anyio.to_thread.run_sync(manager.__enter__)
+    try:
+        yield url
+    finally:
+        await anyio.to_thread.run_sync(manager.__exit__, None, None, None)
+
+
+async def open_redis(url: str, pool_size: int, pool_timeout: float) -> Redis:
+    """A client on a blocking pool (waits for a free connection instead of failing), warmed."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=pool_timeout,
+        decode_responses=True,
+        health_check_interval=30,
+    )
+    client = Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
+
+    async def ping() -> None:
+        await client.ping()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(pool_size, POOL_WARM_MAX)):
+            tg.start_soon(ping)
+    return client
+
+
+@asynccontextmanager
+async def open_store(
+    settings: Settings,
+    url: str,
+    *,
+    pool_size: int | None = None,
+    observe: ScriptObserver | None = None,
+) -> AsyncIterator[RedisStockStore]:
+    """The store on ``url``, configured by ``settings``; its client closes on exit.
+
+    ``pool_size`` overrides ``settings.redis_pool_size`` for processes that need few
+    connections (the CLI, a worker).
+    """
+    size = settings.redis_pool_size if pool_size is None else pool_size
+    client = await open_redis(url, size, settings.redis_pool_timeout)
+    try:
+        yield RedisStockStore(client, settings, observe=observe)
+    finally:
+        await client.aclose()

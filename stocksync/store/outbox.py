@@ -1,0 +1,240 @@
+"""The outbox stream of a namespace: the scripts append to it, every reader goes through here.
+
+Each entry is one event (DESIGN rule 5): ``kind``, ``sku``, ``loc``, ``seq``, ``at`` and the
+kind's own fields. Readers are the ledger copy and the Shopify push (each through a consumer
+group of its own), the sale write-through (a range read of the ids a fulfilment returned) and
+the event streams of the API (a plain tail). They all get :class:`OutboxEvent` values.
+
+Replies are expected in RESP2 shape (redis-py's default protocol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ResponseError
+
+from stocksync.domain.clock import ms_to_datetime
+from stocksync.store.keys import Keys
+
+Entry = tuple[str, dict[str, str]]  # stream id, fields ({} when the entry was deleted)
+
+_HEADER = frozenset({"kind", "sku", "loc", "seq", "at"})
+
+
+def stream_order(stream_id: str) -> tuple[int, int]:
+    """A stream id (``ms-counter``) as a sortable pair."""
+    ms, _, counter = stream_id.partition("-")
+    return int(ms), int(counter or 0)
+
+
+def next_stream_id(stream_id: str) -> str:
+    ms, counter = stream_order(stream_id)
+    return f"{ms}-{counter + 1}"
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One entry of a namespace's outbox stream."""
+
+    namespace: str
+    stream_id: str
+    kind: str
+    sku: str  # '' for events that are not about a SKU (location_upserted)
+    location_id: str
+    seq: int  # per-SKU sequence number; 0 when sku is ''
+    at_ms: int  # Redis server time of the script that emitted it
+    fields: dict[str, str]  # every other field, as strings
+
+    @property
+    def event_id(self) -> str:
+        """Unique across namespaces: the ledger's key for this event."""
+        return f"{self.namespace}/{self.stream_id}"
+
+    @property
+    def at(self) -> datetime:
+        return ms_to_datetime(self.at_ms)
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Position in the stream."""
+        return stream_order(self.stream_id)
+
+
+def decode_event(namespace: str, stream_id: str, fields: dict[str, str]) -> OutboxEvent:
+    """An outbox entry as read from the stream (decoded field/value pairs)."""
+    try:
+        return OutboxEvent(
+            namespace=namespace,
+            stream_id=stream_id,
+            kind=fields["kind"],
+            sku=fields["sku"],
+            location_id=fields["loc"],
+            seq=int(fields["seq"]),
+            at_ms=int(fields["at"]),
+            fields={k: v for k, v in fields.items() if k not in _HEADER},
+        )
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"malformed outbox entry {stream_id}: {fields!r}") from exc
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    """How far a consumer group is behind the head of the stream."""
+
+    events: int  # pending (delivered, unacknowledged) plus not yet delivered
+    oldest_ms: int | None  # stream time of the oldest of those; None when caught up
+    now_ms: int  # Redis server time when measured
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.oldest_ms is None else max(0, self.now_ms - self.oldest_ms) / 1000
+
+
+def _entries(raw: Any) -> list[Entry]:
+    return [(str(i), dict(fields or {})) for i, fields in raw or [] if i is not None]
+
+
+def _stream_entries(reply: Any) -> list[Entry]:
+    """Entries of an XREAD / XREADGROUP reply: ``[[stream, [(id, fields), ...]], ...]``."""
+    if isinstance(reply, dict):
+        raise TypeError("outbox readers expect RESP2 replies (protocol=2)")
+    return [e for _, entries in reply or [] for e in _entries(entries)]
+
+
+class Outbox:
+    """Reads, consumer groups and trimming of one namespace's outbox stream."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.client = client
+        self.namespace = keys.namespace
+        self.stream = keys.outbox
+
+    def decode(self, entries: Sequence[Entry]) -> list[OutboxEvent]:
+        """The events of ``entries``, skipping deleted ones (empty fields)."""
+        return [decode_event(self.namespace, i, f) for i, f in entries if f]
+
+    # -- consumer groups -------------------------------------------------------------------
+
+    async def create_group(self, group: str, start: str = "0") -> None:
+        """Create ``group`` reading from ``start`` ('0': the whole stream, '$': new entries);
+        an existing group is left as it is."""
+        try:
+            await self.client.xgroup_create(self.stream, group, id=start, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def destroy_group(self, group: str) -> None:
+        if await self.client.exists(self.stream):
+            await self.client.xgroup_destroy(self.stream, group)
+
+    async def read_group(
+        self, group: str, consumer: str, *, start: str, count: int, block_ms: int | None = None
+    ) -> list[Entry]:
+        """XREADGROUP: ``start`` '>' for new entries, '0' for this consumer's pending ones."""
+        reply = await self.client.xreadgroup(
+            group, consumer, {self.stream: start}, count=count, block=block_ms
+        )
+        return _stream_entries(reply)
+
+    async def claim(
+        self, group: str, consumer: str, *, idle_ms: int, cursor: str, count: int
+    ) -> tuple[str, list[Entry], bool]:
+        """XAUTOCLAIM entries pending longer than ``idle_ms``: the next cursor, the entries,
+        and whether some claimed entries had been deleted from the stream.
+
+        Redis 6.2 claims a deleted entry as nil, without its id; it is this consumer's now,
+        and its own pending list names it, so it is returned from there (with no fields).
+        """
+        reply = await self.client.xautoclaim(
+            self.stream, group, consumer, idle_ms, cursor, count=count
+        )
+        if any(entry_id is None for entry_id, _ in reply[1]):
+            pending = await self.read_group(group, consumer, start="0", count=count)
+            return str(reply[0]), pending, True
+        return str(reply[0]), _entries(reply[1]), False
+
+    async def ack(self, group: str, ids: Sequence[str]) -> None:
+        if ids:
+            await self.client.xack(self.stream, group, *ids)
+
+    async def trim_acknowledged(self, measure: str | None = None) -> GroupLag | None:
+        """Trim every entry all consumer groups have acknowledged; returns the lag of the
+        group ``measure`` (None when it does not exist)."""
+        groups: list[dict[str, Any]] = await self.client.xinfo_groups(self.stream)
+        safe: list[str] = []
+        oldest: str | None = None  # the measured group's oldest unacknowledged entry
+        mine: dict[str, Any] | None = None
+        for group in groups:
+            # Entries up to last-delivered-id were all delivered when XINFO answered; those
+            # not pending afterwards are acknowledged, so everything below this bound may go.
+            bound = next_stream_id(str(group["last-delivered-id"]))
+            if int(group["pending"]) > 0:
+                first = (await self.client.xpending(self.stream, group["name"]))["min"]
+                if first is not None:
+                    bound = min(bound, str(first), key=stream_order)
+                    if group["name"] == measure:
+                        oldest = str(first)
+            safe.append(bound)
+            if group["name"] == measure:
+                mine = group
+        if safe:
+            await self.client.xtrim(
+                self.stream, minid=min(safe, key=stream_order), approximate=False
+            )
+        if mine is None:
+            return None
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.xlen(self.stream)
+            pipe.xrange(self.stream, "(" + str(mine["last-delivered-id"]), "+", count=1)
+            (seconds, micros), length, undelivered = await pipe.execute()
+        if oldest is None and undelivered:
+            oldest = str(undelivered[0][0])
+        lag = mine.get("lag")  # Redis >= 7; before that the trimmed length is the estimate
+        events = int(mine["pending"]) + int(lag) if lag is not None else int(length)
+        return GroupLag(
+            events=events,
+            oldest_ms=None if oldest is None else stream_order(oldest)[0],
+            now_ms=int(seconds) * 1000 + int(micros) // 1000,
+        )
+
+    # -- plain reads -----------------------------------------------------------------------
+
+    async def read(self, ids: Sequence[str]) -> tuple[list[OutboxEvent], list[str]]:
+        """The events with these stream ids, in one round trip, and the ids no longer in the
+        stream (trimmed)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for stream_id in ids:
+                pipe.xrange(self.stream, stream_id, stream_id)
+            found = await pipe.execute()
+        events = [e for entries in found for e in self.decode(_entries(entries))]
+        present = {e.stream_id for e in events}
+        return events, [i for i in ids if i not in present]
+
+    async def last_id(self) -> str:
+        """The id of the newest entry ('0-0' when the stream is empty)."""
+        last = cast("list[tuple[str, object]]", await self.client.xrevrange(self.stream, count=1))
+        return str(last[0][0]) if last else "0-0"
+
+    async def tail(self, cursor: str, *, count: int, block_ms: int) -> list[OutboxEvent]:
+        """Events after ``cursor``, waiting up to ``block_ms`` for the first (XREAD BLOCK)."""
+        reply = await self.client.xread({self.stream: cursor}, count=count, block=block_ms)
+        return self.decode(_stream_entries(reply))
+
+    def dedicated(self) -> Outbox:
+        """This outbox on a connection of its own, without a read timeout: a blocking tail
+        holds its connection, so it must not take one of the shared pool's. Close it with
+        :meth:`aclose`."""
+        pool = self.client.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+        own = ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
+        return Outbox(Redis.from_pool(own), Keys(self.namespace))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

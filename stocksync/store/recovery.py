@@ -1,0 +1,53 @@
+"""The store's recovery side: freeze regressed SKUs, rebuild them from the ledger."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stocksync.store.redis_store import RedisStockStore
+
+
+class RecoveryOps:
+    """Regression checks and rebuilds of one store (DESIGN rule 6)."""
+
+    def __init__(self, store: RedisStockStore) -> None:
+        self.store = store
+
+    async def seqs(self) -> dict[str, int]:
+        raw: dict[str, str] = await self.store.client.hgetall(self.store.keys.seq)  # type: ignore[assignment]
+        return {sku: int(seq) for sku, seq in raw.items()}
+
+    async def regressed(self) -> set[str]:
+        members: set[str] = await self.store.client.smembers(self.store.keys.regressed)  # type: ignore[assignment]
+        return members
+
+    async def freeze_regressed(self, ledger_seqs: dict[str, int], chunk: int = 1000) -> list[str]:
+        """Freeze every SKU whose Redis seq is lower than the ledger's; returns them."""
+        frozen: list[str] = []
+        items = list(ledger_seqs.items())
+        for i in range(0, len(items), chunk):
+            payload = json.dumps(dict(items[i : i + chunk]))
+            frozen.extend(await self.store.run("check_regression", payload))
+        return frozen
+
+    async def rebuild_sku(
+        self,
+        sku: str,
+        seq: int,
+        positions: list[list[Any]],
+        reservations: list[dict[str, Any]],
+        finished: list[dict[str, Any]] | None = None,
+        idempotency: list[list[Any]] | None = None,
+    ) -> tuple[int, int]:
+        """Replace one SKU's state with the ledger's and lift its freeze."""
+        reply = await self.store.run(
+            "rebuild",
+            sku,
+            seq,
+            json.dumps(positions),
+            json.dumps(reservations),
+            json.dumps(finished or []),
+            json.dumps(idempotency or []),
+        )
+        return int(reply[1]), int(reply[2])

@@ -1,0 +1,124 @@
+"""Script replies into domain values and domain errors, decoded in one place.
+
+Every script answers ``{status, ...}``. A success status (``ok``, ``replay``) carries the
+operation's values; every other status is one of the refusals below, decoded by
+:func:`raise_for_refusal` into the domain error the API and connectors understand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from stocksync.domain.errors import (
+    HoldLimitReached,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    OnHandMismatch,
+    ShortLine,
+    StockRegressed,
+    Unprocessable,
+)
+from stocksync.domain.model import Line, Location, Position, Reservation, State
+
+SUCCESS = frozenset({"ok", "replay"})
+
+
+def raise_for_refusal(reply: Sequence[Any], *, action: str, subject: str = "") -> None:
+    """Raise the domain error of a refusal reply; return for a success.
+
+    ``action`` names what was attempted (``reserve``, ``confirm``, ``count``, ``move`` …) and
+    ``subject`` what it was attempted on (a reservation id), for the error's message.
+    """
+    status = reply[0] if reply else "empty"
+    if status in SUCCESS:
+        return
+    rest = reply[1:]
+    if status == "stock_regressed":
+        raise StockRegressed(
+            f"stock of {rest[0]!r} in Redis is older than the ledger; writes are refused "
+            "until `stocksync rebuild` repairs it",
+            sku=rest[0],
+        )
+    if status == "unknown_location":
+        names = ", ".join(repr(loc) for loc in sorted(set(rest)))
+        raise NotFound(f"unknown location {names}", resource="location")
+    if status == "not_found":
+        raise NotFound(f"reservation {subject!r} not found", resource="reservation")
+    if status == "invalid_transition":
+        raise InvalidTransition(
+            f"cannot {action} a reservation that is {rest[0]}", state=rest[0], action=action
+        )
+    if status == "idempotency_conflict":
+        what = f"reservation {subject!r}" if subject else "source_event_id"
+        raise IdempotencyConflict(f"{what} was already used for a different request")
+    if status == "on_hand_mismatch":
+        raise OnHandMismatch(f"on_hand is {rest[0]}, not the expected value", on_hand=int(rest[0]))
+    if status == "insufficient_stock":
+        short = [
+            ShortLine(rest[i], rest[i + 1], int(rest[i + 2]), int(rest[i + 3]))
+            for i in range(0, len(rest), 4)
+        ]
+        raise InsufficientStock(short, action="moved" if action == "move" else "reserved")
+    if status == "hold_limit_reached":
+        scope, limit = str(rest[0]), int(rest[1])
+        raise HoldLimitReached(
+            f"this {scope} already has {limit} active holds; nothing was reserved",
+            limit=limit,
+            scope=scope,
+        )
+    if status == "no_lines":
+        raise Unprocessable(f"reservation {subject!r} has no line at {rest[0]!r}")
+    raise RuntimeError(f"unexpected reply from {action}: {list(reply)!r}")
+
+
+def field_pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def optional_int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "", "inf") else None
+
+
+def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservation:
+    history = sorted(
+        ((k[2:], int(v)) for k, v in fields.items() if k.startswith("h:")), key=lambda h: h[1]
+    )
+    return Reservation(
+        reservation_id=reservation_id,
+        channel=fields["channel"],
+        state=State(fields["state"]),
+        lines=[Line(sku, loc, int(qty)) for sku, loc, qty in json.loads(fields["lines"])],
+        created_at_ms=int(fields["created_at"]),
+        updated_at_ms=int(fields["updated_at"]),
+        expires_at_ms=optional_int(fields.get("expires_at")),
+        customer_ref=fields.get("customer_ref") or None,
+        at_risk=fields.get("at_risk") == "1",
+        history=history,
+        hold_code=fields.get("code") or None,
+    )
+
+
+def parse_location(location_id: str, f: dict[str, str]) -> Location:
+    return Location(
+        location_id=location_id,
+        name=f.get("name", ""),
+        kind=f.get("kind", "store"),
+        lat=float(f["lat"]) if f.get("lat") else None,
+        lon=float(f["lon"]) if f.get("lon") else None,
+        pickup=f.get("pickup") == "1",
+        ship=f.get("ship") == "1",
+    )
+
+
+POSITION_ROW = 10  # location, on_hand, reserved, safety, then the location's six fields
+
+
+def parse_position_row(sku: str, row: Sequence[Any]) -> tuple[Position, Location]:
+    """One row of read_positions.lua or nearby.lua (which adds a distance after it)."""
+    loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship = row[:POSITION_ROW]
+    fields = {"kind": kind, "name": name, "lat": lat, "lon": lon, "pickup": pickup, "ship": ship}
+    return Position(sku, loc, int(on_hand), int(reserved), int(safety)), parse_location(loc, fields)

@@ -1,0 +1,145 @@
+"""Reservations: holds (all lines or none), their transitions, and the reaping of due ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stocksync.domain.codes import new_hold_code
+from stocksync.domain.model import (
+    Line,
+    Reservation,
+    ReserveResult,
+    State,
+    normalize_lines,
+    reservation_fingerprint,
+)
+from stocksync.store.base import ScriptStore
+from stocksync.store.replies import (
+    field_pairs,
+    optional_int,
+    parse_reservation,
+    raise_for_refusal,
+)
+
+CODE_ATTEMPTS = 8  # a code is taken with odds (active holds / 31^7): one retry is already rare
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    expired: int
+    lag_seconds: float
+    active: int
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    reservation: Reservation
+    repeated: bool
+    event_ids: tuple[str, ...] = ()  # outbox events of a terminal transition (for the ledger)
+
+
+class Reservations(ScriptStore):
+    async def reserve(
+        self,
+        reservation_id: str,
+        channel: str,
+        lines: Sequence[Line],
+        ttl_seconds: int,
+        customer_ref: str | None = None,
+        *,
+        key_id: str | None = None,
+        confirm: bool = False,
+        pickup_seconds: int | None = None,
+    ) -> ReserveResult:
+        """Hold every line or nothing; a retry with the same id and body replays the result.
+
+        ``key_id`` (the caller's API key) counts the hold against the per-key cap. ``confirm``
+        reserves and confirms in one script call (an order with no hold before it), with an
+        optional pickup deadline.
+        """
+        normalized = normalize_lines(lines)
+        fp = reservation_fingerprint(channel, normalized, ttl_seconds, customer_ref)
+        if confirm:  # same id as a plain hold but another request: a conflict, not a replay
+            fp += ":confirmed"
+        lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in normalized])
+        for _ in range(CODE_ATTEMPTS):
+            code = new_hold_code()
+            reply = await self.run(
+                "reserve",
+                reservation_id,
+                channel,
+                ttl_seconds * 1000,
+                fp,
+                customer_ref or "",
+                lines_json,
+                code,
+                key_id or "",
+                self.settings.max_active_holds_per_key.get(channel, 0),
+                self.settings.max_active_holds_per_customer,
+                "1" if confirm else "",
+                "" if pickup_seconds is None else pickup_seconds * 1000,
+            )
+            if reply[0] != "code_taken":
+                break
+        else:
+            raise RuntimeError(f"no free hold code after {CODE_ATTEMPTS} attempts")
+        raise_for_refusal(reply, action="reserve", subject=reservation_id)
+        if not int(reply[1]):  # a retry of the same request: the stored reservation
+            return ReserveResult(parse_reservation(reservation_id, field_pairs(reply[2:])), False)
+        created_at, expires_at = int(reply[2]), optional_int(reply[3])
+        history = [(State.HELD.value, created_at)]
+        if confirm:
+            history.append((State.CONFIRMED.value, created_at))
+        held = Reservation(
+            reservation_id=reservation_id,
+            channel=channel,
+            state=State.CONFIRMED if confirm else State.HELD,
+            lines=normalized,
+            created_at_ms=created_at,
+            updated_at_ms=created_at,
+            expires_at_ms=expires_at,
+            customer_ref=customer_ref,
+            history=history,
+            hold_code=code,
+        )
+        return ReserveResult(held, created=True)
+
+    async def confirm(
+        self, reservation_id: str, pickup_seconds: int | None = None
+    ) -> TransitionResult:
+        pickup_ms = "" if pickup_seconds is None else pickup_seconds * 1000
+        return await self._transition("confirm", reservation_id, pickup_ms)
+
+    async def ready(self, reservation_id: str) -> TransitionResult:
+        return await self._transition("ready", reservation_id)
+
+    async def fulfill(
+        self, reservation_id: str, occurred_at_ms: int | None = None
+    ) -> TransitionResult:
+        """The units left; ``occurred_at_ms`` (a late till report) goes through the as-of rule."""
+        occurred = "" if occurred_at_ms is None else occurred_at_ms
+        return await self._transition("fulfill", reservation_id, occurred)
+
+    async def release(self, reservation_id: str) -> TransitionResult:
+        return await self._transition("release", reservation_id)
+
+    async def extend(self, reservation_id: str, ttl_seconds: int) -> TransitionResult:
+        return await self._transition("extend", reservation_id, ttl_seconds * 1000)
+
+    async def _transition(
+        self, action: str, reservation_id: str, *args: str | int
+    ) -> TransitionResult:
+        reply = await self.run(action, reservation_id, *args)
+        raise_for_refusal(reply, action=action, subject=reservation_id)
+        fields = field_pairs(reply[2:])
+        events = tuple(e for e in fields.get("events", "").split(",") if e)
+        return TransitionResult(
+            parse_reservation(reservation_id, fields), bool(int(reply[1])), events
+        )
+
+    async def reap(self, limit: int = 500) -> ReapResult:
+        """Expire up to ``limit`` reservations whose deadline passed."""
+        expired, lag_ms, active = await self.run("expire", limit)
+        return ReapResult(int(expired), int(lag_ms) / 1000, int(active))

@@ -1,0 +1,130 @@
+"""The ledger copy: the worker that copies the outbox stream into the SQL ledger (DESIGN rule 5).
+
+Entries are read through the consumer group ``ledger``, written to SQL in one transaction per
+batch (in a worker thread) and acknowledged only after the commit, so a crash between the two
+re-delivers them and the idempotent write makes that harmless. Entries a dead consumer left
+pending are claimed after ``claim_idle_ms``. The stream is then trimmed below the oldest entry
+that any consumer group still needs, never below an unacknowledged one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.metrics import Metrics
+from stocksync.store.outbox import Entry, Outbox
+
+log = logging.getLogger(__name__)
+
+GROUP = "ledger"
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class LedgerCopy:
+    """One consumer of the ``ledger`` group."""
+
+    outbox: Outbox
+    ledger: SqlLedger
+    metrics: Metrics
+    consumer: str
+    batch: int = 500
+    claim_idle_ms: int = 30_000
+
+    async def read(self, start: str, block_ms: int | None = None) -> list[Entry]:
+        """New entries (``start`` '>') or this consumer's own pending ones ('0')."""
+        return await self.outbox.read_group(
+            GROUP, self.consumer, start=start, count=self.batch, block_ms=block_ms
+        )
+
+    async def claim(self, cursor: str) -> tuple[str, list[Entry]]:
+        """Entries idle at other consumers for ``claim_idle_ms``; the next cursor with them."""
+        cursor, entries, deleted = await self.outbox.claim(
+            GROUP, self.consumer, idle_ms=self.claim_idle_ms, cursor=cursor, count=self.batch
+        )
+        if deleted:
+            log.error("claimed outbox entries were deleted before they reached the ledger")
+        return cursor, entries
+
+    async def process(self, entries: Sequence[Entry]) -> int:
+        """Record ``entries`` in SQL, then acknowledge them; returns how many were acknowledged.
+
+        Raises (acknowledging nothing) when the SQL write fails.
+        """
+        if not entries:
+            return 0
+        events = self.outbox.decode(entries)
+        gone = [i for i, f in entries if not f]
+        if gone:  # trimmed (MAXLEN) before they were written: nothing left to record
+            log.error("outbox entries deleted before reaching the ledger: %s", gone[:10])
+        written = await anyio.to_thread.run_sync(self.ledger.record, events) if events else 0
+        await self.outbox.ack(GROUP, [i for i, _ in entries])
+        self.metrics.ledger_events_written.inc(len(events))
+        self.metrics.ledger_batch_size.observe(len(events))
+        log.debug("ledger: %d events recorded, %d new movements", len(events), written)
+        return len(entries)
+
+    async def trim_and_measure(self) -> None:
+        """Trim what every consumer group has acknowledged; report this group's lag."""
+        lag = await self.outbox.trim_acknowledged(measure=GROUP)
+        if lag is not None:
+            self.metrics.ledger_lag_events.set(lag.events)
+            self.metrics.ledger_lag_seconds.set(lag.seconds)
+
+    async def redo_own_pending(self) -> int:
+        """At start and after a failure: (re)create the group, then this consumer's pending
+        entries before anything new."""
+        await self.outbox.create_group(GROUP)
+        done = 0
+        while entries := await self.read("0"):
+            done += await self.process(entries)
+        return done
+
+    async def drain_once(self) -> int:
+        """Process everything available now, without blocking: this consumer's pending
+        entries, entries idle at other consumers, then new ones. Trims the stream and reports
+        the lag; returns how many entries were acknowledged. Errors propagate.
+        """
+        done = await self.redo_own_pending()
+        cursor = "0-0"
+        while True:
+            cursor, entries = await self.claim(cursor)
+            done += await self.process(entries)
+            if cursor == "0-0":
+                break
+        while entries := await self.read(">"):
+            done += await self.process(entries)
+        await self.trim_and_measure()
+        return done
+
+    async def run(self, block_ms: int = 1000, retry_initial_seconds: float = 0.5) -> None:
+        """Copy the outbox into the ledger forever. A failed pass (SQL or Redis) is logged,
+        counted and retried with exponential back-off; its entries stay pending,
+        unacknowledged, and are re-read from this consumer's pending list before anything new.
+        """
+        backoff = retry_initial_seconds
+        recovering = True
+        cursor = "0-0"
+        while True:
+            try:
+                if recovering:
+                    await self.redo_own_pending()
+                    recovering = False
+                cursor, entries = await self.claim(cursor)
+                await self.process(entries)
+                await self.process(await self.read(">", block_ms))
+                await self.trim_and_measure()
+                backoff = retry_initial_seconds
+            except Exception as exc:  # keep copying after any failure; the lag metric shows it
+                self.metrics.ledger_errors.inc()
+                log.warning(
+                    "ledger copy pass failed: %r; retrying in %.1fs", exc, backoff, exc_info=True
+                )
+                recovering = True
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -15,7 +15,7 @@ Starts its own servers on 127.0.0.1 (a bundled redis-server with the AOF on, and
 (e) ledger lag under the HTTP reserve load, with appendfsync always and everysec slices
     alternating on one server (``bench.ledger_lag``, ``bench.lag_sampler``).
 (f) hot SKU flash sale: thousands of keep-alive buyers (wrk, ``wrk/hot.lua``) race for a few
-    hundred units, on stocksync and on the row-lock peer (``bench.baseline``); units sold are
+    hundred units, on stocksync and on the row-lock peer (``bench.peer``); units sold are
     read back from each store (``bench.hot_sku``, ``bench.peer_sections``);
 (g) spread load over many SKUs and locations, per operation, on both systems
     (``bench.spread``, ``bench.spread_gen``, ``bench.seeding``);

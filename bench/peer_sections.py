@@ -7,9 +7,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from bench import hot_sku, pg, spread
-from bench.baseline.server import BaselineServer
 from bench.config import Profile
 from bench.hot_sku import Contender
+from bench.peer.server import PeerServer
 from bench.pg import TempDatabase
 from bench.report import RESULTS_DIR, Row
 from bench.seeding import seed_grid
@@ -38,7 +38,7 @@ def ours_contender(server: ApiServer, redis: BenchRedis) -> Contender:
     )
 
 
-def peer_contender(peer: BaselineServer, fsync: str) -> Contender:
+def peer_contender(peer: PeerServer, fsync: str) -> Contender:
     return Contender(
         name="row-lock peer",
         fsync=fsync,
@@ -88,7 +88,7 @@ def hot(
     if reason:
         notes.append(f"hot SKU race: row-lock peer skipped: {reason}")
         return rows, races
-    with BaselineServer(workers, RESULTS_DIR / "logs") as peer:
+    with PeerServer(workers, RESULTS_DIR / "logs") as peer:
         log(f"    hot SKU race on the row-lock peer: {connections} buyers, {units} units")
         who = peer_contender(peer, peer_fsync())
         races.append(hot_sku.race(who, sku, units, connections, max_seconds, tag + "p"))
@@ -142,7 +142,7 @@ def spread_load(
         with ApiServer(redis.url, data_dir, workers, key, log_path, ledger.url) as server:
             target = ours_target(server, redis, FSYNC_OURS + ", ledger PostgreSQL")
             ours = spread.rows(target, load(target), concurrency)
-    with BaselineServer(workers, RESULTS_DIR / "logs") as peer:
+    with PeerServer(workers, RESULTS_DIR / "logs") as peer:
         peer.seed_grid(sku_ids, location_ids, 1_000)
         target = spread.Target(
             "row-lock peer",

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bench import hot_sku, pg, scale, script_path, spread
-from bench.baseline.server import BaselineServer
 from bench.config import QUICK
+from bench.peer.server import PeerServer
 from bench.peer_sections import ours_contender, peer_contender
 from bench.seeding import seed_grid
 from bench.servers import ApiServer, BenchRedis, create_api_key
@@ -45,11 +45,11 @@ def api(bench_redis: BenchRedis) -> Iterator[ApiServer]:
 
 
 @pytest.fixture(scope="module")
-def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaselineServer]:
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerServer]:
     reason = pg.unreachable()
     if reason:
         pytest.skip(reason)
-    with BaselineServer(1, tmp_path_factory.mktemp("peer")) as server:
+    with PeerServer(1, tmp_path_factory.mktemp("peer")) as server:
         yield server
 
 
@@ -72,13 +72,13 @@ def test_hot_race_stocksync_sells_exactly_the_stock(
 
 @needs_wrk
 @pytest.mark.postgres
-def test_hot_race_row_lock_peer_sells_exactly_the_stock(peer: BaselineServer) -> None:
+def test_hot_race_row_lock_peer_sells_exactly_the_stock(peer: PeerServer) -> None:
     who = peer_contender(peer, "synchronous_commit on")
     assert_sold_exactly(hot_sku.race(who, "FLASH-PEER", UNITS, BUYERS, 30, "smoke-peer"))
 
 
 @pytest.mark.postgres
-def test_row_lock_peer_answers_like_stocksync(peer: BaselineServer) -> None:
+def test_row_lock_peer_answers_like_stocksync(peer: PeerServer) -> None:
     peer.seed("peer-store", "PEER-SKU", 2)
     headers = {"Authorization": f"Bearer {peer.key}"}
     line = {"sku": "PEER-SKU", "location_id": "peer-store", "qty": 1}
@@ -136,7 +136,7 @@ def test_spread_load_stocksync_runs_every_operation(
 
 
 @pytest.mark.postgres
-def test_spread_load_row_lock_peer_runs_every_operation(peer: BaselineServer) -> None:
+def test_spread_load_row_lock_peer_runs_every_operation(peer: PeerServer) -> None:
     peer.seed_grid([sku_name(i) for i in range(10)], [location_name(j) for j in range(3)], 1_000)
     target = spread.Target("peer", "on", 1, peer.port, peer.key, peer.pids, hot_sku.postgres_pids)
     assert_every_operation(run_spread(target))

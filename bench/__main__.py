@@ -56,8 +56,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str]) -> int:
     from bench import suite
-    from bench.config import FULL, QUICK
-    from bench.report import render_table, write_results
+    from bench.harness.config import FULL, QUICK
+    from bench.harness.report import render_table, write_results
 
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import redis
 
-from bench.cpu import CpuWindow, children_cpu_seconds, wait_idle
+from bench.harness.cpu import CpuWindow, children_cpu_seconds, wait_idle
+from bench.harness.report import Row
+from bench.harness.stats import merged_percentile
 from bench.http_path import WRK_DIR, wrk_binary
-from bench.report import Row
-from bench.stats import merged_percentile
 from stocksync.store.keys import Keys
 
 HOT_LOCATION = "bench-flash"

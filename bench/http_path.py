@@ -13,11 +13,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import HOT_LOCATION, HOT_SKU, Profile
-from bench.cpu import CpuSample, CpuWindow, children_cpu_seconds
-from bench.report import Row
-from bench.servers import ApiServer, BenchRedis
-from bench.stats import merged_percentile
+from bench.harness.config import HOT_LOCATION, HOT_SKU, Profile
+from bench.harness.cpu import CpuSample, CpuWindow, children_cpu_seconds
+from bench.harness.report import Row
+from bench.harness.servers import ApiServer, BenchRedis
+from bench.harness.stats import merged_percentile
 
 WRK_DIR = Path(__file__).parent / "wrk"
 WRK_THREADS = 1  # one epoll thread handles the load; a second would take CPU from the server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.report import Row
+from bench.harness.report import Row
 
 
 def _ms(value: object) -> str:

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 
-from bench.config import HOT_LOCATION, HOT_SKU, Profile
-from bench.cpu import CpuSample, CpuWindow
+from bench.harness.config import HOT_LOCATION, HOT_SKU, Profile
+from bench.harness.cpu import CpuSample, CpuWindow
+from bench.harness.report import Row
+from bench.harness.servers import HOST, ApiServer, BenchRedis
+from bench.harness.stats import Latency
 from bench.loadgen import GenResult, GenSpec, child_main
-from bench.report import Row
-from bench.servers import HOST, ApiServer, BenchRedis
-from bench.stats import Latency
 
 TARGET_P99_MS = 10.0
 READY_TIMEOUT_S = 60.0

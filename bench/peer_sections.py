@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from bench import hot_sku, pg, spread
-from bench.config import Profile
+from bench import hot_sku, spread
+from bench.harness import pg
+from bench.harness.config import Profile
+from bench.harness.pg import TempDatabase
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.seeding import seed_grid
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
 from bench.hot_sku import Contender
 from bench.peer.server import PeerServer
-from bench.pg import TempDatabase
-from bench.report import RESULTS_DIR, Row
-from bench.seeding import seed_grid
-from bench.servers import ApiServer, BenchRedis, create_api_key
 from bench.spread_gen import location_name, sku_name
 
 FSYNC_OURS = "appendfsync always"

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from bench.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
-from bench.cpu import CpuSample, CpuWindow, self_cpu_seconds
-from bench.report import Row
-from bench.servers import BenchRedis
-from bench.stats import Latency
+from bench.harness.aio import run_async
+from bench.harness.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
+from bench.harness.cpu import CpuSample, CpuWindow, self_cpu_seconds
+from bench.harness.report import Row
+from bench.harness.servers import BenchRedis
+from bench.harness.stats import Latency
 from stocksync.domain.codes import new_hold_code
 from stocksync.domain.model import Line, Location, normalize_lines, reservation_fingerprint
 from stocksync.store.redis_store import RedisStockStore
@@ -193,16 +194,6 @@ async def compare(
         for client in (incr_client, script_client):
             await client.aclose()
             await client.connection_pool.disconnect()  # a pool passed in is not closed with it
-
-
-def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run on uvloop when installed, like ``uvicorn[standard]`` serves the API."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
 
 
 def run(bench: BenchRedis, profile: Profile) -> list[Row]:

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.cpu import CpuSample, CpuWindow, wait_idle
-from bench.report import Row
-from bench.servers import HOST
+from bench.harness.cpu import CpuSample, CpuWindow, wait_idle
+from bench.harness.report import Row
+from bench.harness.servers import HOST
+from bench.harness.stats import Latency
 from bench.spread_gen import OPERATIONS, SpreadResult, SpreadSpec, child_main
-from bench.stats import Latency
 
 START_DELAY_S = 2.0  # for the generator processes to start and connect
 SETTLE_TIMEOUT_S = 180.0  # for a server's start-up work (stocksync's audit) to finish

@@ -23,10 +23,10 @@ from bench import (
     warehouse,
 )
 from bench import webhooks as webhook_ingest
-from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
-from bench.cpu import CORES
-from bench.report import RESULTS_DIR, Row
-from bench.servers import ApiServer, BenchRedis, create_api_key
+from bench.harness.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
+from bench.harness.cpu import CORES
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench.report import Row
-from bench.servers import BenchRedis
+from bench.harness.report import Row
+from bench.harness.servers import BenchRedis
 from stocksync.domain.model import Location
 from stocksync.store.redis_store import RedisStockStore
 

@@ -14,9 +14,9 @@ from typing import Any, LiteralString, Self
 import httpx
 import psycopg
 
-from bench.cpu import session_pids
-from bench.pg import PG_HOST, PG_PORT, PG_USER, TempDatabase
-from bench.servers import HEALTH_TIMEOUT_S, HOST, free_port, stop_session
+from bench.harness.cpu import session_pids
+from bench.harness.pg import PG_HOST, PG_PORT, PG_USER, TempDatabase
+from bench.harness.servers import HEALTH_TIMEOUT_S, HOST, free_port, stop_session
 
 TOKEN = "baseline-bench-token"
 POOL_SIZE = 8  # per worker: PostgreSQL on 2 cores gains nothing from more active backends

@@ -12,12 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import hot_sku, pg, scale, script_path, spread
-from bench.config import QUICK
+from bench import hot_sku, scale, script_path, spread
+from bench.harness import pg
+from bench.harness.config import QUICK
+from bench.harness.seeding import seed_grid
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
 from bench.peer.server import PeerServer
 from bench.peer_sections import ours_contender, peer_contender
-from bench.seeding import seed_grid
-from bench.servers import ApiServer, BenchRedis, create_api_key
 from bench.spread_gen import OPERATIONS, location_name, sku_name
 
 pytestmark = pytest.mark.slow

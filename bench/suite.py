@@ -6,27 +6,26 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import (
-    hot_sku,
-    http_path,
-    ledger_lag,
-    ledger_notes,
-    ledger_path,
-    open_loop,
-    peer_sections,
-    scale,
-    script_path,
-    warehouse,
-)
-from bench import webhooks as webhook_ingest
 from bench.harness.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
 from bench.harness.cpu import CORES
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.scenarios import (
+    ceiling,
+    hot,
+    http,
+    ledger,
+    open_loop,
+    scale,
+    spread,
+    warehouse,
+    webhooks,
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def run(options: Options, outcome: Outcome) -> None:
             warehouse_section(stack, options, outcome)
         if "webhooks" in options.sections:
             log("(j) webhook ingest: Shopify orders/create vs POST /v1/reservations")
-            rows, found = webhook_ingest.run(stack, options.profile, options.tmp_dir)
+            rows, found = webhooks.run(stack, options.profile, options.tmp_dir)
             outcome.rows += rows
             outcome.notes += found
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
@@ -105,7 +104,7 @@ def run(options: Options, outcome: Outcome) -> None:
 def script_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     for fsync in options.profile.script_fsyncs:
         log(f"(a) script path vs INCR, appendfsync {fsync}")
-        outcome.rows += script_path.run(redises.get(fsync), options.profile)
+        outcome.rows += ceiling.run(redises.get(fsync), options.profile)
 
 
 def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
@@ -120,7 +119,7 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
             log(f"    API up on {server.base_url}, workers={workers}")
             if "http" in sections and workers in profile.http_workers:
                 log(f"(b) HTTP path with wrk, workers={workers}")
-                outcome.rows += http_path.run(server, redis, profile, "a")
+                outcome.rows += http.run(server, redis, profile, "a")
             if "open-loop" in sections and workers in profile.open_loop_workers:
                 for rate in profile.open_loop_rates:
                     log(f"(c) open loop at {rate}/s, workers={workers}")
@@ -131,7 +130,7 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
         with redises.api("everysec", workers) as server:
             server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
             log(f"(b) HTTP path with wrk, workers={workers}, appendfsync everysec")
-            bench = http_path.HttpBench(server, redises.get("everysec"), profile, "e")
+            bench = http.HttpBench(server, redises.get("everysec"), profile, "e")
             bench.warm_up()
             outcome.rows += bench.reserve(max(profile.http_concurrency))
 
@@ -139,7 +138,7 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
 def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     profile = options.profile
     log(f"(f) hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
-    rows, _ = peer_sections.hot(
+    rows, _ = hot.run(
         lambda: redises.api("always", profile.hot_workers),
         redises.get("always"),
         profile.hot_workers,
@@ -158,7 +157,7 @@ def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None
         f"(g) spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
         " stocksync and the row-lock peer"
     )
-    outcome.rows += peer_sections.spread_load(
+    outcome.rows += spread.run(
         lambda: redises.api("always", profile.hot_workers),
         redises.get("always"),
         profile,
@@ -182,11 +181,11 @@ def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
     log(f"(d) ledger writer throughput, {profile.ledger_events:,} outbox events")
-    outcome.rows += ledger_path.run(redis, profile.ledger_events, outcome.notes)
+    outcome.rows += ledger.drain.run(redis, profile.ledger_events, outcome.notes)
     log(
         f"(e) ledger lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}"
     )
-    rows, notes = ledger_lag.run(
+    rows, notes = ledger.lag.run(
         redis,
         profile.ledger_lag_fsyncs,
         profile.ledger_lag_rounds,
@@ -295,9 +294,9 @@ def notes(outcome: Outcome) -> list[str]:
                 + _per_process(row)
             )
     lines += peer_notes(outcome.rows)
-    lines += ledger_notes.ledger_lines(outcome.rows) + outcome.notes
+    lines += ledger.notes(outcome.rows) + outcome.notes
     lines += warehouse.notes(outcome.rows)
-    cost = ledger_notes.fsync_cost(outcome.rows)
+    cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)
     if any(r.section == "open-loop" for r in outcome.rows):
@@ -310,7 +309,7 @@ def notes(outcome: Outcome) -> list[str]:
         )
     if any(r.section == "http" for r in outcome.rows):
         lines.append(
-            f"HTTP rows: wrk -t{http_path.WRK_THREADS}, closed loop (conc = connections), each"
+            f"HTTP rows: wrk -t{http.WRK_THREADS}, closed loop (conc = connections), each"
             " request a new reservation id; wrk latencies are per request at saturation."
         )
     return lines
@@ -362,7 +361,7 @@ def peer_notes(rows: list[Row]) -> list[str]:
         lines.append(ceiling)
     if any(r.section == "hot" for r in rows):
         lines.append(
-            f"hot SKU rows: wrk -t{hot_sku.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
+            f"hot SKU rows: wrk -t{hot.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
             " reservation id per request), stopped once the store shows the SKU sold out; ops/s"
             " = units sold / sell-out time; latency over every request of the race (201 and 409)."
             " For the peer's rows the redis CPU column is the PostgreSQL server's processes."
@@ -394,6 +393,60 @@ def ceiling_note(rows: list[Row]) -> str:
         f"ceiling: the best end-to-end reserve rate ({best.scenario}, W={best.workers}, conc"
         f" {best.concurrency}: {best.ops_s:,.0f}/s) is {100 * best.ops_s / top.ops_s:.1f} % of"
         f" the Redis ceiling ({top.scenario}, conc {top.concurrency}: {top.ops_s:,.0f}/s)"
+    )
+
+
+def _find(rows: list[Row], fsync: str, match: Callable[[Row], bool]) -> Row | None:
+    return next((r for r in rows if r.fsync == fsync and match(r)), None)
+
+
+def _script(prefix: str, concurrency: str) -> Callable[[Row], bool]:
+    def match(row: Row) -> bool:
+        return (
+            row.section == "script"
+            and row.scenario.startswith(prefix)
+            and row.concurrency == concurrency
+        )
+
+    return match
+
+
+def fsync_cost(rows: list[Row]) -> str | None:
+    """everysec/always throughput ratios wherever a run measured both modes side by side."""
+    checks: list[tuple[str, Callable[[Row], bool]]] = []
+    for conc in ("1", "32"):
+        checks.append((f"script reserve+release conc {conc}", _script("store.", conc)))
+        checks.append((f"INCR conc {conc}", _script("INCR", conc)))
+    checks.append(
+        (
+            "HTTP reserve W=2 conc 64",
+            lambda r: (
+                r.section == "http"
+                and r.scenario == "HTTP POST /v1/reservations"
+                and r.workers == 2
+                and r.concurrency == "64"
+            ),
+        )
+    )
+    checks.append(
+        (
+            "HTTP reserve W=2 conc 64 with ledger writer (lag run, alternating slices)",
+            lambda r: r.section == "ledger" and r.scenario.startswith("HTTP POST"),
+        )
+    )
+    found = []
+    for label, match in checks:
+        always, everysec = _find(rows, "always", match), _find(rows, "everysec", match)
+        if always and everysec and always.ops_s:
+            found.append(
+                f"{label} {everysec.ops_s / always.ops_s:.2f}"
+                f" ({everysec.ops_s:,.0f} vs {always.ops_s:,.0f}/s)"
+            )
+    if not found:
+        return None
+    return (
+        "cost of appendfsync always (everysec ops/s / always ops/s in this run; > 1 = always"
+        " is slower): " + "; ".join(found)
     )
 
 

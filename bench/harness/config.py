@@ -9,6 +9,7 @@ HOT_LOCATION = "bench-hot"
 ON_HAND = 1_000_000_000  # the API's maximum count: never short, even without releases
 TTL_SECONDS = 600
 CHANNEL = "web"
+FSYNC_OURS = "appendfsync always"  # stocksync's fsync label in the rows beside the peer's
 
 
 @dataclass(frozen=True)

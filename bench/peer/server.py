@@ -14,6 +14,7 @@ from typing import Any, LiteralString, Self
 import httpx
 import psycopg
 
+from bench.harness import pg
 from bench.harness.cpu import session_pids
 from bench.harness.pg import PG_HOST, PG_PORT, PG_USER, TempDatabase
 from bench.harness.servers import HEALTH_TIMEOUT_S, HOST, free_port, stop_session
@@ -128,3 +129,21 @@ class PeerServer:
 
 def _inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("BASELINE_")}
+
+
+def peer_fsync() -> str:
+    """The peer's durability setting, for the table's fsync column."""
+    return "synchronous_commit " + pg.show("synchronous_commit")["synchronous_commit"]
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes (its backends do the peer's work)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

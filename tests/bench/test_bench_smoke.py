@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import hot_sku, scale, script_path, spread
 from bench.harness import pg
 from bench.harness.config import QUICK
 from bench.harness.seeding import seed_grid
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
-from bench.peer.server import PeerServer
-from bench.peer_sections import ours_contender, peer_contender
+from bench.peer.server import PeerServer, postgres_pids
+from bench.scenarios import ceiling, hot, scale, spread
+from bench.scenarios.hot import ours_contender, peer_contender
 from bench.spread_gen import OPERATIONS, location_name, sku_name
 
 pytestmark = pytest.mark.slow
@@ -54,13 +54,13 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerServer]:
         yield server
 
 
-def assert_sold_exactly(race: hot_sku.Race) -> None:
+def assert_sold_exactly(race: hot.Race) -> None:
     assert race.reserved == UNITS
     assert race.reservations == UNITS
     assert race.created <= UNITS  # never told more buyers yes than there were units
     assert race.sold_out > 0  # buyers kept coming after the last unit: it was a race
     assert race.errors == 0
-    assert hot_sku.exact(race)
+    assert hot.exact(race)
 
 
 @needs_wrk
@@ -68,14 +68,14 @@ def test_hot_race_stocksync_sells_exactly_the_stock(
     api: ApiServer, bench_redis: BenchRedis
 ) -> None:
     who = ours_contender(api, bench_redis)
-    assert_sold_exactly(hot_sku.race(who, "FLASH-OURS", UNITS, BUYERS, 30, "smoke-ours"))
+    assert_sold_exactly(hot.race(who, "FLASH-OURS", UNITS, BUYERS, 30, "smoke-ours"))
 
 
 @needs_wrk
 @pytest.mark.postgres
 def test_hot_race_row_lock_peer_sells_exactly_the_stock(peer: PeerServer) -> None:
     who = peer_contender(peer, "synchronous_commit on")
-    assert_sold_exactly(hot_sku.race(who, "FLASH-PEER", UNITS, BUYERS, 30, "smoke-peer"))
+    assert_sold_exactly(hot.race(who, "FLASH-PEER", UNITS, BUYERS, 30, "smoke-peer"))
 
 
 @pytest.mark.postgres
@@ -139,7 +139,7 @@ def test_spread_load_stocksync_runs_every_operation(
 @pytest.mark.postgres
 def test_spread_load_row_lock_peer_runs_every_operation(peer: PeerServer) -> None:
     peer.seed_grid([sku_name(i) for i in range(10)], [location_name(j) for j in range(3)], 1_000)
-    target = spread.Target("peer", "on", 1, peer.port, peer.key, peer.pids, hot_sku.postgres_pids)
+    target = spread.Target("peer", "on", 1, peer.port, peer.key, peer.pids, postgres_pids)
     assert_every_operation(run_spread(target))
 
 
@@ -174,7 +174,7 @@ def test_ceiling_compares_scripts_with_incr_one_by_one_and_pipelined(tmp_path: P
         script_pipeline_batch=10,
     )
     with BenchRedis("everysec", tmp_path) as redis:
-        rows = script_path.run(redis, profile)
+        rows = ceiling.run(redis, profile)
     assert [r.concurrency for r in rows] == ["2", "2", "2x10", "2x10"]
     assert all(r.ops_s > 0 for r in rows)
     assert [r.baseline for r in rows] == ["", "INCR", "", "INCR"]

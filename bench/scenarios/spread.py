@@ -10,16 +10,30 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from bench.harness import pg
+from bench.harness.config import FSYNC_OURS, Profile
 from bench.harness.cpu import CpuSample, CpuWindow, wait_idle
-from bench.harness.report import Row
-from bench.harness.servers import HOST
+from bench.harness.pg import TempDatabase
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.seeding import seed_grid
+from bench.harness.servers import HOST, ApiServer, BenchRedis, create_api_key
 from bench.harness.stats import Latency
-from bench.spread_gen import OPERATIONS, SpreadResult, SpreadSpec, child_main
+from bench.peer.server import PeerServer, peer_fsync, postgres_pids
+from bench.spread_gen import (
+    OPERATIONS,
+    SpreadResult,
+    SpreadSpec,
+    child_main,
+    location_name,
+    sku_name,
+)
 
 START_DELAY_S = 2.0  # for the generator processes to start and connect
 SETTLE_TIMEOUT_S = 180.0  # for a server's start-up work (stocksync's audit) to finish
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -150,3 +164,76 @@ def compare(ours: list[Row], peer: list[Row]) -> None:
     """Each of our rows beside the peer's row of the same operation."""
     for mine, theirs in zip(ours, peer, strict=True):
         mine.baseline, mine.baseline_ops_s = "row-lock peer", theirs.ops_s
+
+
+def ours_target(server: ApiServer, redis: BenchRedis, fsync: str) -> Target:
+    return Target(
+        "stocksync",
+        fsync,
+        server.workers,
+        server.port,
+        server.key,
+        server.pids,
+        lambda: [redis.pid],
+    )
+
+
+def run(
+    api: Callable[[], AbstractContextManager[ApiServer]],
+    redis: BenchRedis,
+    profile: Profile,
+    log: Log,
+    notes: list[str],
+) -> list[Row]:
+    """Seed the same grid in both systems, run the same shoppers against each."""
+    workers, skus, locations = profile.hot_workers, profile.spread_skus, profile.spread_locations
+    concurrency = profile.spread_concurrency
+    tag = f"sp{time.time_ns()}"
+
+    def load(target: Target) -> SpreadRun:
+        log(f"    spread load on {target.name}: {concurrency} shoppers")
+        return drive(
+            target,
+            skus,
+            locations,
+            concurrency,
+            profile.spread_procs,
+            profile.spread_seconds,
+            profile.spread_warmup_s,
+            tag + target.name[0],
+        )
+
+    sku_ids = [sku_name(i) for i in range(skus)]
+    location_ids = [location_name(i) for i in range(locations)]
+    seconds = seed_grid(redis.url, sku_ids, location_ids, 1_000)
+    log(f"    {skus * locations:,} positions loaded into Redis in {seconds:.1f} s")
+    reason = pg.unreachable()
+    if reason:
+        with api() as server:  # the ledger in SQLite in the data dir, the embedded default
+            target = ours_target(server, redis, FSYNC_OURS + ", ledger SQLite")
+            ours = rows(target, load(target), concurrency)
+        notes.append(f"spread load: row-lock peer skipped: {reason}")
+        return ours
+    # The ledger on the same PostgreSQL as the peer: fulfil writes its sale through to the
+    # ledger before answering, and SQLite (one writer at a time) would bound that, not us.
+    with TempDatabase() as ledger:
+        data_dir = redis.dir / "api-pg-ledger"
+        key = create_api_key(redis.url, data_dir, ledger.url)
+        log_path = RESULTS_DIR / "logs" / f"serve-spread-w{workers}.log"
+        with ApiServer(redis.url, data_dir, workers, key, log_path, ledger.url) as server:
+            target = ours_target(server, redis, FSYNC_OURS + ", ledger PostgreSQL")
+            ours = rows(target, load(target), concurrency)
+    with PeerServer(workers, RESULTS_DIR / "logs") as peer:
+        peer.seed_grid(sku_ids, location_ids, 1_000)
+        target = Target(
+            "row-lock peer",
+            peer_fsync(),
+            workers,
+            peer.port,
+            peer.key,
+            peer.pids,
+            postgres_pids,
+        )
+        theirs = rows(target, load(target), concurrency)
+    compare(ours, theirs)
+    return ours + theirs

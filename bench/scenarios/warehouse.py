@@ -69,7 +69,7 @@ async def _seed(url: str) -> None:
 
 def _child(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, float]]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.warehouse", *args],
+        [sys.executable, "-m", "bench.scenarios.warehouse", *args],
         capture_output=True,
         text=True,
         check=False,

@@ -19,11 +19,11 @@ import redis
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
-from bench import spread
 from bench.harness.config import Profile
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.seeding import seed_grid
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.scenarios import spread
 from bench.spread_gen import location_name, sku_name
 from stocksync.domain.model import Line
 from stocksync.store.keys import Keys

@@ -19,7 +19,7 @@ from bench.harness.report import Row
 from bench.harness.servers import ApiServer, BenchRedis
 from bench.harness.stats import merged_percentile
 
-WRK_DIR = Path(__file__).parent / "wrk"
+WRK_DIR = Path(__file__).parents[1] / "wrk"
 WRK_THREADS = 1  # one epoll thread handles the load; a second would take CPU from the server
 
 

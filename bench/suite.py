@@ -15,6 +15,7 @@ from bench.harness.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
 from bench.harness.cpu import CORES
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.load import wrk_runner
 from bench.scenarios import (
     ceiling,
     hot,
@@ -309,7 +310,7 @@ def notes(outcome: Outcome) -> list[str]:
         )
     if any(r.section == "http" for r in outcome.rows):
         lines.append(
-            f"HTTP rows: wrk -t{http.WRK_THREADS}, closed loop (conc = connections), each"
+            f"HTTP rows: wrk -t{wrk_runner.WRK_THREADS}, closed loop (conc = connections), each"
             " request a new reservation id; wrk latencies are per request at saturation."
         )
     return lines
@@ -361,7 +362,7 @@ def peer_notes(rows: list[Row]) -> list[str]:
         lines.append(ceiling)
     if any(r.section == "hot" for r in rows):
         lines.append(
-            f"hot SKU rows: wrk -t{hot.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
+            f"hot SKU rows: wrk -t{hot.WRK_THREADS} -c<conc> with bench/load/wrk/hot.lua (a new"
             " reservation id per request), stopped once the store shows the SKU sold out; ops/s"
             " = units sold / sell-out time; latency over every request of the race (201 and 409)."
             " For the peer's rows the redis CPU column is the PostgreSQL server's processes."

@@ -1,9 +1,10 @@
 """The ``hot`` section: thousands of keep-alive buyers race for a few hundred units of one SKU.
 
-The same wrk script (``wrk/hot.lua``: two threads, one new reservation id per request) drives
-stocksync and the row-lock peer in turn. Units sold are read back from each system's store after
-the race (reserved units and active reservations), not inferred from 201s. wrk runs until the
-store shows the SKU sold out (plus a short grace for answers in flight) or its time bound.
+The same wrk script (``bench/load/wrk/hot.lua``: two threads, one new reservation id per
+request) drives stocksync and the row-lock peer in turn. Units sold are read back from each
+system's store after the race (reserved units and active reservations), not inferred from 201s.
+wrk runs until the store shows the SKU sold out (plus a short grace for answers in flight) or
+its time bound.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from bench.harness.cpu import CpuWindow, children_cpu_seconds, wait_idle
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis
 from bench.harness.stats import merged_percentile
+from bench.load.wrk_runner import WRK_DIR, wrk_binary
 from bench.peer.server import PeerServer, peer_fsync, postgres_pids
-from bench.scenarios.http import WRK_DIR, wrk_binary
 from stocksync.store.keys import Keys
 
 HOT_LOCATION = "bench-flash"

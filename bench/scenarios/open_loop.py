@@ -1,29 +1,25 @@
 """(c) Open-loop latency at a fixed offered rate, spread over several generator processes.
 
 The processes share one start time and interleave their schedules; their latencies (measured
-from each request's due time, see :mod:`bench.loadgen`) are merged before taking percentiles.
-The generators run on the same 2 cores as the server, so their CPU is reported beside it.
+from each request's due time, see :mod:`bench.load.loadgen`) are merged before taking
+percentiles. The generators run on the same 2 cores as the server, so their CPU is reported
+beside it.
 """
 
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import queue
 import time
-from collections.abc import Sequence
-from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
 
 from bench.harness.config import HOT_LOCATION, HOT_SKU, Profile
-from bench.harness.cpu import CpuSample, CpuWindow
+from bench.harness.cpu import CpuSample
 from bench.harness.report import Row
 from bench.harness.servers import HOST, ApiServer, BenchRedis
 from bench.harness.stats import Latency
-from bench.loadgen import GenResult, GenSpec, child_main
+from bench.load.loadgen import GenResult, GenSpec
+from bench.load.open_loop_driver import drive
 
 TARGET_P99_MS = 10.0
-READY_TIMEOUT_S = 60.0
 GRACE_S = 5.0
 _runs = itertools.count()
 
@@ -50,64 +46,13 @@ def run(
         )
         for i in range(procs)
     ]
-    ctx = multiprocessing.get_context("spawn")
-    ready: Queue[int] = ctx.Queue()
-    results: Queue[GenResult] = ctx.Queue()
-    go = ctx.Event()
-    start_at = ctx.Value("d", 0.0)
-    children = [
-        ctx.Process(target=child_main, args=(s, ready, go, start_at, results), daemon=True)
-        for s in specs
-    ]
-    try:
-        for child in children:
-            child.start()
-        _await_ready(children, ready)
-        start_at.value = time.monotonic() + 0.2
-        go.set()
-        time.sleep(max(0.0, start_at.value + profile.open_loop_warmup_s - time.monotonic()))
-        window = CpuWindow({"api": server.pids, "redis": lambda: [redis.pid]}).start()
-        deadline = time.monotonic() + profile.open_loop_seconds + GRACE_S + 30
-        gathered = [_next_result(children, results, deadline) for _ in children]
-        cpu = window.stop(sum(g.cpu_seconds for g in gathered))
-    finally:
-        started = [child for child in children if child.pid is not None]
-        for child in started:  # normally all have exited; after an interrupt, stop them now
-            if child.is_alive():
-                child.terminate()
-        for child in started:
-            child.join(timeout=5)
-            if child.is_alive():
-                child.kill()
-                child.join()
+    gathered, cpu = drive(
+        specs,
+        {"api": server.pids, "redis": lambda: [redis.pid]},
+        profile.open_loop_warmup_s,
+        profile.open_loop_seconds + GRACE_S + 30,
+    )
     return _row(server, redis, profile, rate, client, procs, gathered, cpu)
-
-
-def _await_ready(children: Sequence[BaseProcess], ready: Queue[int]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    waiting = len(children)
-    while waiting:
-        try:
-            ready.get(timeout=0.2)
-            waiting -= 1
-        except queue.Empty:
-            dead = [c for c in children if c.exitcode not in (None, 0)]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError("an open-loop generator process did not start") from None
-
-
-def _next_result(
-    children: Sequence[BaseProcess],
-    results: Queue[GenResult],
-    deadline: float,
-) -> GenResult:
-    while time.monotonic() < deadline:
-        try:
-            return results.get(timeout=0.5)
-        except queue.Empty:
-            if all(c.exitcode is not None for c in children):
-                break  # every child has exited and nothing more will arrive
-    raise RuntimeError("an open-loop generator process returned no result")
 
 
 def _row(

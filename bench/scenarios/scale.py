@@ -23,8 +23,8 @@ from bench.harness.config import Profile
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.seeding import seed_grid
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
-from bench.scenarios import spread
-from bench.spread_gen import location_name, sku_name
+from bench.load.spread_driver import SpreadRun, Target, drive
+from bench.load.spread_gen import location_name, sku_name
 from stocksync.domain.model import Line
 from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
@@ -148,7 +148,7 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
                 holds = hold_bytes(client, bench.url, profile.scale_reservations, skus)
             log_path = RESULTS_DIR / "logs" / f"serve-scale-{positions}.log"
             with ApiServer(bench.url, data_dir, workers, key, keep_log=log_path) as server:
-                target = spread.Target(
+                target = Target(
                     "stocksync",
                     "appendfsync always",
                     workers,
@@ -157,7 +157,7 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
                     server.pids,
                     lambda: [bench.pid],
                 )
-                result = spread.drive(
+                result = drive(
                     target,
                     skus,
                     LOCATIONS,
@@ -179,7 +179,11 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
 
 
 def scale_row(
-    positions: int, run: spread.SpreadRun, workers: int, concurrency: int, per_position: float
+    positions: int,
+    run: SpreadRun,
+    workers: int,
+    concurrency: int,
+    per_position: float,
 ) -> Row:
     every, reserve = run.all_ops(), run.latencies["reserve"]
     return Row(

@@ -16,10 +16,11 @@ from bench.harness import pg
 from bench.harness.config import QUICK
 from bench.harness.seeding import seed_grid
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.load import spread_driver
+from bench.load.spread_gen import OPERATIONS, location_name, sku_name
 from bench.peer.server import PeerServer, postgres_pids
-from bench.scenarios import ceiling, hot, scale, spread
+from bench.scenarios import ceiling, hot, scale
 from bench.scenarios.hot import ours_contender, peer_contender
-from bench.spread_gen import OPERATIONS, location_name, sku_name
 
 pytestmark = pytest.mark.slow
 
@@ -116,11 +117,11 @@ def test_row_lock_peer_answers_like_stocksync(peer: PeerServer) -> None:
         )
 
 
-def run_spread(target: spread.Target) -> spread.SpreadRun:
-    return spread.drive(target, 10, 3, 8, 1, 1.5, 0.2, f"smoke-{target.name[0]}")
+def run_spread(target: spread_driver.Target) -> spread_driver.SpreadRun:
+    return spread_driver.drive(target, 10, 3, 8, 1, 1.5, 0.2, f"smoke-{target.name[0]}")
 
 
-def assert_every_operation(run: spread.SpreadRun) -> None:
+def assert_every_operation(run: spread_driver.SpreadRun) -> None:
     assert run.errors == 0, run.error_samples
     assert all(run.counts[op] > 0 for op in OPERATIONS), run.counts
 
@@ -130,7 +131,7 @@ def test_spread_load_stocksync_runs_every_operation(
 ) -> None:
     locations = [location_name(j) for j in range(3)]
     seed_grid(bench_redis.url, [sku_name(i) for i in range(10)], locations, 1_000)
-    target = spread.Target(
+    target = spread_driver.Target(
         "stocksync", "everysec", 1, api.port, api.key, api.pids, lambda: [bench_redis.pid]
     )
     assert_every_operation(run_spread(target))
@@ -139,7 +140,7 @@ def test_spread_load_stocksync_runs_every_operation(
 @pytest.mark.postgres
 def test_spread_load_row_lock_peer_runs_every_operation(peer: PeerServer) -> None:
     peer.seed_grid([sku_name(i) for i in range(10)], [location_name(j) for j in range(3)], 1_000)
-    target = spread.Target("peer", "on", 1, peer.port, peer.key, peer.pids, postgres_pids)
+    target = spread_driver.Target("peer", "on", 1, peer.port, peer.key, peer.pids, postgres_pids)
     assert_every_operation(run_spread(target))
 
 

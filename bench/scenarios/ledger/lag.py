@@ -22,7 +22,7 @@ from bench.harness.lag_sampler import LagSample, LagSampler
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis
 from bench.harness.stats import percentile
-from bench.scenarios.http import WrkResult, run_wrk
+from bench.load.wrk_runner import WrkResult, run_wrk
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.store.keys import Keys

@@ -11,7 +11,7 @@ from types import FrameType
 SECTIONS = (
     "ceiling",
     "http",
-    "open-loop",
+    "open_loop",
     "ledger",
     "hot",
     "spread",
@@ -19,7 +19,6 @@ SECTIONS = (
     "warehouse",
     "webhooks",
 )
-ALIASES = ("script",)  # the ceiling section's former name
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -33,7 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes, ~1.5 min")
     parser.add_argument(
         "--only",
-        choices=SECTIONS + ALIASES,
+        choices=SECTIONS,
         action="append",
         help="run only these sections (repeatable)",
     )

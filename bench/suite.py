@@ -80,7 +80,7 @@ def run(options: Options, outcome: Outcome) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         redises = Redises(stack, options.tmp_dir)
-        if options.sections & {"script", "ceiling"}:
+        if "ceiling" in options.sections:
             script_section(redises, options, outcome)
         api_sections(redises, options, outcome)
         if "hot" in options.sections:
@@ -94,7 +94,7 @@ def run(options: Options, outcome: Outcome) -> None:
         if "warehouse" in options.sections:
             warehouse_section(stack, options, outcome)
         if "webhooks" in options.sections:
-            log("(j) webhook ingest: Shopify orders/create vs POST /v1/reservations")
+            log("webhooks: Shopify orders/create vs POST /v1/reservations")
             rows, found = webhooks.run(stack, options.profile, options.tmp_dir)
             outcome.rows += rows
             outcome.notes += found
@@ -104,33 +104,33 @@ def run(options: Options, outcome: Outcome) -> None:
 
 def script_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     for fsync in options.profile.script_fsyncs:
-        log(f"(a) script path vs INCR, appendfsync {fsync}")
+        log(f"ceiling: script path vs INCR, appendfsync {fsync}")
         outcome.rows += ceiling.run(redises.get(fsync), options.profile)
 
 
 def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
-    """(b) and (c) on an ``always`` Redis for each worker count, then (b) on ``everysec``."""
+    """http and open_loop on an ``always`` Redis per worker count, then http on ``everysec``."""
     profile, sections = options.profile, options.sections
     workers_needed = set(profile.http_workers if "http" in sections else ())
-    workers_needed |= set(profile.open_loop_workers if "open-loop" in sections else ())
+    workers_needed |= set(profile.open_loop_workers if "open_loop" in sections else ())
     for workers in sorted(workers_needed):
         redis = redises.get("always")
         with redises.api("always", workers) as server:
             server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
             log(f"    API up on {server.base_url}, workers={workers}")
             if "http" in sections and workers in profile.http_workers:
-                log(f"(b) HTTP path with wrk, workers={workers}")
+                log(f"http: HTTP path with wrk, workers={workers}")
                 outcome.rows += http.run(server, redis, profile, "a")
-            if "open-loop" in sections and workers in profile.open_loop_workers:
+            if "open_loop" in sections and workers in profile.open_loop_workers:
                 for rate in profile.open_loop_rates:
-                    log(f"(c) open loop at {rate}/s, workers={workers}")
+                    log(f"open_loop: open loop at {rate}/s, workers={workers}")
                     row = open_loop.run(server, redis, profile, rate, options.client, options.procs)
                     outcome.rows.append(row)
     if "http" in sections and profile.http_everysec:
         workers = max(profile.http_workers)
         with redises.api("everysec", workers) as server:
             server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
-            log(f"(b) HTTP path with wrk, workers={workers}, appendfsync everysec")
+            log(f"http: HTTP path with wrk, workers={workers}, appendfsync everysec")
             bench = http.HttpBench(server, redises.get("everysec"), profile, "e")
             bench.warm_up()
             outcome.rows += bench.reserve(max(profile.http_concurrency))
@@ -138,7 +138,7 @@ def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
 
 def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     profile = options.profile
-    log(f"(f) hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
+    log(f"hot: hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
     rows, _ = hot.run(
         lambda: redises.api("always", profile.hot_workers),
         redises.get("always"),
@@ -155,7 +155,7 @@ def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
 def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     profile = options.profile
     log(
-        f"(g) spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
+        f"spread: spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
         " stocksync and the row-lock peer"
     )
     outcome.rows += spread.run(
@@ -168,24 +168,22 @@ def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None
 
 
 def scale_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
-    """(h) on a Redis of its own, so memory deltas are the positions' and holds' alone."""
+    """On a Redis of its own, so memory deltas are the positions' and holds' alone."""
     profile = options.profile
-    log(f"(h) scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
+    log(f"scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
     outcome.rows += scale.run(redis, profile, log)
 
 
 def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
-    """(d) and (e) on a Redis of their own (appendfsync always): a clean outbox and ledger."""
+    """Drain, then lag, on a Redis of their own (appendfsync always): a clean outbox and ledger."""
     profile = options.profile
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
-    log(f"(d) ledger writer throughput, {profile.ledger_events:,} outbox events")
+    log(f"ledger: writer throughput, {profile.ledger_events:,} outbox events")
     outcome.rows += ledger.drain.run(redis, profile.ledger_events, outcome.notes)
-    log(
-        f"(e) ledger lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}"
-    )
+    log(f"ledger: lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}")
     rows, notes = ledger.lag.run(
         redis,
         profile.ledger_lag_fsyncs,
@@ -198,10 +196,10 @@ def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None
 
 
 def warehouse_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
-    """(f) on a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
+    """On a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
-    log(f"(i) warehouse snapshot import, {options.profile.warehouse_rows:,} rows")
+    log(f"warehouse: snapshot import, {options.profile.warehouse_rows:,} rows")
     outcome.rows += warehouse.run(redis, options.profile.warehouse_rows, redis.dir / "warehouse")
 
 
@@ -266,12 +264,12 @@ def notes(outcome: Outcome) -> list[str]:
     ]
     for row in outcome.rows:
         where = f"[{row.fsync}, conc {row.concurrency}]"
-        if row.section == "script" and "pairs_s" in row.extra:
+        if row.section == "ceiling" and "pairs_s" in row.extra:
             lines.append(
                 f"script {where}: {row.extra['pairs_s']:,} reserve+release pairs/s;"
                 f" Redis-side µs/call: EVALSHA {row.extra.get('redis_usec_per_call')}"
             )
-        elif row.section == "script":
+        elif row.section == "ceiling":
             lines.append(
                 f"INCR {where}: Redis-side µs/call {row.extra.get('redis_usec_per_call')}"
                 " (the AOF fsync happens outside the command time)"
@@ -283,7 +281,7 @@ def notes(outcome: Outcome) -> list[str]:
             )
         elif row.section == "http" and row.baseline and (row.workers or 0) > 1:
             lines.append(f"HTTP reserve W={row.workers} {where}:" + _per_process(row))
-        elif row.section == "open-loop":
+        elif row.section == "open_loop":
             x = row.extra
             lines.append(
                 f"open loop W={row.workers} {where}: p50 {row.p50_ms:.2f} / p90"
@@ -300,7 +298,7 @@ def notes(outcome: Outcome) -> list[str]:
     cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)
-    if any(r.section == "open-loop" for r in outcome.rows):
+    if any(r.section == "open_loop" for r in outcome.rows):
         lines.append(
             f"open-loop generator: {meta.get('open_loop_generator')}, each request due on a fixed"
             " schedule and timed from its due time (no coordinated omission); requests unanswered"
@@ -379,7 +377,7 @@ def peer_notes(rows: list[Row]) -> list[str]:
 
 def ceiling_note(rows: list[Row]) -> str:
     """What fraction of the Redis ceiling (pipelined INCR, always) the engine reaches end to end."""
-    incr = [r for r in rows if r.section == "script" and r.fsync == "always" and not r.baseline]
+    incr = [r for r in rows if r.section == "ceiling" and r.fsync == "always" and not r.baseline]
     ours = [
         r
         for r in rows
@@ -404,7 +402,7 @@ def _find(rows: list[Row], fsync: str, match: Callable[[Row], bool]) -> Row | No
 def _script(prefix: str, concurrency: str) -> Callable[[Row], bool]:
     def match(row: Row) -> bool:
         return (
-            row.section == "script"
+            row.section == "ceiling"
             and row.scenario.startswith(prefix)
             and row.concurrency == concurrency
         )

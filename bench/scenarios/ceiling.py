@@ -1,4 +1,5 @@
-"""(a) The script path through redis-py asyncio, against raw INCR round trips on the same client.
+"""The ``ceiling`` section: the script path through redis-py asyncio, against raw INCR round trips
+on the same kind of client: what fraction of the Redis ceiling the script path reaches.
 
 Both run on a ``redis.asyncio`` client over a ``BlockingConnectionPool`` (decode_responses,
 hiredis) sized to the concurrency, with that many asyncio tasks sharing it. Each script call of a
@@ -211,7 +212,7 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
         conc = f"{concurrency}x{batch}" if batch > 1 else str(concurrency)
         rows.append(
             Row(
-                section="script",
+                section="ceiling",
                 scenario=f"INCR{piped} round trip (baseline)",
                 fsync=bench.appendfsync,
                 workers=None,
@@ -229,7 +230,7 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
         ratio = script.rate / incr.rate if incr.rate else 0.0
         rows.append(
             Row(
-                section="script",
+                section="ceiling",
                 scenario=f"store.reserve+release{piped} (per call)",
                 fsync=bench.appendfsync,
                 workers=None,

@@ -1,4 +1,5 @@
-"""(b) The HTTP path at saturation with wrk (closed loop), beside GET /healthz on the same server.
+"""The ``http`` section: the HTTP path at saturation with wrk (closed loop), beside GET /healthz
+on the same server.
 
 wrk keeps ``connections`` requests in flight and sends the next one when an answer arrives, so
 its latencies are those of a saturated server (and, unlike the open loop, omit queueing time a

@@ -1,4 +1,4 @@
-"""(c) Open-loop latency at a fixed offered rate, spread over several generator processes.
+"""The ``open_loop`` section: latency at a fixed offered rate, from several generator processes.
 
 The processes share one start time and interleave their schedules; their latencies (measured
 from each request's due time, see :mod:`bench.load.loadgen`) are merged before taking
@@ -70,7 +70,7 @@ def _row(
     latency = Latency.of_seconds(latencies)
     errors = sum(g.errors + g.unfinished for g in gathered)
     return Row(
-        section="open-loop",
+        section="open_loop",
         scenario=f"open loop POST /v1/reservations ({client} x{procs})",
         fsync=redis.appendfsync,
         workers=server.workers,

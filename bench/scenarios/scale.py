@@ -1,4 +1,5 @@
-"""Scale: Redis memory per position and per active hold, and spread-load latency, by catalogue size.
+"""The ``scale`` section: Redis memory per position and per active hold, and spread-load latency,
+by catalogue size.
 
 Positions are loaded in steps on one Redis (with the API stopped), so each step's
 ``used_memory`` delta divided by the positions it added is their cost, SKU-level keys included.

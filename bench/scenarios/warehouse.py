@@ -1,4 +1,4 @@
-"""(f) Warehouse snapshot import: a generated N-row CSV through ``stocksync connector run
+"""The ``warehouse`` section: a generated N-row snapshot CSV through ``stocksync connector run
 warehouse`` (once mode), against a same-run baseline on the same Redis.
 
 The import and the baseline each run in a subprocess of their own, which reports its peak RSS

@@ -1,4 +1,4 @@
-"""(f) Webhook ingest: Shopify ``orders/create`` deliveries per second through the real API.
+"""The ``webhooks`` section: Shopify ``orders/create`` deliveries per second through the real API.
 
 A served ``stocksync serve`` (its own Redis, AOF ``always``) with the Shopify connector
 configured takes signed ``orders/create`` deliveries for orders placed without a hold (the

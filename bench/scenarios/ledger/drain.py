@@ -1,4 +1,4 @@
-"""(d) Ledger writer throughput: a realistic outbox drained into SQLite and PostgreSQL.
+"""Ledger writer throughput: a realistic outbox drained into SQLite and PostgreSQL.
 
 The outbox is generated once (:mod:`bench.harness.outbox`, under appendfsync everysec to save
 time), then drained with the real ``drain_once`` (batch 500) from a fresh ``ledger`` consumer

@@ -1,4 +1,4 @@
-"""(e) Ledger lag at the core benchmark's load: HTTP reserves with wrk while the writer runs.
+"""Ledger lag at the core benchmark's load: HTTP reserves with wrk while the writer runs.
 
 ``stocksync serve`` (W=2, SQLite ledger in its data dir, workers in-process: each worker process
 runs a ledger writer, so two consumers share the group) takes a closed-loop reserve load from

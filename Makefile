@@ -27,7 +27,7 @@ test: install lint  ## install, lint, and run every test
 unit: install
 	$(BIN)/pytest tests/unit
 
-bench: install  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick)
+bench: install  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick, --only SECTION); http, ledger and hot need wrk (apt-get install wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 load: install  ## locust channel mix against a running engine (see loadtests/README.md)

@@ -52,9 +52,15 @@ class WrkResult:
         )
 
 
-def wrk_binary() -> str:
+def find_wrk() -> str | None:
+    """The wrk binary: on PATH, else /usr/bin/wrk; None when neither exists."""
     found = shutil.which("wrk") or "/usr/bin/wrk"
-    if not Path(found).exists():
+    return found if Path(found).exists() else None
+
+
+def wrk_binary() -> str:
+    found = find_wrk()
+    if found is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     return found
 

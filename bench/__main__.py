@@ -1,4 +1,4 @@
-"""``python -m bench [--quick]``: run the benchmark suite and print the result table."""
+"""``python -m bench [--quick] [--only SECTION]``: check for wrk, run, print the result table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Runs every scenario of a profile, with its servers, and always stops what it started."""
+"""Runs the chosen sections in order, with their servers, always stopping what it started; and
+writes the notes under the result table, the cross-section ones (ceiling, cost of fsync) too."""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def run(options: Options, outcome: Outcome) -> None:
     with ExitStack() as stack:
         redises = Redises(stack, options.tmp_dir)
         if "ceiling" in options.sections:
-            script_section(redises, options, outcome)
+            ceiling_section(redises, options, outcome)
         api_sections(redises, options, outcome)
         if "hot" in options.sections:
             hot_section(redises, options, outcome)
@@ -103,7 +103,7 @@ def run(options: Options, outcome: Outcome) -> None:
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
 
-def script_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+def ceiling_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     for fsync in options.profile.script_fsyncs:
         log(f"ceiling: script path vs INCR, appendfsync {fsync}")
         outcome.rows += ceiling.run(redises.get(fsync), options.profile)

@@ -37,7 +37,7 @@ test: install-dev lint  ## install, lint, and run every test
 unit: install-dev
 	$(BIN)/pytest tests/unit
 
-bench: install-dev  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick)
+bench: install-dev  ## benchmarks against same-run baselines and the row-lock peer, ~5 min (BENCH_ARGS=--quick, --only SECTION); http, ledger and hot need wrk (apt-get install wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 load: install-dev  ## locust channel mix against a running engine (see loadtests/README.md)

@@ -2,29 +2,30 @@
 
 Starts its own servers on 127.0.0.1 (a bundled redis-server with the AOF on, and
 ``stocksync serve`` subprocesses), measures, stops them all, prints a table and writes it to
-``bench/results/latest.{json,md}``:
+``bench/results/latest.{json,md}``. The sections, each run alone with ``--only <name>`` and each
+the module of that name in ``bench/scenarios/``:
 
-(a) script path: ``RedisStockStore.reserve``/``.release`` through redis.asyncio, beside INCR
-    round trips on the same kind of client and pool (``bench.script_path``);
-(b) HTTP path at saturation with wrk, beside GET /healthz on the same server
-    (``bench.http_path``, scripts in ``bench/wrk/``);
-(c) open-loop latency at a fixed offered rate from several generator processes
-    (``bench.open_loop``, ``bench.loadgen``);
-(d) ledger writer throughput: a realistic outbox drained with ``drain_once`` into SQLite and a
-    throw-away PostgreSQL database, beside raw executemany inserts (``bench.ledger_path``);
-(e) ledger lag under the HTTP reserve load, with appendfsync always and everysec slices
-    alternating on one server (``bench.ledger_lag``, ``bench.lag_sampler``).
-(f) hot SKU flash sale: thousands of keep-alive buyers (wrk, ``wrk/hot.lua``) race for a few
-    hundred units, on stocksync and on the row-lock peer (``bench.baseline``); units sold are
-    read back from each store (``bench.hot_sku``, ``bench.peer_sections``);
-(g) spread load over many SKUs and locations, per operation, on both systems
-    (``bench.spread``, ``bench.spread_gen``, ``bench.seeding``);
-(h) scale: Redis memory per position and per hold, and spread latency, by catalogue size
-    (``bench.scale``);
-(i) warehouse snapshot import: a generated file through ``stocksync connector run warehouse``,
-    beside csv parsing + pipelined HSETs of the same rows (``bench.warehouse``);
-(j) webhook ingest: Shopify ``orders/create`` deliveries through a served API with the connector
-    configured, beside plain ``POST /v1/reservations`` (``bench.webhooks``).
+ceiling   ``RedisStockStore.reserve``/``.release`` through redis.asyncio, beside INCR round trips
+          on the same kind of client and pool;
+http      the HTTP path at saturation with wrk, beside GET /healthz on the same server;
+open_loop latency at a fixed offered rate from several generator processes;
+ledger    the ledger writer's throughput (a realistic outbox drained with ``drain_once`` into
+          SQLite and a throw-away PostgreSQL database, beside raw executemany inserts), then its
+          lag under the HTTP reserve load, appendfsync always and everysec slices alternating;
+hot       hot SKU flash sale: thousands of keep-alive buyers (wrk, ``bench/load/wrk/hot.lua``)
+          race for a few hundred units, on stocksync and on the row-lock peer; units sold are
+          read back from each store;
+spread    spread load over many SKUs and locations, per operation, on both systems;
+scale     Redis memory per position and per hold, and spread latency, by catalogue size;
+warehouse a generated snapshot file through ``stocksync connector run warehouse``, beside csv
+          parsing + pipelined HSETs of the same rows;
+webhooks  Shopify ``orders/create`` deliveries through a served API with the connector
+          configured, beside plain ``POST /v1/reservations``.
+
+The rest: ``bench/suite.py`` runs the sections in order with their servers and writes the notes;
+``bench/harness/`` is the shared machinery (profiles, servers, PostgreSQL, CPU accounting,
+statistics, seeding, samplers, the result table); ``bench/load/`` the load generators, their
+drivers and wrk with its Lua scripts; ``bench/peer/`` the row-lock peer on PostgreSQL.
 
 Every scenario is paired with a baseline measured in the same run on the same machine, and the
 report shows ratios: absolute numbers depend on a shared, noisy 2-core host.

@@ -1,4 +1,4 @@
-"""``python -m bench [--quick]``: run the benchmark suite and print the result table."""
+"""``python -m bench [--quick] [--only SECTION]``: check for wrk, run, print the result table."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from types import FrameType
 SECTIONS = (
     "ceiling",
     "http",
-    "open-loop",
+    "open_loop",
     "ledger",
     "hot",
     "spread",
@@ -19,7 +19,7 @@ SECTIONS = (
     "warehouse",
     "webhooks",
 )
-ALIASES = ("script",)  # the ceiling section's former name
+WRK_SECTIONS = frozenset({"http", "ledger", "hot"})  # the sections that run wrk
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -29,11 +29,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " open-loop latency, ledger writer throughput and lag, and against a row-lock peer on"
         " PostgreSQL: hot SKU flash sale, spread load; scale (memory and latency by positions);"
         " connectors: warehouse file import, webhook ingest.",
+        epilog=f"The {_listed(WRK_SECTIONS)} sections run wrk (apt-get install wrk).",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, ~1.5 min")
     parser.add_argument(
         "--only",
-        choices=SECTIONS + ALIASES,
+        choices=SECTIONS,
         action="append",
         help="run only these sections (repeatable)",
     )
@@ -50,22 +51,50 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _listed(sections: frozenset[str]) -> str:
+    """Section names in run order: "a", "a and b", "a, b and c"."""
+    names = [s for s in SECTIONS if s in sections]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def wrk_refusal(sections: frozenset[str]) -> str | None:
+    """Why the run must not start (wrk missing while a chosen section runs it), or None."""
+    from bench.load import wrk_runner
+
+    needing = sections & WRK_SECTIONS
+    if not needing or wrk_runner.find_wrk() is not None:
+        return None
+    without = " ".join(f"--only {s}" for s in SECTIONS if s not in WRK_SECTIONS)
+    which = "section runs" if len(needing) == 1 else "sections run"
+    return (
+        f"wrk is not installed, and the {_listed(needing)} {which} it. Install it first"
+        f" (Debian/Ubuntu: apt-get install wrk), or leave out what needs it: python -m bench"
+        f" {without}"
+    )
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C: every finally runs
 
 
 def main(argv: list[str]) -> int:
-    from bench import suite
-    from bench.config import FULL, QUICK
-    from bench.report import render_table, write_results
-
     args = parse_args(argv)
+    sections = frozenset(args.only or SECTIONS)
+    refusal = wrk_refusal(sections)
+    if refusal:  # before any server starts: a missing tool should not cost a half-run
+        print(refusal, file=sys.stderr)
+        return 1
+
+    from bench import suite
+    from bench.harness.config import FULL, QUICK
+    from bench.harness.report import render_table, write_results
+
     signal.signal(signal.SIGTERM, _interrupt)
     options = suite.Options(
         profile=QUICK if args.quick else FULL,
         client=args.client,
         procs=args.procs,
-        sections=frozenset(args.only or SECTIONS),
+        sections=sections,
         tmp_dir=args.tmp_dir,
     )
     outcome = suite.Outcome()

@@ -1,4 +1,5 @@
-"""Runs every scenario of a profile, with its servers, and always stops what it started."""
+"""Runs the chosen sections in order, with their servers, always stopping what it started; and
+writes the notes under the result table, the cross-section ones (ceiling, cost of fsync) too."""
 
 from __future__ import annotations
 
@@ -6,27 +7,27 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import (
-    hot_sku,
-    http_path,
-    ledger_lag,
-    ledger_notes,
-    ledger_path,
+from bench.harness.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
+from bench.harness.cpu import CORES
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.load import wrk_runner
+from bench.scenarios import (
+    ceiling,
+    hot,
+    http,
+    ledger,
     open_loop,
-    peer_sections,
     scale,
-    script_path,
+    spread,
     warehouse,
+    webhooks,
 )
-from bench import webhooks as webhook_ingest
-from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND, Profile
-from bench.cpu import CORES
-from bench.report import RESULTS_DIR, Row
-from bench.servers import ApiServer, BenchRedis, create_api_key
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ def run(options: Options, outcome: Outcome) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         redises = Redises(stack, options.tmp_dir)
-        if options.sections & {"script", "ceiling"}:
-            script_section(redises, options, outcome)
+        if "ceiling" in options.sections:
+            ceiling_section(redises, options, outcome)
         api_sections(redises, options, outcome)
         if "hot" in options.sections:
             hot_section(redises, options, outcome)
@@ -94,52 +95,52 @@ def run(options: Options, outcome: Outcome) -> None:
         if "warehouse" in options.sections:
             warehouse_section(stack, options, outcome)
         if "webhooks" in options.sections:
-            log("(j) webhook ingest: Shopify orders/create vs POST /v1/reservations")
-            rows, found = webhook_ingest.run(stack, options.profile, options.tmp_dir)
+            log("webhooks: Shopify orders/create vs POST /v1/reservations")
+            rows, found = webhooks.run(stack, options.profile, options.tmp_dir)
             outcome.rows += rows
             outcome.notes += found
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
 
-def script_section(redises: Redises, options: Options, outcome: Outcome) -> None:
+def ceiling_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     for fsync in options.profile.script_fsyncs:
-        log(f"(a) script path vs INCR, appendfsync {fsync}")
-        outcome.rows += script_path.run(redises.get(fsync), options.profile)
+        log(f"ceiling: script path vs INCR, appendfsync {fsync}")
+        outcome.rows += ceiling.run(redises.get(fsync), options.profile)
 
 
 def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
-    """(b) and (c) on an ``always`` Redis for each worker count, then (b) on ``everysec``."""
+    """http and open_loop on an ``always`` Redis per worker count, then http on ``everysec``."""
     profile, sections = options.profile, options.sections
     workers_needed = set(profile.http_workers if "http" in sections else ())
-    workers_needed |= set(profile.open_loop_workers if "open-loop" in sections else ())
+    workers_needed |= set(profile.open_loop_workers if "open_loop" in sections else ())
     for workers in sorted(workers_needed):
         redis = redises.get("always")
         with redises.api("always", workers) as server:
             server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
             log(f"    API up on {server.base_url}, workers={workers}")
             if "http" in sections and workers in profile.http_workers:
-                log(f"(b) HTTP path with wrk, workers={workers}")
-                outcome.rows += http_path.run(server, redis, profile, "a")
-            if "open-loop" in sections and workers in profile.open_loop_workers:
+                log(f"http: HTTP path with wrk, workers={workers}")
+                outcome.rows += http.run(server, redis, profile, "a")
+            if "open_loop" in sections and workers in profile.open_loop_workers:
                 for rate in profile.open_loop_rates:
-                    log(f"(c) open loop at {rate}/s, workers={workers}")
+                    log(f"open_loop: open loop at {rate}/s, workers={workers}")
                     row = open_loop.run(server, redis, profile, rate, options.client, options.procs)
                     outcome.rows.append(row)
     if "http" in sections and profile.http_everysec:
         workers = max(profile.http_workers)
         with redises.api("everysec", workers) as server:
             server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
-            log(f"(b) HTTP path with wrk, workers={workers}, appendfsync everysec")
-            bench = http_path.HttpBench(server, redises.get("everysec"), profile, "e")
+            log(f"http: HTTP path with wrk, workers={workers}, appendfsync everysec")
+            bench = http.HttpBench(server, redises.get("everysec"), profile, "e")
             bench.warm_up()
             outcome.rows += bench.reserve(max(profile.http_concurrency))
 
 
 def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     profile = options.profile
-    log(f"(f) hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
-    rows, _ = peer_sections.hot(
+    log(f"hot: hot SKU flash sale, stocksync and the row-lock peer, workers={profile.hot_workers}")
+    rows, _ = hot.run(
         lambda: redises.api("always", profile.hot_workers),
         redises.get("always"),
         profile.hot_workers,
@@ -155,10 +156,10 @@ def hot_section(redises: Redises, options: Options, outcome: Outcome) -> None:
 def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None:
     profile = options.profile
     log(
-        f"(g) spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
+        f"spread: spread load, {profile.spread_skus:,} SKUs x {profile.spread_locations} locations,"
         " stocksync and the row-lock peer"
     )
-    outcome.rows += peer_sections.spread_load(
+    outcome.rows += spread.run(
         lambda: redises.api("always", profile.hot_workers),
         redises.get("always"),
         profile,
@@ -168,25 +169,23 @@ def spread_section(redises: Redises, options: Options, outcome: Outcome) -> None
 
 
 def scale_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
-    """(h) on a Redis of its own, so memory deltas are the positions' and holds' alone."""
+    """On a Redis of its own, so memory deltas are the positions' and holds' alone."""
     profile = options.profile
-    log(f"(h) scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
+    log(f"scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
     outcome.rows += scale.run(redis, profile, log)
 
 
 def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
-    """(d) and (e) on a Redis of their own (appendfsync always): a clean outbox and ledger."""
+    """Drain, then lag, on a Redis of their own (appendfsync always): a clean outbox and ledger."""
     profile = options.profile
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
-    log(f"(d) ledger writer throughput, {profile.ledger_events:,} outbox events")
-    outcome.rows += ledger_path.run(redis, profile.ledger_events, outcome.notes)
-    log(
-        f"(e) ledger lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}"
-    )
-    rows, notes = ledger_lag.run(
+    log(f"ledger: writer throughput, {profile.ledger_events:,} outbox events")
+    outcome.rows += ledger.drain.run(redis, profile.ledger_events, outcome.notes)
+    log(f"ledger: lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}")
+    rows, notes = ledger.lag.run(
         redis,
         profile.ledger_lag_fsyncs,
         profile.ledger_lag_rounds,
@@ -198,10 +197,10 @@ def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None
 
 
 def warehouse_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
-    """(f) on a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
+    """On a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
     outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
-    log(f"(i) warehouse snapshot import, {options.profile.warehouse_rows:,} rows")
+    log(f"warehouse: snapshot import, {options.profile.warehouse_rows:,} rows")
     outcome.rows += warehouse.run(redis, options.profile.warehouse_rows, redis.dir / "warehouse")
 
 
@@ -266,12 +265,12 @@ def notes(outcome: Outcome) -> list[str]:
     ]
     for row in outcome.rows:
         where = f"[{row.fsync}, conc {row.concurrency}]"
-        if row.section == "script" and "pairs_s" in row.extra:
+        if row.section == "ceiling" and "pairs_s" in row.extra:
             lines.append(
                 f"script {where}: {row.extra['pairs_s']:,} reserve+release pairs/s;"
                 f" Redis-side µs/call: EVALSHA {row.extra.get('redis_usec_per_call')}"
             )
-        elif row.section == "script":
+        elif row.section == "ceiling":
             lines.append(
                 f"INCR {where}: Redis-side µs/call {row.extra.get('redis_usec_per_call')}"
                 " (the AOF fsync happens outside the command time)"
@@ -283,7 +282,7 @@ def notes(outcome: Outcome) -> list[str]:
             )
         elif row.section == "http" and row.baseline and (row.workers or 0) > 1:
             lines.append(f"HTTP reserve W={row.workers} {where}:" + _per_process(row))
-        elif row.section == "open-loop":
+        elif row.section == "open_loop":
             x = row.extra
             lines.append(
                 f"open loop W={row.workers} {where}: p50 {row.p50_ms:.2f} / p90"
@@ -295,12 +294,12 @@ def notes(outcome: Outcome) -> list[str]:
                 + _per_process(row)
             )
     lines += peer_notes(outcome.rows)
-    lines += ledger_notes.ledger_lines(outcome.rows) + outcome.notes
+    lines += ledger.notes(outcome.rows) + outcome.notes
     lines += warehouse.notes(outcome.rows)
-    cost = ledger_notes.fsync_cost(outcome.rows)
+    cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)
-    if any(r.section == "open-loop" for r in outcome.rows):
+    if any(r.section == "open_loop" for r in outcome.rows):
         lines.append(
             f"open-loop generator: {meta.get('open_loop_generator')}, each request due on a fixed"
             " schedule and timed from its due time (no coordinated omission); requests unanswered"
@@ -310,7 +309,7 @@ def notes(outcome: Outcome) -> list[str]:
         )
     if any(r.section == "http" for r in outcome.rows):
         lines.append(
-            f"HTTP rows: wrk -t{http_path.WRK_THREADS}, closed loop (conc = connections), each"
+            f"HTTP rows: wrk -t{wrk_runner.WRK_THREADS}, closed loop (conc = connections), each"
             " request a new reservation id; wrk latencies are per request at saturation."
         )
     return lines
@@ -362,7 +361,7 @@ def peer_notes(rows: list[Row]) -> list[str]:
         lines.append(ceiling)
     if any(r.section == "hot" for r in rows):
         lines.append(
-            f"hot SKU rows: wrk -t{hot_sku.WRK_THREADS} -c<conc> with bench/wrk/hot.lua (a new"
+            f"hot SKU rows: wrk -t{hot.WRK_THREADS} -c<conc> with bench/load/wrk/hot.lua (a new"
             " reservation id per request), stopped once the store shows the SKU sold out; ops/s"
             " = units sold / sell-out time; latency over every request of the race (201 and 409)."
             " For the peer's rows the redis CPU column is the PostgreSQL server's processes."
@@ -379,7 +378,7 @@ def peer_notes(rows: list[Row]) -> list[str]:
 
 def ceiling_note(rows: list[Row]) -> str:
     """What fraction of the Redis ceiling (pipelined INCR, always) the engine reaches end to end."""
-    incr = [r for r in rows if r.section == "script" and r.fsync == "always" and not r.baseline]
+    incr = [r for r in rows if r.section == "ceiling" and r.fsync == "always" and not r.baseline]
     ours = [
         r
         for r in rows
@@ -394,6 +393,60 @@ def ceiling_note(rows: list[Row]) -> str:
         f"ceiling: the best end-to-end reserve rate ({best.scenario}, W={best.workers}, conc"
         f" {best.concurrency}: {best.ops_s:,.0f}/s) is {100 * best.ops_s / top.ops_s:.1f} % of"
         f" the Redis ceiling ({top.scenario}, conc {top.concurrency}: {top.ops_s:,.0f}/s)"
+    )
+
+
+def _find(rows: list[Row], fsync: str, match: Callable[[Row], bool]) -> Row | None:
+    return next((r for r in rows if r.fsync == fsync and match(r)), None)
+
+
+def _script(prefix: str, concurrency: str) -> Callable[[Row], bool]:
+    def match(row: Row) -> bool:
+        return (
+            row.section == "ceiling"
+            and row.scenario.startswith(prefix)
+            and row.concurrency == concurrency
+        )
+
+    return match
+
+
+def fsync_cost(rows: list[Row]) -> str | None:
+    """everysec/always throughput ratios wherever a run measured both modes side by side."""
+    checks: list[tuple[str, Callable[[Row], bool]]] = []
+    for conc in ("1", "32"):
+        checks.append((f"script reserve+release conc {conc}", _script("store.", conc)))
+        checks.append((f"INCR conc {conc}", _script("INCR", conc)))
+    checks.append(
+        (
+            "HTTP reserve W=2 conc 64",
+            lambda r: (
+                r.section == "http"
+                and r.scenario == "HTTP POST /v1/reservations"
+                and r.workers == 2
+                and r.concurrency == "64"
+            ),
+        )
+    )
+    checks.append(
+        (
+            "HTTP reserve W=2 conc 64 with ledger writer (lag run, alternating slices)",
+            lambda r: r.section == "ledger" and r.scenario.startswith("HTTP POST"),
+        )
+    )
+    found = []
+    for label, match in checks:
+        always, everysec = _find(rows, "always", match), _find(rows, "everysec", match)
+        if always and everysec and always.ops_s:
+            found.append(
+                f"{label} {everysec.ops_s / always.ops_s:.2f}"
+                f" ({everysec.ops_s:,.0f} vs {always.ops_s:,.0f}/s)"
+            )
+    if not found:
+        return None
+    return (
+        "cost of appendfsync always (everysec ops/s / always ops/s in this run; > 1 = always"
+        " is slower): " + "; ".join(found)
     )
 
 

@@ -12,13 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import hot_sku, pg, scale, script_path, spread
-from bench.baseline.server import BaselineServer
-from bench.config import QUICK
-from bench.peer_sections import ours_contender, peer_contender
-from bench.seeding import seed_grid
-from bench.servers import ApiServer, BenchRedis, create_api_key
-from bench.spread_gen import OPERATIONS, location_name, sku_name
+from bench.harness import pg
+from bench.harness.config import QUICK
+from bench.harness.seeding import seed_grid
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.load import spread_driver
+from bench.load.spread_gen import OPERATIONS, location_name, sku_name
+from bench.peer.server import PeerServer, postgres_pids
+from bench.scenarios import ceiling, hot, scale
+from bench.scenarios.hot import ours_contender, peer_contender
 
 pytestmark = pytest.mark.slow
 
@@ -45,21 +47,21 @@ def api(bench_redis: BenchRedis) -> Iterator[ApiServer]:
 
 
 @pytest.fixture(scope="module")
-def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaselineServer]:
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerServer]:
     reason = pg.unreachable()
     if reason:
         pytest.skip(reason)
-    with BaselineServer(1, tmp_path_factory.mktemp("peer")) as server:
+    with PeerServer(1, tmp_path_factory.mktemp("peer")) as server:
         yield server
 
 
-def assert_sold_exactly(race: hot_sku.Race) -> None:
+def assert_sold_exactly(race: hot.Race) -> None:
     assert race.reserved == UNITS
     assert race.reservations == UNITS
     assert race.created <= UNITS  # never told more buyers yes than there were units
     assert race.sold_out > 0  # buyers kept coming after the last unit: it was a race
     assert race.errors == 0
-    assert hot_sku.exact(race)
+    assert hot.exact(race)
 
 
 @needs_wrk
@@ -67,18 +69,18 @@ def test_hot_race_stocksync_sells_exactly_the_stock(
     api: ApiServer, bench_redis: BenchRedis
 ) -> None:
     who = ours_contender(api, bench_redis)
-    assert_sold_exactly(hot_sku.race(who, "FLASH-OURS", UNITS, BUYERS, 30, "smoke-ours"))
+    assert_sold_exactly(hot.race(who, "FLASH-OURS", UNITS, BUYERS, 30, "smoke-ours"))
 
 
 @needs_wrk
 @pytest.mark.postgres
-def test_hot_race_row_lock_peer_sells_exactly_the_stock(peer: BaselineServer) -> None:
+def test_hot_race_row_lock_peer_sells_exactly_the_stock(peer: PeerServer) -> None:
     who = peer_contender(peer, "synchronous_commit on")
-    assert_sold_exactly(hot_sku.race(who, "FLASH-PEER", UNITS, BUYERS, 30, "smoke-peer"))
+    assert_sold_exactly(hot.race(who, "FLASH-PEER", UNITS, BUYERS, 30, "smoke-peer"))
 
 
 @pytest.mark.postgres
-def test_row_lock_peer_answers_like_stocksync(peer: BaselineServer) -> None:
+def test_row_lock_peer_answers_like_stocksync(peer: PeerServer) -> None:
     peer.seed("peer-store", "PEER-SKU", 2)
     headers = {"Authorization": f"Bearer {peer.key}"}
     line = {"sku": "PEER-SKU", "location_id": "peer-store", "qty": 1}
@@ -115,11 +117,11 @@ def test_row_lock_peer_answers_like_stocksync(peer: BaselineServer) -> None:
         )
 
 
-def run_spread(target: spread.Target) -> spread.SpreadRun:
-    return spread.drive(target, 10, 3, 8, 1, 1.5, 0.2, f"smoke-{target.name[0]}")
+def run_spread(target: spread_driver.Target) -> spread_driver.SpreadRun:
+    return spread_driver.drive(target, 10, 3, 8, 1, 1.5, 0.2, f"smoke-{target.name[0]}")
 
 
-def assert_every_operation(run: spread.SpreadRun) -> None:
+def assert_every_operation(run: spread_driver.SpreadRun) -> None:
     assert run.errors == 0, run.error_samples
     assert all(run.counts[op] > 0 for op in OPERATIONS), run.counts
 
@@ -129,16 +131,16 @@ def test_spread_load_stocksync_runs_every_operation(
 ) -> None:
     locations = [location_name(j) for j in range(3)]
     seed_grid(bench_redis.url, [sku_name(i) for i in range(10)], locations, 1_000)
-    target = spread.Target(
+    target = spread_driver.Target(
         "stocksync", "everysec", 1, api.port, api.key, api.pids, lambda: [bench_redis.pid]
     )
     assert_every_operation(run_spread(target))
 
 
 @pytest.mark.postgres
-def test_spread_load_row_lock_peer_runs_every_operation(peer: BaselineServer) -> None:
+def test_spread_load_row_lock_peer_runs_every_operation(peer: PeerServer) -> None:
     peer.seed_grid([sku_name(i) for i in range(10)], [location_name(j) for j in range(3)], 1_000)
-    target = spread.Target("peer", "on", 1, peer.port, peer.key, peer.pids, hot_sku.postgres_pids)
+    target = spread_driver.Target("peer", "on", 1, peer.port, peer.key, peer.pids, postgres_pids)
     assert_every_operation(run_spread(target))
 
 
@@ -173,7 +175,7 @@ def test_ceiling_compares_scripts_with_incr_one_by_one_and_pipelined(tmp_path: P
         script_pipeline_batch=10,
     )
     with BenchRedis("everysec", tmp_path) as redis:
-        rows = script_path.run(redis, profile)
+        rows = ceiling.run(redis, profile)
     assert [r.concurrency for r in rows] == ["2", "2", "2x10", "2x10"]
     assert all(r.ops_s > 0 for r in rows)
     assert [r.baseline for r in rows] == ["", "INCR", "", "INCR"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import warehouse
-from bench.servers import BenchRedis
+from bench.harness.servers import BenchRedis
+from bench.scenarios import warehouse
 
 
 def test_generate_writes_a_snapshot_with_one_row_per_position(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bench.webhooks import closed_loop, reservation_request, webhook_request, write_config
+from bench.scenarios.webhooks import closed_loop, reservation_request, webhook_request, write_config
 from stocksync.config import Settings
 from tests.e2e.conftest import KeyFactory, Seed
 

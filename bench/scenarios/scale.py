@@ -1,4 +1,5 @@
-"""Scale: Redis memory per position and per active hold, and spread-load latency, by catalogue size.
+"""The ``scale`` section: Redis memory per position and per active hold, and spread-load latency,
+by catalogue size.
 
 Positions are loaded in steps on one Redis (with the API stopped), so each step's
 ``used_memory`` delta divided by the positions it added is their cost, SKU-level keys included.
@@ -19,12 +20,12 @@ import redis
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
-from bench import spread
-from bench.config import Profile
-from bench.report import RESULTS_DIR, Row
-from bench.seeding import seed_grid
-from bench.servers import ApiServer, BenchRedis, create_api_key
-from bench.spread_gen import location_name, sku_name
+from bench.harness.config import Profile
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.seeding import seed_grid
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.load.spread_driver import SpreadRun, Target, drive
+from bench.load.spread_gen import location_name, sku_name
 from stocksync.config import Settings
 from stocksync.domain.model import Line
 from stocksync.store.keys import Keys
@@ -149,7 +150,7 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
                 holds = hold_bytes(client, bench.url, profile.scale_reservations, skus)
             log_path = RESULTS_DIR / "logs" / f"serve-scale-{positions}.log"
             with ApiServer(bench.url, data_dir, workers, key, keep_log=log_path) as server:
-                target = spread.Target(
+                target = Target(
                     "stocksync",
                     "appendfsync always",
                     workers,
@@ -158,7 +159,7 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
                     server.pids,
                     lambda: [bench.pid],
                 )
-                result = spread.drive(
+                result = drive(
                     target,
                     skus,
                     LOCATIONS,
@@ -180,7 +181,11 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
 
 
 def scale_row(
-    positions: int, run: spread.SpreadRun, workers: int, concurrency: int, per_position: float
+    positions: int,
+    run: SpreadRun,
+    workers: int,
+    concurrency: int,
+    per_position: float,
 ) -> Row:
     every, reserve = run.all_ops(), run.latencies["reserve"]
     return Row(

@@ -1,8 +1,9 @@
-"""Spread load: availability reads, reserve, confirm, fulfill and release over many positions.
+"""Drives the spread load: availability reads, reserve, confirm, fulfill and release over many
+positions.
 
-A fixed number of closed-loop shoppers (``bench.spread_gen``) split over a few generator
-processes drive one system at a time; ops/s and p50/p99 are reported per operation. The
-generators share the 2 cores with the server, so their CPU is reported beside it.
+A fixed number of closed-loop shoppers (:mod:`bench.load.spread_gen`) split over a few generator
+processes drive one system at a time; latencies are gathered per operation. The generators
+share the 2 cores with the server, so their CPU is measured beside it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.cpu import CpuSample, CpuWindow, wait_idle
-from bench.report import Row
-from bench.servers import HOST
-from bench.spread_gen import OPERATIONS, SpreadResult, SpreadSpec, child_main
-from bench.stats import Latency
+from bench.harness.cpu import CpuSample, CpuWindow, wait_idle
+from bench.harness.servers import HOST
+from bench.harness.stats import Latency
+from bench.load.spread_gen import OPERATIONS, SpreadResult, SpreadSpec, child_main
 
 START_DELAY_S = 2.0  # for the generator processes to start and connect
 SETTLE_TIMEOUT_S = 180.0  # for a server's start-up work (stocksync's audit) to finish
@@ -103,50 +103,3 @@ def drive(
         cpu=cpu,
         settle_s=round(settle_s, 1),
     )
-
-
-def rows(target: Target, run: SpreadRun, concurrency: int, label: str = "spread") -> list[Row]:
-    """One row for all operations together, then one per operation."""
-    every = run.all_ops()
-    out = [
-        Row(
-            section="spread",
-            scenario=f"{label}: {target.name}, all ops",
-            fsync=target.fsync,
-            workers=target.workers,
-            concurrency=str(concurrency),
-            ops_s=run.ops_s,
-            p50_ms=every.p50,
-            p99_ms=every.p99,
-            errors=run.errors,
-            cpu=run.cpu.shares(),
-            extra={
-                "counts": run.counts,
-                "short_409": run.short,
-                "error_samples": run.error_samples,
-                "api_process_cpu": run.cpu.process_shares("api"),
-                "settle_s": run.settle_s,
-            },
-        )
-    ]
-    for op in OPERATIONS:
-        latency = run.latencies[op]
-        out.append(
-            Row(
-                section="spread",
-                scenario=f"{label}: {target.name}, {op}",
-                fsync=target.fsync,
-                workers=target.workers,
-                concurrency=str(concurrency),
-                ops_s=run.counts[op] / run.seconds,
-                p50_ms=latency.p50,
-                p99_ms=latency.p99,
-            )
-        )
-    return out
-
-
-def compare(ours: list[Row], peer: list[Row]) -> None:
-    """Each of our rows beside the peer's row of the same operation."""
-    for mine, theirs in zip(ours, peer, strict=True):
-        mine.baseline, mine.baseline_ops_s = "row-lock peer", theirs.ops_s

@@ -1,4 +1,4 @@
-"""(f) Warehouse snapshot import: a generated N-row CSV through ``stocksync connector run
+"""The ``warehouse`` section: a generated N-row snapshot CSV through ``stocksync connector run
 warehouse`` (once mode), against a same-run baseline on the same Redis.
 
 The import and the baseline each run in a subprocess of their own, which reports its peak RSS
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench.report import Row
-from bench.servers import BenchRedis
+from bench.harness.report import Row
+from bench.harness.servers import BenchRedis
 from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.store.redis_store import RedisStockStore
@@ -70,7 +70,7 @@ async def _seed(url: str) -> None:
 
 def _child(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, float]]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.warehouse", *args],
+        [sys.executable, "-m", "bench.scenarios.warehouse", *args],
         capture_output=True,
         text=True,
         check=False,

@@ -18,7 +18,7 @@ from typing import Self
 import httpx
 import redis
 
-from bench.cpu import session_pids
+from bench.harness.cpu import session_pids
 from stocksync.store.embedded import EmbeddedRedis
 
 HOST = "127.0.0.1"

@@ -1,4 +1,4 @@
-"""The row-lock peer's API: ``uvicorn --factory bench.baseline.app:create_app``.
+"""The row-lock peer's API: ``uvicorn --factory bench.peer.app:create_app``.
 
 Configured from the environment: ``BASELINE_DSN`` (a libpq connection string),
 ``BASELINE_TOKEN`` (the one bearer token it accepts) and ``BASELINE_POOL_SIZE`` (connections

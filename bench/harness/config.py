@@ -9,12 +9,13 @@ HOT_LOCATION = "bench-hot"
 ON_HAND = 1_000_000_000  # the API's maximum count: never short, even without releases
 TTL_SECONDS = 600
 CHANNEL = "web"
+FSYNC_OURS = "appendfsync always"  # stocksync's fsync label in the rows beside the peer's
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # (a) script path: INCR and script slices alternate `rounds` times (drift hits both alike)
+    # ceiling: INCR and script slices alternate `rounds` times (drift hits both alike)
     script_fsyncs: tuple[str, ...]
     script_concurrency: tuple[int, ...]
     script_rounds: int
@@ -22,7 +23,7 @@ class Profile:
     script_warmup_s: float
     script_pipeline_concurrency: int  # then pipelined: this many clients, each ...
     script_pipeline_batch: int  # ... sending pipelines of this many calls (1 = skip)
-    # (b) HTTP path with wrk (closed loop)
+    # http: the HTTP path with wrk (closed loop)
     http_workers: tuple[int, ...]
     http_concurrency: tuple[int, ...]
     http_pair_concurrency: tuple[int, ...]  # reserve+release pairs; () = skip
@@ -30,23 +31,23 @@ class Profile:
     wrk_seconds: int  # per slice
     wrk_rounds: int  # slices of a scenario, alternating with its baseline's
     wrk_warmup_seconds: int
-    # (c) open loop at a fixed offered rate
+    # open_loop: latency at a fixed offered rate
     open_loop_workers: tuple[int, ...]
     open_loop_rates: tuple[int, ...]  # offered rates; the first is the target's (1,000/s)
     open_loop_seconds: float
     open_loop_warmup_s: float
-    # (d) ledger writer throughput: outbox size drained into SQLite and PostgreSQL
+    # ledger, drain: writer throughput: outbox size drained into SQLite and PostgreSQL
     ledger_events: int
-    # (e) ledger lag under HTTP reserve load (W=2, conc 64), slices alternating the fsync modes
+    # ledger, lag: under HTTP reserve load (W=2, conc 64), slices alternating the fsync modes
     ledger_lag_fsyncs: tuple[str, ...]
     ledger_lag_rounds: int
     ledger_lag_seconds: int  # per slice
-    # hot SKU race (wrk, stocksync then the row-lock peer, both with hot_workers API processes)
+    # hot: the SKU race (wrk, stocksync then the row-lock peer, both with hot_workers API processes)
     hot_workers: int
     hot_units: int
     hot_connections: int
     hot_max_seconds: int  # bound on one race (normally stopped at sell-out)
-    # spread load: closed-loop shoppers over skus x locations, on both systems
+    # spread: closed-loop shoppers over skus x locations, on both systems
     spread_skus: int
     spread_locations: int
     spread_concurrency: int
@@ -57,9 +58,9 @@ class Profile:
     scale_positions: tuple[int, ...]
     scale_reservations: int  # held reservations created to measure their memory
     scale_seconds: float
-    # (i) warehouse snapshot import: rows in the generated file
+    # warehouse: snapshot import, rows in the generated file
     warehouse_rows: int = 1_000_000
-    # (j) webhook ingest: Shopify orders/create deliveries vs POST /v1/reservations, alternating
+    # webhooks: Shopify orders/create deliveries vs POST /v1/reservations, alternating
     webhook_seconds: float = 3.0  # per slice
     webhook_rounds: int = 2
     webhook_concurrency: int = 32

@@ -14,16 +14,17 @@ from typing import Any, LiteralString, Self
 import httpx
 import psycopg
 
-from bench.cpu import session_pids
-from bench.pg import PG_HOST, PG_PORT, PG_USER, TempDatabase
-from bench.servers import HEALTH_TIMEOUT_S, HOST, free_port, stop_session
+from bench.harness import pg
+from bench.harness.cpu import session_pids
+from bench.harness.pg import PG_HOST, PG_PORT, PG_USER, TempDatabase
+from bench.harness.servers import HEALTH_TIMEOUT_S, HOST, free_port, stop_session
 
 TOKEN = "baseline-bench-token"
 POOL_SIZE = 8  # per worker: PostgreSQL on 2 cores gains nothing from more active backends
 
 
-class BaselineServer:
-    """``uvicorn --factory bench.baseline.app:create_app`` with ``workers`` processes."""
+class PeerServer:
+    """``uvicorn --factory bench.peer.app:create_app`` with ``workers`` processes."""
 
     def __init__(self, workers: int, log_dir: Path, pool_size: int = POOL_SIZE) -> None:
         self.workers = workers
@@ -33,14 +34,14 @@ class BaselineServer:
         self.base_url = f"http://{HOST}:{self.port}"
         self.database = TempDatabase()
         self.dsn = ""
-        self.log_path = log_dir / f"baseline-w{workers}-{self.port}.log"
+        self.log_path = log_dir / f"peer-w{workers}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
         try:
             self.database.__enter__()
             self.dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={self.database.name}"
-            schema = resources.files("bench.baseline").joinpath("schema.sql").read_text()
+            schema = resources.files("bench.peer").joinpath("schema.sql").read_text()
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 conn.execute(schema)
             self._start()
@@ -50,7 +51,7 @@ class BaselineServer:
         return self
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "bench.baseline.app:create_app"]
+        command = [sys.executable, "-m", "uvicorn", "--factory", "bench.peer.app:create_app"]
         command += ["--host", HOST, "--port", str(self.port), "--workers", str(self.workers)]
         command += ["--log-level", "warning", "--no-access-log"]
         env = {"BASELINE_DSN": self.dsn, "BASELINE_TOKEN": TOKEN}
@@ -68,14 +69,14 @@ class BaselineServer:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"baseline exited: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"row-lock peer exited: {self.log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(self.base_url + "/healthz", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)  # bounded poll of a child process for readiness
-        raise RuntimeError(f"baseline did not start: {self.log_path.read_text()[-2000:]}")
+        raise RuntimeError(f"row-lock peer did not start: {self.log_path.read_text()[-2000:]}")
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -128,3 +129,21 @@ class BaselineServer:
 
 def _inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("BASELINE_")}
+
+
+def peer_fsync() -> str:
+    """The peer's durability setting, for the table's fsync column."""
+    return "synchronous_commit " + pg.show("synchronous_commit")["synchronous_commit"]
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes (its backends do the peer's work)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -7,14 +7,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).parent / "results"
+RESULTS_DIR = Path(__file__).parents[1] / "results"  # bench/results
 
 
 @dataclass
 class Row:
     """One measured scenario, with the same-run baseline it is compared to."""
 
-    section: str  # "script" | "http" | "open-loop"
+    section: str  # the --only section that measured it: "ceiling", "http", "open_loop", ...
     scenario: str
     fsync: str
     workers: int | None  # API worker processes; None when no API server is involved

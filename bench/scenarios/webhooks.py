@@ -1,4 +1,4 @@
-"""(f) Webhook ingest: Shopify ``orders/create`` deliveries per second through the real API.
+"""The ``webhooks`` section: Shopify ``orders/create`` deliveries per second through the real API.
 
 A served ``stocksync serve`` (its own Redis, AOF ``always``) with the Shopify connector
 configured takes signed ``orders/create`` deliveries for orders placed without a hold (the
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
-from bench.report import RESULTS_DIR, Row
-from bench.servers import ApiServer, BenchRedis, create_api_key
-from bench.stats import Latency
+from bench.harness.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.servers import ApiServer, BenchRedis, create_api_key
+from bench.harness.stats import Latency
 from connectors.shopify.webhook import signature
 
 SECRET = "bench-webhook-secret"

@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from bench.loadgen import RawConnection
+from bench.load.loadgen import RawConnection
 
 OPERATIONS = ("availability", "reserve", "confirm", "fulfill", "release")
 READ_SHARE = 0.5  # of a shopper's turns: an availability read, else a reservation

@@ -1,12 +1,12 @@
-"""(e) Ledger lag at the core benchmark's load: HTTP reserves with wrk while the writer runs.
+"""Ledger lag at the core benchmark's load: HTTP reserves with wrk while the writer runs.
 
 ``stocksync serve`` (W=2, SQLite ledger in its data dir, workers in-process: each worker process
 runs a ledger writer, so two consumers share the group) takes a closed-loop reserve load from
 wrk at 64 connections, in slices that alternate the Redis appendfsync mode (A B B A ..., by
 CONFIG SET on the same server, so both modes share the processes, the data and the noise). A
-thread samples the lag every 0.5 s (:mod:`bench.lag_sampler`); the ledger's ``stock_movements``
-row count before and after each slice gives the events written in it. After the last slice,
-the time the writer needs to catch up is measured.
+thread samples the lag every 0.5 s (:mod:`bench.harness.lag_sampler`); the ledger's
+``stock_movements`` row count before and after each slice gives the events written in it. After
+the last slice, the time the writer needs to catch up is measured.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench.config import HOT_LOCATION, HOT_SKU, ON_HAND
-from bench.http_path import WrkResult, run_wrk
-from bench.lag_sampler import LagSample, LagSampler
-from bench.report import RESULTS_DIR, Row
-from bench.servers import ApiServer, BenchRedis
-from bench.stats import percentile
+from bench.harness.config import HOT_LOCATION, HOT_SKU, ON_HAND
+from bench.harness.lag_sampler import LagSample, LagSampler
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.servers import ApiServer, BenchRedis
+from bench.harness.stats import percentile
+from bench.load.wrk_runner import WrkResult, run_wrk
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.store.keys import Keys

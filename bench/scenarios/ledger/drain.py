@@ -1,8 +1,8 @@
-"""(d) Ledger writer throughput: a realistic outbox drained into SQLite and PostgreSQL.
+"""Ledger writer throughput: a realistic outbox drained into SQLite and PostgreSQL.
 
-The outbox is generated once (:mod:`bench.outbox`, under appendfsync everysec to save time),
-then drained with the real ``drain_once`` (batch 500) from a fresh ``ledger`` consumer group
-into each database, with Redis back on appendfsync always. A second group that never reads
+The outbox is generated once (:mod:`bench.harness.outbox`, under appendfsync everysec to save
+time), then drained with the real ``drain_once`` (batch 500) from a fresh ``ledger`` consumer
+group into each database, with Redis back on appendfsync always. A second group that never reads
 keeps the entries from being trimmed, so every database gets the same events. The baseline is
 the same number of ``stock_movements``-shaped rows inserted into a plain table (no indexes, no
 constraints) with executemany, one transaction per 500 rows, half before and half after the
@@ -22,13 +22,13 @@ from redis import Redis as SyncRedis
 from sqlalchemy import Column, MetaData, Table, func, insert, select
 from sqlalchemy.engine import Engine
 
-from bench import outbox, pg
-from bench.cpu import CpuSample, CpuWindow, PidSource, self_cpu_seconds
-from bench.report import Row
-from bench.script_path import run_async
-from bench.servers import BenchRedis
-from bench.sql_probe import StatementTimes, TimedLedger, postgres_pids
-from bench.stats import Latency
+from bench.harness import outbox, pg
+from bench.harness.aio import run_async
+from bench.harness.cpu import CpuSample, CpuWindow, PidSource, self_cpu_seconds
+from bench.harness.report import Row
+from bench.harness.servers import BenchRedis
+from bench.harness.sql_probe import StatementTimes, TimedLedger, postgres_pids
+from bench.harness.stats import Latency
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.movements import movement_row
 from stocksync.ledger.sql_ledger import MOVEMENTS

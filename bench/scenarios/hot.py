@@ -1,9 +1,10 @@
-"""Hot SKU flash sale: thousands of keep-alive buyers race for a few hundred units of one SKU.
+"""The ``hot`` section: thousands of keep-alive buyers race for a few hundred units of one SKU.
 
-The same wrk script (``wrk/hot.lua``: two threads, one new reservation id per request) drives
-stocksync and the row-lock peer in turn. Units sold are read back from each system's store after
-the race (reserved units and active reservations), not inferred from 201s. wrk runs until the
-store shows the SKU sold out (plus a short grace for answers in flight) or its time bound.
+The same wrk script (``bench/load/wrk/hot.lua``: two threads, one new reservation id per
+request) drives stocksync and the row-lock peer in turn. Units sold are read back from each
+system's store after the race (reserved units and active reservations), not inferred from 201s.
+wrk runs until the store shows the SKU sold out (plus a short grace for answers in flight) or
+its time bound.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
-from bench.cpu import CpuWindow, children_cpu_seconds, wait_idle
-from bench.http_path import WRK_DIR, wrk_binary
-from bench.report import Row
-from bench.stats import merged_percentile
+from bench.harness import pg
+from bench.harness.config import FSYNC_OURS
+from bench.harness.cpu import CpuWindow, children_cpu_seconds, wait_idle
+from bench.harness.report import RESULTS_DIR, Row
+from bench.harness.servers import ApiServer, BenchRedis
+from bench.harness.stats import merged_percentile
+from bench.load.wrk_runner import WRK_DIR, wrk_binary
+from bench.peer.server import PeerServer, peer_fsync, postgres_pids
 from stocksync.store.keys import Keys
 
 HOT_LOCATION = "bench-flash"
@@ -32,6 +37,7 @@ TARGET_RATIO = 10.0
 WARM_CONNECTIONS = 64
 WARM_SECONDS = 1
 SETTLE_TIMEOUT_S = 60.0  # for a server's start-up work to finish
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -82,19 +88,6 @@ def redis_held(url: str, namespace: str = "default") -> Callable[[str, str], tup
         return int(reserved or 0), int(holds)
 
     return held
-
-
-def postgres_pids() -> list[int]:
-    """The PostgreSQL server's processes (its backends do the peer's work)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def race(
@@ -212,3 +205,64 @@ def compare(ours: Row, ours_race: Race, peer: Row, peer_race: Race) -> None:
     ratio = ours.ratio or 0.0
     ours.passed = ratio >= TARGET_RATIO and exact(ours_race) and exact(peer_race)
     peer.target, peer.passed = "exact", exact(peer_race)
+
+
+def ours_contender(server: ApiServer, redis: BenchRedis) -> Contender:
+    return Contender(
+        name="stocksync",
+        fsync=FSYNC_OURS,
+        workers=server.workers,
+        base_url=server.base_url,
+        key=server.key,
+        api_pids=server.pids,
+        store_pids=lambda: [redis.pid],
+        seed=server.seed,
+        held=redis_held(redis.url),
+    )
+
+
+def peer_contender(peer: PeerServer, fsync: str) -> Contender:
+    return Contender(
+        name="row-lock peer",
+        fsync=fsync,
+        workers=peer.workers,
+        base_url=peer.base_url,
+        key=peer.key,
+        api_pids=peer.pids,
+        store_pids=postgres_pids,
+        seed=peer.seed,
+        held=peer.held,
+    )
+
+
+def run(
+    api: Callable[[], AbstractContextManager[ApiServer]],
+    redis: BenchRedis,
+    workers: int,
+    units: int,
+    connections: int,
+    max_seconds: int,
+    log: Log,
+    notes: list[str],
+) -> tuple[list[Row], list[Race]]:
+    """The race on stocksync, then on the peer (when PostgreSQL is reachable)."""
+    tag = f"hot{time.time_ns()}"
+    sku = f"FLASH-{tag}"
+    races: list[Race] = []
+    rows: list[Row] = []
+    with api() as server:
+        log(f"    hot SKU race on stocksync: {connections} buyers, {units} units")
+        who = ours_contender(server, redis)
+        races.append(race(who, sku, units, connections, max_seconds, tag + "s"))
+        rows.append(row(who, races[-1], connections))
+    reason = pg.unreachable()
+    if reason:
+        notes.append(f"hot SKU race: row-lock peer skipped: {reason}")
+        return rows, races
+    with PeerServer(workers, RESULTS_DIR / "logs") as peer:
+        log(f"    hot SKU race on the row-lock peer: {connections} buyers, {units} units")
+        who = peer_contender(peer, peer_fsync())
+        races.append(race(who, sku, units, connections, max_seconds, tag + "p"))
+        rows.append(row(who, races[-1], connections))
+    compare(rows[0], races[0], rows[1], races[1])
+    return rows, races

@@ -1,4 +1,5 @@
-"""(a) The script path through redis-py asyncio, against raw INCR round trips on the same client.
+"""The ``ceiling`` section: the script path through redis-py asyncio, against raw INCR round trips
+on the same kind of client: what fraction of the Redis ceiling the script path reaches.
 
 Both run on a ``redis.asyncio`` client over a ``BlockingConnectionPool`` (decode_responses,
 hiredis) sized to the concurrency, with that many asyncio tasks sharing it. Each script call of a
@@ -11,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from bench.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
-from bench.cpu import CpuSample, CpuWindow, self_cpu_seconds
-from bench.report import Row
-from bench.servers import BenchRedis
-from bench.stats import Latency
+from bench.harness.aio import run_async
+from bench.harness.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
+from bench.harness.cpu import CpuSample, CpuWindow, self_cpu_seconds
+from bench.harness.report import Row
+from bench.harness.servers import BenchRedis
+from bench.harness.stats import Latency
 from stocksync.config import Settings
 from stocksync.domain.codes import new_hold_code
 from stocksync.domain.model import Line, Location, normalize_lines, reservation_fingerprint
@@ -196,16 +198,6 @@ async def compare(
             await client.connection_pool.disconnect()  # a pool passed in is not closed with it
 
 
-def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run on uvloop when installed, like ``uvicorn[standard]`` serves the API."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
-
-
 def run(bench: BenchRedis, profile: Profile) -> list[Row]:
     """Each concurrency one call at a time, then pipelined (when the profile asks for it)."""
     variants = [(concurrency, 1) for concurrency in profile.script_concurrency]
@@ -221,7 +213,7 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
         conc = f"{concurrency}x{batch}" if batch > 1 else str(concurrency)
         rows.append(
             Row(
-                section="script",
+                section="ceiling",
                 scenario=f"INCR{piped} round trip (baseline)",
                 fsync=bench.appendfsync,
                 workers=None,
@@ -239,7 +231,7 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
         ratio = script.rate / incr.rate if incr.rate else 0.0
         rows.append(
             Row(
-                section="script",
+                section="ceiling",
                 scenario=f"store.reserve+release{piped} (per call)",
                 fsync=bench.appendfsync,
                 workers=None,

@@ -1,10 +1,12 @@
-"""Report lines for the ledger rows, and the cost of appendfsync always across sections."""
+"""The ``ledger`` section: the writer's throughput (:mod:`.drain`) and its lag under HTTP load
+(:mod:`.lag`), run in turn on one Redis of their own; here, the report lines for their rows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bench.harness.report import Row
+from bench.scenarios.ledger import drain, lag
 
-from bench.report import Row
+__all__ = ["drain", "lag", "notes"]
 
 
 def _ms(value: object) -> str:
@@ -16,7 +18,7 @@ def _db_cpu(row: Row) -> str:
     return "" if share is None else f" PostgreSQL processes CPU {share:g} % (not in other);"
 
 
-def ledger_lines(rows: list[Row]) -> list[str]:
+def notes(rows: list[Row]) -> list[str]:
     lines = []
     for row in rows:
         x = row.extra
@@ -66,57 +68,3 @@ def ledger_lines(rows: list[Row]) -> list[str]:
             " carries over between slices."
         )
     return lines
-
-
-def _find(rows: list[Row], fsync: str, match: Callable[[Row], bool]) -> Row | None:
-    return next((r for r in rows if r.fsync == fsync and match(r)), None)
-
-
-def _script(prefix: str, concurrency: str) -> Callable[[Row], bool]:
-    def match(row: Row) -> bool:
-        return (
-            row.section == "script"
-            and row.scenario.startswith(prefix)
-            and row.concurrency == concurrency
-        )
-
-    return match
-
-
-def fsync_cost(rows: list[Row]) -> str | None:
-    """everysec/always throughput ratios wherever a run measured both modes side by side."""
-    checks: list[tuple[str, Callable[[Row], bool]]] = []
-    for conc in ("1", "32"):
-        checks.append((f"script reserve+release conc {conc}", _script("store.", conc)))
-        checks.append((f"INCR conc {conc}", _script("INCR", conc)))
-    checks.append(
-        (
-            "HTTP reserve W=2 conc 64",
-            lambda r: (
-                r.section == "http"
-                and r.scenario == "HTTP POST /v1/reservations"
-                and r.workers == 2
-                and r.concurrency == "64"
-            ),
-        )
-    )
-    checks.append(
-        (
-            "HTTP reserve W=2 conc 64 with ledger writer (lag run, alternating slices)",
-            lambda r: r.section == "ledger" and r.scenario.startswith("HTTP POST"),
-        )
-    )
-    found = []
-    for label, match in checks:
-        always, everysec = _find(rows, "always", match), _find(rows, "everysec", match)
-        if always and everysec and always.ops_s:
-            found.append(
-                f"{label} {everysec.ops_s / always.ops_s:.2f}"
-                f" ({everysec.ops_s:,.0f} vs {always.ops_s:,.0f}/s)"
-            )
-    if not found:
-        return None
-    return (
-        "cost of appendfsync always (everysec ops/s / always ops/s in this run; > 1 = always"
-        " is slower): " + "; ".join(found)
-    )

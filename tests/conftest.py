@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -13,12 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from stocksync.domain.model import Location
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RedisStockStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.writer import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
-from tests.conftest import free_port
 from tests.e2e.conftest import app, client, make_key, services, settings  # noqa: F401
+from tests.support.ports import free_port
 
 StubServer = Callable[[ASGIApp], AbstractAsyncContextManager[str]]
 

@@ -43,7 +43,7 @@ from stocksync.recovery.regression import check_regression
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RecoveryOps, RedisStockStore
 from stocksync.workers.ledger_writer import drain_once
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

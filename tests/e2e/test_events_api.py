@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.e2e.conftest import KeyFactory, Seed
-from tests.e2e.streaming import StreamingASGITransport
+from tests.support.streaming import StreamingASGITransport
 
 WAIT_SECONDS = 10.0
 

@@ -47,8 +47,8 @@ from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_writer import drain_once, read_entries
-from tests.store.helpers import Stocked
 from tests.support.ports import free_port
+from tests.support.store import Stocked
 
 pytestmark = pytest.mark.slow
 

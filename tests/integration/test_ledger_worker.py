@@ -28,7 +28,7 @@ from stocksync.workers.ledger_writer import (
     trim_and_measure,
 )
 from tests.integration.test_ledger_writer import drive, dump, outbox_events, renamed
-from tests.store.helpers import Stocked, server_ms
+from tests.support.store import Stocked, server_ms
 
 WAIT_LIMIT_SECONDS = 10.0
 

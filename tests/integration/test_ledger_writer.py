@@ -19,7 +19,7 @@ from stocksync.ledger.tables import (
 )
 from stocksync.ledger.writer import OutboxEvent, SqlLedger, parse_event
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked, server_ms, wait_for_state
+from tests.support.store import Stocked, server_ms, wait_for_state
 
 TABLES = {
     "movements": cast(Table, Movement.__table__),  # type: ignore[attr-defined]

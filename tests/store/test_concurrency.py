@@ -12,7 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from stocksync.domain.errors import InsufficientStock
 from stocksync.domain.model import Line, Position, ReserveResult, State, StockChangeResult
 from stocksync.store.redis_store import RedisStockStore, TransitionResult
-from tests.store.helpers import Stocked, outbox
+from tests.support.store import Stocked, outbox
 
 TASKS = 200
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from stocksync.domain.errors import InvalidTransition, NotFound
 from stocksync.domain.model import ACTIVE, TRANSITIONS, Action, Line, Position, State
 from stocksync.domain.model import transition_outcome as oracle
 from stocksync.store.redis_store import RedisStockStore, TransitionResult
-from tests.store.helpers import Stocked, outbox, server_ms, wait_for_state
+from tests.support.store import Stocked, outbox, server_ms, wait_for_state
 
 QTY = 2
 ON_HAND = 10

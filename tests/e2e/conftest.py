@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,8 +13,7 @@ from fastapi import FastAPI
 from stocksync.api.app import create_app
 from stocksync.api.deps import Services
 from stocksync.config import Settings
-
-KeyFactory = Callable[..., str]
+from tests.support.api import KeyFactory, Seed
 
 
 @pytest.fixture
@@ -87,9 +86,6 @@ async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://stocksync.test") as c:
         yield c
-
-
-Seed = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture

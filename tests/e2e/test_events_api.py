@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.e2e.conftest import KeyFactory, Seed
+from tests.support.api import KeyFactory, Seed
 from tests.support.streaming import StreamingASGITransport
 
 WAIT_SECONDS = 10.0

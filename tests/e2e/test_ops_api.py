@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from stocksync.api.deps import Services
 from stocksync.store.redis_store import RedisStockStore
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
 from tests.support.ports import free_port
 
 

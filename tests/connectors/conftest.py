@@ -17,14 +17,13 @@ from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.writer import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
-from tests.e2e.conftest import app, client, make_key, services, settings  # noqa: F401
 from tests.support.ports import free_port
 
 StubServer = Callable[[ASGIApp], AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture
-def ctx(settings: Settings, store: RedisStockStore) -> EngineContext:  # noqa: F811
+def ctx(settings: Settings, store: RedisStockStore) -> EngineContext:
     """What the engine lends a connector: the test's Redis namespace and a fresh ledger (the
     same ``settings`` the in-process app of a test would run with)."""
     engine = make_engine(settings.sqlalchemy_url)

@@ -16,7 +16,7 @@ from stocksync.domain.model import Line
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.connectors.conftest import StubServer
-from tests.connectors.shopify_stub import API_VERSION, TOKEN, ShopifyStub
+from tests.support.shopify_stub import API_VERSION, TOKEN, ShopifyStub
 
 ITEM = "gid://shopify/InventoryItem/808950810"
 OTHER_ITEM = "gid://shopify/InventoryItem/49148385"

@@ -22,7 +22,7 @@ from stocksync.domain.model import Line, Location, State
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.connectors.conftest import StubServer
-from tests.connectors.square_stub import (
+from tests.support.square_stub import (
     TOKEN,
     SquareStub,
     adjustment,

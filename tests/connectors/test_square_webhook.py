@@ -15,8 +15,8 @@ from connectors.square.connector import WEBHOOK_BACKOFF
 from connectors.square.webhook import SIGNATURE_HEADER, receive, sign
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
-from tests.conftest import free_port
-from tests.connectors.square_stub import ago, count_updated_event, inventory_count
+from tests.support.ports import free_port
+from tests.support.square_stub import ago, count_updated_event, inventory_count
 
 ITEM, SQ_LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5"
 IDS = IdMap(skus={ITEM: "TEE-RED-M"}, locations={SQ_LOC: "store-a"})

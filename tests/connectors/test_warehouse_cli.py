@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stocksync.domain.model import Location
 from stocksync.store.redis_store import RedisStockStore
-from tests.serve import stocksync_cli
+from tests.support.serve import stocksync_cli
 
 
 def run_cli(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

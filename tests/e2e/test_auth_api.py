@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from stocksync.api.deps import Services
-from tests.e2e.conftest import KeyFactory, Seed
+from tests.support.api import KeyFactory, Seed
 
 
 def as_key(app: FastAPI, key: str) -> httpx.AsyncClient:

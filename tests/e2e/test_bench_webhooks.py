@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from bench.scenarios.webhooks import closed_loop, reservation_request, webhook_request, write_config
 from stocksync.config import Settings
-from tests.e2e.conftest import KeyFactory, Seed
+from tests.support.api import KeyFactory, Seed
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.e2e.conftest import KeyFactory, Seed
-from tests.e2e.streaming import StreamingASGITransport
+from tests.support.api import KeyFactory, Seed
+from tests.support.streaming import StreamingASGITransport
 
 WAIT_SECONDS = 10.0
 

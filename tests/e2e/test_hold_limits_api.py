@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from stocksync.config import Settings
-from tests.e2e.conftest import KeyFactory, Seed
-from tests.e2e.test_pickup_api import hold, position, post_ok
+from tests.support.api import KeyFactory, Seed, hold, position, post_ok
 
 
 @pytest.fixture

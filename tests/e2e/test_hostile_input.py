@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
 
 
 def line(**overrides: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 from stocksync.api.deps import Services
 from stocksync.ledger.tables import Movement
 from stocksync.store.outbox import decode_event
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
 
 
 def movements(services: Services, reservation_id: str) -> list[Movement]:

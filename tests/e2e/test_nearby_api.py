@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
 
 
 async def test_nearby_defaults_to_a_50_km_radius_and_honours_safety_stock(

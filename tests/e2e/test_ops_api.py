@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from stocksync.api.deps import Services
 from stocksync.store.redis_store import RedisStockStore
-from tests.conftest import free_port
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
+from tests.support.ports import free_port
 
 
 async def test_healthz_and_readyz(anon: httpx.AsyncClient) -> None:

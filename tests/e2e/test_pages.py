@@ -28,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from stocksync.store.embedded import EmbeddedRedis
-from tests.serve import running_serve, serve_env
+from tests.support.serve import running_serve, serve_env
 
 pytestmark = pytest.mark.slow
 

@@ -6,36 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import KeyFactory, Seed
+from tests.support.api import KeyFactory, Seed, hold, position, post_ok
 
 WAIT_SECONDS = 10.0
-
-
-def hold(rid: str, sku: str, loc: str = "store-a", qty: int = 1, **extra: Any) -> dict[str, Any]:
-    return {
-        "reservation_id": rid,
-        "channel": "chat",
-        "lines": [{"sku": sku, "location_id": loc, "qty": qty}],
-        **extra,
-    }
-
-
-async def position(client: httpx.AsyncClient, sku: str, loc: str = "store-a") -> dict[str, Any]:
-    r = await client.get(f"/v1/stock/{loc}/{sku}")
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def post_ok(client: httpx.AsyncClient, path: str, body: Any = None) -> dict[str, Any]:
-    r = await client.post(path, json=body)
-    assert r.is_success, r.text
-    out: dict[str, Any] = r.json()
-    return out
 
 
 def seconds_between(start: str, end: str) -> float:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from stocksync.store.embedded import EmbeddedRedis
-from tests.serve import running_serve, serve_env
+from tests.support.serve import running_serve, serve_env
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
 
 
 def reservation(rid: str, sku: str, qty: int = 1, loc: str = "store-a", **extra: object) -> dict:

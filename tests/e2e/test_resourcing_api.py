@@ -11,8 +11,7 @@ import httpx
 from stocksync.api.deps import Services
 from stocksync.ledger.history import reservation_record
 from stocksync.store.outbox import decode_event
-from tests.e2e.conftest import KeyFactory, Seed
-from tests.e2e.test_pickup_api import hold, position, post_ok
+from tests.support.api import KeyFactory, Seed, hold, position, post_ok
 
 
 async def till_sale(client: httpx.AsyncClient, sku: str, loc: str, event_id: str) -> None:

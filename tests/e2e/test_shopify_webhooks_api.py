@@ -13,8 +13,8 @@ from connectors.framework.state import ConnectorState
 from connectors.shopify.webhook import signature
 from stocksync.api.deps import Services
 from stocksync.config import Settings
-from tests.connectors.shopify_payloads import order
-from tests.e2e.conftest import Seed
+from tests.support.api import Seed
+from tests.support.shopify_payloads import order
 
 SECRET = "shpss_test_secret"
 URL = "/v1/connectors/shopify/webhook"

@@ -11,7 +11,7 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit, run_audits
 from stocksync.store.outbox import decode_event
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked
+from tests.support.store import Stocked
 
 
 def sample(metrics: Metrics, name: str) -> float:

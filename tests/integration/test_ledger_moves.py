@@ -16,7 +16,7 @@ from stocksync.ledger.tables import LedgerReservation, Movement
 from stocksync.store.outbox import OutboxEvent, decode_event
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked
+from tests.support.store import Stocked
 
 RESERVATIONS = cast(Table, LedgerReservation.__table__)  # type: ignore[attr-defined]
 MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]

@@ -20,8 +20,8 @@ from stocksync.metrics import Metrics
 from stocksync.store.outbox import OutboxEvent
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import GROUP, LedgerCopy
-from tests.integration.test_ledger_writer import drive, dump, outbox_events, renamed
-from tests.store.helpers import Stocked, server_ms
+from tests.support.ledger import drive, dump, outbox_events, renamed
+from tests.support.store import Stocked, server_ms
 
 WAIT_LIMIT_SECONDS = 10.0
 

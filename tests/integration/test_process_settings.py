@@ -21,7 +21,7 @@ from stocksync.domain.errors import HoldLimitReached
 from stocksync.domain.model import Line, Location
 from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
-from tests.serve import stocksync_cli
+from tests.support.serve import stocksync_cli
 
 RETENTION_SECONDS = 120  # far below the 7-day default, so the default cannot pass for it
 WAIT_LIMIT_SECONDS = 30.0

@@ -44,7 +44,7 @@ from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import LedgerCopy
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 from stocksync.domain.errors import IdempotencyConflict, NotFound
 from stocksync.domain.model import Line, Position, StockChangeResult
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import (
+from tests.support.store import (
     Stocked,
     add_location,
     outbox,

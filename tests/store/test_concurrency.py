@@ -14,7 +14,7 @@ from stocksync.domain.errors import InsufficientStock
 from stocksync.domain.model import Line, Position, ReserveResult, State, StockChangeResult
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.store.reservations import TransitionResult
-from tests.store.helpers import Stocked, outbox
+from tests.support.store import Stocked, outbox
 
 TASKS = 200
 T = TypeVar("T")

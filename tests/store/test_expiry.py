@@ -6,7 +6,7 @@ from typing import cast
 
 from stocksync.domain.model import Line, Position, State
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked, outbox, wait_for_server_ms_after
+from tests.support.store import Stocked, outbox, wait_for_server_ms_after
 
 
 async def raw_state(store: RedisStockStore, rid: str) -> str | None:

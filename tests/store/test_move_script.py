@@ -9,7 +9,7 @@ from stocksync.domain.errors import InsufficientStock, InvalidTransition, NotFou
 from stocksync.domain.model import Line, State
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked, outbox, wait_for_server_ms_after
+from tests.support.store import Stocked, outbox, wait_for_server_ms_after
 
 
 async def raw(store: RedisStockStore, reservation_id: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from stocksync.domain.model import Line, Location, State
 from stocksync.store import reservations
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked, outbox, wait_for_server_ms_after, wait_for_state
+from tests.support.store import Stocked, outbox, wait_for_server_ms_after, wait_for_state
 
 
 async def test_reserve_stores_a_hold_code_and_indexes_it(

@@ -7,7 +7,7 @@ import pytest
 from stocksync.domain.errors import NotFound
 from stocksync.domain.model import Line, Location, State
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import Stocked, outbox
+from tests.support.store import Stocked, outbox
 
 
 async def test_upsert_location_creates_then_updates_with_geo(store: RedisStockStore) -> None:

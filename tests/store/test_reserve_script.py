@@ -10,7 +10,7 @@ import pytest
 from stocksync.domain.errors import IdempotencyConflict, InsufficientStock, NotFound
 from stocksync.domain.model import Line, State
 from stocksync.store.redis_store import RedisStockStore
-from tests.store.helpers import outbox
+from tests.support.store import outbox
 
 Stocked = Callable[..., Any]
 

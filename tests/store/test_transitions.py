@@ -12,7 +12,7 @@ from stocksync.domain.model import ACTIVE, TRANSITIONS, Action, Line, Position, 
 from stocksync.domain.model import transition_outcome as oracle
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.store.reservations import TransitionResult
-from tests.store.helpers import Stocked, outbox, server_ms, wait_for_state
+from tests.support.store import Stocked, outbox, server_ms, wait_for_state
 
 QTY = 2
 ON_HAND = 10

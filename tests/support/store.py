@@ -1,4 +1,4 @@
-"""Small helpers shared by the store tests: outbox reads and bounded waits on Redis server time."""
+"""Helpers for tests on the Redis store: outbox reads and bounded waits on Redis server time."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def stocksync_cli(*args: str) -> list[str]:

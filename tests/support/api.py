@@ -1,0 +1,34 @@
+"""Helpers for tests through the HTTP API: the fixtures' factory types and request shortcuts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+KeyFactory = Callable[..., str]
+Seed = Callable[..., Awaitable[None]]
+
+
+def hold(rid: str, sku: str, loc: str = "store-a", qty: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "reservation_id": rid,
+        "channel": "chat",
+        "lines": [{"sku": sku, "location_id": loc, "qty": qty}],
+        **extra,
+    }
+
+
+async def position(client: httpx.AsyncClient, sku: str, loc: str = "store-a") -> dict[str, Any]:
+    r = await client.get(f"/v1/stock/{loc}/{sku}")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def post_ok(client: httpx.AsyncClient, path: str, body: Any = None) -> dict[str, Any]:
+    r = await client.post(path, json=body)
+    assert r.is_success, r.text
+    out: dict[str, Any] = r.json()
+    return out

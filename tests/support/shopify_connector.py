@@ -1,0 +1,42 @@
+"""The Shopify connector against the Shopify stub: the inventory item and location ids the tests
+map, the mapping file, the connector's config table, and draining the availability push."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from connectors.shopify.push import AvailabilityPush
+from tests.support.shopify_stub import API_VERSION, TOKEN
+
+ITEM = "gid://shopify/InventoryItem/808950810"
+OTHER_ITEM = "gid://shopify/InventoryItem/49148385"
+SHOP_LOC = "gid://shopify/Location/655441491"
+
+
+def write_mapping(path: Path, skus: dict[str, str]) -> Path:
+    lines = ["[skus]", *(f'"{item}" = "{sku}"' for item, sku in skus.items())]
+    lines += ["[locations]", f'"{SHOP_LOC}" = "store-a"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def table(base_url: str, mapping: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "shop_url": base_url,
+        "api_version": API_VERSION,
+        "access_token": TOKEN,
+        "webhook_secret": "hush",
+        "mapping_file": str(mapping),
+        "drift_interval_seconds": 0,
+        "read_block_ms": 50,
+        "retry": {"attempts": 4, "base_seconds": 0.01, "cap_seconds": 0.05},
+        **extra,
+    }
+
+
+async def drain(push: AvailabilityPush) -> int:
+    done = 0
+    while n := await push.drain_once():
+        done += n
+    return done

@@ -1,3 +1,5 @@
+"""The test suite; tests/support holds what its modules share."""
+
 import pytest
 
 # Helpers in tests/support assert too: rewrite them like test modules, for readable failures.

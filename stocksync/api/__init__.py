@@ -1,0 +1,1 @@
+"""The HTTP API: the app factory, dependencies, schemas, problems, middleware and routers."""

@@ -1,0 +1,1 @@
+"""The `stocksync` command line: serve, worker, rebuild, audit, keys, stock, connectors."""

@@ -1,0 +1,1 @@
+"""Smoke runs of the benchmark scenarios at tiny sizes (no timing asserted)."""

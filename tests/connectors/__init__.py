@@ -1,0 +1,1 @@
+"""The connector framework and each connector against vendor stubs."""

@@ -1,0 +1,1 @@
+"""Redis with SQL: the ledger, its copy, recovery, processes and crashes."""

@@ -1,0 +1,1 @@
+"""Each Lua script against a real Redis, and their vocabulary against Python's."""

@@ -1,0 +1,1 @@
+"""Pure rules: no Redis, no SQL, no network."""

@@ -73,11 +73,23 @@ class Settings(BaseSettings):
     run_workers: bool = Field(
         default=True, description="run the reaper, ledger copy and checks in the API process"
     )
+    worker_restart_backoff_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="first wait before a failed worker restarts (doubling to 30 s)",
+    )
     ledger_batch: int = Field(default=500, ge=1, le=10_000)
     ledger_claim_idle_seconds: float = Field(
         default=30.0,
         gt=0,
         description="a dead ledger copy's unacknowledged events are taken over after this long",
+    )
+    outbox_group_idle_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="an outbox consumer group (a connector) whose consumers were all idle this "
+        "long no longer holds back the trim",
     )
     regression_check_seconds: float = Field(default=10.0, gt=0)
     audit_interval_seconds: float = Field(

@@ -122,6 +122,24 @@ class Metrics:
         self.ledger_drift_positions = Gauge(
             "stocksync_ledger_drift_positions", "Positions drifting at the last audit", registry=r
         )
+        # Supervision (the workers and the bundled Redis restart after a crash).
+        self.worker_restarts = Counter(
+            "stocksync_worker_restarts",
+            "Background workers restarted after an unexpected failure",
+            ["worker"],
+            registry=r,
+        )
+        self.embedded_redis_restarts = Counter(
+            "stocksync_embedded_redis_restarts",
+            "Restarts of the bundled redis-server after it died (serve on the embedded default)",
+            registry=r,
+        )
+        self.outbox_dead_groups = Gauge(
+            "stocksync_outbox_dead_groups",
+            "Outbox consumer groups idle past OUTBOX_GROUP_IDLE_SECONDS, no longer holding back "
+            "the trim",
+            registry=r,
+        )
 
     def observe_script(self, name: str, seconds: float) -> None:
         self.script_latency.labels(name).observe(seconds)

@@ -64,9 +64,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.dispose()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:
+    """The API on ``settings``; ``metrics`` when the caller counts into them too (serve)."""
     settings = settings or Settings()
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     app = FastAPI(
         title="stocksync",
         version=__version__,

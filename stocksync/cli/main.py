@@ -89,7 +89,8 @@ def serve(
     settings = Settings()
     overrides = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    with redis_url(settings) as url:
+    metrics = Metrics()
+    with redis_url(settings, on_restart=metrics.embedded_redis_restarts.inc) as url:
         settings = settings.model_copy(update={"redis_url": url})
         if demo:
             create_demo(settings, url)
@@ -99,7 +100,7 @@ def serve(
         )
         if settings.workers == 1:
             uvicorn.run(
-                create_app(settings),
+                create_app(settings, metrics),
                 host=settings.host,
                 port=settings.port,
                 log_level="warning",

@@ -8,7 +8,7 @@ the data dir) and their store from :func:`open_store` (a warmed blocking pool an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import anyio
@@ -23,13 +23,18 @@ POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay 
 
 
 @contextmanager
-def redis_url(settings: Settings) -> Iterator[str]:
-    """The configured Redis, or the bundled one (reused if `serve` already runs it)."""
+def redis_url(settings: Settings, on_restart: Callable[[], None] | None = None) -> Iterator[str]:
+    """The configured Redis, or the bundled one (reused if `serve` already runs it).
+
+    The bundled server is supervised: if it dies it is restarted on its data dir (its AOF
+    brings back what was acknowledged) and ``on_restart`` is called.
+    """
     if settings.redis_url is not None:
         yield settings.redis_url
         return
     embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
     url = embedded.start()
+    embedded.supervise(on_restart)
     try:
         yield url
     finally:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_MAX_SECONDS = 10.0
 
 
 def redis_server_binary() -> str:
@@ -43,6 +50,8 @@ class EmbeddedRedis:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -92,6 +101,10 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port is None and self._answers():
             return self.url  # a server left running by an earlier process: reuse it
+        self._stopping.clear()
+        return self._spawn(timeout)
+
+    def _spawn(self, timeout: float) -> str:
         self.process = subprocess.Popen(
             self.command_line(),
             stdout=subprocess.DEVNULL,
@@ -107,8 +120,40 @@ class EmbeddedRedis:
             if self._answers():
                 return self.url
             time.sleep(0.05)  # polling a child process for readiness, not test synchronisation
-        self.stop()
+        self._terminate()
         raise RuntimeError("redis-server did not answer PING in time")
+
+    def supervise(self, on_restart: Callable[[], None] | None = None) -> None:
+        """Restart the server whenever it dies until :meth:`stop` (it replays its AOF, so what
+        was acknowledged is back); ``on_restart`` counts each restart. A server this object
+        did not start (one reused from an earlier process) is not watched."""
+        if self.process is None or self._watchdog is not None:
+            return
+        self._watchdog = threading.Thread(
+            target=self._watch, args=(on_restart,), name="embedded-redis-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    def _watch(self, on_restart: Callable[[], None] | None) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            process = self.process
+            if process is None:
+                return
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            log.error("the bundled redis-server exited with %s; restarting it", code)
+            if on_restart is not None:
+                on_restart()
+            while not self._stopping.wait(backoff):  # back off between failed starts
+                try:
+                    self._spawn(timeout=15.0)
+                    backoff = 0.1
+                    break
+                except RuntimeError as exc:
+                    log.error("restarting the bundled redis-server failed: %s", exc)
+                    backoff = min(backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
 
     def _answers(self) -> bool:
         if self.port is None and not os.path.exists(self.socket_path):
@@ -124,6 +169,10 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM: redis-server flushes its AOF before exiting)."""
+        self._stopping.set()
+        self._terminate()
+
+    def _terminate(self) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:

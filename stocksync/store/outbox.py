@@ -95,6 +95,12 @@ class GroupLag:
         return 0.0 if self.oldest_ms is None else max(0, self.now_ms - self.oldest_ms) / 1000
 
 
+@dataclass(frozen=True)
+class TrimReport:
+    lag: GroupLag | None  # of the measured group; None when it does not exist
+    dead_groups: tuple[str, ...]  # groups ignored because every consumer was idle too long
+
+
 def _entries(raw: Any) -> list[Entry]:
     return [(str(i), dict(fields or {})) for i, fields in raw or [] if i is not None]
 
@@ -163,14 +169,32 @@ class Outbox:
         if ids:
             await self.client.xack(self.stream, group, *ids)
 
-    async def trim_acknowledged(self, measure: str | None = None) -> GroupLag | None:
-        """Trim every entry all consumer groups have acknowledged; returns the lag of the
-        group ``measure`` (None when it does not exist)."""
+    async def _dead(self, group: dict[str, Any], idle_ms: int) -> bool:
+        """Every consumer of ``group`` idle longer than ``idle_ms``. A group nobody has read
+        from yet is not dead: its age is unknown, and it may be about to start."""
+        consumers: list[dict[str, Any]] = await self.client.xinfo_consumers(
+            self.stream, group["name"]
+        )
+        return bool(consumers) and all(int(c["idle"]) > idle_ms for c in consumers)
+
+    async def trim_acknowledged(self, measure: str, dead_after_ms: int) -> TrimReport:
+        """Trim every entry all live consumer groups have acknowledged; report the lag of
+        the group ``measure``.
+
+        A group other than ``measure`` whose consumers have all been idle for
+        ``dead_after_ms`` (a connector killed without a clean stop) no longer holds the trim
+        back: otherwise the stream would grow forever. Its owner re-attaches at the end of the
+        stream when it starts again (the Shopify push does, with a full sync).
+        """
         groups: list[dict[str, Any]] = await self.client.xinfo_groups(self.stream)
         safe: list[str] = []
+        dead: list[str] = []
         oldest: str | None = None  # the measured group's oldest unacknowledged entry
         mine: dict[str, Any] | None = None
         for group in groups:
+            if group["name"] != measure and await self._dead(group, dead_after_ms):
+                dead.append(str(group["name"]))
+                continue
             # Entries up to last-delivered-id were all delivered when XINFO answered; those
             # not pending afterwards are acknowledged, so everything below this bound may go.
             bound = next_stream_id(str(group["last-delivered-id"]))
@@ -188,7 +212,7 @@ class Outbox:
                 self.stream, minid=min(safe, key=stream_order), approximate=False
             )
         if mine is None:
-            return None
+            return TrimReport(None, tuple(dead))
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             pipe.xlen(self.stream)
@@ -198,11 +222,12 @@ class Outbox:
             oldest = str(undelivered[0][0])
         lag = mine.get("lag")  # Redis >= 7; before that the trimmed length is the estimate
         events = int(mine["pending"]) + int(lag) if lag is not None else int(length)
-        return GroupLag(
+        lag = GroupLag(
             events=events,
             oldest_ms=None if oldest is None else stream_order(oldest)[0],
             now_ms=int(seconds) * 1000 + int(micros) // 1000,
         )
+        return TrimReport(lag, tuple(dead))
 
     # -- plain reads -----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class LedgerCopy:
     consumer: str
     batch: int = 500
     claim_idle_ms: int = 30_000
+    dead_group_idle_ms: int = 3_600_000
 
     async def read(self, start: str, block_ms: int | None = None) -> list[Entry]:
         """New entries (``start`` '>') or this consumer's own pending ones ('0')."""
@@ -71,10 +72,13 @@ class LedgerCopy:
 
     async def trim_and_measure(self) -> None:
         """Trim what every consumer group has acknowledged; report this group's lag."""
-        lag = await self.outbox.trim_acknowledged(measure=GROUP)
-        if lag is not None:
-            self.metrics.ledger_lag_events.set(lag.events)
-            self.metrics.ledger_lag_seconds.set(lag.seconds)
+        report = await self.outbox.trim_acknowledged(GROUP, self.dead_group_idle_ms)
+        self.metrics.outbox_dead_groups.set(len(report.dead_groups))
+        if report.dead_groups:
+            log.warning("outbox groups idle too long, trimmed past: %s", report.dead_groups)
+        if report.lag is not None:
+            self.metrics.ledger_lag_events.set(report.lag.events)
+            self.metrics.ledger_lag_seconds.set(report.lag.seconds)
 
     async def redo_own_pending(self) -> int:
         """At start and after a failure: (re)create the group, then this consumer's pending

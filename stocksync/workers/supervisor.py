@@ -1,9 +1,18 @@
-"""Runs every background worker in one anyio task group (in `serve` or `stocksync worker`)."""
+"""Runs every background worker in one anyio task group (in `serve` or `stocksync worker`).
+
+Each worker is supervised: an unexpected exception is logged, counted
+(``stocksync_worker_restarts_total{worker}``) and the worker restarted after a bounded
+back-off, so one failing worker neither stops the others nor ends the API it runs in.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import anyio
 from sqlalchemy.engine import Engine
@@ -17,6 +26,34 @@ from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import LedgerCopy
 from stocksync.workers.reaper import run_reaper
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+HEALTHY_RUN_SECONDS = 60.0  # a worker that ran this long before failing starts over at once
+
+
+async def supervised(
+    name: str,
+    job: Callable[[], Awaitable[None]],
+    metrics: Metrics,
+    *,
+    initial_backoff: float = 0.5,
+) -> None:
+    """Run ``job`` forever: restart it whenever it raises or returns (workers never end)."""
+    backoff = initial_backoff
+    while True:
+        started = time.monotonic()
+        try:
+            await job()
+            log.error("worker %s returned; restarting it", name)
+        except Exception:  # any failure: the worker restarts, the process keeps serving
+            log.exception("worker %s failed; restarting it in %.1fs", name, backoff)
+        metrics.worker_restarts.labels(name).inc()
+        if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
+            backoff = initial_backoff
+        await anyio.sleep(backoff)
+        backoff = min(backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
 
 
 def consumer_name() -> str:
@@ -39,26 +76,25 @@ async def run_workers(
         consumer=consumer_name(),
         batch=settings.ledger_batch,
         claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
+        dead_group_idle_ms=int(settings.outbox_group_idle_seconds * 1000),
     )
+    jobs: dict[str, Callable[[], Awaitable[None]]] = {
+        "reaper": lambda: run_reaper(
+            store, metrics, interval=settings.reaper_interval_seconds, batch=settings.reaper_batch
+        ),
+        "ledger_copy": ledger_copy.run,
+        "regression_check": lambda: run_regression_checks(
+            RecoveryOps(store),
+            engine,
+            settings.namespace,
+            metrics,
+            interval=settings.regression_check_seconds,
+        ),
+        "audit": lambda: run_audits(
+            store, engine, settings.namespace, metrics, settings.audit_interval_seconds
+        ),
+    }
+    backoff = settings.worker_restart_backoff_seconds
     async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            lambda: run_reaper(
-                store,
-                metrics,
-                interval=settings.reaper_interval_seconds,
-                batch=settings.reaper_batch,
-            )
-        )
-        tg.start_soon(ledger_copy.run)
-        tg.start_soon(
-            lambda: run_regression_checks(
-                RecoveryOps(store),
-                engine,
-                settings.namespace,
-                metrics,
-                interval=settings.regression_check_seconds,
-            )
-        )
-        tg.start_soon(
-            run_audits, store, engine, settings.namespace, metrics, settings.audit_interval_seconds
-        )
+        for name, job in jobs.items():
+            tg.start_soon(partial(supervised, name, job, metrics, initial_backoff=backoff))

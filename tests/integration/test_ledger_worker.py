@@ -319,3 +319,37 @@ async def test_entries_deleted_while_pending_are_acknowledged_not_stuck(
     assert (await pending(store))["pending"] == 0
     assert await stream_ids(store) == []
     assert sample(metrics, "stocksync_ledger_lag_seconds") == 0
+
+
+async def test_a_dead_connector_group_stops_holding_back_the_trim(
+    store: RedisStockStore,
+    stocked: Stocked,
+    sku: str,
+    namespace: str,
+    engine: Engine,
+    ledger: SqlLedger,
+    metrics: Metrics,
+) -> None:
+    """A connector killed without a clean stop leaves its group with pending entries; once
+    all its consumers have been idle past the bound, the outbox is trimmed past it."""
+    await make_events(store, stocked, sku, 3)
+    ids = await stream_ids(store)
+    await store.outbox.create_group("connector:shop")
+    taken = await store.outbox.read_group("connector:shop", "killed", start=">", count=100)
+    assert len(taken) == len(ids)  # read, never acknowledged: the process was killed
+    patient = LedgerCopy(store.outbox, ledger, metrics, consumer="w1", dead_group_idle_ms=60_000)
+    await patient.drain_once()
+    assert await stream_ids(store) == ids  # a live group's pending entries are kept
+    assert sample(metrics, "stocksync_outbox_dead_groups") == 0
+    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
+    while True:  # the idle clock has millisecond resolution: wait until it has moved
+        consumers = await store.client.xinfo_consumers(store.keys.outbox, "connector:shop")
+        if int(consumers[0]["idle"]) > 1:
+            break
+        assert time.monotonic() < deadline
+        await anyio.sleep(0.002)
+    strict = LedgerCopy(store.outbox, ledger, metrics, consumer="w1", dead_group_idle_ms=1)
+    await strict.drain_once()
+    assert await stream_ids(store) == []
+    assert sample(metrics, "stocksync_outbox_dead_groups") == 1
+    assert movement_count(engine, namespace) == len(ids) - 1  # the location event has no SKU

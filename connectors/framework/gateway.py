@@ -103,8 +103,8 @@ class EngineGateway:
         outcome = Applied.DUPLICATE
         if held.state in ACTIVE:
             result = await self.store.fulfill(held.reservation_id, cmd.occurred_at_ms)
-            if result.event_ids:  # a sale is durable in the ledger before we move on
-                await write_through(self.store.outbox, self.ctx.ledger, result.event_ids)
+            if result.sale_events:  # a sale is durable in the ledger before we move on
+                await write_through(self.ctx.ledger, result.sale_events)
             outcome = Applied.DUPLICATE if result.repeated else Applied.APPLIED
         if cmd.qty > covered:  # the till sold more than was held: the rest is a plain sale
             excess_id = f"{cmd.source_event_id}:beyond:{held.reservation_id}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import anyio.to_thread
@@ -10,21 +9,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stocksync.domain.errors import LedgerUnavailable
 from stocksync.ledger.sql_ledger import SqlLedger
-from stocksync.store.outbox import Outbox
-
-log = logging.getLogger(__name__)
+from stocksync.store.outbox import OutboxEvent
 
 
-async def write_through(outbox: Outbox, ledger: SqlLedger, event_ids: Sequence[str]) -> int:
-    """Record these outbox events in the ledger now (idempotent: the ledger copy may too).
+async def write_through(ledger: SqlLedger, events: Sequence[OutboxEvent]) -> int:
+    """Record a sale's outbox events in the ledger now (idempotent: the ledger copy may too).
 
-    An event no longer in the stream was trimmed, which the ledger copy only does after it
-    committed it, so it is durable already. Only the movements are written here (the facts the
-    sale must not lose); the reservation's ledger row follows when the ledger copy folds them.
+    The events come from the fulfilment's reply, not from the stream, so a sale reaches the
+    ledger even when ``OUTBOX_MAXLEN`` trimmed its entries first. Only the movements are
+    written here (the facts the sale must not lose); the reservation's ledger row follows when
+    the ledger copy folds them.
     """
-    events, gone = await outbox.read(event_ids)
-    if gone:
-        log.info("write-through: %d event(s) already trimmed from the outbox", len(gone))
     try:
         return await anyio.to_thread.run_sync(ledger.record_movements, events)
     except SQLAlchemyError as exc:

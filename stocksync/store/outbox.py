@@ -231,17 +231,6 @@ class Outbox:
 
     # -- plain reads -----------------------------------------------------------------------
 
-    async def read(self, ids: Sequence[str]) -> tuple[list[OutboxEvent], list[str]]:
-        """The events with these stream ids, in one round trip, and the ids no longer in the
-        stream (trimmed)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for stream_id in ids:
-                pipe.xrange(self.stream, stream_id, stream_id)
-            found = await pipe.execute()
-        events = [e for entries in found for e in self.decode(_entries(entries))]
-        present = {e.stream_id for e in events}
-        return events, [i for i in ids if i not in present]
-
     async def last_id(self) -> str:
         """The id of the newest entry ('0-0' when the stream is empty)."""
         last = cast("list[tuple[str, object]]", await self.client.xrevrange(self.stream, count=1))

@@ -16,6 +16,7 @@ from stocksync.domain.model import (
     reservation_fingerprint,
 )
 from stocksync.store.base import ScriptStore
+from stocksync.store.outbox import OutboxEvent, decode_event
 from stocksync.store.replies import (
     field_pairs,
     optional_int,
@@ -37,7 +38,7 @@ class ReapResult:
 class TransitionResult:
     reservation: Reservation
     repeated: bool
-    event_ids: tuple[str, ...] = ()  # outbox events of a terminal transition (for the ledger)
+    sale_events: tuple[OutboxEvent, ...] = ()  # a fulfilment's events, for the ledger
 
 
 class Reservations(ScriptStore):
@@ -134,9 +135,18 @@ class Reservations(ScriptStore):
         reply = await self.run(action, reservation_id, *args)
         raise_for_refusal(reply, action=action, subject=reservation_id)
         fields = field_pairs(reply[2:])
-        events = tuple(e for e in fields.get("events", "").split(",") if e)
+        sale = self._sale_events(fields.get("events", ""))
         return TransitionResult(
-            parse_reservation(reservation_id, fields), bool(int(reply[1])), events
+            parse_reservation(reservation_id, fields), bool(int(reply[1])), sale
+        )
+
+    def _sale_events(self, stored: str) -> tuple[OutboxEvent, ...]:
+        """The events a fulfilment stored on its reservation: ``[[stream id, [k, v, ...]]]``."""
+        if not stored:
+            return ()
+        return tuple(
+            decode_event(self.keys.namespace, str(stream_id), field_pairs(entry))
+            for stream_id, entry in json.loads(stored)
         )
 
     async def reap(self, limit: int = 500) -> ReapResult:

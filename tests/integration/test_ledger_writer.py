@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 from stocksync.domain.clock import ms_to_datetime
 from stocksync.domain.model import Line
 from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.ledger.tables import Movement
+from stocksync.ledger.write_through import write_through
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.ledger import CHURN, FINAL_STATES, TABLES, drive, dump, outbox_events, renamed
 from tests.support.store import Stocked
@@ -190,3 +192,28 @@ async def test_ledger_folds_movements_a_write_through_recorded_first(
     assert dump(engine, ns)["reservations"] == []  # the fold is left to the writer
     assert ledger.record(mine) == len(reference["movements"]) - len(sales)
     assert dump(engine, ns) == reference
+
+
+async def test_a_sale_reaches_the_ledger_even_when_the_outbox_was_trimmed_first(
+    engine: Engine, store: RedisStockStore, stocked: Stocked, sku: str, namespace: str
+) -> None:
+    """With OUTBOX_MAXLEN the stream may drop a sale's entries before the write-through reads
+    them; the write-through takes the events from the fulfilment's reply instead."""
+    await stocked(sku, 5)
+    await store.reserve("sold-1", "pos", [Line(sku, "store-a", 2)], 600)
+    sold = await store.fulfill("sold-1")
+    await store.client.xtrim(store.keys.outbox, maxlen=0, approximate=False)
+    ledger = SqlLedger(engine)
+    assert await write_through(ledger, sold.sale_events) == 1
+    again = await store.fulfill("sold-1")  # a client's retry: the same events, written once
+    assert again.repeated
+    assert [e.event_id for e in again.sale_events] == [e.event_id for e in sold.sale_events]
+    assert await write_through(ledger, again.sale_events) == 0
+    m = Movement.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(m.kind, m.d_on_hand, m.reservation_id).where(m.namespace == namespace)
+        ).all()
+    assert [tuple(r) for r in rows] == [("fulfilled", -2, "sold-1")]
+    await store.reserve("gone", "web", [Line(sku, "store-a", 1)], 60)
+    assert (await store.release("gone")).sale_events == ()  # only a sale is written through

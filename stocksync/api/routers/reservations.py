@@ -104,9 +104,9 @@ async def _transition(
     except StockSyncError as exc:
         svc.metrics.transitions.labels(action, exc.code).inc()
         raise
-    if action == "fulfill" and result.event_ids:
+    if result.sale_events:
         # A sale is acknowledged only after its ledger rows are committed (DESIGN rule 6).
-        await write_through(svc.store.outbox, svc.ledger, result.event_ids)
+        await write_through(svc.ledger, result.sale_events)
     svc.metrics.transitions.labels(action, "repeated" if result.repeated else "ok").inc()
     if result.repeated:
         response.headers["Idempotent-Replayed"] = "true"

@@ -40,19 +40,20 @@ local GEO_KEY = P .. 'geo'
 
 local function num(v) return tonumber(v) or 0 end
 
--- Append one event to the outbox; SKU events get the SKU's next seq. Returns seq, stream id.
+-- Append one event to the outbox; SKU events get the SKU's next seq.
+-- Returns seq, stream id, and the entry's field/value list.
 local function emit(kind, sku, loc, fields)
   local seq = 0
   if sku ~= '' then seq = redis.call('HINCRBY', SEQ_KEY, sku, 1) end
+  local entry = { 'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW }
+  for _, v in ipairs(fields) do table.insert(entry, v) end
   local event_id
   if OUTBOX_MAXLEN > 0 then -- an operator's choice: bounded memory over a complete ledger
-    event_id = redis.call('XADD', OUTBOX_KEY, 'MAXLEN', '~', OUTBOX_MAXLEN, '*',
-      'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
+    event_id = redis.call('XADD', OUTBOX_KEY, 'MAXLEN', '~', OUTBOX_MAXLEN, '*', unpack(entry))
   else -- default: only the ledger copy trims, below what it has written
-    event_id = redis.call('XADD', OUTBOX_KEY, '*',
-      'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW, unpack(fields))
+    event_id = redis.call('XADD', OUTBOX_KEY, '*', unpack(entry))
   end
-  return seq, event_id
+  return seq, event_id, entry
 end
 
 -- SKUs whose Redis state went back in time (older than the ledger) refuse writes until
@@ -89,7 +90,7 @@ local function finish(id, rk, lines, new_state, consume, occurred)
   occurred = occurred or NOW
   local channel = redis.call('HGET', rk, 'channel') or ''
   unindex(id, rk, lines)
-  local event_ids = {}
+  local events = {}
   for _, ln in ipairs(lines) do
     local sku, loc, qty = ln[1], ln[2], ln[3]
     local pk = pos_key(sku, loc)
@@ -110,14 +111,16 @@ local function finish(id, rk, lines, new_state, consume, occurred)
     if occurred < NOW then
       table.insert(fields, 'occurred_at'); table.insert(fields, occurred)
     end
-    local seq, event_id = emit(new_state, sku, loc, fields)
-    table.insert(event_ids, event_id)
+    local seq, event_id, entry = emit(new_state, sku, loc, fields)
+    table.insert(events, { event_id, entry })
     if d_on_hand ~= 0 then record_delta(sku, loc, occurred, seq, d_on_hand) end
   end
-  -- The events' ids stay on the reservation so a fulfilment can be written to the ledger
-  -- (and re-written on a retry) before it is acknowledged.
+  -- A sale's events stay on the reservation, whole, so it can be written to the ledger (and
+  -- re-written on a retry) before it is acknowledged, even once the outbox was trimmed.
+  local sale = ''
+  if consume then sale = cjson.encode(events) end
   redis.call('HSET', rk, 'state', new_state, 'updated_at', NOW, 'expires_at', '',
-    'h:' .. new_state, NOW, 'events', table.concat(event_ids, ','))
+    'h:' .. new_state, NOW, 'events', sale)
   redis.call('ZREM', ACTIVE_KEY, id)
   redis.call('EXPIRE', rk, RETENTION)
 end

@@ -67,7 +67,11 @@ def ledger_payload(
     since_ms = int(time.time() * 1000) - retention_seconds * 1000
     return LedgerPayload(
         seq=max((m.seq for m in movements), default=0),
-        positions=[_position(loc, rows) for loc, rows in sorted(by_location.items())],
+        positions=[
+            position
+            for loc, rows in sorted(by_location.items())
+            if (position := _position(loc, rows)) is not None
+        ],
         reservations=[_active(session, r) for r in reservations if r.state in ACTIVE_STATES],
         # Reservations the ledger says ended: a stale active copy in Redis must be closed.
         finished=[
@@ -79,8 +83,13 @@ def ledger_payload(
     )
 
 
-def _position(location: str, rows: list[Movement]) -> list[Any]:
-    last = [m for m in rows if m.on_hand is not None][-1]
+def _position(location: str, rows: list[Movement]) -> list[Any] | None:
+    """The position as rebuild.lua restores it; None when no movement of the location carries
+    its numbers (only flags or notices reached the ledger): there is nothing to restore."""
+    carrying = [m for m in rows if m.on_hand is not None]
+    if not carrying:
+        return None
+    last = carrying[-1]
     counts = [m for m in rows if m.kind == EventKind.COUNTED]
     count_as_of = int(_details(counts[-1]).get("as_of", 0)) if counts else 0
     safety = int(_details(counts[-1]).get("safety", 0)) if counts else 0

@@ -16,6 +16,7 @@ from stocksync.api.problems import install_problem_handlers
 from stocksync.api.routers import (
     availability,
     connectors,
+    customers,
     events,
     locations,
     ops,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         reservations,
         resourcing,
         pickups,
+        customers,
         events,
         connectors,
         ops,

@@ -25,7 +25,8 @@ Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_QTY)]
 Units = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 Source = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", examples=["pos"])]
 EventId = Annotated[str, Field(pattern=ID_PATTERN)]
-CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+CUSTOMER_REF_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"  # an opaque id, never personal data
+CustomerRef = Annotated[str, Field(pattern=CUSTOMER_REF_PATTERN)]
 TtlSeconds = Annotated[int, Field(strict=True, ge=1, le=90 * 24 * 3600)]
 Flag = Annotated[bool, Field(strict=True)]
 
@@ -166,6 +167,14 @@ class ReservationList(BaseModel):
     reservations: list[ReservationOut]
 
 
+class ErasureOut(BaseModel):
+    """What a GDPR erasure removed; stock, states and movements stay."""
+
+    customer_ref: str
+    redis_reservations: int = Field(description="reservations in Redis that carried it")
+    ledger_reservations: int = Field(description="ledger reservations that carried it")
+
+
 class PickupList(BaseModel):
     location_id: str
     pickups: list[ReservationOut]
@@ -180,6 +189,7 @@ LocationPath = Annotated[str, Path(pattern=LOCATION_PATTERN)]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
 HoldCodePath = Annotated[str, Path(pattern=HOLD_CODE_PATTERN, examples=["K7M-Q2PX"])]
 ReservationIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
+CustomerRefPath = Annotated[str, Path(pattern=CUSTOMER_REF_PATTERN)]
 
 
 class MovementOut(BaseModel):

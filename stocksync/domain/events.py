@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     REBUILT = "rebuilt"
     # Not about a SKU.
     LOCATION_UPSERTED = "location_upserted"
+    CUSTOMER_ERASED = "customer_erased"  # carries the reference until the ledger erased it
 
 
 # Events of a reservation that change no state: an extension, a move, an at-risk flag.

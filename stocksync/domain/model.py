@@ -95,6 +95,11 @@ def reservation_fingerprint(
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+def customer_ref_hash(namespace: str, customer_ref: str) -> str:
+    """What an erasure record keeps of a customer reference: not the reference itself."""
+    return hashlib.sha256(f"{namespace}\0{customer_ref}".encode()).hexdigest()
+
+
 def event_fingerprint(*parts: object) -> str:
     """A digest of a stock change request, for idempotency by (source, source_event_id)."""
     canonical = json.dumps([str(p) for p in parts], separators=(",", ":"))

@@ -15,20 +15,23 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from stocksync.domain.clock import ms_to_datetime
 from stocksync.domain.events import RESERVATION_KINDS, TRANSITION_KINDS, EventKind
+from stocksync.domain.model import customer_ref_hash
 from stocksync.ledger import fold
 from stocksync.ledger.fold import ReservationEvent
 from stocksync.ledger.movements import movement_row
 from stocksync.ledger.tables import (
+    CustomerErasure,
     LedgerLocation,
     LedgerReservation,
     Movement,
     ReservationTransition,
+    utcnow,
 )
 from stocksync.store.outbox import OutboxEvent
 
@@ -36,6 +39,7 @@ MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
 RESERVATIONS = cast(Table, LedgerReservation.__table__)  # type: ignore[attr-defined]
 TRANSITIONS = cast(Table, ReservationTransition.__table__)  # type: ignore[attr-defined]
 LOCATIONS = cast(Table, LedgerLocation.__table__)  # type: ignore[attr-defined]
+ERASURES = cast(Table, CustomerErasure.__table__)  # type: ignore[attr-defined]
 
 CHUNK = 500  # reservations per IN (...) list and lock round
 
@@ -73,6 +77,9 @@ class SqlLedger:
                 self._write_reservations(conn, namespace, mine)
                 self._write_transitions(conn, namespace, mine)
                 self._write_locations(conn, namespace, mine)
+                for e in mine:  # in stream order: after every event that carried the reference
+                    if e.kind == EventKind.CUSTOMER_ERASED:
+                        self._erase_customer(conn, namespace, e.fields.get("cref", ""))
         return inserted
 
     def record_movements(self, events: Sequence[OutboxEvent]) -> int:
@@ -230,6 +237,62 @@ class SqlLedger:
             where=LOCATIONS.c.updated_at < excluded.updated_at,  # never older over newer
         )
         conn.execute(stmt, values)
+
+    # -- GDPR erasure ----------------------------------------------------------------------
+
+    def customer_reservation_ids(self, namespace: str, customer_ref: str) -> list[str]:
+        """Reservations the ledger knows to carry ``customer_ref``."""
+        t = RESERVATIONS
+        stmt = select(t.c.reservation_id).where(
+            t.c.namespace == namespace, t.c.customer_ref == customer_ref
+        )
+        with self.engine.connect() as conn:
+            return sorted(str(r) for r in conn.execute(stmt).scalars())
+
+    def erase_customer(self, namespace: str, customer_ref: str, actor: str) -> int:
+        """Remove ``customer_ref`` from the ledger's reservations and their hold movements
+        (the movements stay) and record the erasure, with only a hash of the reference.
+        Returns how many ledger reservations carried it."""
+        with self.engine.begin() as conn:
+            erased = self._erase_customer(conn, namespace, customer_ref)
+            conn.execute(
+                insert(ERASURES).values(
+                    namespace=namespace,
+                    ref_hash=customer_ref_hash(namespace, customer_ref),
+                    actor=actor,
+                    reservations=erased,
+                    erased_at=utcnow(),
+                )
+            )
+        return erased
+
+    def _erase_customer(self, conn: Connection, namespace: str, customer_ref: str) -> int:
+        if not customer_ref:
+            return 0
+        t, m = RESERVATIONS, MOVEMENTS
+        erased = conn.execute(
+            update(t)
+            .where(t.c.namespace == namespace, t.c.customer_ref == customer_ref)
+            .values(customer_ref=None)
+        ).rowcount
+        # A hold's movement keeps the reference in its details (canonical JSON, see
+        # movements.py): find those by the exact key-value text, then rewrite each.
+        needle = json.dumps({"cref": customer_ref}, separators=(",", ":"))[1:-1]
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = conn.execute(
+            select(m.c.id, m.c.details).where(
+                m.c.namespace == namespace,
+                m.c.kind == EventKind.HELD.value,
+                m.c.details.like(pattern, escape="\\"),
+            )
+        ).all()
+        for row in rows:
+            details = json.loads(row.details)
+            if details.pop("cref", None) != customer_ref:
+                continue
+            text = json.dumps(details, sort_keys=True, separators=(",", ":")) if details else None
+            conn.execute(update(m).where(m.c.id == row.id).values(details=text))
+        return int(erased)
 
     # -- reads (regression check, rebuild, audit) -----------------------------------------
 

@@ -46,6 +46,9 @@ class Movement(SQLModel, table=True):
     occurred_at: datetime
     recorded_at: datetime = Field(default_factory=utcnow)
     details: str | None = Field(default=None, sa_column=Column(Text))
+    actor: str | None = Field(
+        default=None, max_length=80, description="who made the change: api:<key id>, connector"
+    )
 
 
 class LedgerReservation(SQLModel, table=True):
@@ -63,6 +66,22 @@ class LedgerReservation(SQLModel, table=True):
     updated_at: datetime
     expires_at: datetime | None = None
     at_risk: bool = False
+
+
+class CustomerErasure(SQLModel, table=True):
+    """A customer reference erased on request (GDPR): the audit record keeps only its hash."""
+
+    __tablename__ = "customer_erasures"
+    __table_args__ = (Index("ix_customer_erasures_hash", "namespace", "ref_hash"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True)
+    )
+    namespace: str = Field(max_length=32)
+    ref_hash: str = Field(max_length=64, description="sha256 of namespace and reference")
+    actor: str | None = Field(default=None, max_length=80)
+    reservations: int = Field(description="ledger reservations the reference was erased from")
+    erased_at: datetime = Field(default_factory=utcnow)
 
 
 class ReservationTransition(SQLModel, table=True):

@@ -149,6 +149,12 @@ class Reservations(ScriptStore):
             for stream_id, entry in json.loads(stored)
         )
 
+    async def erase_customer(self, customer_ref: str, reservation_ids: Sequence[str]) -> int:
+        """Remove ``customer_ref`` from its reservations (active ones, and ``reservation_ids``
+        the ledger knows); returns how many Redis reservations carried it."""
+        reply = await self.run("erase_customer", customer_ref, *reservation_ids)
+        return int(reply[1])
+
     async def reap(self, limit: int = 500) -> ReapResult:
         """Expire up to ``limit`` reservations whose deadline passed."""
         expired, lag_ms, active = await self.run("expire", limit)

@@ -34,6 +34,7 @@ OPERATIONS = (
     "nearby",
     "find_reservations",
     "move",
+    "erase_customer",
 )
 
 

@@ -36,14 +36,14 @@ def seed_grid(
         upsert = client.register_script(script_source("upsert_location"))
         set_count = client.register_script(script_source("set_count"))
         for location_id in locations:
-            args = [*head, location_id, location_id, "warehouse", 52.5, 13.4, 1, 1]
+            args = [*head, location_id, location_id, "warehouse", 52.5, 13.4, 1, 1, ACTOR]
             upsert(keys=[keys.prefix], args=args)
         pipe = client.pipeline(transaction=False)
         queued = 0
         for sku in skus:
             for location_id in locations:
                 fp = event_fingerprint("count", sku, location_id, on_hand, None, None, None)
-                args = [*head, sku, location_id, on_hand, "", "", "", "bench-seed", "", fp]
+                args = [*head, sku, location_id, on_hand, "", "", "", "bench-seed", "", fp, ACTOR]
                 set_count(keys=[keys.prefix], args=args, client=pipe)
                 queued += 1
                 if queued == CHUNK:
@@ -53,6 +53,9 @@ def seed_grid(
     finally:
         client.close()
     return time.monotonic() - started
+
+
+ACTOR = "bench"  # every script call ends with who acts (see _lib.lua)
 
 
 def _flush(pipe: redis.client.Pipeline, keys: Keys) -> None:

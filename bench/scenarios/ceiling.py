@@ -33,6 +33,7 @@ from stocksync.store.scripts import register_scripts
 
 TARGET_RATIO = 0.80
 HEAD = (7 * 24 * 3600, 0)  # the store's default script head: retention seconds, outbox cap
+ACTOR = "bench"  # every script call ends with who acts (see _lib.lua)
 Step = Callable[[int, int], Awaitable[object]]
 _run_ids = itertools.count()
 
@@ -131,10 +132,10 @@ def pipelined_pair_step(client: Redis, store: RedisStockStore, tag: str, batch: 
         async with client.pipeline(transaction=False) as pipe:
             for rid in ids:
                 code = new_hold_code()
-                args = [*HEAD, rid, *tail, code, "", 0, 0]
+                args = [*HEAD, rid, *tail, code, "", 0, 0, "", "", ACTOR]
                 await scripts["reserve"](keys=prefix, args=args, client=pipe)
             for rid in ids:
-                await scripts["release"](keys=prefix, args=[*HEAD, rid], client=pipe)
+                await scripts["release"](keys=prefix, args=[*HEAD, rid, ACTOR], client=pipe)
             replies = await pipe.execute()
         refused = [r for r in replies if r[0] != "ok"]
         if refused:

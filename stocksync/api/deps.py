@@ -20,6 +20,7 @@ from stocksync.config import Settings
 from stocksync.domain.errors import Unauthorized
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
+from stocksync.store.base import ACTOR
 from stocksync.store.redis_store import RedisStockStore
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ssk_…`")
@@ -58,6 +59,7 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         if principal is None:
             raise Unauthorized("invalid or revoked API key")
         principal.require(scope)
+        ACTOR.set(f"api:{principal.key_id}")  # this request's changes are recorded as this key's
         return principal
 
     return dependency

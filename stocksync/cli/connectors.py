@@ -23,6 +23,7 @@ from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import ConnectorDeadLetter
 from stocksync.plugins import Connector, Drift, EngineContext
+from stocksync.store.base import acting_as
 from stocksync.store.redis_store import RedisStockStore
 
 connector_app = typer.Typer(help="Connectors to POS, warehouse and web-shop systems.")
@@ -80,7 +81,8 @@ def run(
             start_http_server(metrics_port, addr="127.0.0.1", registry=ctx.registry)
         console.print(f"connector {name} on namespace {settings.namespace!r}")
         try:
-            await connector.run(ctx)
+            with acting_as(f"connector:{name}"):
+                await connector.run(ctx)
         finally:
             ctx.engine.dispose()
 

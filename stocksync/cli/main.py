@@ -28,6 +28,7 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
 from stocksync.recovery.regression import check_regression
+from stocksync.store.base import acting_as
 from stocksync.store.connection import open_store, redis_url
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
@@ -60,7 +61,8 @@ def create_demo(settings: Settings, url: str) -> str:
 
     async def main() -> int:
         async with open_store(settings, url) as store:
-            return await load_demo(store)
+            with acting_as("cli:demo"):
+                return await load_demo(store)
 
     positions = anyio.run(main)
     key, _ = api_keys(settings).create("demo", "read,reserve,stock:write,admin")

@@ -8,6 +8,7 @@ from typing import TypeVar
 import anyio
 
 from stocksync.config import Settings
+from stocksync.store.base import acting_as
 from stocksync.store.connection import open_store, redis_url
 from stocksync.store.redis_store import RedisStockStore
 
@@ -22,6 +23,7 @@ def run_with_store(
 
         async def main() -> T:
             async with open_store(settings, url, pool_size=pool_size) as store:
-                return await job(store)
+                with acting_as("cli"):  # a job may name itself more precisely inside
+                    return await job(store)
 
         return anyio.run(main)

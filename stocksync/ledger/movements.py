@@ -13,7 +13,7 @@ from stocksync.store.outbox import OutboxEvent
 # count's `as_of` too: it becomes `occurred_at`, and the rebuild reads it from `details`).
 _COLUMNS = frozenset(
     {"res", "ch", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "src", "src_id"}
-    | {"reason", "occurred_at"}
+    | {"reason", "occurred_at", "actor"}
 )
 
 
@@ -48,6 +48,7 @@ def movement_row(event: OutboxEvent) -> dict[str, Any]:
         "source": f.get("src") or None,
         "source_event_id": f.get("src_id") or None,
         "reason": f.get("reason") or None,
+        "actor": f.get("actor") or None,
         "occurred_at": ms_to_datetime(occurred if occurred is not None else event.at_ms),
         "recorded_at": utcnow(),
         "details": json.dumps(details, sort_keys=True, separators=(",", ":")) if details else None,

@@ -7,7 +7,9 @@ prefix as ``KEYS[1]`` and the settings every script reads (retention, outbox cap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
@@ -19,6 +21,21 @@ from stocksync.store.outbox import Outbox
 from stocksync.store.scripts import register_scripts
 
 ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
+
+# Who is acting in this task: every script call passes it last, and every event records it
+# (the ledger's ``stock_movements.actor``). Set where a request or a job starts.
+ACTOR: ContextVar[str] = ContextVar("stocksync_actor", default="")
+ACTOR_MAX_LENGTH = 80
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Changes made inside the block are recorded as made by ``actor``."""
+    token = ACTOR.set(actor[:ACTOR_MAX_LENGTH])
+    try:
+        yield
+    finally:
+        ACTOR.reset(token)
 
 
 class ScriptStore:
@@ -43,7 +60,9 @@ class ScriptStore:
         """Call one script; its reply as Redis gave it."""
         started = perf_counter()
         try:
-            return await self._scripts[name](keys=[self.keys.prefix], args=[*self._head, *args])
+            return await self._scripts[name](
+                keys=[self.keys.prefix], args=[*self._head, *args, ACTOR.get()]
+            )
         finally:
             if self._observe is not None:
                 self._observe(name, perf_counter() - started)
@@ -51,9 +70,10 @@ class ScriptStore:
     async def run_pipelined(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
         """Many script calls in one round trip; each is its own atomic script run (not one
         transaction). Replies in order; a script error raises."""
+        actor = ACTOR.get()
         async with self.client.pipeline(transaction=False) as pipe:
             for name, args in calls:
                 await self._scripts[name](
-                    keys=[self.keys.prefix], args=[*self._head, *args], client=pipe
+                    keys=[self.keys.prefix], args=[*self._head, *args, actor], client=pipe
                 )
             return list(await pipe.execute())

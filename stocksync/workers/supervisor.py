@@ -22,6 +22,7 @@ from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import run_audits
 from stocksync.recovery.regression import run_regression_checks
+from stocksync.store.base import acting_as
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import LedgerCopy
@@ -45,7 +46,8 @@ async def supervised(
     while True:
         started = time.monotonic()
         try:
-            await job()
+            with acting_as(f"worker:{name}"):
+                await job()
             log.error("worker %s returned; restarting it", name)
         except Exception:  # any failure: the worker restarts, the process keeps serving
             log.exception("worker %s failed; restarting it in %.1fs", name, backoff)

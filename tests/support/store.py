@@ -49,3 +49,8 @@ async def wait_for_state(store: RedisStockStore, reservation_id: str, state: Sta
 
 async def add_location(store: RedisStockStore, location_id: str = "store-a") -> None:
     await store.upsert_location(Location(location_id, location_id.title(), "store"))
+
+
+async def event_actors(store: RedisStockStore) -> list[tuple[str, str]]:
+    """(kind, actor) of every outbox event, in order."""
+    return [(e["kind"], e.get("actor", "")) for e in await outbox(store)]

@@ -13,6 +13,7 @@ from stocksync.api.deps import services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.domain.errors import NotFound
 from stocksync.plugins import Connector, EngineContext
+from stocksync.store.base import acting_as
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"], responses=PROBLEM_RESPONSES)
 
@@ -31,4 +32,5 @@ async def receive_webhook(name: ConnectorName, request: Request) -> Response:
     connector = configured.get(name)
     if connector is None:
         raise NotFound(f"no connector {name!r} is configured on this server", resource="connector")
-    return await connector.handle_webhook(engine_context(request), request)
+    with acting_as(f"connector:{name}"):
+        return await connector.handle_webhook(engine_context(request), request)

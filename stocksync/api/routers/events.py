@@ -35,7 +35,7 @@ NUMERIC = frozenset(
     {"seq", "at", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "safety", "delta"}
     | {"count", "as_of", "occurred_at", "exp", "shortfall", "flagged"}
 )
-HIDDEN = frozenset({"fp", "key"})
+HIDDEN = frozenset({"fp", "key", "actor"})  # internal: fingerprints and key ids
 BATCH = 500
 
 

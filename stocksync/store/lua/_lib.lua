@@ -5,12 +5,17 @@
 -- ARGV[1]  retention in seconds for terminal reservations and idempotency records
 -- ARGV[2]  approximate maximum length of the outbox stream (0 = no cap)
 -- ARGV[3…] the operation's own arguments (each script names them at its top)
+-- ARGV[#ARGV] who acts ('' = unknown): "api:<key id>", "connector:<name>", "worker:<name>",
+--          "cli"; written on every event (and so on every ledger movement). Scripts that
+--          take a variable number of arguments stop at NARGS.
 --
 -- Time is Redis server time, never the caller's clock.
 
 local P = KEYS[1]
 local RETENTION = tonumber(ARGV[1])
 local OUTBOX_MAXLEN = tonumber(ARGV[2])
+local NARGS = #ARGV - 1
+local ACTOR = ARGV[#ARGV]
 -- ACTIVE (the active states) and DELTA_WINDOW_MS come from Python, prepended by scripts.py.
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -47,6 +52,7 @@ local function emit(kind, sku, loc, fields)
   if sku ~= '' then seq = redis.call('HINCRBY', SEQ_KEY, sku, 1) end
   local entry = { 'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW }
   for _, v in ipairs(fields) do table.insert(entry, v) end
+  if ACTOR ~= '' then table.insert(entry, 'actor'); table.insert(entry, ACTOR) end
   local event_id
   if OUTBOX_MAXLEN > 0 then -- an operator's choice: bounded memory over a complete ledger
     event_id = redis.call('XADD', OUTBOX_KEY, 'MAXLEN', '~', OUTBOX_MAXLEN, '*', unpack(entry))

@@ -9,7 +9,7 @@
 local cref = ARGV[3]
 local ck = bycust_key(cref)
 local ids = redis.call('SMEMBERS', ck)
-for i = 4, #ARGV do table.insert(ids, ARGV[i]) end
+for i = 4, NARGS do table.insert(ids, ARGV[i]) end
 
 local cleared = 0
 local seen = {}

@@ -13,8 +13,8 @@ local arg = ARGV[4]
 local limit = tonumber(ARGV[5])
 local at_risk_only = ARGV[6] == '1'
 local wanted = {}
-local any_state = #ARGV < 7
-for i = 7, #ARGV do wanted[ARGV[i]] = true end
+local any_state = NARGS < 7
+for i = 7, NARGS do wanted[ARGV[i]] = true end
 
 local key, ids
 if index == 'loc' then

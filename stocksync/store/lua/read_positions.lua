@@ -9,7 +9,7 @@
 
 local sku = ARGV[3]
 local locs = {}
-for i = 4, #ARGV do table.insert(locs, ARGV[i]) end
+for i = 4, NARGS do table.insert(locs, ARGV[i]) end
 if #locs == 0 then locs = redis.call('SMEMBERS', sku_locs_key(sku)) end
 
 local frozen = redis.call('SISMEMBER', REGRESSED_KEY, sku) == 1

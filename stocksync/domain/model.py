@@ -158,3 +158,18 @@ class StockChangeResult:
     replayed: bool  # True when (source, source_event_id) was seen before
     seq: int
     at_risk_reservations: int = 0
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    """A till sale in one script call: the hold it named, if that covered it, and the rest."""
+
+    position: Position  # the sale's position after it
+    replayed: bool  # (source, source_event_id) was seen before: nothing changed
+    fulfilled: bool  # this sale fulfilled the reservation it named
+    repeated: bool  # the reservation was fulfilled before: the units it held are not sold again
+    covered: int  # units of the sale's line the reservation held
+    applied: bool  # units beyond the hold left on_hand (False: none, or stale by the as-of rule)
+    seq: int
+    at_risk_reservations: int = 0
+    event_ids: tuple[str, ...] = ()  # the fulfilment's outbox events (ledger write-through)

@@ -1,8 +1,8 @@
 """EngineGateway: applies connector commands to the core store, idempotently.
 
-Every command is safe to apply again: counts and deltas are idempotent by
-``(source, source_event_id)``, orders by reservation id, and a sale that fulfils a reservation
-becomes a no-op once the reservation is fulfilled.
+Every command is safe to apply again: counts, deltas and sales are idempotent by
+``(source, source_event_id)``, orders by reservation id, and the units a fulfilled reservation
+held are never sold again by a sale naming it.
 """
 
 from __future__ import annotations
@@ -91,38 +91,27 @@ class EngineGateway:
         )
 
     async def sale(self, cmd: Sale) -> Applied:
-        """A till sale: fulfils the reservation it names, else decrements (never refused)."""
-        held = await self._reservation(cmd.reservation_id)
-        if held is None or not (held.state in ACTIVE or held.state is State.FULFILLED):
-            return await self._sold(cmd, cmd.qty, cmd.source_event_id)
-        covered = sum(
-            ln.qty for ln in held.lines if (ln.sku, ln.location_id) == (cmd.sku, cmd.location_id)
-        )
-        if covered == 0:  # the reservation holds nothing of this line: a plain sale
-            return await self._sold(cmd, cmd.qty, cmd.source_event_id)
-        outcome = Applied.DUPLICATE
-        if held.state in ACTIVE:
-            result = await self.store.fulfill(held.reservation_id, cmd.occurred_at_ms)
-            if result.sale_events:  # a sale is durable in the ledger before we move on
-                await write_through(self.ctx.ledger, result.sale_events)
-            outcome = Applied.DUPLICATE if result.repeated else Applied.APPLIED
-        if cmd.qty > covered:  # the till sold more than was held: the rest is a plain sale
-            excess_id = f"{cmd.source_event_id}:beyond:{held.reservation_id}"
-            await self._sold(cmd, cmd.qty - covered, excess_id)
-        return outcome
+        """A till sale: fulfils the reservation it names, sells the rest (never refused).
 
-    async def _sold(self, cmd: Sale, qty: int, source_event_id: str) -> Applied:
-        return await self.stock(
-            Adjust(
-                cmd.sku,
-                cmd.location_id,
-                -qty,
-                "sale",
-                cmd.source,
-                source_event_id,
-                cmd.occurred_at_ms,
-            )
+        One script call decides and applies both, so a hold released or expired while the
+        sale is on its way makes it a plain sale instead of a lost one.
+        """
+        result = await self.store.sell(
+            cmd.sku,
+            cmd.location_id,
+            cmd.qty,
+            source=cmd.source,
+            source_event_id=cmd.source_event_id,
+            occurred_at_ms=cmd.occurred_at_ms,
+            reservation_id=cmd.reservation_id,
         )
+        if result.sale_events:  # a sale is durable in the ledger before it is acknowledged
+            await write_through(self.ctx.ledger, result.sale_events)
+        if result.replayed or result.repeated:
+            return Applied.DUPLICATE
+        if result.fulfilled:
+            return Applied.APPLIED
+        return Applied.APPLIED if result.applied else Applied.STALE
 
     async def place_order(self, cmd: PlaceOrder) -> Applied:
         """Confirm the order's hold; with no hold, reserve and confirm in one script call."""

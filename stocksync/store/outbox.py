@@ -10,6 +10,7 @@ Replies are expected in RESP2 shape (redis-py's default protocol).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +81,21 @@ def decode_event(namespace: str, stream_id: str, fields: dict[str, str]) -> Outb
         )
     except (KeyError, ValueError) as exc:
         raise ValueError(f"malformed outbox entry {stream_id}: {fields!r}") from exc
+
+
+def decode_stored_events(namespace: str, stored: str) -> tuple[OutboxEvent, ...]:
+    """The events a fulfilment keeps on its reservation (``_lib.lua``'s ``finish``), as
+    JSON ``[[stream id, [field, value, ...]], ...]``; '' when there are none."""
+    if not stored:
+        return ()
+    return tuple(
+        decode_event(
+            namespace,
+            str(stream_id),
+            {str(entry[i]): str(entry[i + 1]) for i in range(0, len(entry), 2)},
+        )
+        for stream_id, entry in json.loads(stored)
+    )
 
 
 @dataclass(frozen=True)

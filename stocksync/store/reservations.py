@@ -16,7 +16,7 @@ from stocksync.domain.model import (
     reservation_fingerprint,
 )
 from stocksync.store.base import ScriptStore
-from stocksync.store.outbox import OutboxEvent, decode_event
+from stocksync.store.outbox import OutboxEvent, decode_stored_events
 from stocksync.store.replies import (
     field_pairs,
     optional_int,
@@ -135,18 +135,9 @@ class Reservations(ScriptStore):
         reply = await self.run(action, reservation_id, *args)
         raise_for_refusal(reply, action=action, subject=reservation_id)
         fields = field_pairs(reply[2:])
-        sale = self._sale_events(fields.get("events", ""))
+        sale = decode_stored_events(self.keys.namespace, fields.get("events", ""))
         return TransitionResult(
             parse_reservation(reservation_id, fields), bool(int(reply[1])), sale
-        )
-
-    def _sale_events(self, stored: str) -> tuple[OutboxEvent, ...]:
-        """The events a fulfilment stored on its reservation: ``[[stream id, [k, v, ...]]]``."""
-        if not stored:
-            return ()
-        return tuple(
-            decode_event(self.keys.namespace, str(stream_id), field_pairs(entry))
-            for stream_id, entry in json.loads(stored)
         )
 
     async def erase_customer(self, customer_ref: str, reservation_ids: Sequence[str]) -> int:

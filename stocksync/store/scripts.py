@@ -25,6 +25,7 @@ OPERATIONS = (
     "extend",
     "set_count",
     "adjust",
+    "sell",
     "read_positions",
     "get_reservation",
     "expire",

@@ -1,4 +1,4 @@
-"""Changes to stock and locations: upserts, absolute counts and physical deltas."""
+"""Changes to stock and locations: upserts, absolute counts, physical deltas and till sales."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from stocksync.domain.errors import StockSyncError
-from stocksync.domain.model import Location, Position, StockChangeResult, event_fingerprint
+from stocksync.domain.model import (
+    Location,
+    Position,
+    StockChangeResult,
+    event_fingerprint,
+)
 from stocksync.store.base import ScriptStore
+from stocksync.store.outbox import OutboxEvent, decode_stored_events
 from stocksync.store.replies import raise_for_refusal
 
 
@@ -24,6 +30,21 @@ class StockCall:
     @property
     def action(self) -> str:
         return "count" if self.script == "set_count" else "adjust"
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    """A till sale in one script call: the hold it named, if that covered it, and the rest."""
+
+    position: Position  # the sale's position after it
+    replayed: bool  # (source, source_event_id) was seen before: nothing changed
+    fulfilled: bool  # this sale fulfilled the reservation it named
+    repeated: bool  # the reservation was fulfilled before: the units it held are not sold again
+    covered: int  # units of the sale's line the reservation held
+    applied: bool  # units beyond the hold left on_hand (False: none, or stale by the as-of rule)
+    seq: int
+    at_risk_reservations: int = 0
+    sale_events: tuple[OutboxEvent, ...] = ()  # the fulfilment's events, for the ledger
 
 
 class CountOptions(TypedDict, total=False):
@@ -43,6 +64,15 @@ class AdjustOptions(TypedDict):
     source: str
     source_event_id: str
     occurred_at_ms: NotRequired[int | None]  # a late report goes through the as-of rule
+
+
+class SaleOptions(TypedDict):
+    """What a till sale carries beside its units."""
+
+    source: str
+    source_event_id: str
+    occurred_at_ms: NotRequired[int | None]  # a late report goes through the as-of rule
+    reservation_id: NotRequired[str | None]  # the hold the customer collects, if any
 
 
 def _arg(value: int | None) -> str | int:
@@ -111,6 +141,47 @@ class StockChanges(ScriptStore):
     ) -> StockChangeResult:
         """Apply a physical delta, idempotent by (source, source_event_id)."""
         return await self.stock_change(self.adjust_call(sku, location_id, delta, **options))
+
+    async def sell(
+        self, sku: str, location_id: str, qty: int, **options: Unpack[SaleOptions]
+    ) -> SaleResult:
+        """A till sale, in one script call: fulfils the reservation it names when that holds
+        units of this line (once), and sells every other unit as a plain sale (never refused).
+
+        Idempotent by (source, source_event_id); a replay returns the fulfilment's events
+        again, so a retry after the ledger failed still writes the sale through.
+        """
+        occurred_at_ms = options.get("occurred_at_ms")
+        reservation_id = options.get("reservation_id") or ""
+        # A sale naming no hold is keyed as the delta it is (adjust with reason "sale"), so a
+        # sale applied as a delta before is replayed, not refused as a conflict.
+        parts: list[object] = ["adjust", sku, location_id, -qty, "sale", occurred_at_ms]
+        fp = event_fingerprint(*parts, *([reservation_id] if reservation_id else []))
+        reply = await self.run(
+            "sell",
+            sku,
+            location_id,
+            qty,
+            reservation_id,
+            options["source"],
+            options["source_event_id"],
+            _arg(occurred_at_ms),
+            fp,
+        )
+        raise_for_refusal(reply, action="sale")
+        applied, on_hand, reserved, safety, seq, flagged = (int(v) for v in reply[1:7])
+        hold, covered, events = str(reply[7]), int(reply[8]), str(reply[9])
+        return SaleResult(
+            position=Position(sku, location_id, on_hand, reserved, safety),
+            replayed=reply[0] == "replay",
+            fulfilled=hold == "fulfilled",
+            repeated=hold == "repeated",
+            covered=covered,
+            applied=bool(applied),
+            seq=seq,
+            at_risk_reservations=flagged,
+            sale_events=decode_stored_events(self.keys.namespace, events),
+        )
 
     async def stock_change(self, call: StockCall) -> StockChangeResult:
         """Run one count or delta built by ``count_call`` or ``adjust_call``."""

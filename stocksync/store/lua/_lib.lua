@@ -245,6 +245,49 @@ local function store_idempotency(ik, fp, applied, on_hand, reserved, safety, seq
   redis.call('EXPIRE', ik, RETENTION)
 end
 
+-- When a change happened, from a caller's 'occurred_at' in ms ('' or absent = now), clamped to
+-- now: a change cannot have happened after the engine applies it (a source's clock ahead).
+local function occurred_at(arg)
+  if arg and arg ~= '' then return math.min(tonumber(arg), NOW) end
+  return NOW
+end
+
+-- Apply a physical delta at a position (adjust.lua, and the units of a till sale that no hold
+-- covered), idempotency already checked. A delta that occurred at or before the newest applied
+-- count is already in that count: it is recorded in the outbox, not applied. A delta happening
+-- now (no occurred_at, or one clamped to now) is never stale: scripts run one at a time, so it
+-- came after any count already applied, even one whose as_of is this same millisecond. A till
+-- cannot be refused (DESIGN rule 8): a negative delta is applied even when it drives
+-- availability below zero; when fewer units are left on hand than are reserved, holds there
+-- are flagged at risk.
+-- Returns applied (1, or 0 when stale), on_hand, reserved, safety, seq, flagged.
+local function apply_delta(sku, loc, delta, reason, source, event_id, occurred, fp)
+  reap_position(sku, loc)
+  local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
+  local event = { 'delta', delta, 'reason', reason, 'src', source, 'src_id', event_id,
+    'occurred_at', occurred, 'fp', fp }
+
+  if count_as_of and occurred < NOW and occurred <= tonumber(count_as_of) then
+    table.insert(event, 'on_hand'); table.insert(event, on_hand)
+    table.insert(event, 'reserved'); table.insert(event, reserved)
+    local seq = emit('adjust_stale', sku, loc, event)
+    return 0, on_hand, reserved, safety, seq, 0
+  end
+
+  local new_on_hand = redis.call('HINCRBY', pos_key(sku, loc), 'on_hand', delta)
+  redis.call('SADD', sku_locs_key(sku), loc)
+  for _, v in ipairs({ 'd_on_hand', delta, 'd_reserved', 0, 'on_hand', new_on_hand,
+    'reserved', reserved }) do table.insert(event, v) end
+  local seq = emit('adjusted', sku, loc, event)
+  record_delta(sku, loc, occurred, seq, delta)
+
+  local flagged = 0
+  if delta < 0 and new_on_hand < reserved then
+    flagged = flag_at_risk(sku, loc, reserved - new_on_hand)
+  end
+  return 1, new_on_hand, reserved, safety, seq, flagged
+end
+
 -- Success reply of a reservation script: {'ok', flag, field, value, ...} of the stored hash.
 local function reply_reservation(flag, rk)
   local reply = redis.call('HGETALL', rk)

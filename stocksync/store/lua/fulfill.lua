@@ -9,8 +9,7 @@
 --         | {'stock_regressed', sku}
 
 local id = ARGV[3]
-local occurred = NOW
-if ARGV[4] and ARGV[4] ~= '' then occurred = math.min(tonumber(ARGV[4]), NOW) end
+local occurred = occurred_at(ARGV[4])
 
 local rk, state, lines, regressed = load_reservation(id)
 if not rk then return { 'not_found' } end

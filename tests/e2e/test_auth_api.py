@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from stocksync.api.deps import Services
 from tests.support.api import KeyFactory, Seed
@@ -93,3 +96,26 @@ async def test_only_the_hash_of_a_key_is_stored(services: Services) -> None:
     stored = rows[principal.key_id]
     assert key.split("_", 2)[2] not in (stored.secret_hash, stored.name, stored.scopes)
     assert len(stored.secret_hash) == 64
+
+
+async def test_unknown_keys_are_refused_in_memory(
+    anon: httpx.AsyncClient, client: httpx.AsyncClient, services: Services
+) -> None:
+    assert (await client.get("/v1/locations")).status_code == 200  # the key snapshot is loaded
+    cached = services.api_keys.cached_keys
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(services.engine, "before_cursor_execute", record)
+    try:
+        for i in range(300):
+            key_id = secrets.token_hex(6) if i % 3 else "a" * 8192
+            headers = {"Authorization": f"Bearer ssk_{key_id}_{secrets.token_urlsafe(24)}"}
+            r = await anon.get("/v1/locations", headers=headers)
+            assert r.status_code == 401
+    finally:
+        event.remove(services.engine, "before_cursor_execute", record)
+    assert statements == []
+    assert services.api_keys.cached_keys == cached

@@ -45,10 +45,18 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **exc.extra)
 
 
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", ""))
+    if err.get("type") == "json_invalid":  # FastAPI's message alone does not say what is wrong
+        reason = (err.get("ctx") or {}).get("error")
+        return f"{msg}: {reason}" if reason else msg
+    return msg
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        {"loc": list(err.get("loc", ())), "msg": _message(err), "type": err.get("type", "")}
         for err in exc.errors()[:20]
     ]
     return problem(

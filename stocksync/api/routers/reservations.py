@@ -17,6 +17,7 @@ from stocksync.api.schemas import (
     ReservationIn,
     ReservationOut,
 )
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.auth.principal import Principal
 from stocksync.config import Settings
 from stocksync.domain.errors import StockSyncError
@@ -25,7 +26,12 @@ from stocksync.ledger.write_through import write_through
 from stocksync.metrics import channel_label
 from stocksync.store.reservations import TransitionResult
 
-router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/reservations",
+    tags=["reservations"],
+    responses=PROBLEM_RESPONSES,
+    route_class=StrictJsonRoute,
+)
 
 
 def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_seconds") -> int:

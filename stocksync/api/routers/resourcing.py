@@ -17,11 +17,17 @@ from stocksync.api.schemas import (
     ReservationList,
     ReservationOut,
 )
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.domain.errors import StockSyncError
 from stocksync.domain.model import LOCATION_PATTERN, Reservation
 from stocksync.store.pickups import PickupOps
 
-router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/reservations",
+    tags=["reservations"],
+    responses=PROBLEM_RESPONSES,
+    route_class=StrictJsonRoute,
+)
 
 LIST_LIMIT = 200
 

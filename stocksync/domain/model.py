@@ -145,6 +145,7 @@ class Reservation:
     at_risk: bool = False
     history: list[tuple[str, int]] = field(default_factory=list)
     hold_code: str | None = None  # stored form, without the dash
+    key_id: str | None = None  # the API key that created it (None: an internal caller)
 
 
 @dataclass(frozen=True)

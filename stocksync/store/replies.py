@@ -99,6 +99,7 @@ def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservatio
         at_risk=fields.get("at_risk") == "1",
         history=history,
         hold_code=fields.get("code") or None,
+        key_id=fields.get("key") or None,
     )
 
 

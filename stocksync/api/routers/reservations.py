@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from stocksync.api.convert import reservation_out
 from stocksync.api.deps import Reader, Reserver, services
 from stocksync.api.problems import PROBLEM_RESPONSES
-from stocksync.api.reservation_access import authorize, read_reservation
+from stocksync.api.reservation_access import access_spec, authorize, read_reservation
 from stocksync.api.schemas import (
     ConfirmIn,
     EmptyIn,
@@ -90,7 +90,10 @@ async def create_reservation(
 async def get_reservation(
     reservation_id: ReservationIdPath, principal: Reader, request: Request
 ) -> ReservationOut:
-    """A reservation with its state, lines and transition history."""
+    """A reservation with its state, lines and transition history.
+
+    Every reservation route shows a reservation only to the key that created it, to admin keys
+    and to keys bound to all of its locations; to any other key it is ``404``."""
     return await read_reservation(services(request), principal, reservation_id)
 
 
@@ -103,10 +106,12 @@ async def _transition(
     *args: int | None,
 ) -> ReservationOut:
     svc = services(request)
-    await authorize(svc, principal, reservation_id)
     method = getattr(svc.store, action)
     try:
-        result: TransitionResult = await method(reservation_id, *args)
+        # The script refuses (404) a reservation this key may not access, in the same call.
+        result: TransitionResult = await method(
+            reservation_id, *args, access=access_spec(principal)
+        )
     except StockSyncError as exc:
         svc.metrics.transitions.labels(action, exc.code).inc()
         raise
@@ -134,7 +139,7 @@ async def confirm(
     pickup = None
     if body is not None and body.pickup_within_seconds is not None:
         svc = services(request)
-        channel = await svc.store.reservation_channel(reservation_id)
+        channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
         pickup = _ttl(svc.settings, channel, body.pickup_within_seconds, "pickup_within_seconds")
     return await _transition("confirm", reservation_id, principal, request, response, pickup)
 
@@ -178,6 +183,6 @@ async def extend(
 ) -> ReservationOut:
     """Move the deadline of an active reservation to now + ttl_seconds."""
     svc = services(request)
-    channel = await svc.store.reservation_channel(reservation_id)
+    channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
     ttl = _ttl(svc.settings, channel, body.ttl_seconds)
     return await _transition("extend", reservation_id, principal, request, response, ttl)

@@ -148,13 +148,34 @@ local function reap_lines(lines)
   for _, ln in ipairs(lines) do reap_position(ln[1], ln[2]) end
 end
 
--- Load a reservation, reaping due holds at its positions first.
+-- Whether a caller may see and act on a reservation: the rule of
+-- stocksync/api/reservation_access.py (may_access), checked here in the same call as the change.
+-- `access` is '' or nil (no restriction: admin keys, internal callers) or
+-- '<key_id> <loc>,<loc>,...' (no locations after the space: the key is not location-bound).
+-- Allowed: the key that created it, or a key bound to every location of its lines.
+local function may_access(access, owner, lines)
+  if not access or access == '' then return true end
+  local space = string.find(access, ' ', 1, true)
+  local key_id, bound = string.sub(access, 1, space - 1), string.sub(access, space + 1)
+  if owner and owner ~= '' and owner == key_id then return true end
+  if bound == '' then return false end
+  local allowed = {}
+  for loc in string.gmatch(bound, '[^,]+') do allowed[loc] = true end
+  for _, ln in ipairs(lines) do
+    if not allowed[ln[2]] then return false end
+  end
+  return true
+end
+
+-- Load a reservation, reaping due holds at its positions first. A caller that may not access
+-- it (`access`, see may_access) gets nil, as for a reservation that does not exist.
 -- Returns rk, state, lines, regressed_sku (nil, or a SKU whose writes are refused), or nil.
-local function load_reservation(id)
+local function load_reservation(id, access)
   local rk = res_key(id)
-  local r = redis.call('HMGET', rk, 'state', 'lines')
+  local r = redis.call('HMGET', rk, 'state', 'lines', 'key')
   if not r[1] then return nil end
   local lines = cjson.decode(r[2])
+  if not may_access(access, r[3], lines) then return nil end
   local regressed = regressed_sku(lines)
   if regressed then return rk, r[1], lines, regressed end
   reap_lines(lines)

@@ -2,6 +2,8 @@
 -- (e.g. a till sold the unit a chat hold was waiting for). All lines move or none does.
 --
 -- ARGV[3] reservation_id   ARGV[4] from location_id   ARGV[5] to location_id
+-- ARGV[6] the caller's access ('' = any; see may_access in _lib.lua): a reservation the
+--         caller may not access is 'not_found'
 --
 -- The units stay promised throughout: reserved drops at the source and rises at the target in
 -- this one script. The deadline and state are kept; the at-risk flag is cleared.
@@ -13,8 +15,9 @@
 local id = ARGV[3]
 local from = ARGV[4]
 local to = ARGV[5]
+local access = ARGV[6]
 
-local rk, state, lines, regressed = load_reservation(id)
+local rk, state, lines, regressed = load_reservation(id, access)
 if not rk then return { 'not_found' } end
 if regressed then return { 'stock_regressed', regressed } end
 if not ACTIVE[state] then return { 'invalid_transition', state } end

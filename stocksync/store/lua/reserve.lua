@@ -11,7 +11,7 @@
 --
 -- Returns {'ok', 1, created_at, expires_at}                  a new hold
 --         {'ok', 0, field, value, ...}                       a retry: the stored reservation
---         {'idempotency_conflict'}                           same id, different request
+--         {'idempotency_conflict'}                           same id, another request or key
 --         {'stock_regressed', sku}                           Redis is behind the ledger
 --         {'unknown_location', location_id, ...}
 --         {'insufficient_stock', sku, loc, requested, available, ...}   nothing reserved
@@ -32,9 +32,11 @@ local confirm = ARGV[13] == '1'
 local pickup_ms = ARGV[14]
 
 local rk = res_key(id)
-local prior_fp = redis.call('HGET', rk, 'fp')
-if prior_fp then
-  if prior_fp ~= fp then return { 'idempotency_conflict' } end
+local prior = redis.call('HMGET', rk, 'fp', 'key')
+if prior[1] then
+  -- A retry is the same request by the same key: another key's reservation is not replayed
+  -- (shown) to it.
+  if prior[1] ~= fp or (prior[2] or '') ~= key_id then return { 'idempotency_conflict' } end
   load_reservation(id) -- lazily expires the stored hold if its deadline passed
   return reply_reservation(0, rk)
 end

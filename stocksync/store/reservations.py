@@ -55,7 +55,8 @@ class Reservations(ScriptStore):
     ) -> ReserveResult:
         """Hold every line or nothing; a retry with the same id and body replays the result.
 
-        ``key_id`` (the caller's API key) counts the hold against the per-key cap. ``confirm``
+        ``key_id`` (the caller's API key) counts the hold against the per-key caps (holds, and
+        units per location). ``confirm``
         reserves and confirms in one script call (an order with no hold before it), with an
         optional pickup deadline.
         """
@@ -80,6 +81,7 @@ class Reservations(ScriptStore):
                 self.settings.max_active_holds_per_customer,
                 "1" if confirm else "",
                 "" if pickup_seconds is None else pickup_seconds * 1000,
+                self.settings.max_held_units_per_location_per_key.get(channel, 0) if key_id else 0,
             )
             if reply[0] != "code_taken":
                 break

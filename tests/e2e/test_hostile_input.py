@@ -42,6 +42,7 @@ HOSTILE_RESERVATIONS = {
     "sku dot": body(lines=[line(sku=".")]),
     "bad reservation id": body(reservation_id="../etc"),
     "bad channel": body(channel="WEB CHANNEL"),
+    "unknown channel": body(channel="web2"),
     "ttl zero": body(ttl_seconds=0),
     "ttl string": body(ttl_seconds="60"),
     "customer email": body(customer_ref="jane@example.com"),

@@ -52,6 +52,21 @@ def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_se
     return ttl
 
 
+def _known_channel(settings: Settings, channel: str) -> None:
+    """Channels come from the configured list: caps per channel mean nothing if a client can
+    name a new channel to escape them."""
+    if channel not in settings.channels:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "channel"),
+                    "type": "enum",
+                    "msg": f"channel must be one of {', '.join(settings.channels)}",
+                }
+            ]
+        )
+
+
 @router.post("", response_model=ReservationOut, status_code=201)
 async def create_reservation(
     body: ReservationIn, principal: Reserver, request: Request, response: Response
@@ -64,6 +79,7 @@ async def create_reservation(
     """
     principal.require_locations(line.location_id for line in body.lines)
     svc = services(request)
+    _known_channel(svc.settings, body.channel)
     ttl = _ttl(svc.settings, body.channel, body.ttl_seconds)
     lines = [Line(ln.sku, ln.location_id, ln.qty) for ln in body.lines]
     channel = channel_label(body.channel)

@@ -28,6 +28,8 @@ local function sku_locs_key(sku) return P .. 'skulocs:' .. sku end
 local function locres_key(loc) return P .. 'locres:' .. loc end
 local function bykey_key(key_id) return P .. 'bykey:' .. key_id end
 local function bycust_key(cref) return P .. 'bycust:' .. cref end
+-- Units an API key holds per location on a channel capped in units (hash: location -> units).
+local function heldunits_key(key_id, channel) return P .. 'heldunits:' .. key_id .. ':' .. channel end
 local function code_key(code) return P .. 'code:' .. code end
 local ATRISK = P .. 'atrisk'
 -- One key each per namespace (see stocksync/store/keys.py for what they hold).
@@ -71,11 +73,25 @@ local function record_delta(sku, loc, at, seq, delta)
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', '(' .. (NOW - DELTA_WINDOW_MS))
 end
 
+-- Add (sign 1) or take back (sign -1) the units of `lines` in a key's per-location count on a
+-- channel capped in units. reserve.lua counts a hold there (and marks it `ucap`); every script
+-- that moves or ends such a hold keeps the count right.
+local function count_units(key_id, channel, lines, sign)
+  local hk = heldunits_key(key_id, channel)
+  for _, ln in ipairs(lines) do
+    if redis.call('HINCRBY', hk, ln[2], sign * ln[3]) <= 0 then redis.call('HDEL', hk, ln[2]) end
+  end
+end
+
 -- Drop an ending reservation from the indexes of active ones. Its hold code keeps pointing
 -- at it until the reservation itself is pruned.
 local function unindex(id, rk, lines)
-  local r = redis.call('HMGET', rk, 'key', 'customer_ref', 'code')
+  local r = redis.call('HMGET', rk, 'key', 'customer_ref', 'code', 'channel', 'ucap')
   if r[1] and r[1] ~= '' then redis.call('SREM', bykey_key(r[1]), id) end
+  if r[5] and r[5] ~= '' and r[1] and r[1] ~= '' then
+    count_units(r[1], r[4], lines, -1)
+    redis.call('HDEL', rk, 'ucap') -- counted back once
+  end
   if r[2] and r[2] ~= '' then redis.call('SREM', bycust_key(r[2]), id) end
   if r[3] and r[3] ~= '' then redis.call('EXPIRE', code_key(r[3]), RETENTION) end
   for _, ln in ipairs(lines) do redis.call('ZREM', locres_key(ln[2]), id) end

@@ -11,6 +11,7 @@
 -- Returns {'ok', 0, field, value, ...} | {'not_found'} | {'invalid_transition', state}
 --         | {'stock_regressed', sku} | {'unknown_location', loc} | {'no_lines', loc}
 --         | {'insufficient_stock', sku, loc, requested, available, ...}
+--         | {'hold_limit_reached', 'units', limit, to}  (a hold capped in units, see reserve.lua)
 
 local id = ARGV[3]
 local from = ARGV[4]
@@ -43,8 +44,26 @@ if #short > 0 then
   table.insert(short, 1, 'insufficient_stock')
   return short
 end
+-- A hold counted in units per location (reserve.lua) takes its count along, within the same
+-- cap at the target: moving is no way around the cap.
+local owner = redis.call('HMGET', rk, 'key', 'channel', 'ucap')
+local unit_cap = tonumber(owner[3] or '')
+local counted = unit_cap and owner[1] and owner[1] ~= ''
+if counted then
+  local units = 0
+  for _, ln in ipairs(moving) do units = units + ln[3] end
+  if num(redis.call('HGET', heldunits_key(owner[1], owner[2]), to)) + units > unit_cap then
+    return { 'hold_limit_reached', 'units', unit_cap, to }
+  end
+end
 
 -- Writes.
+if counted then
+  local moved_to = {}
+  for _, ln in ipairs(moving) do table.insert(moved_to, { ln[1], to, ln[3] }) end
+  count_units(owner[1], owner[2], moving, -1)
+  count_units(owner[1], owner[2], moved_to, 1)
+end
 local r = redis.call('HMGET', rk, 'channel', 'expires_at', 'created_at')
 local channel, expires_at = r[1] or '', r[2] or ''
 local score = expires_at

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "active holds (one hold cannot take a store's stock); channels not listed are not capped",
     )
     max_active_holds_per_customer: int = Field(default=5, ge=0, description="0: no cap")
+    rate_limit_per_key_per_second: int = Field(
+        default=1000,
+        ge=0,
+        description="requests one API key may make per second, over all workers (each process "
+        "allows its share); over it: 429 with Retry-After. 0: no limit",
+    )
     nearby_radius_km: float = Field(
         default=50.0, gt=0, le=20_000, description="radius of `near` when radius_km is omitted"
     )

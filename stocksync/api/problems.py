@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stocksync.domain.errors import StockSyncError
+from stocksync.domain.errors import RateLimited, StockSyncError
 
 MEDIA_TYPE = "application/problem+json"
 HTTP_CODES = {
@@ -42,7 +42,10 @@ def problem(
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StockSyncError)
-    return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **exc.extra)
+    response = problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **exc.extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _message(err: dict[str, Any]) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stocksync.domain.model import CHANNEL_PATTERN
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,12 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
     redis_pool_timeout: float = 5.0
 
+    channels: list[Annotated[str, Field(pattern=CHANNEL_PATTERN)]] = Field(
+        default_factory=lambda: ["web", "app", "chat", "pos", "marketplace"],
+        min_length=1,
+        description="the channels a reservation may name; any other is 422 (a key capped on "
+        "'chat' cannot hold again as 'chat2')",
+    )
     default_ttl_seconds: int = Field(default=900, ge=1)
     max_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=1)
     # Hold policy per channel (JSON in the environment, e.g. '{"chat": 86400}'): the TTL of a
@@ -53,7 +61,18 @@ class Settings(BaseSettings):
         description="per channel: active holds one API key may have (a chat key cannot "
         "hoard a store's stock); channels not listed are not capped (web carts)",
     )
+    max_held_units_per_location_per_key: dict[str, int] = Field(
+        default={"chat": 20},
+        description="per channel: units one API key may hold at one location, summed over its "
+        "active holds (one hold cannot take a store's stock); channels not listed are not capped",
+    )
     max_active_holds_per_customer: int = Field(default=5, ge=0, description="0: no cap")
+    rate_limit_per_key_per_second: int = Field(
+        default=1000,
+        ge=0,
+        description="requests one API key may make per second, over all workers (each process "
+        "allows its share); over it: 429 with Retry-After. 0: no limit",
+    )
     nearby_radius_km: float = Field(
         default=50.0, gt=0, le=20_000, description="radius of `near` when radius_km is omitted"
     )

@@ -132,10 +132,10 @@ def pipelined_pair_step(client: Redis, store: RedisStockStore, tag: str, batch: 
         async with client.pipeline(transaction=False) as pipe:
             for rid in ids:
                 code = new_hold_code()
-                args = [*HEAD, rid, *tail, code, "", 0, 0, "", "", ACTOR]
+                args = [*HEAD, rid, *tail, code, "", 0, 0, "", "", 0, ACTOR]
                 await scripts["reserve"](keys=prefix, args=args, client=pipe)
             for rid in ids:
-                await scripts["release"](keys=prefix, args=[*HEAD, rid, ACTOR], client=pipe)
+                await scripts["release"](keys=prefix, args=[*HEAD, rid, "", ACTOR], client=pipe)
             replies = await pipe.execute()
         refused = [r for r in replies if r[0] != "ok"]
         if refused:

@@ -13,6 +13,7 @@ from stocksync import __version__, plugins
 from stocksync.api.deps import Services
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
+from stocksync.api.rate_limit import KeyRateLimiter
 from stocksync.api.routers import (
     availability,
     connectors,
@@ -53,7 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ):
             ledger = SqlLedger(engine)
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
-            app.state.services = Services(settings, metrics, store, engine, keys, ledger)
+            limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
+            app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
             # Before serving: freeze any SKU whose Redis state is older than the ledger.
             await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
             async with anyio.create_task_group() as tg:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
+from stocksync.api.rate_limit import KeyRateLimiter
 from stocksync.auth.principal import Principal
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
@@ -28,7 +29,8 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 
 @dataclass(frozen=True)
 class Services:
-    """What the lifespan opened: store, database, ledger, keys, settings and metrics."""
+    """What the lifespan opened: store, database, ledger, keys, settings, metrics and the
+    per-key rate limiter."""
 
     settings: Settings
     metrics: Metrics
@@ -36,6 +38,7 @@ class Services:
     engine: Engine
     api_keys: SqlApiKeys
     ledger: SqlLedger
+    rate_limiter: KeyRateLimiter
 
 
 def services(request: Request) -> Services:
@@ -58,6 +61,7 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         principal = await services(request).api_keys.verify(credentials.credentials)
         if principal is None:
             raise Unauthorized("invalid or revoked API key")
+        services(request).rate_limiter.check(principal.key_id)
         principal.require(scope)
         ACTOR.set(f"api:{principal.key_id}")  # this request's changes are recorded as this key's
         return principal

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stocksync.domain.errors import StockSyncError
+from stocksync.domain.errors import RateLimited, StockSyncError
 
 MEDIA_TYPE = "application/problem+json"
 HTTP_CODES = {
@@ -42,13 +42,24 @@ def problem(
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StockSyncError)
-    return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **exc.extra)
+    response = problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **exc.extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", ""))
+    if err.get("type") == "json_invalid":  # FastAPI's message alone does not say what is wrong
+        reason = (err.get("ctx") or {}).get("error")
+        return f"{msg}: {reason}" if reason else msg
+    return msg
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        {"loc": list(err.get("loc", ())), "msg": _message(err), "type": err.get("type", "")}
         for err in exc.errors()[:20]
     ]
     return problem(

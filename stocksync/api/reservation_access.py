@@ -1,6 +1,18 @@
-"""Who may see a reservation, and reading it from Redis or, once pruned, from the ledger."""
+"""Who may see and act on a reservation, and reading it from Redis or, once pruned, the ledger.
+
+The rule, for every reservation route (get, transitions, move, hold codes, listings): a key may
+see and act on a reservation if it created it, if it has the ``admin`` scope, or if it is bound
+to locations that include every location of the reservation (the staff of that store). Any
+other key is told the reservation does not exist (404, never 403), so ids cannot be probed.
+
+Reads apply :func:`may_access` to what they read; changes pass :func:`access_spec` to their
+script, which applies the same rule (``may_access`` in ``lua/_lib.lua``) in the same call as
+the change, so no extra Redis round trip and no gap between the check and the write.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import anyio.to_thread
 
@@ -9,17 +21,47 @@ from stocksync.api.deps import Services
 from stocksync.api.schemas import ReservationOut
 from stocksync.auth.principal import Principal
 from stocksync.domain.errors import NotFound
+from stocksync.domain.model import Reservation
 from stocksync.ledger.history import reservation_record
 
 
-async def authorize(svc: Services, principal: Principal, reservation_id: str) -> None:
-    """A key bound to locations may only touch reservations at those locations."""
-    if principal.locations is None:
-        return
-    locations = await svc.store.reservation_locations(reservation_id)
-    if locations is None:
-        raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
-    principal.require_locations(locations)
+def may_access(principal: Principal, owner_key_id: str | None, locations: Iterable[str]) -> bool:
+    """The rule of this module's docstring."""
+    if "admin" in principal.scopes:
+        return True
+    if owner_key_id is not None and owner_key_id == principal.key_id:
+        return True
+    return principal.locations is not None and set(locations) <= principal.locations
+
+
+def access_spec(principal: Principal) -> str:
+    """The principal as the scripts' ``access`` argument: '' for admin (any reservation), else
+    '<key_id> <bound locations, comma-separated>' (nothing after the space: not bound)."""
+    if "admin" in principal.scopes:
+        return ""
+    return f"{principal.key_id} {','.join(sorted(principal.locations or ()))}"
+
+
+def not_found(reservation_id: str) -> NotFound:
+    return NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
+
+
+def visible(principal: Principal, reservations: Iterable[Reservation]) -> list[Reservation]:
+    """The reservations of a listing that the principal may see."""
+    return [
+        r
+        for r in reservations
+        if may_access(principal, r.key_id, (ln.location_id for ln in r.lines))
+    ]
+
+
+async def authorize(svc: Services, principal: Principal, reservation_id: str) -> str:
+    """Check access before a change that needs the reservation's channel (its TTL policy);
+    returns the channel. The change's script checks again, atomically."""
+    facts = await svc.store.reservation_facts(reservation_id)
+    if facts is None or not may_access(principal, facts.key_id, facts.locations):
+        raise not_found(reservation_id)
+    return facts.channel
 
 
 async def read_reservation(
@@ -27,15 +69,19 @@ async def read_reservation(
 ) -> ReservationOut:
     """A reservation from Redis, or from the ledger once Redis has pruned it."""
     try:
-        await authorize(svc, principal, reservation_id)
-        return reservation_out(await svc.store.get_reservation(reservation_id))
+        reservation = await svc.store.get_reservation(reservation_id)
     except NotFound:
         # Redis prunes terminal reservations after the retention period; the ledger keeps them.
         record = await anyio.to_thread.run_sync(
             reservation_record, svc.engine, svc.settings.namespace, reservation_id
         )
         if record is None:
-            raise
-        out = ledger_reservation_out(*record)
-        principal.require_locations(line.location_id for line in out.lines)
+            raise not_found(reservation_id) from None
+        row, transitions, hold_code, owner = record
+        out = ledger_reservation_out(row, transitions, hold_code)
+        if not may_access(principal, owner, (line.location_id for line in out.lines)):
+            raise not_found(reservation_id) from None
         return out
+    if not may_access(principal, reservation.key_id, (ln.location_id for ln in reservation.lines)):
+        raise not_found(reservation_id)
+    return reservation_out(reservation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,6 +12,10 @@ from stocksync.domain.errors import Forbidden
 
 SCOPES = ("read", "reserve", "stock:write", "admin")
 KEY_PREFIX = "ssk"
+KEY_ID_LENGTH = 12  # secrets.token_hex(6)
+SECRET_LENGTH = 32  # secrets.token_urlsafe(24)
+KEY_LENGTH = len(KEY_PREFIX) + 1 + KEY_ID_LENGTH + 1 + SECRET_LENGTH
+_KEY = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{{KEY_ID_LENGTH}}})_([A-Za-z0-9_-]{{{SECRET_LENGTH}}})")
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,15 @@ def new_secret() -> tuple[str, str, str]:
 
 
 def split_key(key: str) -> tuple[str, str] | None:
-    """(key_id, secret) of a well-formed key string, else None."""
-    parts = key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+    """(key_id, secret) of a well-formed key string, else None.
+
+    Only the exact shape :func:`new_secret` makes is accepted; the length is checked first, so
+    an over-long header costs nothing and reaches no lookup.
+    """
+    if len(key) != KEY_LENGTH:
         return None
-    return parts[1], parts[2]
+    match = _KEY.fullmatch(key)
+    return None if match is None else (match[1], match[2])
 
 
 def hash_secret(secret: str) -> str:

@@ -253,7 +253,8 @@ def keys_create(
     locations: Annotated[str | None, typer.Option(help="comma-separated location ids")] = None,
 ) -> None:
     """Create an API key. It is printed once; only its hash is stored."""
-    locs = [loc.strip() for loc in locations.split(",") if loc.strip()] if locations else None
+    # `--locations ''` is a mistake, not "every location": the key would be unbound.
+    locs = None if locations is None else [x.strip() for x in locations.split(",") if x.strip()]
     try:
         key, principal = api_keys(Settings()).create(name, scopes, locs)
     except ValueError as exc:

@@ -91,11 +91,24 @@ class LedgerUnavailable(StockSyncError):
 
 
 class HoldLimitReached(StockSyncError):
-    """Too many active reservations for one API key or one customer."""
+    """Too many active reservations for one API key or one customer, or too many units held
+    by one API key at one location (``scope``: key, customer or units)."""
 
     code = "hold_limit_reached"
     status = 409
     title = "Active hold limit reached"
+
+
+class RateLimited(StockSyncError):
+    """One API key sent more requests than its rate; ``retry_after`` seconds to wait."""
+
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 class Unprocessable(StockSyncError):

@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# A SKU does not start with a dot: "." and ".." would read as paths in URLs, files and logs
+# (and a SKU made only of dots names nothing). No lookahead: pydantic's regex engine has none.
+SKU_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 LOCATION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -148,6 +150,7 @@ class Reservation:
     at_risk: bool = False
     history: list[tuple[str, int]] = field(default_factory=list)
     hold_code: str | None = None  # stored form, without the dash
+    key_id: str | None = None  # the API key that created it (None: an internal caller)
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ def position_history(
 
 def reservation_record(
     engine: Engine, namespace: str, reservation_id: str
-) -> tuple[LedgerReservation, list[ReservationTransition], str | None] | None:
-    """A reservation as the ledger keeps it (also after Redis pruned it), with transitions
-    and its hold code (from the hold event)."""
+) -> tuple[LedgerReservation, list[ReservationTransition], str | None, str | None] | None:
+    """A reservation as the ledger keeps it (also after Redis pruned it), with transitions,
+    its hold code and the API key that created it (both from the hold event)."""
     with Session(engine) as session:
         row = session.get(LedgerReservation, (namespace, reservation_id))
         if row is None:
@@ -57,5 +57,5 @@ def reservation_record(
                 Movement.kind == EventKind.HELD.value,
             )
         ).first()
-        code = json.loads(held).get("code") if held else None
-        return row, list(transitions), code or None
+        details = json.loads(held) if held else {}
+        return row, list(transitions), details.get("code") or None, details.get("key") or None

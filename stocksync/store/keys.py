@@ -77,6 +77,10 @@ class Keys:
         """Active reservations made with an API key."""
         return f"{self.prefix}bykey:{key_id}"
 
+    def held_units(self, key_id: str, channel: str) -> str:
+        """Hash: location -> units an API key holds there on a channel capped in units."""
+        return f"{self.prefix}heldunits:{key_id}:{channel}"
+
     def customer_reservations(self, customer_ref: str) -> str:
         """Active reservations of a customer_ref."""
         return f"{self.prefix}bycust:{customer_ref}"

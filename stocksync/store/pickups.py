@@ -76,9 +76,13 @@ class PickupOps:
         found = await self.store.client.get(self.store.keys.hold_code(normalized))
         return None if found is None else str(found)
 
-    async def move(self, reservation_id: str, from_location: str, to_location: str) -> Reservation:
+    async def move(
+        self, reservation_id: str, from_location: str, to_location: str, *, access: str = ""
+    ) -> Reservation:
         """Move every line at ``from_location`` to ``to_location``, or nothing (409 when the
-        target is short)."""
-        reply: list[Any] = await self.store.run("move", reservation_id, from_location, to_location)
+        target is short). ``access``: as for the store's transitions."""
+        reply: list[Any] = await self.store.run(
+            "move", reservation_id, from_location, to_location, access
+        )
         raise_for_refusal(reply, action="move", subject=reservation_id)
         return parse_reservation(reservation_id, field_pairs(reply[2:]))

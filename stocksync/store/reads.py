@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from stocksync.domain.errors import NotFound
 from stocksync.domain.model import Location, Position, Reservation
@@ -15,6 +16,13 @@ from stocksync.store.replies import (
     parse_position_row,
     parse_reservation,
 )
+
+
+@dataclass(frozen=True)
+class ReservationFacts:
+    channel: str
+    key_id: str | None
+    locations: frozenset[str]
 
 
 class StoreReads(ScriptStore):
@@ -53,14 +61,13 @@ class StoreReads(ScriptStore):
             raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
         return parse_reservation(reservation_id, field_pairs(flat))
 
-    async def reservation_locations(self, reservation_id: str) -> set[str] | None:
-        """The locations a reservation touches (a plain read, for authorisation checks)."""
-        raw = await self.client.hget(self.keys.reservation(reservation_id), "lines")
-        if raw is None:
+    async def reservation_facts(self, reservation_id: str) -> ReservationFacts | None:
+        """Who made a reservation, where, on which channel (a plain read, for access and TTL
+        checks before a script call); None when unknown."""
+        channel, key_id, lines = await self.client.hmget(
+            self.keys.reservation(reservation_id), ["channel", "key", "lines"]
+        )
+        if lines is None:
             return None
-        return {loc for _, loc, _ in json.loads(raw)}
-
-    async def reservation_channel(self, reservation_id: str) -> str:
-        """A reservation's channel (a plain read, for its TTL policy); '' when unknown."""
-        channel = await self.client.hget(self.keys.reservation(reservation_id), "channel")
-        return str(channel or "")
+        locations = frozenset(loc for _, loc, _ in json.loads(lines))
+        return ReservationFacts(str(channel or ""), str(key_id) if key_id else None, locations)

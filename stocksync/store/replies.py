@@ -63,6 +63,15 @@ def raise_for_refusal(reply: Sequence[Any], *, action: str, subject: str = "") -
             for i in range(0, len(rest), 4)
         ]
         raise InsufficientStock(short, action="moved" if action == "move" else "reserved")
+    if status == "hold_limit_reached" and rest[0] == "units":
+        limit, location = int(rest[1]), str(rest[2])
+        raise HoldLimitReached(
+            f"this key may hold at most {limit} units at {location!r} on this channel; "
+            f"nothing was {'moved' if action == 'move' else 'reserved'}",
+            limit=limit,
+            scope="units",
+            location_id=location,
+        )
     if status == "hold_limit_reached":
         scope, limit = str(rest[0]), int(rest[1])
         raise HoldLimitReached(
@@ -99,6 +108,7 @@ def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservatio
         at_risk=fields.get("at_risk") == "1",
         history=history,
         hold_code=fields.get("code") or None,
+        key_id=fields.get("key") or None,
     )
 
 

@@ -56,7 +56,8 @@ class Reservations(ScriptStore):
     ) -> ReserveResult:
         """Hold every line or nothing; a retry with the same id and body replays the result.
 
-        ``key_id`` (the caller's API key) counts the hold against the per-key cap. ``confirm``
+        ``key_id`` (the caller's API key) counts the hold against the per-key caps (holds, and
+        units per location). ``confirm``
         reserves and confirms in one script call (an order with no hold before it), with an
         optional pickup deadline.
         """
@@ -81,6 +82,7 @@ class Reservations(ScriptStore):
                 self.settings.max_active_holds_per_customer,
                 "1" if confirm else "",
                 "" if pickup_seconds is None else pickup_seconds * 1000,
+                self.settings.max_held_units_per_location_per_key.get(channel, 0) if key_id else 0,
             )
             if reply[0] != "code_taken":
                 break
@@ -104,30 +106,37 @@ class Reservations(ScriptStore):
             customer_ref=customer_ref,
             history=history,
             hold_code=code,
+            key_id=key_id,
         )
         return ReserveResult(held, created=True)
 
+    # Each transition takes the caller's ``access`` (reservation_access.access_spec): a
+    # reservation the caller may not access is not found, checked in the same script call as
+    # the change. '' (the default, for internal callers) allows every reservation.
+
     async def confirm(
-        self, reservation_id: str, pickup_seconds: int | None = None
+        self, reservation_id: str, pickup_seconds: int | None = None, *, access: str = ""
     ) -> TransitionResult:
         pickup_ms = "" if pickup_seconds is None else pickup_seconds * 1000
-        return await self._transition("confirm", reservation_id, pickup_ms)
+        return await self._transition("confirm", reservation_id, pickup_ms, access)
 
-    async def ready(self, reservation_id: str) -> TransitionResult:
-        return await self._transition("ready", reservation_id)
+    async def ready(self, reservation_id: str, *, access: str = "") -> TransitionResult:
+        return await self._transition("ready", reservation_id, access)
 
     async def fulfill(
-        self, reservation_id: str, occurred_at_ms: int | None = None
+        self, reservation_id: str, occurred_at_ms: int | None = None, *, access: str = ""
     ) -> TransitionResult:
         """The units left; ``occurred_at_ms`` (a late till report) goes through the as-of rule."""
         occurred = "" if occurred_at_ms is None else occurred_at_ms
-        return await self._transition("fulfill", reservation_id, occurred)
+        return await self._transition("fulfill", reservation_id, occurred, access)
 
-    async def release(self, reservation_id: str) -> TransitionResult:
-        return await self._transition("release", reservation_id)
+    async def release(self, reservation_id: str, *, access: str = "") -> TransitionResult:
+        return await self._transition("release", reservation_id, access)
 
-    async def extend(self, reservation_id: str, ttl_seconds: int) -> TransitionResult:
-        return await self._transition("extend", reservation_id, ttl_seconds * 1000)
+    async def extend(
+        self, reservation_id: str, ttl_seconds: int, *, access: str = ""
+    ) -> TransitionResult:
+        return await self._transition("extend", reservation_id, ttl_seconds * 1000, access)
 
     async def _transition(
         self, action: str, reservation_id: str, *args: str | int

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from stocksync.api.deps import Services
-from tests.support.api import KeyFactory, Seed
-
-
-def as_key(app: FastAPI, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://stocksync.test",
-        headers={"Authorization": f"Bearer {key}"},
-    )
+from tests.support.api import KeyFactory, Seed, as_key
 
 
 @pytest.mark.parametrize(
@@ -66,7 +61,8 @@ async def test_location_bound_key_cannot_touch_other_locations(
         assert [loc["location_id"] for loc in availability["locations"]] == ["store-a"]
         listed = (await store_a.get("/v1/locations")).json()["locations"]
         assert [loc["location_id"] for loc in listed] == ["store-a"]
-    # a reservation at store-b, made by an unbound key, is invisible to the store-a key
+    # a reservation at store-b, made by another key, does not exist for the store-a key: 404
+    # as for a missing one, so its id cannot be probed
     body = {
         "reservation_id": "r-b2",
         "channel": "web",
@@ -74,8 +70,12 @@ async def test_location_bound_key_cannot_touch_other_locations(
     }
     assert (await client.post("/v1/reservations", json=body)).status_code == 201
     async with as_key(app, make_key("read,reserve", "store-a")) as store_a:
-        assert (await store_a.get("/v1/reservations/r-b2")).status_code == 403
-        assert (await store_a.post("/v1/reservations/r-b2/release")).status_code == 403
+        for r in (
+            await store_a.get("/v1/reservations/r-b2"),
+            await store_a.post("/v1/reservations/r-b2/release"),
+            await store_a.get("/v1/reservations/r-missing"),
+        ):
+            assert (r.status_code, r.json()["code"]) == (404, "not_found")
     assert (await client.get(f"/v1/stock/store-b/{sku}")).json()["reserved"] == 1
 
 
@@ -93,3 +93,26 @@ async def test_only_the_hash_of_a_key_is_stored(services: Services) -> None:
     stored = rows[principal.key_id]
     assert key.split("_", 2)[2] not in (stored.secret_hash, stored.name, stored.scopes)
     assert len(stored.secret_hash) == 64
+
+
+async def test_unknown_keys_are_refused_in_memory(
+    anon: httpx.AsyncClient, client: httpx.AsyncClient, services: Services
+) -> None:
+    assert (await client.get("/v1/locations")).status_code == 200  # the key snapshot is loaded
+    cached = services.api_keys.cached_keys
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(services.engine, "before_cursor_execute", record)
+    try:
+        for i in range(300):
+            key_id = secrets.token_hex(6) if i % 3 else "a" * 8192
+            headers = {"Authorization": f"Bearer ssk_{key_id}_{secrets.token_urlsafe(24)}"}
+            r = await anon.get("/v1/locations", headers=headers)
+            assert r.status_code == 401
+    finally:
+        event.remove(services.engine, "before_cursor_execute", record)
+    assert statements == []
+    assert services.api_keys.cached_keys == cached

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
+from stocksync.api.strict_json import StrictJsonRoute
 from tests.support.api import Seed
 
 
@@ -33,8 +38,11 @@ HOSTILE_RESERVATIONS = {
     "101 lines": body(lines=[line(sku=f"S{i}") for i in range(101)]),
     "bad sku": body(lines=[line(sku="has space")]),
     "sku too long": body(lines=[line(sku="A" * 65)]),
+    "sku dot dot": body(lines=[line(sku="..")]),
+    "sku dot": body(lines=[line(sku=".")]),
     "bad reservation id": body(reservation_id="../etc"),
     "bad channel": body(channel="WEB CHANNEL"),
+    "unknown channel": body(channel="web2"),
     "ttl zero": body(ttl_seconds=0),
     "ttl string": body(ttl_seconds="60"),
     "customer email": body(customer_ref="jane@example.com"),
@@ -130,12 +138,62 @@ async def test_hostile_adjustment_is_422_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/stock/store-a/bad%20sku", "/v1/stock/STORE_A/X", "/v1/availability?sku=a%20b"]
+    "path",
+    [
+        "/v1/stock/store-a/bad%20sku",
+        "/v1/stock/STORE_A/X",
+        "/v1/availability?sku=a%20b",
+        "/v1/availability?sku=..",
+        "/v1/stock/store-a/.hidden",
+    ],
 )
 async def test_bad_path_or_query_is_422(client: httpx.AsyncClient, path: str) -> None:
     r = await client.get(path)
     assert r.status_code == 422
     assert r.json()["code"] == "validation_error"
+
+
+DUPLICATE_KEYS = {
+    "reservation": (
+        "POST",
+        "/v1/reservations",
+        '{"reservation_id": "dup-1", "channel": "web", "lines": '
+        '[{"sku": "X", "location_id": "store-a", "qty": 1, "qty": 5}]}',
+    ),
+    "count": ("PUT", "/v1/stock/store-a/X", '{"on_hand": 1, "on_hand": 900}'),
+    "location": ("PUT", "/v1/locations/store-a", '{"name": "A", "kind": "store", "name": "B"}'),
+}
+
+
+@pytest.mark.parametrize(("method", "path", "raw"), DUPLICATE_KEYS.values(), ids=DUPLICATE_KEYS)
+async def test_duplicate_json_keys_are_422_and_change_nothing(
+    client: httpx.AsyncClient, seed: Seed, method: str, path: str, raw: str
+) -> None:
+    await seed("X", 5)
+    before = (await client.get("/v1/locations")).json()
+    headers = {"content-type": "application/json"}
+    r = await client.request(method, path, content=raw, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_error"
+    assert "duplicate key" in r.json()["errors"][0]["msg"]
+    position = (await client.get("/v1/stock/store-a/X")).json()
+    assert (position["on_hand"], position["reserved"]) == (5, 0)
+    assert (await client.get("/v1/locations")).json() == before
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, also inside included routers (which FastAPI keeps as one route)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (router := getattr(route, "original_router", None)) is not None:
+            yield from api_routes(router.routes)
+
+
+def test_every_route_with_a_json_body_refuses_duplicate_keys(app: FastAPI) -> None:
+    with_body = [r for r in api_routes(app.routes) if r.body_field is not None]
+    assert with_body
+    assert [r.path for r in with_body if not isinstance(r, StrictJsonRoute)] == []
 
 
 async def test_unknown_route_is_problem_404(client: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import httpx
 
+from stocksync.config import Settings
 from tests.support.api import KeyFactory, Seed, hold, position, post_ok
 
 WAIT_SECONDS = 10.0
@@ -46,8 +47,11 @@ async def test_hold_ttl_follows_the_channel_policy(
     assert seconds_between(chat["created_at"], chat["expires_at"]) == 172_800
     pos = await post_ok(client, "/v1/reservations", {**hold("ttl-pos", sku), "channel": "pos"})
     assert seconds_between(pos["created_at"], pos["expires_at"]) == 600
-    other = await post_ok(client, "/v1/reservations", {**hold("ttl-x", sku), "channel": "kiosk"})
-    assert seconds_between(other["created_at"], other["expires_at"]) == 900
+    # a channel outside the configured list is refused (it would escape every channel's caps);
+    # a configured channel without a TTL policy gets the default TTL
+    r = await client.post("/v1/reservations", json={**hold("ttl-x", sku), "channel": "kiosk"})
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error")
+    assert Settings(channels=["kiosk"]).hold_ttl("kiosk") == 900
     r = await client.post("/v1/reservations", json=hold("ttl-long", sku, ttl_seconds=15 * 86400))
     assert r.status_code == 422
     r = await client.post("/v1/reservations", json=hold("ttl-ok", sku, ttl_seconds=14 * 86400))

@@ -95,7 +95,7 @@ async def test_till_sale_of_the_last_unit_then_move_and_pickup_elsewhere(
     ]
     record = reservation_record(services.engine, services.settings.namespace, "chat-4711")
     assert record is not None
-    row, transitions, code = record
+    row, transitions, code, _key = record
     assert (row.state, json.loads(row.lines)) == ("fulfilled", [[sku, "store-b", 1]])
     assert code is not None
     assert [t.state for t in transitions] == ["held", "moved", "confirmed", "ready", "fulfilled"]

@@ -47,6 +47,17 @@ def test_cli_keys_create_refuses_unknown_scope(env: dict[str, str]) -> None:
     assert "scopes" in result.output
 
 
+@pytest.mark.parametrize("locations", ["", " , "])
+def test_cli_keys_create_refuses_an_empty_location_list(
+    env: dict[str, str], locations: str
+) -> None:
+    args = ["keys", "create", "--name", "x", "--scopes", "read", "--locations", locations]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code != 0
+    assert "at least one location" in result.output
+    assert "x" not in run(env, "keys", "list").split()
+
+
 def test_cli_demo_loads_data_and_stock_show_prints_a_table(env: dict[str, str]) -> None:
     out = run(env, "demo")
     assert "6 locations" in out

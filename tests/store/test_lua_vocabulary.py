@@ -65,7 +65,8 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         "table.sort(states)\n"
         "return { pos_key('S', 'L'), holds_key('S', 'L'), deltas_key('S', 'L'),"
         " sku_locs_key('S'), loc_key('L'), res_key('R'), locres_key('L'), bykey_key('K'),"
-        " bycust_key('C'), code_key('X'), idem_key('src', 'E'), ATRISK, ACTIVE_KEY,"
+        " bycust_key('C'), heldunits_key('K', 'C'), code_key('X'), idem_key('src', 'E'),"
+        " ATRISK, ACTIVE_KEY,"
         " OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY, states }"
     )
     reply = await redis_client.eval(probe, 1, keys.prefix, 60, 0)  # type: ignore[no-untyped-call]
@@ -80,6 +81,7 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         keys.location_reservations("L"),
         keys.key_reservations("K"),
         keys.customer_reservations("C"),
+        keys.held_units("K", "C"),
         keys.hold_code("X"),
         keys.idempotency("src", "E"),
         keys.at_risk,

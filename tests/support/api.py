@@ -6,9 +6,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 KeyFactory = Callable[..., str]
 Seed = Callable[..., Awaitable[None]]
+
+
+def as_key(app: FastAPI, key: str) -> httpx.AsyncClient:
+    """A client of the app that sends ``key`` as its bearer API key."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://stocksync.test",
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 def hold(rid: str, sku: str, loc: str = "store-a", qty: int = 1, **extra: Any) -> dict[str, Any]:

@@ -8,9 +8,15 @@ from stocksync.api.convert import location_out
 from stocksync.api.deps import Admin, Reader, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import LocationIn, LocationList, LocationOut, LocationPath
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.domain.model import Location
 
-router = APIRouter(prefix="/v1/locations", tags=["locations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/locations",
+    tags=["locations"],
+    responses=PROBLEM_RESPONSES,
+    route_class=StrictJsonRoute,
+)
 
 
 @router.put("/{location_id}", response_model=LocationOut)

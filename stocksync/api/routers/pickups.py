@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from stocksync.api.convert import reservation_out
 from stocksync.api.deps import Reader, services
 from stocksync.api.problems import PROBLEM_RESPONSES
-from stocksync.api.reservation_access import read_reservation
+from stocksync.api.reservation_access import read_reservation, visible
 from stocksync.api.schemas import HoldCodePath, LocationPath, PickupList, ReservationOut
 from stocksync.domain.errors import NotFound, Unprocessable
 from stocksync.domain.model import ACTIVE, State
@@ -31,7 +31,8 @@ async def list_pickups(
         Query(description="active states: held, confirmed, ready (default: confirmed and ready)"),
     ] = None,
 ) -> PickupList:
-    """Reservations with a line at this store, by pickup deadline (none last), then age."""
+    """Reservations with a line at this store, by pickup deadline (none last), then age: those
+    this key may see (its own; every one for the store's staff and admin keys)."""
     principal.require_locations([location_id])
     wanted = list(dict.fromkeys(state or DEFAULT_STATES))
     if not ACTIVE.issuperset(wanted):
@@ -39,7 +40,8 @@ async def list_pickups(
     found = await PickupOps(services(request).store).find(
         "loc", location_id, states=wanted, limit=PICKUP_LIMIT
     )
-    return PickupList(location_id=location_id, pickups=[reservation_out(r) for r in found])
+    pickups = [reservation_out(r) for r in visible(principal, found)]
+    return PickupList(location_id=location_id, pickups=pickups)
 
 
 @router.get("/v1/holds/{code}", response_model=ReservationOut)

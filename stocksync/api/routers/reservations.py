@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from stocksync.api.convert import reservation_out
 from stocksync.api.deps import Reader, Reserver, services
 from stocksync.api.problems import PROBLEM_RESPONSES
-from stocksync.api.reservation_access import authorize, read_reservation
+from stocksync.api.reservation_access import access_spec, authorize, read_reservation
 from stocksync.api.schemas import (
     ConfirmIn,
     EmptyIn,
@@ -17,6 +17,7 @@ from stocksync.api.schemas import (
     ReservationIn,
     ReservationOut,
 )
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.auth.principal import Principal
 from stocksync.config import Settings
 from stocksync.domain.errors import StockSyncError
@@ -25,7 +26,12 @@ from stocksync.ledger.write_through import write_through
 from stocksync.metrics import channel_label
 from stocksync.store.reservations import TransitionResult
 
-router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/reservations",
+    tags=["reservations"],
+    responses=PROBLEM_RESPONSES,
+    route_class=StrictJsonRoute,
+)
 
 
 def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_seconds") -> int:
@@ -46,6 +52,21 @@ def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_se
     return ttl
 
 
+def _known_channel(settings: Settings, channel: str) -> None:
+    """Channels come from the configured list: caps per channel mean nothing if a client can
+    name a new channel to escape them."""
+    if channel not in settings.channels:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "channel"),
+                    "type": "enum",
+                    "msg": f"channel must be one of {', '.join(settings.channels)}",
+                }
+            ]
+        )
+
+
 @router.post("", response_model=ReservationOut, status_code=201)
 async def create_reservation(
     body: ReservationIn, principal: Reserver, request: Request, response: Response
@@ -58,6 +79,7 @@ async def create_reservation(
     """
     principal.require_locations(line.location_id for line in body.lines)
     svc = services(request)
+    _known_channel(svc.settings, body.channel)
     ttl = _ttl(svc.settings, body.channel, body.ttl_seconds)
     lines = [Line(ln.sku, ln.location_id, ln.qty) for ln in body.lines]
     channel = channel_label(body.channel)
@@ -84,7 +106,10 @@ async def create_reservation(
 async def get_reservation(
     reservation_id: ReservationIdPath, principal: Reader, request: Request
 ) -> ReservationOut:
-    """A reservation with its state, lines and transition history."""
+    """A reservation with its state, lines and transition history.
+
+    Every reservation route shows a reservation only to the key that created it, to admin keys
+    and to keys bound to all of its locations; to any other key it is ``404``."""
     return await read_reservation(services(request), principal, reservation_id)
 
 
@@ -97,10 +122,12 @@ async def _transition(
     *args: int | None,
 ) -> ReservationOut:
     svc = services(request)
-    await authorize(svc, principal, reservation_id)
     method = getattr(svc.store, action)
     try:
-        result: TransitionResult = await method(reservation_id, *args)
+        # The script refuses (404) a reservation this key may not access, in the same call.
+        result: TransitionResult = await method(
+            reservation_id, *args, access=access_spec(principal)
+        )
     except StockSyncError as exc:
         svc.metrics.transitions.labels(action, exc.code).inc()
         raise
@@ -128,7 +155,7 @@ async def confirm(
     pickup = None
     if body is not None and body.pickup_within_seconds is not None:
         svc = services(request)
-        channel = await svc.store.reservation_channel(reservation_id)
+        channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
         pickup = _ttl(svc.settings, channel, body.pickup_within_seconds, "pickup_within_seconds")
     return await _transition("confirm", reservation_id, principal, request, response, pickup)
 
@@ -172,6 +199,6 @@ async def extend(
 ) -> ReservationOut:
     """Move the deadline of an active reservation to now + ttl_seconds."""
     svc = services(request)
-    channel = await svc.store.reservation_channel(reservation_id)
+    channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
     ttl = _ttl(svc.settings, channel, body.ttl_seconds)
     return await _transition("extend", reservation_id, principal, request, response, ttl)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from stocksync.api.convert import reservation_out
 from stocksync.api.deps import Reader, Reserver, services
 from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.reservation_access import access_spec, visible
 from stocksync.api.schemas import (
     CustomerRef,
     MoveIn,
@@ -17,11 +18,17 @@ from stocksync.api.schemas import (
     ReservationList,
     ReservationOut,
 )
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.domain.errors import StockSyncError
 from stocksync.domain.model import LOCATION_PATTERN, Reservation
 from stocksync.store.pickups import PickupOps
 
-router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/reservations",
+    tags=["reservations"],
+    responses=PROBLEM_RESPONSES,
+    route_class=StrictJsonRoute,
+)
 
 LIST_LIMIT = 200
 
@@ -54,10 +61,7 @@ async def list_reservations(
         found = await ops.find("loc", location_id, at_risk_only=True, limit=LIST_LIMIT)
     else:
         found = await ops.find("atrisk", limit=LIST_LIMIT)
-    if principal.locations is not None:
-        allowed = principal.locations
-        found = [r for r in found if {ln.location_id for ln in r.lines} <= allowed]
-    return ReservationList(reservations=[reservation_out(r) for r in found])
+    return ReservationList(reservations=[reservation_out(r) for r in visible(principal, found)])
 
 
 @router.post("/{reservation_id}/move", response_model=ReservationOut)
@@ -81,7 +85,10 @@ async def move(
     svc = services(request)
     try:
         moved = await PickupOps(svc.store).move(
-            reservation_id, body.from_location_id, body.to_location_id
+            reservation_id,
+            body.from_location_id,
+            body.to_location_id,
+            access=access_spec(principal),  # another key's reservation is not found
         )
     except StockSyncError as exc:
         svc.metrics.transitions.labels("move", exc.code).inc()

@@ -20,11 +20,14 @@ from stocksync.api.schemas import (
     SkuPath,
 )
 from stocksync.api.schemas import StockChangeOut as Out
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.domain.model import StockChangeResult
 from stocksync.ledger.history import position_history
 from stocksync.metrics import Metrics
 
-router = APIRouter(prefix="/v1/stock", tags=["stock"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/stock", tags=["stock"], responses=PROBLEM_RESPONSES, route_class=StrictJsonRoute
+)
 
 
 def _count(metrics: Metrics, kind: str, result: StockChangeResult) -> None:

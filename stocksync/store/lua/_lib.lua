@@ -33,6 +33,8 @@ local function sku_locs_key(sku) return P .. 'skulocs:' .. sku end
 local function locres_key(loc) return P .. 'locres:' .. loc end
 local function bykey_key(key_id) return P .. 'bykey:' .. key_id end
 local function bycust_key(cref) return P .. 'bycust:' .. cref end
+-- Units an API key holds per location on a channel capped in units (hash: location -> units).
+local function heldunits_key(key_id, channel) return P .. 'heldunits:' .. key_id .. ':' .. channel end
 local function code_key(code) return P .. 'code:' .. code end
 local ATRISK = P .. 'atrisk'
 -- One key each per namespace (see stocksync/store/keys.py for what they hold).
@@ -78,11 +80,25 @@ local function record_delta(sku, loc, at, seq, delta)
   redis.call('ZREMRANGEBYSCORE', dk, '-inf', '(' .. (NOW - DELTA_WINDOW_MS))
 end
 
+-- Add (sign 1) or take back (sign -1) the units of `lines` in a key's per-location count on a
+-- channel capped in units. reserve.lua counts a hold there (and marks it `ucap`); every script
+-- that moves or ends such a hold keeps the count right.
+local function count_units(key_id, channel, lines, sign)
+  local hk = heldunits_key(key_id, channel)
+  for _, ln in ipairs(lines) do
+    if redis.call('HINCRBY', hk, ln[2], sign * ln[3]) <= 0 then redis.call('HDEL', hk, ln[2]) end
+  end
+end
+
 -- Drop an ending reservation from the indexes of active ones. Its hold code keeps pointing
 -- at it until the reservation itself is pruned.
 local function unindex(id, rk, lines)
-  local r = redis.call('HMGET', rk, 'key', 'customer_ref', 'code')
+  local r = redis.call('HMGET', rk, 'key', 'customer_ref', 'code', 'channel', 'ucap')
   if r[1] and r[1] ~= '' then redis.call('SREM', bykey_key(r[1]), id) end
+  if r[5] and r[5] ~= '' and r[1] and r[1] ~= '' then
+    count_units(r[1], r[4], lines, -1)
+    redis.call('HDEL', rk, 'ucap') -- counted back once
+  end
   if r[2] and r[2] ~= '' then redis.call('SREM', bycust_key(r[2]), id) end
   if r[3] and r[3] ~= '' then redis.call('EXPIRE', code_key(r[3]), RETENTION) end
   for _, ln in ipairs(lines) do redis.call('ZREM', locres_key(ln[2]), id) end
@@ -157,13 +173,34 @@ local function reap_lines(lines)
   for _, ln in ipairs(lines) do reap_position(ln[1], ln[2]) end
 end
 
--- Load a reservation, reaping due holds at its positions first.
+-- Whether a caller may see and act on a reservation: the rule of
+-- stocksync/api/reservation_access.py (may_access), checked here in the same call as the change.
+-- `access` is '' or nil (no restriction: admin keys, internal callers) or
+-- '<key_id> <loc>,<loc>,...' (no locations after the space: the key is not location-bound).
+-- Allowed: the key that created it, or a key bound to every location of its lines.
+local function may_access(access, owner, lines)
+  if not access or access == '' then return true end
+  local space = string.find(access, ' ', 1, true)
+  local key_id, bound = string.sub(access, 1, space - 1), string.sub(access, space + 1)
+  if owner and owner ~= '' and owner == key_id then return true end
+  if bound == '' then return false end
+  local allowed = {}
+  for loc in string.gmatch(bound, '[^,]+') do allowed[loc] = true end
+  for _, ln in ipairs(lines) do
+    if not allowed[ln[2]] then return false end
+  end
+  return true
+end
+
+-- Load a reservation, reaping due holds at its positions first. A caller that may not access
+-- it (`access`, see may_access) gets nil, as for a reservation that does not exist.
 -- Returns rk, state, lines, regressed_sku (nil, or a SKU whose writes are refused), or nil.
-local function load_reservation(id)
+local function load_reservation(id, access)
   local rk = res_key(id)
-  local r = redis.call('HMGET', rk, 'state', 'lines')
+  local r = redis.call('HMGET', rk, 'state', 'lines', 'key')
   if not r[1] then return nil end
   local lines = cjson.decode(r[2])
+  if not may_access(access, r[3], lines) then return nil end
   local regressed = regressed_sku(lines)
   if regressed then return rk, r[1], lines, regressed end
   reap_lines(lines)

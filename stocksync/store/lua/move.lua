@@ -2,6 +2,8 @@
 -- (e.g. a till sold the unit a chat hold was waiting for). All lines move or none does.
 --
 -- ARGV[3] reservation_id   ARGV[4] from location_id   ARGV[5] to location_id
+-- ARGV[6] the caller's access ('' = any; see may_access in _lib.lua): a reservation the
+--         caller may not access is 'not_found'
 --
 -- The units stay promised throughout: reserved drops at the source and rises at the target in
 -- this one script. The deadline and state are kept; the at-risk flag is cleared.
@@ -9,12 +11,14 @@
 -- Returns {'ok', 0, field, value, ...} | {'not_found'} | {'invalid_transition', state}
 --         | {'stock_regressed', sku} | {'unknown_location', loc} | {'no_lines', loc}
 --         | {'insufficient_stock', sku, loc, requested, available, ...}
+--         | {'hold_limit_reached', 'units', limit, to}  (a hold capped in units, see reserve.lua)
 
 local id = ARGV[3]
 local from = ARGV[4]
 local to = ARGV[5]
+local access = ARGV[6]
 
-local rk, state, lines, regressed = load_reservation(id)
+local rk, state, lines, regressed = load_reservation(id, access)
 if not rk then return { 'not_found' } end
 if regressed then return { 'stock_regressed', regressed } end
 if not ACTIVE[state] then return { 'invalid_transition', state } end
@@ -40,8 +44,26 @@ if #short > 0 then
   table.insert(short, 1, 'insufficient_stock')
   return short
 end
+-- A hold counted in units per location (reserve.lua) takes its count along, within the same
+-- cap at the target: moving is no way around the cap.
+local owner = redis.call('HMGET', rk, 'key', 'channel', 'ucap')
+local unit_cap = tonumber(owner[3] or '')
+local counted = unit_cap and owner[1] and owner[1] ~= ''
+if counted then
+  local units = 0
+  for _, ln in ipairs(moving) do units = units + ln[3] end
+  if num(redis.call('HGET', heldunits_key(owner[1], owner[2]), to)) + units > unit_cap then
+    return { 'hold_limit_reached', 'units', unit_cap, to }
+  end
+end
 
 -- Writes.
+if counted then
+  local moved_to = {}
+  for _, ln in ipairs(moving) do table.insert(moved_to, { ln[1], to, ln[3] }) end
+  count_units(owner[1], owner[2], moving, -1)
+  count_units(owner[1], owner[2], moved_to, 1)
+end
 local r = redis.call('HMGET', rk, 'channel', 'expires_at', 'created_at')
 local channel, expires_at = r[1] or '', r[2] or ''
 local score = expires_at

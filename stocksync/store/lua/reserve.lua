@@ -8,14 +8,16 @@
 -- ARGV[12] max active holds of the customer_ref (0 = no cap)
 -- ARGV[13] '1' = confirm in the same call (an order placed with no hold before it), '' = hold
 -- ARGV[14] pickup deadline in ms from now for a confirmed reservation ('' = none)
+-- ARGV[15] max units that API key may hold at one location on this channel (0 = no cap)
 --
 -- Returns {'ok', 1, created_at, expires_at}                  a new hold
 --         {'ok', 0, field, value, ...}                       a retry: the stored reservation
---         {'idempotency_conflict'}                           same id, different request
+--         {'idempotency_conflict'}                           same id, another request or key
 --         {'stock_regressed', sku}                           Redis is behind the ledger
 --         {'unknown_location', location_id, ...}
 --         {'insufficient_stock', sku, loc, requested, available, ...}   nothing reserved
 --         {'hold_limit_reached', 'key'|'customer', limit}     nothing reserved
+--         {'hold_limit_reached', 'units', limit, location_id} nothing reserved
 --         {'code_taken'}                                     retry with another code
 
 local id = ARGV[3]
@@ -30,11 +32,14 @@ local key_cap = tonumber(ARGV[11])
 local customer_cap = tonumber(ARGV[12])
 local confirm = ARGV[13] == '1'
 local pickup_ms = ARGV[14]
+local unit_cap = tonumber(ARGV[15])
 
 local rk = res_key(id)
-local prior_fp = redis.call('HGET', rk, 'fp')
-if prior_fp then
-  if prior_fp ~= fp then return { 'idempotency_conflict' } end
+local prior = redis.call('HMGET', rk, 'fp', 'key')
+if prior[1] then
+  -- A retry is the same request by the same key: another key's reservation is not replayed
+  -- (shown) to it.
+  if prior[1] ~= fp or (prior[2] or '') ~= key_id then return { 'idempotency_conflict' } end
   load_reservation(id) -- lazily expires the stored hold if its deadline passed
   return reply_reservation(0, rk)
 end
@@ -88,6 +93,31 @@ if customer_ref ~= '' and customer_cap > 0
     and active_count(bycust_key(customer_ref), customer_cap) >= customer_cap then
   return { 'hold_limit_reached', 'customer', customer_cap }
 end
+-- The first location where this key would hold more than unit_cap units on this channel, or
+-- nil. When one is over, the key's due holds are expired first so they never count.
+local function over_unit_cap()
+  local adding, locs = {}, {}
+  for _, ln in ipairs(lines) do
+    if not adding[ln[2]] then adding[ln[2]] = 0; table.insert(locs, ln[2]) end
+    adding[ln[2]] = adding[ln[2]] + ln[3]
+  end
+  table.sort(locs)
+  local hk = heldunits_key(key_id, channel)
+  local function first_over()
+    for _, loc in ipairs(locs) do
+      if num(redis.call('HGET', hk, loc)) + adding[loc] > unit_cap then return loc end
+    end
+    return nil
+  end
+  if not first_over() then return nil end
+  for _, rid in ipairs(redis.call('SMEMBERS', bykey_key(key_id))) do expire_one(rid, nil) end
+  return first_over()
+end
+local counted = key_id ~= '' and unit_cap > 0
+if counted then
+  local loc = over_unit_cap()
+  if loc then return { 'hold_limit_reached', 'units', unit_cap, loc } end
+end
 if code ~= '' and redis.call('EXISTS', code_key(code)) == 1 then return { 'code_taken' } end
 
 -- Writes.
@@ -98,6 +128,10 @@ redis.call('HSET', rk, 'fp', fp, 'channel', channel, 'state', 'held', 'lines', l
 redis.call('ZADD', ACTIVE_KEY, expires_at, id)
 if code ~= '' then redis.call('SET', code_key(code), id) end
 if key_id ~= '' then redis.call('SADD', bykey_key(key_id), id) end
+if counted then
+  redis.call('HSET', rk, 'ucap', unit_cap)
+  count_units(key_id, channel, lines, 1)
+end
 if customer_ref ~= '' then redis.call('SADD', bycust_key(customer_ref), id) end
 for i, ln in ipairs(lines) do
   local sku, loc, qty = ln[1], ln[2], ln[3]

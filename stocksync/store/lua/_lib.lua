@@ -276,6 +276,16 @@ local function check_idempotency(ik, fp)
   return { 'replay', num(rec[2]), num(rec[3]), num(rec[4]), num(rec[5]), num(rec[6]), 0 }
 end
 
+-- The checks every stock change makes before it writes: the location exists, the SKU is not
+-- frozen, and (source, source_event_id) — when given (ik) — was not used for another change.
+-- Returns a refusal, the replay of the same change made before, or nil to go on.
+local function check_stock_change(sku, loc, ik, fp)
+  if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
+  if regressed_sku({ { sku } }) then return { 'stock_regressed', sku } end
+  if ik then return check_idempotency(ik, fp) end
+  return nil
+end
+
 local function store_idempotency(ik, fp, applied, on_hand, reserved, safety, seq)
   redis.call('HSET', ik, 'fp', fp, 'applied', applied, 'on_hand', on_hand,
     'reserved', reserved, 'safety', safety, 'seq', seq)

@@ -21,10 +21,8 @@ local event_id = ARGV[8]
 local occurred = occurred_at(ARGV[9])
 local fp = ARGV[10]
 
-if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
-if regressed_sku({ { sku } }) then return { 'stock_regressed', sku } end
 local ik = idem_key(source, event_id)
-local seen = check_idempotency(ik, fp)
+local seen = check_stock_change(sku, loc, ik, fp)
 if seen then return seen end
 
 local applied, on_hand, reserved, safety, seq, flagged =

@@ -38,10 +38,8 @@ local event_id = ARGV[8]
 local occurred = occurred_at(ARGV[9])
 local fp = ARGV[10]
 
-if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
-if regressed_sku({ { sku } }) then return { 'stock_regressed', sku } end
 local ik = idem_key(source, event_id)
-local seen = check_idempotency(ik, fp)
+local seen = check_stock_change(sku, loc, ik, fp)
 if seen then
   if seen[1] == 'replay' then
     local rec = redis.call('HMGET', ik, 'hold', 'covered', 'events')

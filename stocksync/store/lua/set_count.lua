@@ -21,14 +21,10 @@ local source = ARGV[9]
 local event_id = ARGV[10]
 local fp = ARGV[11]
 
-if redis.call('EXISTS', loc_key(loc)) == 0 then return { 'unknown_location', loc } end
-if regressed_sku({ { sku } }) then return { 'stock_regressed', sku } end
 local ik = nil
-if event_id ~= '' then
-  ik = idem_key(source, event_id)
-  local seen = check_idempotency(ik, fp)
-  if seen then return seen end
-end
+if event_id ~= '' then ik = idem_key(source, event_id) end
+local seen = check_stock_change(sku, loc, ik, fp)
+if seen then return seen end
 reap_position(sku, loc)
 
 local on_hand, reserved, safety, count_as_of = read_position(sku, loc)

@@ -9,6 +9,7 @@ from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from stocksync.domain.codes import HOLD_CODE_PATTERN
+from stocksync.domain.geo import GEO_LAT_MAX, GEO_LON_MAX
 from stocksync.domain.model import (
     CHANNEL_PATTERN,
     ID_PATTERN,
@@ -37,8 +38,9 @@ class Request(BaseModel):
 class LocationIn(Request):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     kind: Literal["store", "warehouse"]
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    # Redis GEO's range (Web Mercator): it cannot index a latitude beyond ±85.05112878°.
+    lat: Annotated[float, Field(ge=-GEO_LAT_MAX, le=GEO_LAT_MAX)] | None = None
+    lon: Annotated[float, Field(ge=-GEO_LON_MAX, le=GEO_LON_MAX)] | None = None
     pickup: Flag = False
     ship: Flag = False
 

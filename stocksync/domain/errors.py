@@ -10,6 +10,8 @@ class StockSyncError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Error"
+    # Seconds after which the same request may succeed (the API's Retry-After); None: never.
+    retry_after_seconds: ClassVar[int | None] = None
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -107,6 +109,9 @@ class Unprocessable(StockSyncError):
 
 
 class TooManyStreams(StockSyncError):
+    """Every event stream slot of this server is taken (each holds a Redis connection)."""
+
     code = "too_many_event_streams"
     status = 503
     title = "Too many open event streams"
+    retry_after_seconds = 5

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         default=50.0, gt=0, le=20_000, description="radius of `near` when radius_km is omitted"
     )
     max_event_streams: int = Field(default=50, ge=1, description="concurrent SSE streams")
+    max_event_streams_per_key: int = Field(
+        default=5,
+        ge=1,
+        description="concurrent SSE streams of one API key, so one key cannot take every slot",
+    )
     event_keepalive_seconds: float = Field(default=15.0, gt=0)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     outbox_maxlen: int = Field(

@@ -115,3 +115,9 @@ class TooManyStreams(StockSyncError):
     status = 503
     title = "Too many open event streams"
     retry_after_seconds = 5
+
+
+class TooManyStreamsForKey(TooManyStreams):
+    """One API key has its share of event streams open: the client must close one first."""
+
+    status = 429

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from stocksync.domain.codes import HOLD_CODE_PATTERN
 from stocksync.domain.geo import GEO_LAT_MAX, GEO_LON_MAX
@@ -19,15 +19,31 @@ from stocksync.domain.model import (
     SKU_PATTERN,
 )
 
+
+def _integral(value: object) -> object:
+    """5.0 is the integer 5: JSON has one number type, and JSON Schema's ``integer`` admits any
+    number whose fraction is zero (clients that serialise through doubles send 5.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Integers are otherwise strict: "5", 5.5 and true are refused, not coerced (bad input changes
+# nothing).
+Integral = BeforeValidator(_integral)
+
+# The largest integer the ledger's BIGINT columns (and the SQL drivers' parameters) hold: a
+# larger query bound overflowed the driver and answered 500.
+SQL_BIGINT_MAX = 2**63 - 1
+
 Sku = Annotated[str, Field(pattern=SKU_PATTERN, examples=["SOFA-VELVET-GREEN"])]
 LocationId = Annotated[str, Field(pattern=LOCATION_PATTERN, examples=["store-berlin-mitte"])]
-# Numbers are strict: "5", 5.0 and true are refused, not coerced (bad input changes nothing).
-Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_QTY)]
-Units = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+Qty = Annotated[int, Integral, Field(strict=True, ge=1, le=MAX_QTY)]
+Units = Annotated[int, Integral, Field(strict=True, ge=0, le=1_000_000_000)]
 Source = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", examples=["pos"])]
 EventId = Annotated[str, Field(pattern=ID_PATTERN)]
 CustomerRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
-TtlSeconds = Annotated[int, Field(strict=True, ge=1, le=90 * 24 * 3600)]
+TtlSeconds = Annotated[int, Integral, Field(strict=True, ge=1, le=90 * 24 * 3600)]
 Flag = Annotated[bool, Field(strict=True)]
 
 
@@ -69,7 +85,7 @@ class CountIn(Request):
 
 
 class AdjustmentIn(Request):
-    delta: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
+    delta: Annotated[int, Integral, Field(strict=True, ge=-1_000_000, le=1_000_000)]
     reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", examples=["sale"])]
     source: Source
     source_event_id: EventId

@@ -130,7 +130,13 @@ async def test_hostile_adjustment_is_422_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/stock/store-a/bad%20sku", "/v1/stock/STORE_A/X", "/v1/availability?sku=a%20b"]
+    "path",
+    [
+        "/v1/stock/store-a/bad%20sku",
+        "/v1/stock/STORE_A/X",
+        "/v1/availability?sku=a%20b",
+        "/v1/stock/store-a/X/history?before_seq=9223372036854775808",  # 2^63: beyond BIGINT
+    ],
 )
 async def test_bad_path_or_query_is_422(client: httpx.AsyncClient, path: str) -> None:
     r = await client.get(path)
@@ -163,3 +169,16 @@ async def test_timestamps_are_accepted_as_iso_strings(
         "/v1/stock/store-a/X", json={"on_hand": 9, "as_of": "2026-11-26T10:00:01Z"}
     )
     assert r.status_code == 200, r.text
+
+
+async def test_integral_floats_are_integers(client: httpx.AsyncClient, seed: Seed) -> None:
+    """JSON Schema's integer admits 7.0; only a fraction, a string or a bool is refused."""
+    await seed("X", 5)
+    r = await client.put("/v1/stock/store-a/X", json={"on_hand": 7.0, "safety_stock": 1.0})
+    assert (r.status_code, r.json()["on_hand"], r.json()["safety_stock"]) == (200, 7, 1)
+    adjustment = {"delta": -2.0, "reason": "sale", "source": "pos", "source_event_id": "f-1"}
+    r = await client.post("/v1/stock/store-a/X/adjustments", json=adjustment)
+    assert (r.status_code, r.json()["on_hand"]) == (200, 5)
+    r = await client.post("/v1/reservations", json=body(lines=[line(qty=2.0)], ttl_seconds=60.0))
+    assert r.status_code == 201, r.text
+    assert r.json()["lines"][0]["qty"] == 2

@@ -13,7 +13,11 @@ from stocksync.domain.model import Location
 router = APIRouter(prefix="/v1/locations", tags=["locations"], responses=PROBLEM_RESPONSES)
 
 
-@router.put("/{location_id}", response_model=LocationOut)
+@router.put(
+    "/{location_id}",
+    response_model=LocationOut,
+    responses={201: {"model": LocationOut, "description": "Created"}},
+)
 async def put_location(
     location_id: LocationPath,
     body: LocationIn,

@@ -46,7 +46,12 @@ def _ttl(settings: Settings, channel: str, ttl: int | None, field: str = "ttl_se
     return ttl
 
 
-@router.post("", response_model=ReservationOut, status_code=201)
+@router.post(
+    "",
+    response_model=ReservationOut,
+    status_code=201,
+    responses={200: {"model": ReservationOut, "description": "Replayed: same id, same body"}},
+)
 async def create_reservation(
     body: ReservationIn, principal: Reserver, request: Request, response: Response
 ) -> ReservationOut:

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="how often the workers audit Redis against the ledger"
     )
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
+    metrics_require_key: bool = Field(
+        default=False,
+        description="GET /metrics needs a key with the read (or admin) scope; off by default "
+        "so existing Prometheus scrapes keep working (it shows counts and latencies, no ids)",
+    )
     connectors_config: Path | None = Field(
         default=None,
         description="TOML file of connector settings; the API mounts the webhooks of those listed",

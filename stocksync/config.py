@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
+    header_read_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="a request head (request line and headers) must arrive within this long, "
+        "or the server answers 408 and closes the connection (slow-loris clients)",
+    )
 
     # Durability of the embedded Redis: "always" fsyncs the AOF before a reply is sent, so an
     # acknowledged hold survives a power cut; "everysec" may lose up to a second of writes.

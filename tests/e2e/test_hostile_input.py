@@ -98,6 +98,8 @@ HOSTILE_COUNTS = {
     "string": {"on_hand": "7"},
     "unknown field": {"on_hand": 7, "price": 3},
     "naive as_of": {"on_hand": 7, "as_of": "2026-01-01T10:00:00"},
+    "as_of a number": {"on_hand": 7, "as_of": 0},
+    "as_of epoch text": {"on_hand": 7, "as_of": "1700000000"},
     "bad source": {"on_hand": 7, "source": "POS SYSTEM"},
 }
 
@@ -116,6 +118,13 @@ HOSTILE_ADJUSTMENTS = {
     "missing event id": {"delta": -1, "reason": "sale", "source": "pos"},
     "delta too big": {"delta": 2**40, "reason": "sale", "source": "pos", "source_event_id": "e1"},
     "delta fraction": {"delta": 0.5, "reason": "sale", "source": "pos", "source_event_id": "e1"},
+    "occurred_at a number": {
+        "delta": -1,
+        "reason": "sale",
+        "source": "pos",
+        "source_event_id": "e1",
+        "occurred_at": 0,
+    },
 }
 
 
@@ -182,3 +191,11 @@ async def test_integral_floats_are_integers(client: httpx.AsyncClient, seed: See
     r = await client.post("/v1/reservations", json=body(lines=[line(qty=2.0)], ttl_seconds=60.0))
     assert r.status_code == 201, r.text
     assert r.json()["lines"][0]["qty"] == 2
+
+
+async def test_openapi_keeps_the_bounds_of_request_integers(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    qty = schemas["LineIn"]["properties"]["qty"]
+    assert (qty["type"], qty["minimum"], qty["maximum"]) == ("integer", 1, 10_000)
+    delta = schemas["AdjustmentIn"]["properties"]["delta"]
+    assert (delta["minimum"], delta["maximum"]) == (-1_000_000, 1_000_000)

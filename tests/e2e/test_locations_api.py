@@ -6,9 +6,11 @@ import httpx
 import pytest
 
 
-@pytest.mark.parametrize(("lat", "lon"), [(89.0, 13.4), (-85.06, 13.4), (52.5, -180.01)])
-async def test_put_location_beyond_geo_range_is_422_and_changes_nothing(
-    client: httpx.AsyncClient, lat: float, lon: float
+@pytest.mark.parametrize(
+    ("lat", "lon"), [(89.0, 13.4), (-85.06, 13.4), (52.5, -180.01), (52.5, False), ("52.5", 13.4)]
+)
+async def test_put_location_off_the_geo_range_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, lat: object, lon: object
 ) -> None:
     body = {"name": "North", "kind": "store", "lat": 52.5, "lon": 13.4}
     assert (await client.put("/v1/locations/store-north", json=body)).status_code == 201

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
+    header_read_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="a request head (request line and headers) must arrive within this long, "
+        "or the server answers 408 and closes the connection (slow-loris clients)",
+    )
 
     # Durability of the embedded Redis: "always" fsyncs the AOF before a reply is sent, so an
     # acknowledged hold survives a power cut; "everysec" may lose up to a second of writes.
@@ -77,6 +84,11 @@ class Settings(BaseSettings):
         default=50.0, gt=0, le=20_000, description="radius of `near` when radius_km is omitted"
     )
     max_event_streams: int = Field(default=50, ge=1, description="concurrent SSE streams")
+    max_event_streams_per_key: int = Field(
+        default=5,
+        ge=1,
+        description="concurrent SSE streams of one API key, so one key cannot take every slot",
+    )
     event_keepalive_seconds: float = Field(default=15.0, gt=0)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     outbox_maxlen: int = Field(
@@ -115,6 +127,11 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="how often the workers audit Redis against the ledger"
     )
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
+    metrics_require_key: bool = Field(
+        default=False,
+        description="GET /metrics needs a key with the read (or admin) scope; off by default "
+        "so existing Prometheus scrapes keep working (it shows counts and latencies, no ids)",
+    )
     connectors_config: Path | None = Field(
         default=None,
         description="TOML file of connector settings; the API mounts the webhooks of those listed",

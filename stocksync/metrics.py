@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 KNOWN_CHANNELS = frozenset({"web", "app", "chat", "pos", "marketplace", "wms", "api"})
+# The methods our routes answer; the HTTP parser knows ~35 (PROPFIND, MKCOL, …).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCRIPT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
@@ -12,6 +14,11 @@ SCRIPT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 def channel_label(channel: str) -> str:
     """Channels are client-chosen; bound the label set so metrics cannot explode."""
     return channel if channel in KNOWN_CHANNELS else "other"
+
+
+def method_label(method: str) -> str:
+    """Any client may send any method token: bound the label set the same way."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 class Metrics:

@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     app.state.settings = settings
     app.state.metrics = metrics
     install_problem_handlers(app)
-    app.state.event_streams = events.StreamSlots(settings.max_event_streams)
+    app.state.event_streams = events.StreamSlots(
+        settings.max_event_streams, settings.max_event_streams_per_key
+    )
     app.state.connectors = plugins.load_configured(settings.connectors_config)
     for module in (
         locations,

@@ -7,7 +7,7 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stocksync.metrics import Metrics
+from stocksync.metrics import Metrics, method_label
 
 
 class BodyTooLarge(Exception):
@@ -85,7 +85,11 @@ class BodySizeLimit:
 
 
 class RequestMetrics:
-    """Counts requests and their latency by method, route template and status."""
+    """Counts requests and their latency by method, route template and status.
+
+    Every label is bounded whatever clients send: methods outside the known few are ``other``,
+    a path no route matches is ``unmatched`` (never the path itself), and statuses are the
+    app's own."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -109,6 +113,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
-            method = scope["method"]
+            method = method_label(scope["method"])
             self.metrics.http_requests.labels(method, template, str(status)).inc()
             self.metrics.http_latency.labels(method, template).observe(perf_counter() - started)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from stocksync.domain.codes import HOLD_CODE_PATTERN
+from stocksync.domain.geo import GEO_LAT_MAX, GEO_LON_MAX
 from stocksync.domain.model import (
     CHANNEL_PATTERN,
     ID_PATTERN,
@@ -18,16 +20,46 @@ from stocksync.domain.model import (
     SKU_PATTERN,
 )
 
+# RFC 3339 date-time with an offset (JSON Schema's date-time), ASCII digits only.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _integral(value: object) -> object:
+    """5.0 is the integer 5: JSON has one number type, and JSON Schema's ``integer`` admits any
+    number whose fraction is zero (clients that serialise through doubles send 5.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _rfc3339_text(value: object) -> object:
+    """A timestamp is what the schema says, an RFC 3339 string with an offset: not a number of
+    seconds, nor any other text pydantic could read as a time."""
+    if not (isinstance(value, str) and RFC3339.fullmatch(value)):
+        raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-11-26T10:00:00Z")
+    return value
+
+
+# Integers are otherwise strict: "5", 5.5 and true are refused, not coerced (bad input changes
+# nothing). A validator goes after the Field: before it, the schema would lose the bounds.
+Integral = BeforeValidator(_integral)
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+# The largest integer the ledger's BIGINT columns (and the SQL drivers' parameters) hold: a
+# larger query bound overflowed the driver and answered 500.
+SQL_BIGINT_MAX = 2**63 - 1
+
 Sku = Annotated[str, Field(pattern=SKU_PATTERN, examples=["SOFA-VELVET-GREEN"])]
 LocationId = Annotated[str, Field(pattern=LOCATION_PATTERN, examples=["store-berlin-mitte"])]
-# Numbers are strict: "5", 5.0 and true are refused, not coerced (bad input changes nothing).
-Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_QTY)]
-Units = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_QTY), Integral]
+Units = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000), Integral]
 Source = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", examples=["pos"])]
 EventId = Annotated[str, Field(pattern=ID_PATTERN)]
 CUSTOMER_REF_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"  # an opaque id, never personal data
 CustomerRef = Annotated[str, Field(pattern=CUSTOMER_REF_PATTERN)]
-TtlSeconds = Annotated[int, Field(strict=True, ge=1, le=90 * 24 * 3600)]
+TtlSeconds = Annotated[int, Field(strict=True, ge=1, le=90 * 24 * 3600), Integral]
 Flag = Annotated[bool, Field(strict=True)]
 
 
@@ -38,8 +70,9 @@ class Request(BaseModel):
 class LocationIn(Request):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     kind: Literal["store", "warehouse"]
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    # Redis GEO's range (Web Mercator): it cannot index a latitude beyond ±85.05112878°.
+    lat: Annotated[float, Field(strict=True, ge=-GEO_LAT_MAX, le=GEO_LAT_MAX)] | None = None
+    lon: Annotated[float, Field(strict=True, ge=-GEO_LON_MAX, le=GEO_LON_MAX)] | None = None
     pickup: Flag = False
     ship: Flag = False
 
@@ -60,7 +93,7 @@ class LocationList(BaseModel):
 
 class CountIn(Request):
     on_hand: Units
-    as_of: AwareDatetime | None = None
+    as_of: Timestamp | None = None
     expected_on_hand: Units | None = None
     safety_stock: Units | None = None
     source: Source = "api"
@@ -68,11 +101,11 @@ class CountIn(Request):
 
 
 class AdjustmentIn(Request):
-    delta: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
+    delta: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000), Integral]
     reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", examples=["sale"])]
     source: Source
     source_event_id: EventId
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Timestamp | None = None
 
 
 class PositionOut(BaseModel):

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stocksync.api.app import create_app
+from stocksync.api.server import uvicorn_options
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.connectors import connector_app, drift
 from stocksync.cli.demo import load_demo
@@ -33,9 +34,6 @@ from stocksync.store.connection import open_store, redis_url
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.supervisor import run_workers
-
-# Open event streams never end by themselves: on shutdown they get this long, then are closed.
-SHUTDOWN_GRACE_SECONDS = 5
 
 app = typer.Typer(help="stocksync: real-time inventory and reservations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -101,26 +99,15 @@ def serve(
             f"(docs: /docs, redis: {url}, database: {settings.sqlalchemy_url})"
         )
         if settings.workers == 1:
-            uvicorn.run(
-                create_app(settings, metrics),
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-            )
+            uvicorn.run(create_app(settings, metrics), **uvicorn_options(settings))
         else:
             os.environ["STOCKSYNC_REDIS_URL"] = url
             os.environ["STOCKSYNC_DATA_DIR"] = str(settings.data_dir)
             uvicorn.run(
                 "stocksync.api.app:app_from_env",
                 factory=True,
-                host=settings.host,
-                port=settings.port,
                 workers=settings.workers,
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+                **uvicorn_options(settings),
             )
 
 

@@ -10,6 +10,8 @@ class StockSyncError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Error"
+    # Seconds after which the same request may succeed (the API's Retry-After); None: never.
+    retry_after_seconds: int | None = None  # a Retry-After header, when waiting helps
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -108,7 +110,7 @@ class RateLimited(StockSyncError):
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail, retry_after=retry_after)
-        self.retry_after = retry_after
+        self.retry_after_seconds = retry_after
 
 
 class Unprocessable(StockSyncError):
@@ -120,6 +122,15 @@ class Unprocessable(StockSyncError):
 
 
 class TooManyStreams(StockSyncError):
+    """Every event stream slot of this server is taken (each holds a Redis connection)."""
+
     code = "too_many_event_streams"
     status = 503
     title = "Too many open event streams"
+    retry_after_seconds = 5
+
+
+class TooManyStreamsForKey(TooManyStreams):
+    """One API key has its share of event streams open: the client must close one first."""
+
+    status = 429

@@ -5,6 +5,10 @@ from __future__ import annotations
 from math import asin, cos, radians, sin, sqrt
 
 EARTH_RADIUS_KM = 6371.0088
+# Redis GEO (Web Mercator) indexes latitudes within ±85.05112878 and refuses the rest, so a
+# location or a search point beyond it could never be placed on the map of stores.
+GEO_LAT_MAX = 85.05112878
+GEO_LON_MAX = 180.0
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -21,6 +25,6 @@ def parse_point(text: str) -> tuple[float, float]:
     if len(parts) != 2:
         raise ValueError("expected 'lat,lon'")
     lat, lon = float(parts[0]), float(parts[1])
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ValueError("lat must be within ±90 and lon within ±180")
+    if not (abs(lat) <= GEO_LAT_MAX and abs(lon) <= GEO_LON_MAX):
+        raise ValueError(f"lat must be within ±{GEO_LAT_MAX} and lon within ±{GEO_LON_MAX:g}")
     return lat, lon

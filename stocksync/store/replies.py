@@ -46,6 +46,11 @@ def raise_for_refusal(reply: Sequence[Any], *, action: str, subject: str = "") -
     if status == "unknown_location":
         names = ", ".join(repr(loc) for loc in sorted(set(rest)))
         raise NotFound(f"unknown location {names}", resource="location")
+    if status == "invalid_coordinates":
+        raise Unprocessable(
+            f"coordinates lat={rest[0]!r} lon={rest[1]!r} are outside Redis GEO's range "
+            "(lat within ±85.05112878, lon within ±180); nothing was changed"
+        )
     if status == "not_found":
         raise NotFound(f"reservation {subject!r} not found", resource="reservation")
     if status == "invalid_transition":

@@ -92,6 +92,7 @@ class StockChanges(ScriptStore):
             int(location.pickup),
             int(location.ship),
         )
+        raise_for_refusal(reply, action="upsert_location", subject=location.location_id)
         return bool(int(reply[1]))
 
     def count_call(

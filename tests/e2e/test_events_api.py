@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from stocksync.api.deps import Services
+from stocksync.config import Settings
 from tests.support.api import KeyFactory, Seed
 from tests.support.streaming import StreamingASGITransport
 
 WAIT_SECONDS = 10.0
+EVENTS = "/v1/locations/store-a/events"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Keepalives (and so re-checks of a stream's key) well within a test's wait."""
+    return settings.model_copy(
+        update={
+            "event_keepalive_seconds": 0.2,
+            "api_key_cache_seconds": 0.1,
+            "max_event_streams_per_key": 2,
+        }
+    )
 
 
 @pytest.fixture
@@ -24,6 +40,20 @@ async def streaming(app: FastAPI, make_key: KeyFactory) -> AsyncIterator[httpx.A
         transport=StreamingASGITransport(app), base_url="http://stocksync.test", headers=headers
     ) as c:
         yield c
+
+
+StreamAs = Callable[..., AbstractAsyncContextManager[httpx.Response]]
+
+
+@pytest.fixture
+def stream_as(streaming: httpx.AsyncClient) -> StreamAs:
+    """Open the store's event stream with another key: ``stream_as(key, params=…)``."""
+
+    def open_stream(key: str, **kwargs: Any) -> AbstractAsyncContextManager[httpx.Response]:
+        headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
+        return streaming.stream("GET", EVENTS, headers=headers, **kwargs)
+
+    return open_stream
 
 
 async def next_event(lines: AsyncIterator[str]) -> dict[str, Any]:
@@ -109,3 +139,71 @@ async def test_store_events_are_bounded(
         again = await client.get("/v1/locations/store-a/events")
         assert again.status_code == 503
         assert again.json()["code"] == "too_many_event_streams"
+
+
+async def test_store_events_end_when_the_key_is_revoked(
+    stream_as: StreamAs, make_key: KeyFactory, services: Services, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 1, "store-a")
+    key = make_key("read")
+    async with stream_as(key) as r:
+        assert r.status_code == 200
+        lines = r.aiter_lines()
+        assert await anext(lines) == ": keepalive"
+        assert services.api_keys.revoke(key.split("_")[1])
+        async with asyncio.timeout(WAIT_SECONDS):  # the stream ends by itself
+            rest = [line async for line in lines]
+        assert "revoked" in "".join(rest)
+    async with stream_as(key) as r:
+        assert r.status_code == 401
+
+
+async def test_store_events_are_bounded_per_key(
+    stream_as: StreamAs, make_key: KeyFactory, app: FastAPI, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 1, "store-a")
+    greedy, other = make_key("read"), make_key("read")
+    async with AsyncExitStack() as streams:
+        for _ in range(2):  # max_event_streams_per_key
+            assert (await streams.enter_async_context(stream_as(greedy))).status_code == 200
+        async with stream_as(greedy) as refused:
+            assert refused.status_code == 429
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.headers["Retry-After"].isdigit()
+            assert json.loads(await refused.aread())["code"] == "too_many_event_streams"
+        async with stream_as(other) as r:
+            assert r.status_code == 200
+        assert app.state.event_streams.open == 2
+    async with stream_as(greedy) as r:  # closing a stream gives its slot back
+        assert r.status_code == 200
+
+
+MALFORMED_CURSORS = {
+    "ms over 2^64-1": {"params": {"since": "99999999999999999999-0"}},
+    "seq over 2^64-1": {"params": {"since": "1-99999999999999999999"}},
+    "2^64": {"params": {"since": "18446744073709551616"}},
+    "arabic-indic digits": {"params": {"since": "\u0661\u0662\u0663"}},
+    "fullwidth digits": {"params": {"since": "\uff11-\uff10"}},
+    "no seq after dash": {"params": {"since": "1-"}},
+    "empty": {"params": {"since": ""}},
+    "huge last-event-id": {"headers": {"Last-Event-ID": "9" * 10_000}},
+    "last-event-id over 2^64-1": {"headers": {"Last-Event-ID": "99999999999999999999-0"}},
+    "last-event-id null": {"headers": {"Last-Event-ID": "null"}},
+}
+
+
+@pytest.mark.parametrize("request_parts", MALFORMED_CURSORS.values(), ids=MALFORMED_CURSORS.keys())
+async def test_store_events_refuse_a_malformed_cursor_before_streaming(
+    stream_as: StreamAs,
+    make_key: KeyFactory,
+    app: FastAPI,
+    seed: Seed,
+    sku: str,
+    request_parts: dict[str, Any],
+) -> None:
+    await seed(sku, 1, "store-a")
+    async with stream_as(make_key("read"), **request_parts) as r:
+        assert r.status_code == 422
+        assert r.headers["content-type"] == "application/problem+json"
+        assert json.loads(await r.aread())["code"] == "validation_error"
+    assert app.state.event_streams.open == 0

@@ -106,6 +106,8 @@ HOSTILE_COUNTS = {
     "string": {"on_hand": "7"},
     "unknown field": {"on_hand": 7, "price": 3},
     "naive as_of": {"on_hand": 7, "as_of": "2026-01-01T10:00:00"},
+    "as_of a number": {"on_hand": 7, "as_of": 0},
+    "as_of epoch text": {"on_hand": 7, "as_of": "1700000000"},
     "bad source": {"on_hand": 7, "source": "POS SYSTEM"},
 }
 
@@ -124,6 +126,13 @@ HOSTILE_ADJUSTMENTS = {
     "missing event id": {"delta": -1, "reason": "sale", "source": "pos"},
     "delta too big": {"delta": 2**40, "reason": "sale", "source": "pos", "source_event_id": "e1"},
     "delta fraction": {"delta": 0.5, "reason": "sale", "source": "pos", "source_event_id": "e1"},
+    "occurred_at a number": {
+        "delta": -1,
+        "reason": "sale",
+        "source": "pos",
+        "source_event_id": "e1",
+        "occurred_at": 0,
+    },
 }
 
 
@@ -145,6 +154,7 @@ async def test_hostile_adjustment_is_422_and_changes_nothing(
         "/v1/availability?sku=a%20b",
         "/v1/availability?sku=..",
         "/v1/stock/store-a/.hidden",
+        "/v1/stock/store-a/X/history?before_seq=9223372036854775808",  # 2^63: beyond BIGINT
     ],
 )
 async def test_bad_path_or_query_is_422(client: httpx.AsyncClient, path: str) -> None:
@@ -221,3 +231,24 @@ async def test_timestamps_are_accepted_as_iso_strings(
         "/v1/stock/store-a/X", json={"on_hand": 9, "as_of": "2026-11-26T10:00:01Z"}
     )
     assert r.status_code == 200, r.text
+
+
+async def test_integral_floats_are_integers(client: httpx.AsyncClient, seed: Seed) -> None:
+    """JSON Schema's integer admits 7.0; only a fraction, a string or a bool is refused."""
+    await seed("X", 5)
+    r = await client.put("/v1/stock/store-a/X", json={"on_hand": 7.0, "safety_stock": 1.0})
+    assert (r.status_code, r.json()["on_hand"], r.json()["safety_stock"]) == (200, 7, 1)
+    adjustment = {"delta": -2.0, "reason": "sale", "source": "pos", "source_event_id": "f-1"}
+    r = await client.post("/v1/stock/store-a/X/adjustments", json=adjustment)
+    assert (r.status_code, r.json()["on_hand"]) == (200, 5)
+    r = await client.post("/v1/reservations", json=body(lines=[line(qty=2.0)], ttl_seconds=60.0))
+    assert r.status_code == 201, r.text
+    assert r.json()["lines"][0]["qty"] == 2
+
+
+async def test_openapi_keeps_the_bounds_of_request_integers(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    qty = schemas["LineIn"]["properties"]["qty"]
+    assert (qty["type"], qty["minimum"], qty["maximum"]) == ("integer", 1, 10_000)
+    delta = schemas["AdjustmentIn"]["properties"]["delta"]
+    assert (delta["minimum"], delta["maximum"]) == (-1_000_000, 1_000_000)

@@ -94,3 +94,25 @@ async def test_redis_outage_is_a_503_problem(
     assert r.json()["code"] == "store_unavailable"
     assert r.headers["Retry-After"] == "1"
     assert (await client.get(f"/v1/stock/store-a/{sku}")).status_code == 200
+
+
+async def test_undeclared_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
+    r = await client.request("TRACE", "/v1/locations")
+    assert r.status_code == 405
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers["Allow"] == "GET"
+    r = await client.delete("/v1/stock/store-a/X")
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "PUT"}
+
+
+async def test_openapi_documents_problems_with_their_schema(anon: httpx.AsyncClient) -> None:
+    spec = (await anon.get("/openapi.json")).json()
+    assert {"type", "title", "status", "detail", "code"} <= set(
+        spec["components"]["schemas"]["Problem"]["required"]
+    )
+    responses = spec["paths"]["/v1/stock/{location_id}/{sku}"]["put"]["responses"]
+    for status in ("400", "401", "403", "404", "409", "413", "422", "503"):
+        content = responses[status]["content"]
+        assert content == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }

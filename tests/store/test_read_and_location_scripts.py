@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stocksync.domain.errors import NotFound
+from stocksync.domain.errors import NotFound, Unprocessable
 from stocksync.domain.model import Line, Location, State
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import Stocked, outbox
@@ -64,3 +64,27 @@ async def test_get_reservation_returns_lines_history_and_customer_ref(
     assert [e["kind"] for e in await outbox(store, sku)][-1] == "confirmed"
     with pytest.raises(NotFound):
         await store.get_reservation("r-unknown")
+
+
+@pytest.mark.parametrize(("lat", "lon"), [(89.0, 13.4), (-85.06, 13.4), (52.5, 180.5)])
+async def test_upsert_location_beyond_geo_range_changes_nothing(
+    store: RedisStockStore, lat: float, lon: float
+) -> None:
+    kept = Location("store-north", "North", "store", 52.52, 13.41, True, True)
+    await store.upsert_location(kept)
+    before = await store.client.xlen(store.keys.outbox)
+    with pytest.raises(Unprocessable, match="GEO"):
+        await store.upsert_location(Location("store-north", "Moved", "store", lat, lon))
+    with pytest.raises(Unprocessable):
+        await store.upsert_location(Location("store-polar", "Polar", "store", lat, lon))
+    assert await store.get_location("store-north") == kept
+    assert await store.list_locations() == [kept]
+    assert not await store.client.exists(store.keys.location("store-polar"))
+    assert await store.client.geopos(store.keys.geo, "store-polar") == [None]
+    assert await store.client.xlen(store.keys.outbox) == before
+
+
+async def test_upsert_location_at_the_edge_of_geo_range_is_indexed(store: RedisStockStore) -> None:
+    edge = Location("store-edge", "Edge", "store", 85.05112878, -180.0)
+    assert await store.upsert_location(edge) is True
+    assert await store.client.geopos(store.keys.geo, "store-edge") != [None]

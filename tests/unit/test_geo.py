@@ -15,7 +15,7 @@ def test_distance_km_is_zero_for_the_same_point() -> None:
     assert distance_km(52.5, 13.4, 52.5, 13.4) == 0
 
 
-@pytest.mark.parametrize("text", ["52.5", "a,b", "91,0", "0,181", "1,2,3"])
+@pytest.mark.parametrize("text", ["52.5", "a,b", "91,0", "89,0", "0,181", "1,2,3"])
 def test_parse_point_refuses_bad_input(text: str) -> None:
     with pytest.raises(ValueError, match=r".+"):
         parse_point(text)

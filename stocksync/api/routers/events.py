@@ -5,22 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from time import monotonic
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import Receive, Scope, Send
 
-from stocksync.api.deps import Reader, services
-from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.deps import Reader, bearer, services
+from stocksync.api.problems import PROBLEM_RESPONSES, problem_response
 from stocksync.api.schemas import LocationPath
 from stocksync.domain.codes import display_hold_code
-from stocksync.domain.errors import TooManyStreams
+from stocksync.domain.errors import Forbidden, TooManyStreams, TooManyStreamsForKey
 from stocksync.domain.events import EventKind
 from stocksync.store.outbox import Outbox, OutboxEvent
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
 # What a store's page shows; stale (recorded, not applied) changes and rebuilds are left out.
@@ -29,7 +34,10 @@ KINDS = frozenset(
     | {EventKind.RELEASED, EventKind.EXPIRED, EventKind.EXTENDED, EventKind.MOVED}
     | {EventKind.OVERSELL_RISK, EventKind.AT_RISK, EventKind.ADJUSTED, EventKind.COUNTED}
 )
-STREAM_ID = r"^\d{1,20}(-\d{1,20})?$"
+# A Redis stream id, `<ms>` or `<ms>-<seq>`. ASCII digits only (`\d` would also match, say,
+# Arabic-Indic digits, which Redis refuses mid-stream), at most 19 of them per part so both
+# parts are within Redis's 0..2^64-1 (ids from `*` carry a 13-digit millisecond time).
+STREAM_ID = r"^[0-9]{1,19}(-[0-9]{1,19})?$"
 # Event fields sent as numbers; the rest stay strings. Internal fields are left out.
 NUMERIC = frozenset(
     {"seq", "at", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "safety", "delta"}
@@ -40,19 +48,31 @@ BATCH = 500
 
 
 class StreamSlots:
-    """How many event streams this app has open (one dedicated Redis connection each)."""
+    """How many event streams this app has open (one dedicated Redis connection each), in all
+    and per API key, so one key cannot take every slot."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_key_limit: int) -> None:
         self.limit = limit
+        self.per_key_limit = per_key_limit
         self.open = 0
+        self.by_key: Counter[str] = Counter()
 
-    def take(self) -> None:
+    def take(self, key_id: str) -> None:
+        if self.by_key[key_id] >= self.per_key_limit:
+            raise TooManyStreamsForKey(
+                f"this API key has {self.per_key_limit} event streams open; close one first",
+                limit=self.per_key_limit,
+            )
         if self.open >= self.limit:
             raise TooManyStreams(f"{self.limit} event streams are open; retry later")
         self.open += 1
+        self.by_key[key_id] += 1
 
-    def give_back(self) -> None:
+    def give_back(self, key_id: str) -> None:
         self.open -= 1
+        self.by_key[key_id] -= 1
+        if self.by_key[key_id] <= 0:
+            del self.by_key[key_id]
 
 
 def _slots(request: Request) -> StreamSlots:
@@ -108,11 +128,35 @@ class EventStreamResponse(StreamingResponse):
                 await self._close()
 
 
+async def _still_allowed(request: Request, key: str, location_id: str) -> bool:
+    """Whether the stream's key is still valid (not revoked) and may read this store."""
+    try:
+        principal = await services(request).api_keys.verify(key)
+        if principal is None:
+            return False
+        principal.require("read")
+        principal.require_locations([location_id])
+    except Forbidden:
+        return False
+    except Exception:  # the key store is unreachable: end the stream rather than trust it
+        log.warning("could not re-check an event stream's API key", exc_info=True)
+        return False
+    return True
+
+
 async def _stream(
-    request: Request, outbox: Outbox, location_id: str, cursor: str
+    request: Request, outbox: Outbox, location_id: str, cursor: str, key: str
 ) -> AsyncGenerator[str, None]:
-    keepalive_ms = int(services(request).settings.event_keepalive_seconds * 1000)
+    keepalive_seconds = services(request).settings.event_keepalive_seconds
+    keepalive_ms = int(keepalive_seconds * 1000)
+    check_at = monotonic() + keepalive_seconds
     while True:
+        # A revoked key loses its open streams within a keepalive (and the key cache's age).
+        if monotonic() >= check_at:
+            if not await _still_allowed(request, key, location_id):
+                yield ": the API key was revoked or lost access to this store\n\n"
+                return
+            check_at = monotonic() + keepalive_seconds
         events = await outbox.tail(cursor, count=BATCH, block_ms=keepalive_ms)
         if not events:
             if await request.is_disconnected():
@@ -128,26 +172,36 @@ async def _stream(
 @router.get(
     "/v1/locations/{location_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        429: problem_response("too_many_event_streams: this key's streams are all open"),
+        503: problem_response("too_many_event_streams | store_unavailable"),
+    },
 )
 async def location_events(
     location_id: LocationPath,
     principal: Reader,
+    credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)],
     request: Request,
-    since: Annotated[str | None, Query(pattern=STREAM_ID, description="a stream id")] = None,
-    last_event_id: Annotated[str | None, Header(pattern=STREAM_ID)] = None,
+    # Typed `str`, not `str | None`, so the schema does not offer null (sent as "null" in a
+    # header); absent (None) means "from now on".
+    since: str = Query(None, pattern=STREAM_ID, description="a stream id"),
+    last_event_id: str = Header(None, pattern=STREAM_ID, description="the last id seen"),
 ) -> StreamingResponse:
     """Server-Sent Events of this store's stock and reservation changes, from now on (or
-    after ``Last-Event-ID`` / ``since``); a ``: keepalive`` comment every ~15 s."""
+    after ``Last-Event-ID`` / ``since``); a ``: keepalive`` comment every ~15 s.
+
+    A key may hold a few streams at once (``429 too_many_event_streams``); the server a bounded
+    number (``503``, with ``Retry-After``). A stream ends when its key is revoked."""
     principal.require_locations([location_id])
     svc = services(request)
     slots = _slots(request)
-    slots.take()
+    slots.take(principal.key_id)
     # A blocking XREAD holds its connection: each stream gets its own, not one of the pool's.
     outbox = svc.store.outbox.dedicated()
 
     async def close() -> None:
-        slots.give_back()
+        slots.give_back(principal.key_id)
         await outbox.aclose()
 
     try:
@@ -157,4 +211,5 @@ async def location_events(
     except BaseException:
         await close()
         raise
-    return EventStreamResponse(_stream(request, outbox, location_id, cursor), close)
+    events = _stream(request, outbox, location_id, cursor, credentials.credentials)
+    return EventStreamResponse(events, close)

@@ -19,7 +19,11 @@ router = APIRouter(
 )
 
 
-@router.put("/{location_id}", response_model=LocationOut)
+@router.put(
+    "/{location_id}",
+    response_model=LocationOut,
+    responses={201: {"model": LocationOut, "description": "Created"}},
+)
 async def put_location(
     location_id: LocationPath,
     body: LocationIn,

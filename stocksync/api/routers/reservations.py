@@ -67,7 +67,12 @@ def _known_channel(settings: Settings, channel: str) -> None:
         )
 
 
-@router.post("", response_model=ReservationOut, status_code=201)
+@router.post(
+    "",
+    response_model=ReservationOut,
+    status_code=201,
+    responses={200: {"model": ReservationOut, "description": "Replayed: same id, same body"}},
+)
 async def create_reservation(
     body: ReservationIn, principal: Reserver, request: Request, response: Response
 ) -> ReservationOut:

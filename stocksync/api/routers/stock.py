@@ -11,6 +11,7 @@ from stocksync.api.convert import position_out, stock_change_out, to_ms
 from stocksync.api.deps import Reader, StockWriter, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import (
+    SQL_BIGINT_MAX,
     AdjustmentIn,
     CountIn,
     LocationPath,
@@ -102,7 +103,7 @@ async def get_history(
     principal: Reader,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=SQL_BIGINT_MAX)] = None,
 ) -> MovementPage:
     """The position's movements from the durable ledger, newest first, paged by ``seq``."""
     principal.require_locations([location_id])

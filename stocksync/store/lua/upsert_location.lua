@@ -3,7 +3,8 @@
 -- ARGV[3] location_id   ARGV[4] name   ARGV[5] kind   ARGV[6] lat ('' = none)
 -- ARGV[7] lon ('' = none)   ARGV[8] pickup ('1'|'0')   ARGV[9] ship ('1'|'0')
 --
--- Returns {'ok', created}
+-- Returns {'ok', created}, or {'invalid_coordinates', lat, lon} (nothing written) when lat/lon
+-- are not numbers within Redis GEO's range (GEOADD would fail after the HSET: no rollback).
 
 local loc = ARGV[3]
 local name = ARGV[4]
@@ -12,6 +13,16 @@ local lat = ARGV[6]
 local lon = ARGV[7]
 local pickup = ARGV[8]
 local ship = ARGV[9]
+
+-- GEO_LAT_MAX and GEO_LON_MAX (Redis GEO's range) come from Python, prepended by scripts.py.
+local function within(text, limit)
+  local n = tonumber(text)
+  return n ~= nil and n == n and math.abs(n) <= limit -- n == n: not NaN
+end
+
+if (lat ~= '' and not within(lat, GEO_LAT_MAX)) or (lon ~= '' and not within(lon, GEO_LON_MAX)) then
+  return { 'invalid_coordinates', lat, lon }
+end
 
 local lk = loc_key(loc)
 local created = 1 - redis.call('EXISTS', lk)

@@ -207,3 +207,24 @@ async def test_store_events_refuse_a_malformed_cursor_before_streaming(
         assert r.headers["content-type"] == "application/problem+json"
         assert json.loads(await r.aread())["code"] == "validation_error"
     assert app.state.event_streams.open == 0
+
+
+async def test_store_events_show_reservation_details_only_to_staff_and_admins(
+    client: httpx.AsyncClient, stream_as: StreamAs, make_key: KeyFactory, seed: Seed, sku: str
+) -> None:
+    """A reader that is not the store's (an unbound key of a web shop) sees the stock change,
+    not whose hold it is: no reservation id, customer reference or hold code."""
+    await seed(sku, 5, "store-a")
+    seen: dict[str, dict[str, Any]] = {}
+    for who, key in (("shop", make_key("read")), ("staff", make_key("read", "store-a"))):
+        async with stream_as(key) as r:
+            assert r.status_code == 200
+            lines = r.aiter_lines()
+            body = {**hold(f"ev-{who}", sku, "store-a"), "customer_ref": "crm-5"}
+            assert (await client.post("/v1/reservations", json=body)).is_success
+            seen[who] = (await next_event(lines))["data"]
+    assert seen["shop"]["reserved"] == 1
+    assert seen["shop"]["d_reserved"] == 1
+    assert not {"res", "cref", "code", "lines"} & set(seen["shop"])
+    assert (seen["staff"]["res"], seen["staff"]["cref"]) == ("ev-staff", "crm-5")
+    assert seen["staff"]["code"]

@@ -44,6 +44,9 @@ NUMERIC = frozenset(
     | {"count", "as_of", "occurred_at", "exp", "shortfall", "flagged"}
 )
 HIDDEN = frozenset({"fp", "key", "actor"})  # internal: fingerprints and key ids
+# Which reservation, whose, and its code: only the store's staff (a key bound to the store) and
+# admins see these; any other reader gets the stock changes without them (ownership rule).
+RESERVATION_DETAILS = frozenset({"res", "cref", "code", "lines", "flagged_ids"})
 BATCH = 500
 
 
@@ -80,7 +83,7 @@ def _slots(request: Request) -> StreamSlots:
     return slots
 
 
-def _data(event: OutboxEvent) -> str:
+def _data(event: OutboxEvent, staff: bool) -> str:
     out: dict[str, Any] = {
         "kind": event.kind,
         "sku": event.sku,
@@ -89,7 +92,7 @@ def _data(event: OutboxEvent) -> str:
         "at": event.at_ms,
     }
     for name, value in event.fields.items():
-        if name in HIDDEN:
+        if name in HIDDEN or (not staff and name in RESERVATION_DETAILS):
             continue
         if name in NUMERIC and value.lstrip("-").isdigit():
             out[name] = int(value)
@@ -145,7 +148,7 @@ async def _still_allowed(request: Request, key: str, location_id: str) -> bool:
 
 
 async def _stream(
-    request: Request, outbox: Outbox, location_id: str, cursor: str, key: str
+    request: Request, outbox: Outbox, location_id: str, cursor: str, key: str, staff: bool
 ) -> AsyncGenerator[str, None]:
     keepalive_seconds = services(request).settings.event_keepalive_seconds
     keepalive_ms = int(keepalive_seconds * 1000)
@@ -166,7 +169,7 @@ async def _stream(
         for event in events:
             cursor = event.stream_id
             if event.location_id == location_id and event.kind in KINDS:
-                yield f"id: {event.stream_id}\nevent: {event.kind}\ndata: {_data(event)}\n\n"
+                yield f"id: {event.stream_id}\nevent: {event.kind}\ndata: {_data(event, staff)}\n\n"
 
 
 @router.get(
@@ -191,6 +194,9 @@ async def location_events(
     """Server-Sent Events of this store's stock and reservation changes, from now on (or
     after ``Last-Event-ID`` / ``since``); a ``: keepalive`` comment every ~15 s.
 
+    Reservation details (``res``, ``cref``, ``code``, ``lines``) are sent to the store's staff
+    (a key bound to it) and admins; other readers get the stock changes without them.
+
     A key may hold a few streams at once (``429 too_many_event_streams``); the server a bounded
     number (``503``, with ``Retry-After``). A stream ends when its key is revoked."""
     principal.require_locations([location_id])
@@ -211,5 +217,6 @@ async def location_events(
     except BaseException:
         await close()
         raise
-    events = _stream(request, outbox, location_id, cursor, credentials.credentials)
+    staff = "admin" in principal.scopes or principal.locations is not None
+    events = _stream(request, outbox, location_id, cursor, credentials.credentials, staff)
     return EventStreamResponse(events, close)

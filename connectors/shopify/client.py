@@ -27,6 +27,12 @@ from connectors.shopify.throttle import Pacer, query_cost
 log = logging.getLogger(__name__)
 
 STALE_CODES = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
+# InventorySetQuantitiesUserErrorCode (https://shopify.dev/docs/api/admin-graphql/2026-04/enums/
+# InventorySetQuantitiesUserErrorCode): "This request is currently in progress, please try
+# again." -- what a network retry of a request still running gets: same key, after a pause.
+CONCURRENT_REQUEST = "IDEMPOTENCY_CONCURRENT_REQUEST"
+# "A previous request with this idempotency key failed. Retry with a new idempotency key."
+PREVIOUS_ATTEMPT_FAILED = "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"
 MAX_SPLITS = 64  # smaller queries one read may fall back to after MAX_COST_EXCEEDED answers
 MAX_LEVEL_PAGES = 100  # inventoryLevels pages per item (Shopify pages at most 25,000 objects)
 
@@ -65,6 +71,11 @@ class CostExceeded(ShopifyError):
         super().__init__(message)
         self.cost = cost
         self.max_cost = max_cost
+
+
+class ShopifyBusy(Exception):
+    """Shopify kept answering "try again" (idempotency) past our attempts: nothing was refused,
+    so the caller retries later (a push leaves its outbox entries pending)."""
 
 
 @dataclass(frozen=True)
@@ -274,8 +285,10 @@ class ShopifyClient:
         """``inventorySetQuantities`` (name ``available``, reason ``correction``) with
         ``changeFromQuantity`` per level; returns the user errors (empty: all set).
 
-        One idempotency key per call, reused by its transport retries: a retried request that
-        Shopify already applied is not applied twice.
+        One idempotency key per push, reused by its transport retries and by retries after
+        ``IDEMPOTENCY_CONCURRENT_REQUEST`` (so Shopify applies it once); a new key after
+        ``IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED``, as Shopify asks. Raises :class:`ShopifyBusy`
+        when those answers outlast the retry policy's attempts.
         """
         payload: dict[str, Any] = {
             "input": {
@@ -294,12 +307,25 @@ class ShopifyClient:
             },
             "key": str(uuid.uuid4()),
         }
-        data = await self.graphql(SET_MUTATION, payload, MUTATION_COST)
-        result = data.get("inventorySetQuantities") or {}
-        return [
-            UserError(str(e.get("code") or ""), tuple(e.get("field") or ()), str(e["message"]))
-            for e in result.get("userErrors") or []
-        ]
+        for attempt in range(self.backoff.attempts):
+            data = await self.graphql(SET_MUTATION, payload, MUTATION_COST)
+            result = data.get("inventorySetQuantities") or {}
+            errors = [
+                UserError(str(e.get("code") or ""), tuple(e.get("field") or ()), str(e["message"]))
+                for e in result.get("userErrors") or []
+            ]
+            codes = {e.code for e in errors}
+            if CONCURRENT_REQUEST in codes:
+                await anyio.sleep(self._pause(attempt))  # the first request is still running
+                continue
+            if PREVIOUS_ATTEMPT_FAILED in codes:
+                payload = {**payload, "key": str(uuid.uuid4())}
+                continue
+            return errors
+        raise ShopifyBusy(
+            f"inventorySetQuantities still answered {CONCURRENT_REQUEST} or "
+            f"{PREVIOUS_ATTEMPT_FAILED} after {self.backoff.attempts} attempts"
+        )
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -3,20 +3,25 @@ query cost, the cost bucket, idempotency answers and API versions."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from connectors.framework.retry import Backoff
-from connectors.shopify.client import SetQuantity, ShopifyClient, ShopifyError
-from connectors.shopify.connector import create
+from connectors.framework.state import ConnectorState
+from connectors.shopify.client import SetQuantity, ShopifyBusy, ShopifyClient, ShopifyError
+from connectors.shopify.connector import ShopifyConnector, create
+from connectors.shopify.push import AvailabilityPush
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.shopify_connector import (
     ITEM,
     OTHER_ITEM,
     SHOP_LOC,
+    drain,
     item_gid,
     location_gid,
     table,
@@ -117,6 +122,138 @@ async def test_throttled_read_waits_for_the_bucket_then_succeeds(stub_server: St
     assert len(found) == 50
     assert shop.throttled == 1  # the first try, before anything was known of the bucket
     assert 0.2 < waited < 1.0  # ~300 points at 1,000 a second, not a blind back-off
+
+
+# -- idempotency answers are retried, and entries acknowledged only after success --------------
+
+
+@pytest.fixture
+def shop() -> ShopifyStub:
+    return ShopifyStub(levels={(ITEM, SHOP_LOC): 0, (OTHER_ITEM, SHOP_LOC): 7})
+
+
+@pytest.fixture
+async def connector(
+    shop: ShopifyStub, stub_server: StubServer, sku: str, tmp_path: Path
+) -> AsyncIterator[ShopifyConnector]:
+    mapping = write_mapping(tmp_path / "map.toml", {ITEM: sku, OTHER_ITEM: sku + "-other"})
+    async with stub_server(shop.app()) as base_url:
+        yield create(table(base_url, mapping))
+
+
+@pytest.fixture
+async def pusher(
+    connector: ShopifyConnector, ctx: EngineContext, store: RedisStockStore, sku: str
+) -> AsyncIterator[AvailabilityPush]:
+    async with connector.client() as shopify:
+        push = connector.pusher(ctx, shopify)
+        await push.attach()
+        await add_location(store)
+        await store.set_count(sku, "store-a", 10)
+        await push.sync_all()
+        await drain(push)
+        yield push
+        await push.detach()
+
+
+async def sold(store: RedisStockStore, sku: str) -> None:
+    await store.adjust(sku, "store-a", -1, reason="sale", source="test", source_event_id="sale-1")
+
+
+async def pending(store: RedisStockStore, push: AvailabilityPush) -> int:
+    info: dict[str, Any] = await store.client.xpending(store.keys.outbox, push.group)
+    return int(info["pending"])
+
+
+def letters(ctx: EngineContext) -> list[object]:
+    return list(ConnectorState(ctx.engine, "shopify").dead_letters())
+
+
+async def test_push_concurrent_request_is_retried_with_its_key_then_acknowledged(
+    pusher: AvailabilityPush,
+    shop: ShopifyStub,
+    store: RedisStockStore,
+    ctx: EngineContext,
+    sku: str,
+) -> None:
+    before = len(shop.keys)
+    shop.concurrent_next = 2  # Shopify: "currently in progress, please try again"
+    await sold(store, sku)
+    assert await drain(pusher) == 1
+    keys = shop.keys[before:]
+    assert len(keys) == 3
+    assert len(set(keys)) == 1  # the same request, retried
+    assert shop.levels[(ITEM, SHOP_LOC)] == 9
+    assert await pending(store, pusher) == 0
+    assert letters(ctx) == []
+
+
+async def test_push_still_in_progress_after_every_try_leaves_its_entries_pending(
+    pusher: AvailabilityPush,
+    shop: ShopifyStub,
+    store: RedisStockStore,
+    ctx: EngineContext,
+    sku: str,
+) -> None:
+    shop.concurrent_next = 100  # more than the retry policy's attempts
+    await sold(store, sku)
+    with pytest.raises(ShopifyBusy):
+        await pusher.drain_once()
+    assert await pending(store, pusher) == 1  # not acknowledged, not dead-lettered
+    assert letters(ctx) == []
+    shop.concurrent_next = 0
+    assert await drain(pusher) == 1
+    assert shop.levels[(ITEM, SHOP_LOC)] == 9
+    assert await pending(store, pusher) == 0
+
+
+async def test_push_previous_attempt_failed_is_retried_with_a_new_key(
+    pusher: AvailabilityPush,
+    shop: ShopifyStub,
+    store: RedisStockStore,
+    ctx: EngineContext,
+    sku: str,
+) -> None:
+    before = len(shop.keys)
+    shop.fail_next = 1  # its key is spent: Shopify refuses it again, whatever we send
+    await sold(store, sku)
+    assert await drain(pusher) == 1
+    first, second = shop.keys[before:]
+    assert first != second
+    assert shop.levels[(ITEM, SHOP_LOC)] == 9
+    assert shop.mutations == 2  # the set-up's sync, and this push: once
+    assert letters(ctx) == []
+
+
+async def test_push_repeated_with_its_key_is_applied_once(stub_server: StubServer) -> None:
+    shop = ShopifyStub(levels={(ITEM, SHOP_LOC): 1})
+    async with stub_server(shop.app()) as base_url:
+        body = {
+            "query": (
+                "mutation($input: InventorySetQuantitiesInput!) { inventorySetQuantities("
+                'input: $input) @idempotent(key: "k-1") { userErrors { code } } }'
+            ),
+            "variables": {
+                "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "quantities": [
+                        {
+                            "inventoryItemId": ITEM,
+                            "locationId": SHOP_LOC,
+                            "quantity": 5,
+                            "changeFromQuantity": 1,
+                        }
+                    ],
+                }
+            },
+        }
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            url = f"/admin/api/{API_VERSION}/graphql.json"
+            headers = {"X-Shopify-Access-Token": TOKEN}
+            answers = [(await http.post(url, json=body, headers=headers)).json() for _ in "ab"]
+    assert answers[0]["data"] == answers[1]["data"]  # the original result, not a stale refusal
+    assert shop.mutations == 1
 
 
 # -- API versions -----------------------------------------------------------------------------

@@ -162,6 +162,8 @@ class ShopifyClient:
 
     async def _post(self, query: str, variables: dict[str, Any]) -> httpx.Response:
         response = await self.http.post(self.path, json={"query": query, "variables": variables})
+        if response.status_code == 429 and "THROTTLED" in _codes(_json(response)):
+            return response  # a GraphQL THROTTLED answer with its bucket status: graphql() waits
         response.raise_for_status()
         served = response.headers.get("X-Shopify-API-Version")
         if served and served != self.api_version and served != self._warned_version:
@@ -326,6 +328,14 @@ class ShopifyClient:
             f"inventorySetQuantities still answered {CONCURRENT_REQUEST} or "
             f"{PREVIOUS_ATTEMPT_FAILED} after {self.backoff.attempts} attempts"
         )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _int_or_none(value: Any) -> int | None:

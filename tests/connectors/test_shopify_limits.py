@@ -110,11 +110,15 @@ async def test_available_pages_levels_past_the_first_page(stub_server: StubServe
     assert max(shop.costs) <= 1000
 
 
-async def test_throttled_read_waits_for_the_bucket_then_succeeds(stub_server: StubServer) -> None:
+@pytest.mark.parametrize("http_status", [200, 429])
+async def test_throttled_read_waits_for_the_bucket_then_succeeds(
+    stub_server: StubServer, http_status: int
+) -> None:
     items = [item_gid(n) for n in range(50)]
     shop = ShopifyStub(
         levels={(item, SHOP_LOC): 3 for item in items},
         bucket=CostBucket(maximum=1000, restore_rate=1000, available=0),
+        throttled_http_status=http_status,
     )
     async with stub_server(shop.app()) as base_url, client(base_url) as shopify:
         found = await shopify.available(items, levels_hint=1)  # 50 x 6 = 300 points

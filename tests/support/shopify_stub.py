@@ -92,6 +92,7 @@ class ShopifyStub:
     stale: int = 0  # calls refused with CHANGE_FROM_QUANTITY_STALE
     throttle_next: int = 0  # answer this many calls THROTTLED, whatever the bucket holds
     throttled: int = 0  # THROTTLED answers given
+    throttled_http_status: int = 200  # the pages do not say 200 or 429: tests try both
     cost_exceeded: int = 0  # MAX_COST_EXCEEDED answers given
     concurrent_next: int = 0  # answer this many mutations IDEMPOTENCY_CONCURRENT_REQUEST
     fail_next: int = 0  # fail this many mutations so that their key is spent
@@ -117,8 +118,10 @@ class ShopifyStub:
             return JSONResponse({"errors": "[API] Invalid API key or access token"}, 401)
         body = await request.json()
         answer = self.answer(version, body["query"], body.get("variables") or {})
+        codes = {(e.get("extensions") or {}).get("code") for e in answer.get("errors") or ()}
+        status = self.throttled_http_status if "THROTTLED" in codes else 200
         # every answer names the version that served it (https://shopify.dev/docs/api/usage/versioning)
-        return JSONResponse(answer, headers={"X-Shopify-API-Version": version})
+        return JSONResponse(answer, status, headers={"X-Shopify-API-Version": version})
 
     def answer(self, version: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         schema = schema_for(version)

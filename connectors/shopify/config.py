@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from connectors.framework.config import ConnectorConfig, IdMap, Secret
 from stocksync.domain.model import CHANNEL_PATTERN, LOCATION_PATTERN
@@ -20,9 +21,22 @@ class ShopifyIdMap(IdMap):
     variants: dict[str, str] = Field(default_factory=dict)
 
 
+# The oldest Admin API version our queries run on: inventorySetQuantities' changeFromQuantity
+# and the @idempotent directive both arrive in 2026-01 (older versions refuse the push):
+# https://shopify.dev/changelog/compare-and-swap-redesign-for-inventory-set-quantities
+# https://shopify.dev/changelog/adding-idempotency-for-inventory-adjustments-and-refund-mutations
+MIN_API_VERSION = "2026-01"
+# Stable versions are named YYYY-MM after the quarter they are released in
+# (https://shopify.dev/docs/api/usage/versioning); "unstable" and release candidates may change
+# under us, so they are not accepted.
+API_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
+
+
 class ShopifyConfig(ConnectorConfig):
     shop_url: HttpUrl = Field(description="https://{shop}.myshopify.com (or a stub's base URL)")
-    api_version: str = Field(default="2026-04", pattern=r"^(\d{4}-\d{2}|unstable)$")
+    api_version: str = Field(
+        default="2026-04", description=f"a stable Admin API version, {MIN_API_VERSION} or later"
+    )
     access_token: Secret = Field(description="Admin API access token (X-Shopify-Access-Token)")
     webhook_secret: Secret = Field(description="the app's client secret: signs webhooks")
     mapping_file: Path
@@ -41,6 +55,21 @@ class ShopifyConfig(ConnectorConfig):
     read_block_ms: int = Field(default=1000, ge=10, le=60_000)
     cas_attempts: int = Field(default=5, ge=1, le=50, description="re-reads on a stale value")
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("api_version")
+    @classmethod
+    def _supported_version(cls, version: str) -> str:
+        if not API_VERSION.match(version):
+            raise ValueError(
+                f"api_version {version!r} is not a stable Shopify API version (YYYY-01, -04, "
+                "-07 or -10)"
+            )
+        if version < MIN_API_VERSION:  # same format: string order is date order
+            raise ValueError(
+                f"api_version {version} is older than {MIN_API_VERSION}: the connector needs "
+                "inventorySetQuantities' changeFromQuantity and the @idempotent directive"
+            )
+        return version
 
     @model_validator(mode="after")
     def _reachable_mapping(self) -> Self:

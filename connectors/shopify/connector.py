@@ -114,7 +114,10 @@ class ShopifyConnector:
     async def drift_with(self, ctx: EngineContext, client: ShopifyClient) -> list[Drift]:
         """Shopify's ``available`` per mapped level against the engine's channel availability."""
         levels = mapped_levels(self.idmap)
-        current = await client.available(level.item_id for level in levels.values())
+        current = await client.available(
+            (level.item_id for level in levels.values()),
+            levels_hint=max(1, len(self.idmap.locations)),
+        )
         counts: SourceCounts = {}
         for key, level in levels.items():
             value = current.get((level.item_id, level.location_id))

@@ -57,6 +57,7 @@ class AvailabilityPush:
         self.client = client
         self.config = config
         self.levels = mapped_levels(idmap)
+        self.levels_hint = max(1, len(idmap.locations))  # levels a read expects per item
         self.outbox = ctx.store.outbox
         self.group = f"connector:{name}"
         self.consumer = f"{name}-{socket.gethostname()}-{os.getpid()}"
@@ -138,7 +139,9 @@ class AvailabilityPush:
     async def refresh(self, levels: Iterable[Level]) -> None:
         """Re-read Shopify's ``available`` of these levels into ``known``."""
         levels = list(levels)
-        current = await self.client.available(level.item_id for level in levels)
+        current = await self.client.available(
+            (level.item_id for level in levels), levels_hint=self.levels_hint
+        )
         for level in levels:
             value = current.get((level.item_id, level.location_id))
             if value is None:

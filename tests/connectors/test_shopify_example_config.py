@@ -31,3 +31,29 @@ def test_create_rejects_a_config_with_a_missing_secret(monkeypatch: pytest.Monke
     tables = plugins.read_config(ROOT / "connectors/examples/shopify.toml")
     with pytest.raises(ValueError, match="SHOPIFY_ACCESS_TOKEN"):
         plugins.load("shopify", tables["shopify"])
+
+
+@pytest.mark.parametrize("version", ["2025-07", "2025-10", "unstable", "2026-02", "26-04"])
+def test_create_refuses_an_api_version_the_queries_do_not_run_on(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """changeFromQuantity and @idempotent arrive in 2026-01; versions are named by quarter."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", "shpat_example")
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", "shpss_example")
+    table = plugins.read_config(ROOT / "connectors/examples/shopify.toml")["shopify"]
+    with pytest.raises(ValueError, match="api_version"):
+        plugins.load("shopify", {**table, "api_version": version})
+
+
+@pytest.mark.parametrize("version", ["2026-01", "2026-04", "2027-10"])
+def test_create_accepts_stable_api_versions_from_2026_01(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", "shpat_example")
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", "shpss_example")
+    table = plugins.read_config(ROOT / "connectors/examples/shopify.toml")["shopify"]
+    connector = plugins.load("shopify", {**table, "api_version": version})
+    assert isinstance(connector, ShopifyConnector)
+    assert connector.config.api_version == version

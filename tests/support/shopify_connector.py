@@ -14,9 +14,14 @@ OTHER_ITEM = "gid://shopify/InventoryItem/49148385"
 SHOP_LOC = "gid://shopify/Location/655441491"
 
 
-def write_mapping(path: Path, skus: dict[str, str]) -> Path:
+def write_mapping(
+    path: Path, skus: dict[str, str], locations: dict[str, str] | None = None
+) -> Path:
+    """A mapping file: ``skus`` (item GID -> SKU) at ``locations`` (Shopify location GID ->
+    location id; default: SHOP_LOC as ``store-a``)."""
+    locations = locations or {SHOP_LOC: "store-a"}
     lines = ["[skus]", *(f'"{item}" = "{sku}"' for item, sku in skus.items())]
-    lines += ["[locations]", f'"{SHOP_LOC}" = "store-a"']
+    lines += ["[locations]", *(f'"{shop}" = "{loc}"' for shop, loc in locations.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -33,6 +38,14 @@ def table(base_url: str, mapping: Path, **extra: Any) -> dict[str, Any]:
         "retry": {"attempts": 4, "base_seconds": 0.01, "cap_seconds": 0.05},
         **extra,
     }
+
+
+def item_gid(n: int) -> str:
+    return f"gid://shopify/InventoryItem/{900_000 + n}"
+
+
+def location_gid(n: int) -> str:
+    return f"gid://shopify/Location/{700_000 + n}"
 
 
 async def drain(push: AvailabilityPush) -> int:

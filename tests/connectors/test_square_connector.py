@@ -28,14 +28,14 @@ from tests.support.square_connector import (
     config_table,
     write_mapping,
 )
-from tests.support.square_stub import (
-    SquareStub,
+from tests.support.square_payloads import (
     adjustment,
     ago,
     inventory_count,
     physical_count,
     transfer,
 )
+from tests.support.square_stub import SquareStub
 from tests.support.stub_server import StubServer
 
 

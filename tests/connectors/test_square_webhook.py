@@ -16,7 +16,7 @@ from connectors.square.webhook import SIGNATURE_HEADER, receive, sign
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.ports import free_port
-from tests.support.square_stub import ago, count_updated_event, inventory_count
+from tests.support.square_payloads import ago, count_updated_event, inventory_count
 
 ITEM, SQ_LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5"
 IDS = IdMap(skus={ITEM: "TEE-RED-M"}, locations={SQ_LOC: "store-a"})

@@ -1,4 +1,10 @@
-"""HTTP client for the two Square Inventory API calls the connector makes."""
+"""HTTP client for the Square API calls the connector makes.
+
+Square answers a failed request with a 4xx/5xx status and ``{"errors": [{"category", "code",
+"detail", "field"}]}``
+(https://developer.squareup.com/docs/build-basics/general-considerations/handling-errors):
+:class:`SquareRefused` carries those errors, so a log names Square's reason.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,29 @@ from connectors.square.shapes import ChangesPage, CountsPage
 
 CHANGES_PATH = "/v2/inventory/changes/batch-retrieve"
 COUNTS_PATH = "/v2/inventory/counts/batch-retrieve"
-CHANGE_TYPES = ("PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER")
+# The ``types`` filter takes "InventoryChangeType values other than TRANSFER" (Square's
+# BatchRetrieveInventoryChanges reference); transfers reach the engine through counts.
+CHANGE_TYPES = ("PHYSICAL_COUNT", "ADJUSTMENT")
+MAX_ERRORS_SHOWN = 5
+MAX_BODY_SHOWN = 200  # characters of a non-Square error body kept in the message
 
 
 class SquareError(Exception):
     """Square answered 2xx but reported errors in the body."""
+
+
+class SquareRefused(httpx.HTTPStatusError):
+    """Square answered an error status; ``codes`` are the codes of its ``errors``."""
+
+    def __init__(self, path: str, response: httpx.Response) -> None:
+        self.errors = _errors_of(response)
+        self.codes = frozenset(str(e.get("code")) for e in self.errors)
+        reason = _describe(self.errors) or response.text[:MAX_BODY_SHOWN]
+        super().__init__(
+            f"{path} answered {response.status_code}: {reason}",
+            request=response.request,
+            response=response,
+        )
 
 
 class SquareClient:
@@ -52,7 +76,8 @@ class SquareClient:
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
             response = await self.http.post(path, json=body)
-            response.raise_for_status()
+            if response.is_error:  # retried when the status is transient (429, 5xx)
+                raise SquareRefused(path, response)
             data = response.json()
             if not isinstance(data, dict):
                 raise SquareError(f"{path} answered {type(data).__name__}, not an object")
@@ -98,5 +123,24 @@ class SquareClient:
 
 def _raise_errors(errors: list[dict[str, Any]]) -> None:
     if errors:
-        detail = "; ".join(f"{e.get('code')}: {e.get('detail')}" for e in errors[:5])
-        raise SquareError(f"Square reported errors: {detail}")
+        raise SquareError(f"Square reported errors: {_describe(errors)}")
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    shown = errors[:MAX_ERRORS_SHOWN]
+    return "; ".join(
+        f"{e.get('code')}" + (f" ({e['field']})" if e.get("field") else "") + f": {e.get('detail')}"
+        for e in shown
+    )
+
+
+def _errors_of(response: httpx.Response) -> list[dict[str, Any]]:
+    """Square's ``errors`` of an error response; [] when the body is not Square's shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, dict)]

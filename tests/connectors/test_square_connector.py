@@ -11,9 +11,11 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from connectors.framework.pipeline import Pipeline
 from connectors.framework.state import ConnectorState
+from connectors.square.client import SquareRefused
 from connectors.square.connector import SquareConnector, create
 from connectors.square.mapping import map_change
 from connectors.square.poller import Checkpoint
@@ -33,7 +35,6 @@ from tests.support.square_payloads import (
     ago,
     inventory_count,
     physical_count,
-    transfer,
 )
 from tests.support.square_stub import SquareStub
 from tests.support.stub_server import StubServer
@@ -72,12 +73,11 @@ async def test_sync_once_applies_counts_and_moves_and_keeps_its_checkpoint(
         adjustment("RCPT1", ITEM, SQ_LOC, "5", ago(minutes=20), "NONE", "IN_STOCK"),
         adjustment("WASTE1", ITEM, SQ_LOC, "1", ago(minutes=10), "IN_STOCK", "WASTE"),
         adjustment("MOVE1", ITEM, SQ_LOC, "3", ago(minutes=5), "RESERVED_FOR_SALE", "SOLD"),
-        transfer("TR1", ITEM, SQ_LOC, "ANOTHER-MERCHANT-LOC", "4", ago(minutes=4)),
     ]
     summary = await square.connector.sync_once(ctx)
-    assert await on_hand(store, square.sku) == 10 - 2 + 5 - 1 - 4
+    assert await on_hand(store, square.sku) == 10 - 2 + 5 - 1
     assert summary.pages == 3  # two changes a page
-    assert summary.outcomes == {"applied": 5, "ignored": 1}
+    assert summary.outcomes == {"applied": 4, "ignored": 1}
     point = Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "")
     assert point.cursor is None
     assert point.updated_after > ago(minutes=7)  # newest created_at less the overlap
@@ -85,11 +85,34 @@ async def test_sync_once_applies_counts_and_moves_and_keeps_its_checkpoint(
     again = await square.connector.sync_once(ctx)  # the overlap re-reads, nothing re-applies
     assert "applied" not in again.outcomes
     assert again.changes < summary.changes
-    assert await on_hand(store, square.sku) == 8
-    assert all(
-        r["types"] == ["PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER"] for r in square.stub.requests
-    )
+    assert await on_hand(store, square.sku) == 12
     assert all(r["location_ids"] == [SQ_LOC] for r in square.stub.requests)
+    assert set(square.stub.versions) == {"2024-12-18"}
+
+
+async def test_sync_once_asks_only_for_the_change_types_squares_filter_takes(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    """Square's ``types`` filter takes "values other than TRANSFER"; asking for TRANSFER was
+    refused by the stub (as Square may) and stopped polling altogether."""
+    square.stub.changes = [
+        adjustment("RCPT1", ITEM, SQ_LOC, "5", ago(minutes=20), "NONE", "IN_STOCK")
+    ]
+    summary = await square.connector.sync_once(ctx)
+    assert summary.outcomes == {"applied": 1}
+    changes = [r for r in square.stub.requests if "types" in r]
+    assert changes
+    assert all(r["types"] == ["PHYSICAL_COUNT", "ADJUSTMENT"] for r in changes)
+
+
+async def test_sync_once_refused_by_square_fails_with_squares_reason(
+    square: Square, ctx: EngineContext, tmp_path: Path
+) -> None:
+    config = square.connector.config.model_copy(update={"access_token": SecretStr("revoked")})
+    with pytest.raises(SquareRefused, match="UNAUTHORIZED") as refused:
+        await SquareConnector(config).sync_once(ctx)
+    assert refused.value.response.status_code == 401
+    assert refused.value.codes == {"UNAUTHORIZED"}
 
 
 async def test_sync_once_resumes_from_the_page_it_failed_on(

@@ -1,10 +1,11 @@
-"""A stub of Square's Inventory API (the two batch-retrieve calls, with cursors), serving
-payloads built by :mod:`tests.support.square_payloads`."""
+"""A stub of the Square API calls the connector makes, serving payloads built by
+:mod:`tests.support.square_payloads` and refusing what Square refuses
+(:mod:`tests.support.square_rules`, each rule beside its documentation page)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -12,7 +13,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.support.square_rules import (
+    API_ERROR,
+    AUTHENTICATION,
+    INVALID_REQUEST,
+    Refused,
+    check_changes_request,
+    check_counts_request,
+    check_time,
+    check_version,
+)
+
 TOKEN = "EAAA-test-token"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _object(change: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +51,7 @@ class SquareStub:
     page_size: int = 2
     fail_on: set[int] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[str | None] = field(default_factory=list)  # Square-Version of each request
 
     def app(self) -> Starlette:
         return Starlette(
@@ -47,37 +61,51 @@ class SquareStub:
             ]
         )
 
-    async def _read(self, request: Request) -> dict[str, Any] | JSONResponse:
+    async def _read(self, request: Request) -> dict[str, Any]:
+        """The request's JSON body, or :class:`Refused` as Square would answer it."""
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return _error(401, "UNAUTHORIZED")
-        if not request.headers.get("square-version"):
-            return _error(400, "MISSING_REQUIRED_PARAMETER")
-        body: dict[str, Any] = await request.json()
+            raise Refused(401, AUTHENTICATION, "UNAUTHORIZED", "bad or missing bearer token")
+        check_version(request.headers.get("square-version"))
+        self.versions.append(request.headers.get("square-version"))
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            # ErrorCode EXPECTED_JSON_BODY: "The request body is not a JSON object."
+            raise Refused(400, INVALID_REQUEST, "EXPECTED_JSON_BODY", "not a JSON object")
         self.requests.append(body)
         if len(self.requests) in self.fail_on:
-            return _error(503, "SERVICE_UNAVAILABLE")
+            raise Refused(503, API_ERROR, "SERVICE_UNAVAILABLE", "try again")
         return body
 
     async def _changes(self, request: Request) -> JSONResponse:
-        body = await self._read(request)
-        if isinstance(body, JSONResponse):
-            return body
-        after = datetime.fromisoformat(body.get("updated_after", "1970-01-01T00:00:00Z"))
+        try:
+            body = await self._read(request)
+            check_changes_request(body)
+        except Refused as refused:
+            return refused.response()
+        after = check_time(body, "updated_after") or EPOCH
         locations = set(body.get("location_ids") or ())
-        types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER"))
+        # Default [PHYSICAL_COUNT, ADJUSTMENT]; the endpoint "Returns historical physical
+        # counts and adjustments" (batch-retrieve-inventory-changes page): never transfers.
+        types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT"))
         found = []
         for change in self.changes:
             if change["type"] not in types or not _at(change, locations):
                 continue
             if datetime.fromisoformat(_object(change)["created_at"]) > after:
                 found.append(change)
+        # "sorted in ascending order according their occurred_at timestamp (oldest first)"
         found.sort(key=lambda c: str(_object(c)["occurred_at"]))
         return self._page(found, body.get("cursor"), "changes")
 
     async def _counts(self, request: Request) -> JSONResponse:
-        body = await self._read(request)
-        if isinstance(body, JSONResponse):
-            return body
+        try:
+            body = await self._read(request)
+            check_counts_request(body)
+        except Refused as refused:
+            return refused.response()
         locations = set(body.get("location_ids") or ())
         states = set(body.get("states") or ("IN_STOCK",))
         found = [
@@ -94,8 +122,3 @@ class SquareStub:
         if end < len(items):
             out["cursor"] = str(end)
         return JSONResponse(out)
-
-
-def _error(status: int, code: str) -> JSONResponse:
-    errors = [{"category": "API_ERROR", "code": code, "detail": code.lower()}]
-    return JSONResponse({"errors": errors}, status_code=status)

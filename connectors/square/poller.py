@@ -6,6 +6,8 @@ and the newest ``created_at`` seen so far. It is saved after each page is applie
 before, so a crash in between only re-applies that page, which is idempotent by each change's
 id. A change that keeps failing transiently stops the sweep before the checkpoint moves.
 When a sweep ends, the next one starts ``overlap_seconds`` before the newest ``created_at``.
+A saved cursor Square refuses as ``INVALID_CURSOR`` (a page's cursor has a limited lifespan)
+starts the sweep again from its watermark, once.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 from connectors.framework.commands import Unmappable
 from connectors.framework.config import IdMap
 from connectors.framework.pipeline import DeadLettered, Pipeline
-from connectors.square.client import SquareClient
+from connectors.square.client import SquareClient, SquareRefused
 from connectors.square.config import SquareConfig
 from connectors.square.mapping import created_at, map_change
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_LETTERS = 10_000
+INVALID_CURSOR = "INVALID_CURSOR"  # Square's ErrorCode for a cursor it no longer takes
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,20 @@ class Poller:
         """Follow Square's cursor until the last page; the checkpoint moves after each page."""
         summary = SweepSummary()
         point = Checkpoint.parse(await self.pipeline.checkpoint(), self.config.start_at)
+        restarted = False
         while True:
-            page = await self.client.changes_page(self.locations, point.updated_after, point.cursor)
+            try:
+                page = await self.client.changes_page(
+                    self.locations, point.updated_after, point.cursor
+                )
+            except SquareRefused as exc:
+                if restarted or not point.cursor or INVALID_CURSOR not in exc.codes:
+                    raise
+                # A saved cursor outlived its page (Square: pages have "a limited lifespan"):
+                # read the sweep again from its watermark; what was applied is a duplicate.
+                log.warning("square refused the saved cursor (%s); sweeping again", exc)
+                point, restarted = Checkpoint(point.updated_after, None, point.high), True
+                continue
             summary.pages += 1
             high = point.high
             for raw in page.changes:

@@ -128,13 +128,41 @@ async def test_sync_once_resumes_from_the_page_it_failed_on(
     with pytest.raises(httpx.HTTPStatusError):
         await square.connector.sync_once(ctx)
     point = Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "")
-    assert point.cursor == "2"  # page 1 is in; the page that failed was not skipped
+    [page_2] = square.stub.cursors_issued
+    assert point.cursor == page_2  # page 1 is in; the page that failed was not skipped
     assert await on_hand(store, square.sku) == 9
 
     summary = await square.connector.sync_once(ctx)  # resumes at the saved cursor
     assert summary.outcomes == {"applied": 2}
     assert await on_hand(store, square.sku) == 7
-    assert square.stub.requests[-2]["cursor"] == "2"
+    assert square.stub.requests[3]["cursor"] == page_2
+
+
+async def test_sync_once_sweeps_again_when_square_no_longer_takes_the_saved_cursor(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    """A cursor saved before a crash may be refused later (pages have a limited lifespan):
+    the sweep starts again at its watermark instead of failing on every poll."""
+    square.stub.changes = [
+        physical_count("PC1", ITEM, SQ_LOC, "10", ago(minutes=60)),
+        adjustment("S1", ITEM, SQ_LOC, "1", ago(minutes=50)),
+        adjustment("S2", ITEM, SQ_LOC, "1", ago(minutes=40)),
+    ]
+    square.stub.fail_on = {2, 3}
+    with pytest.raises(httpx.HTTPStatusError):
+        await square.connector.sync_once(ctx)
+    assert Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "").cursor
+    square.stub.expire_cursors()
+
+    summary = await square.connector.sync_once(ctx)
+
+    assert summary.outcomes == {"duplicate": 2, "applied": 1}
+    assert await on_hand(store, square.sku) == 8
+    refused, again = square.stub.requests[3:5]
+    assert refused.get("cursor")
+    assert "cursor" not in again
+    point = Checkpoint.parse(ConnectorState(ctx.engine, "square").checkpoint(), "")
+    assert point.cursor is None
 
 
 async def outbox_kinds(store: RedisStockStore, reservation_id: str) -> list[str]:

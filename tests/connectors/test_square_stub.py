@@ -95,3 +95,19 @@ async def test_stub_refuses_a_body_that_is_not_a_json_object(square: httpx.Async
     r = await square.post(CHANGES, content=b"[1, 2]", headers=HEADERS)
     assert r.status_code == 400
     assert only_error(r)["code"] == "EXPECTED_JSON_BODY"
+
+
+async def test_stub_takes_a_cursor_only_with_the_body_it_was_issued_for() -> None:
+    changes = [adjustment(f"S{i}", ITEM, LOC, "1", ago(minutes=10 - i)) for i in range(3)]
+    transport = httpx.ASGITransport(app=SquareStub(changes=changes).app())
+    async with httpx.AsyncClient(transport=transport, base_url="https://square.test") as square:
+        body = {"location_ids": [LOC], "limit": 100}
+        first = (await square.post(CHANGES, json=body, headers=HEADERS)).json()
+        cursor = first["cursor"]
+        other = await square.post(CHANGES, json={"cursor": cursor}, headers=HEADERS)
+        forged = await square.post(CHANGES, json={**body, "cursor": "2"}, headers=HEADERS)
+        right = await square.post(CHANGES, json={**body, "cursor": cursor}, headers=HEADERS)
+
+    assert [r.status_code for r in (other, forged, right)] == [400, 400, 200]
+    assert only_error(other)["code"] == only_error(forged)["code"] == "INVALID_CURSOR"
+    assert [c["adjustment"]["id"] for c in right.json()["changes"]] == ["S2"]

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +28,7 @@ from tests.support.square_rules import (
 
 TOKEN = "EAAA-test-token"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CURSORS = 10_000  # cursors the stub remembers (a test issues a handful)
 
 
 def _object(change: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +55,10 @@ class SquareStub:
     fail_on: set[int] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
     versions: list[str | None] = field(default_factory=list)  # Square-Version of each request
+    cursors_issued: list[str] = field(default_factory=list)
+    _cursors: dict[str, tuple[str, int]] = field(  # cursor -> (its query, next offset)
+        default_factory=dict, init=False, repr=False
+    )
 
     def app(self) -> Starlette:
         return Starlette(
@@ -83,8 +90,11 @@ class SquareStub:
         try:
             body = await self._read(request)
             check_changes_request(body)
+            return self._changes_page(body)
         except Refused as refused:
             return refused.response()
+
+    def _changes_page(self, body: dict[str, Any]) -> JSONResponse:
         after = check_time(body, "updated_after") or EPOCH
         locations = set(body.get("location_ids") or ())
         # Default [PHYSICAL_COUNT, ADJUSTMENT]; the endpoint "Returns historical physical
@@ -98,14 +108,17 @@ class SquareStub:
                 found.append(change)
         # "sorted in ascending order according their occurred_at timestamp (oldest first)"
         found.sort(key=lambda c: str(_object(c)["occurred_at"]))
-        return self._page(found, body.get("cursor"), "changes")
+        return self._page(found, body, "changes")
 
     async def _counts(self, request: Request) -> JSONResponse:
         try:
             body = await self._read(request)
             check_counts_request(body)
+            return self._counts_page(body)
         except Refused as refused:
             return refused.response()
+
+    def _counts_page(self, body: dict[str, Any]) -> JSONResponse:
         locations = set(body.get("location_ids") or ())
         states = set(body.get("states") or ("IN_STOCK",))
         found = [
@@ -113,12 +126,32 @@ class SquareStub:
             for c in self.counts
             if c["state"] in states and (not locations or c["location_id"] in locations)
         ]
-        return self._page(found, body.get("cursor"), "counts")
+        return self._page(found, body, "counts")
 
-    def _page(self, items: list[dict[str, Any]], cursor: str | None, key: str) -> JSONResponse:
-        start = int(cursor or 0)
-        end = start + self.page_size
+    def expire_cursors(self) -> None:
+        """Every cursor handed out so far stops working (pages have a limited lifespan)."""
+        self._cursors.clear()
+
+    def _page(self, items: list[dict[str, Any]], body: dict[str, Any], key: str) -> JSONResponse:
+        query = json.dumps({k: v for k, v in body.items() if k != "cursor"}, sort_keys=True)
+        start = 0
+        if body.get("cursor") is not None:
+            issued = self._cursors.get(body["cursor"])
+            # https://developer.squareup.com/docs/working-with-apis/pagination: send the cursor
+            # "along with the same original request body"; "A page of retrieved records has a
+            # limited lifespan". Square's answer to another body or an old cursor is not
+            # documented; refused here with ErrorCode INVALID_CURSOR ("The pagination cursor
+            # included in the request is invalid.").
+            if issued is None or issued[0] != query:
+                raise Refused(400, INVALID_REQUEST, "INVALID_CURSOR", "unknown cursor", "cursor")
+            start = issued[1]
+        end = start + min(self.page_size, int(body.get("limit") or self.page_size))
         out: dict[str, Any] = {key: items[start:end]}
         if end < len(items):
-            out["cursor"] = str(end)
+            cursor = uuid.uuid4().hex
+            if len(self._cursors) >= MAX_CURSORS:
+                self._cursors.clear()
+            self._cursors[cursor] = (query, end)
+            self.cursors_issued.append(cursor)
+            out["cursor"] = cursor
         return JSONResponse(out)

@@ -101,19 +101,29 @@ class SquareClient:
         _raise_errors(page.errors)
         return page
 
+    async def counts_page(
+        self, location_ids: list[str], updated_after: str | None, cursor: str | None
+    ) -> CountsPage:
+        """One page of current IN_STOCK counts, newest ``calculated_at`` first; with
+        ``updated_after``, only the counts that changed since then."""
+        body: dict[str, Any] = {
+            "location_ids": location_ids,
+            "states": ["IN_STOCK"],
+            "limit": self.config.page_limit,
+        }
+        if updated_after:
+            body["updated_after"] = updated_after
+        if cursor:
+            body["cursor"] = cursor
+        page = CountsPage.model_validate(await self._post(COUNTS_PATH, body))
+        _raise_errors(page.errors)
+        return page
+
     async def counts(self, location_ids: list[str]) -> AsyncIterator[dict[str, Any]]:
         """Every current IN_STOCK count at ``location_ids``, following the cursor."""
         cursor: str | None = None
         while True:
-            body: dict[str, Any] = {
-                "location_ids": location_ids,
-                "states": ["IN_STOCK"],
-                "limit": self.config.page_limit,
-            }
-            if cursor:
-                body["cursor"] = cursor
-            page = CountsPage.model_validate(await self._post(COUNTS_PATH, body))
-            _raise_errors(page.errors)
+            page = await self.counts_page(location_ids, None, cursor)
             for count in page.counts:
                 yield count
             cursor = page.cursor

@@ -9,7 +9,8 @@
 - ``TRANSFER`` of ``IN_STOCK`` units between locations -> a delta out of one and into the
   other (only the side that is in the mapping file, when the other is not ours).
 - ``inventory.count.updated`` webhook counts of ``IN_STOCK`` units -> :class:`SetCount` as of
-  ``calculated_at``.
+  ``calculated_at``; so are the counts the poller reads (counts of items or locations that are
+  not in the mapping file are not ours and map to nothing there).
 
 Quantities are decimal strings: a fraction, a negative or an unmapped id raises
 :class:`Unmappable`.
@@ -17,6 +18,8 @@ Quantities are decimal strings: a fraction, a negative or an unmapped id raises
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -33,6 +36,7 @@ from connectors.square.shapes import (
     InventoryPhysicalCount,
     InventoryTransfer,
 )
+from stocksync.domain.model import ID_PATTERN
 
 SOURCE = "square"
 IN_STOCK = "IN_STOCK"
@@ -40,6 +44,18 @@ SOLD_STATES = frozenset({"SOLD", "SOLD_ONLINE"})
 MAX_QUANTITY = 1_000_000_000
 RECEIPT_STATES = frozenset({"NONE", "RECEIVED_FROM_VENDOR", "ORDERED_FROM_VENDOR"})
 RETURN_STATES = frozenset({"RETURNED_BY_CUSTOMER", "UNLINKED_RETURN"})
+# What the engine takes as a source event id (the API's pattern; the ledger keeps 128 chars).
+EVENT_ID = re.compile(ID_PATTERN)
+
+
+def event_key(*parts: str) -> str:
+    """A source event id from Square's ids, joined by ``:``; a digest of them when the result
+    would not fit the engine's ids (Square bounds neither a webhook's ``event_id`` nor the
+    characters of its ids), so the same parts always give the same id."""
+    joined = ":".join(parts)
+    if EVENT_ID.match(joined):
+        return joined
+    return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()[:48]
 
 
 def parse_quantity(text: str) -> int:
@@ -181,17 +197,39 @@ def map_count(raw: Mapping[str, Any], ids: IdMap, event_id: str) -> SetCount | N
     Its source event id is the webhook's ``event_id`` with the catalog object and location, so
     a redelivered notification is a duplicate and two counts of one notification are not.
     """
-    try:
-        count = InventoryCount.model_validate(raw)
-    except ValidationError as exc:
-        raise Unmappable(f"not an InventoryCount: {_first_error(exc)}") from None
+    count = _inventory_count(raw)
     if count.state != IN_STOCK:
         return None
     quantity = parse_quantity(count.quantity)
     as_of = parse_time_ms(count.calculated_at, "calculated_at")
     sku, location = resolve(ids, count.catalog_object_id, count.location_id)
-    source_event_id = f"{event_id}:{count.catalog_object_id}:{count.location_id}"
+    source_event_id = event_key(event_id, count.catalog_object_id, count.location_id)
     return SetCount(sku, location, quantity, as_of, SOURCE, source_event_id)
+
+
+def map_polled_count(raw: Mapping[str, Any], ids: IdMap) -> SetCount | None:
+    """One count of the poller's counts batch-retrieve; None when it is not ours (a state
+    other than IN_STOCK, an item or a location that is not in the mapping file).
+
+    Keyed by what Square computed it from (``calculated_at``): re-reading an unchanged count is
+    a duplicate, a count that changed is a new one.
+    """
+    count = _inventory_count(raw)
+    sku = ids.skus.get(count.catalog_object_id)
+    location = ids.locations.get(count.location_id)
+    if count.state != IN_STOCK or sku is None or location is None:
+        return None
+    quantity = parse_quantity(count.quantity)
+    as_of = parse_time_ms(count.calculated_at, "calculated_at")
+    key = event_key("count", count.catalog_object_id, count.location_id, count.calculated_at)
+    return SetCount(sku, location, quantity, as_of, SOURCE, key)
+
+
+def _inventory_count(raw: Mapping[str, Any]) -> InventoryCount:
+    try:
+        return InventoryCount.model_validate(raw)
+    except ValidationError as exc:
+        raise Unmappable(f"not an InventoryCount: {_first_error(exc)}") from None
 
 
 def map_source_count(raw: Mapping[str, Any], ids: IdMap) -> tuple[str, str, int] | None:

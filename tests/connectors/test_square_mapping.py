@@ -10,7 +10,11 @@ import pytest
 
 from connectors.framework.commands import Adjust, Sale, SetCount, Unmappable
 from connectors.framework.config import IdMap
-from connectors.square.mapping import map_change, map_count, parse_quantity
+from connectors.square.mapping import (
+    map_change,
+    map_count,
+    parse_quantity,
+)
 from connectors.square.webhook import sign, verify
 from tests.support.square_payloads import adjustment, inventory_count, physical_count, transfer
 

@@ -119,13 +119,21 @@ class SquareStub:
             return refused.response()
 
     def _counts_page(self, body: dict[str, Any]) -> JSONResponse:
+        # https://developer.squareup.com/reference/square/inventory-api/batch-retrieve-inventory-counts
+        # "When updated_after is specified, only counts that have changed since that time ...
+        # are returned"; "sorted in descending order according to their calculated_at
+        # timestamp (newest first)". Without a states filter every state is returned.
+        after = check_time(body, "updated_after") or EPOCH
         locations = set(body.get("location_ids") or ())
-        states = set(body.get("states") or ("IN_STOCK",))
+        states = set(body.get("states") or ())
         found = [
             c
             for c in self.counts
-            if c["state"] in states and (not locations or c["location_id"] in locations)
+            if (not states or c["state"] in states)
+            and (not locations or c["location_id"] in locations)
+            and datetime.fromisoformat(c["calculated_at"]) > after
         ]
+        found.sort(key=lambda c: datetime.fromisoformat(c["calculated_at"]), reverse=True)
         return self._page(found, body, "counts")
 
     def expire_cursors(self) -> None:

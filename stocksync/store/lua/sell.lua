@@ -11,7 +11,12 @@
 --   active    -> it is fulfilled (all its lines, as fulfill.lua does; the as-of rule applies
 --                to a late report), and units beyond what it held are a plain sale;
 --   fulfilled -> the units it held were sold then and are not taken again; units beyond it
---                are a plain sale.
+--                are a plain sale. The sale tells when they left the shelf, though, and
+--                against the newest count they must have left on_hand exactly once: a count
+--                taken after the sale already misses them, so a fulfilment after that count
+--                (staff pressed "Collected" once the count was in) took them twice and they
+--                are given back ('counted_twice'); a count taken after the fulfilment but
+--                before the sale still had them, so they are taken now ('sale').
 -- A reservation that ended (released, expired), is unknown or holds none of this line covers
 -- nothing: every unit is a plain sale. A plain sale is a negative delta with reason 'sale',
 -- as adjust.lua applies it: never refused, holds there flagged at risk when units run short.
@@ -62,7 +67,26 @@ end
 -- Fulfilling writes every line of the reservation: refused while one of them is frozen.
 if covered > 0 and ACTIVE[state] and regressed then return { 'stock_regressed', regressed } end
 
+-- What the earlier fulfilment did to this line: its on_hand delta, when the units left, and
+-- whether on_hand still reflects that delta (it is in the position's deltas unless a count
+-- applied after it, as of a time at or after it, replaced it).
+local function fulfilled_line(events)
+  if events == '' then return nil end
+  for _, ev in ipairs(cjson.decode(events)) do
+    local f = {}
+    for i = 1, #ev[2], 2 do f[ev[2][i]] = ev[2][i + 1] end
+    if f.sku == sku and f.loc == loc then
+      local took = tonumber(f.d_on_hand) or 0
+      local member = string.format('%d:%d', tonumber(f.seq), took)
+      local reflected = took < 0 and redis.call('ZSCORE', deltas_key(sku, loc), member) ~= false
+      return took, tonumber(f.occurred_at or f.at), reflected
+    end
+  end
+  return nil
+end
+
 local hold, sale_events = '', ''
+local fix, fix_at, fix_reason = 0, occurred, ''
 if covered > 0 then
   if ACTIVE[state] then
     finish(id, rk, lines, 'fulfilled', true, occurred)
@@ -71,13 +95,31 @@ if covered > 0 then
     hold = 'repeated'
   end
   sale_events = redis.call('HGET', rk, 'events') or ''
+  local counted = select(4, read_position(sku, loc))
+  if hold == 'repeated' and counted then
+    local took, left, in_engine = fulfilled_line(sale_events)
+    -- as-of rule, as apply_delta decides it: the newest count already misses the sale's units
+    local in_count = occurred < NOW and occurred <= tonumber(counted)
+    if took and in_count and in_engine then
+      fix, fix_at, fix_reason = covered, left, 'counted_twice'
+    elseif took and not in_count and not in_engine then
+      fix, fix_reason = -covered, 'sale'
+    end
+  end
 end
 
 local applied, on_hand, reserved, safety, seq, flagged = 0, 0, 0, 0, 0, 0
+if fix ~= 0 then
+  local _
+  _, on_hand, reserved, safety, seq, flagged =
+    apply_delta(sku, loc, fix, fix_reason, source, event_id, fix_at, fp)
+end
 if qty > covered then
-  applied, on_hand, reserved, safety, seq, flagged =
+  local more
+  applied, on_hand, reserved, safety, seq, more =
     apply_delta(sku, loc, covered - qty, 'sale', source, event_id, occurred, fp)
-else
+  flagged = flagged + more
+elseif fix == 0 then
   on_hand, reserved, safety = read_position(sku, loc)
   seq = num(redis.call('HGET', SEQ_KEY, sku))
 end

@@ -3,7 +3,8 @@
 - ``PHYSICAL_COUNT`` of ``IN_STOCK`` units -> :class:`SetCount` as of ``occurred_at``.
 - ``ADJUSTMENT`` ``IN_STOCK -> SOLD`` (or ``SOLD_ONLINE``) -> :class:`Sale`; when its
   ``reference_id`` starts with the reservation prefix (``stocksync:`` by default), the rest names
-  the reservation the sale fulfils.
+  the reservation the sale fulfils; otherwise the reservation found through the hold code on
+  its order (:mod:`connectors.square.holds`), when the caller found one.
 - Any other move into ``IN_STOCK`` adds to on_hand, any other move out of it subtracts; a move
   between two other states leaves on_hand alone and maps to no command.
 - ``TRANSFER`` of ``IN_STOCK`` units between locations -> a delta out of one and into the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -44,8 +46,8 @@ SOLD_STATES = frozenset({"SOLD", "SOLD_ONLINE"})
 MAX_QUANTITY = 1_000_000_000
 RECEIPT_STATES = frozenset({"NONE", "RECEIVED_FROM_VENDOR", "ORDERED_FROM_VENDOR"})
 RETURN_STATES = frozenset({"RETURNED_BY_CUSTOMER", "UNLINKED_RETURN"})
-# What the engine takes as a source event id (the API's pattern; the ledger keeps 128 chars).
-EVENT_ID = re.compile(ID_PATTERN)
+# The engine's ids (source event ids, reservation ids): the API's pattern, 1-128 characters.
+ENGINE_ID = re.compile(ID_PATTERN)
 
 
 def event_key(*parts: str) -> str:
@@ -53,7 +55,7 @@ def event_key(*parts: str) -> str:
     would not fit the engine's ids (Square bounds neither a webhook's ``event_id`` nor the
     characters of its ids), so the same parts always give the same id."""
     joined = ":".join(parts)
-    if EVENT_ID.match(joined):
+    if ENGINE_ID.match(joined):
         return joined
     return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()[:48]
 
@@ -96,14 +98,55 @@ def resolve(ids: IdMap, catalog_object_id: str, location_id: str) -> tuple[str, 
 
 
 def reservation_of(reference_id: str | None, prefix: str) -> str | None:
-    """The reservation a sale names through its ``reference_id`` (``<prefix><id>``)."""
-    if reference_id and reference_id.startswith(prefix) and len(reference_id) > len(prefix):
-        return reference_id[len(prefix) :]
+    """The reservation a sale names through its ``reference_id`` (``<prefix><id>``); None when
+    the rest is not a reservation id the engine could have issued."""
+    if reference_id and reference_id.startswith(prefix):
+        named = reference_id[len(prefix) :]
+        if ENGINE_ID.match(named):
+            return named
     return None
 
 
-def map_change(raw: Mapping[str, Any], ids: IdMap, reservation_prefix: str) -> list[Command]:
-    """One entry of a changes batch-retrieve; ``[]`` when it does not touch on_hand."""
+@dataclass(frozen=True)
+class TillSale:
+    """A sale whose hold, if any, its order may name: the adjustment and the order behind it."""
+
+    adjustment_id: str
+    order_id: str
+    catalog_object_id: str
+    location_id: str
+
+
+def till_sale(raw: Mapping[str, Any], reservation_prefix: str) -> TillSale | None:
+    """The sale of a changes entry that names no reservation itself but has an order
+    (``transaction_id``); None for anything else, also an entry that does not validate (the
+    mapping letters that one)."""
+    try:
+        change = InventoryChange.model_validate(raw)
+    except ValidationError:
+        return None
+    sale = change.adjustment if change.type == "ADJUSTMENT" else None
+    if (
+        sale is None
+        or sale.from_state != IN_STOCK
+        or sale.to_state not in SOLD_STATES
+        or not sale.transaction_id
+        or reservation_of(sale.reference_id, reservation_prefix) is not None
+    ):
+        return None
+    return TillSale(sale.id, sale.transaction_id, sale.catalog_object_id, sale.location_id)
+
+
+def map_change(
+    raw: Mapping[str, Any],
+    ids: IdMap,
+    reservation_prefix: str,
+    holds: Mapping[str, str] | None = None,
+) -> list[Command]:
+    """One entry of a changes batch-retrieve; ``[]`` when it does not touch on_hand.
+
+    ``holds``: adjustment id -> the reservation its sale collects, found through its order.
+    """
     try:
         change = InventoryChange.model_validate(raw)
     except ValidationError as exc:
@@ -111,7 +154,8 @@ def map_change(raw: Mapping[str, Any], ids: IdMap, reservation_prefix: str) -> l
     if change.type == "PHYSICAL_COUNT" and change.physical_count is not None:
         return map_physical_count(change.physical_count, ids)
     if change.type == "ADJUSTMENT" and change.adjustment is not None:
-        return map_adjustment(change.adjustment, ids, reservation_prefix)
+        held = (holds or {}).get(change.adjustment.id)
+        return map_adjustment(change.adjustment, ids, reservation_prefix, held)
     if change.type == "TRANSFER" and change.transfer is not None:
         return map_transfer(change.transfer, ids)
     raise Unmappable(f"change of type {change.type!r} without its object is not supported")
@@ -127,7 +171,10 @@ def map_physical_count(count: InventoryPhysicalCount, ids: IdMap) -> list[Comman
 
 
 def map_adjustment(
-    adjustment: InventoryAdjustment, ids: IdMap, reservation_prefix: str
+    adjustment: InventoryAdjustment,
+    ids: IdMap,
+    reservation_prefix: str,
+    collects: str | None = None,
 ) -> list[Command]:
     into, out_of = adjustment.to_state == IN_STOCK, adjustment.from_state == IN_STOCK
     if into == out_of:  # between two other states (or IN_STOCK to itself): on_hand unchanged
@@ -138,7 +185,7 @@ def map_adjustment(
     if quantity == 0:
         return []
     if out_of and adjustment.to_state in SOLD_STATES:
-        reservation = reservation_of(adjustment.reference_id, reservation_prefix)
+        reservation = reservation_of(adjustment.reference_id, reservation_prefix) or collects
         return [Sale(sku, location, quantity, SOURCE, adjustment.id, occurred, reservation)]
     delta = quantity if into else -quantity
     reason = _reason(adjustment.from_state, adjustment.to_state)

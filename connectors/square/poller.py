@@ -1,6 +1,9 @@
 """Polling Square from a checkpoint: its inventory changes page by page, then the counts that
 changed.
 
+Till sales: before a page of changes is applied, the orders behind its till sales are read in
+one call and the holds they collect looked up (:mod:`connectors.square.pickups`).
+
 Changes: the checkpoint's ``updated_after`` is the sweep's watermark (Square's
 ``updated_after`` filters on ``created_at``), ``cursor`` Square's cursor for the next page of
 the sweep, ``high`` the newest ``created_at`` seen so far. It is saved after each page is
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +38,7 @@ from connectors.framework.retry import with_retries
 from connectors.square.client import SquareClient, SquareRefused
 from connectors.square.config import SquareConfig
 from connectors.square.mapping import created_at, map_change, map_polled_count
+from connectors.square.pickups import HoldFinder
 from stocksync.domain.errors import StockSyncError
 
 log = logging.getLogger(__name__)
@@ -112,6 +117,11 @@ class Poller:
         self.client = client
         self.pipeline = pipeline
         self.locations = config.polled_locations(ids)
+        self.holds = (
+            HoldFinder(client, pipeline.ctx.store, ids, config.reservation_prefix)
+            if config.hold_codes_from_orders
+            else None
+        )
         self._lettered: set[str] = set()  # payloads already dead-lettered by this process
 
     async def sweep(self) -> SweepSummary:
@@ -134,8 +144,11 @@ class Poller:
                 continue
             summary.pages += 1
             high = point.high
+            # The holds its till sales collect, before any of them is applied: a sale is keyed
+            # with the hold it names, so it must name the same one whenever it is re-read.
+            holds = await self.holds.holds(page.changes) if self.holds else {}
             for raw in page.changes:
-                await self._apply(raw, summary)  # a transient failure leaves the checkpoint
+                await self._apply(raw, summary, holds)  # a transient failure keeps the checkpoint
                 high = _later(high, created_at(raw))
             if page.cursor:
                 point = replace(point, cursor=page.cursor, high=high)
@@ -172,11 +185,13 @@ class Poller:
         start = _rfc3339(newest - timedelta(seconds=self.config.overlap_seconds))
         return _later(updated_after, start) or start
 
-    async def _apply(self, raw: dict[str, Any], summary: SweepSummary) -> None:
+    async def _apply(
+        self, raw: dict[str, Any], summary: SweepSummary, holds: Mapping[str, str]
+    ) -> None:
         summary.changes += 1
         text = json.dumps(raw, sort_keys=True)
         try:
-            commands = map_change(raw, self.ids, self.config.reservation_prefix)
+            commands = map_change(raw, self.ids, self.config.reservation_prefix, holds)
         except Unmappable as exc:
             await self._dead_letter(raw, str(exc), text, summary)
             return

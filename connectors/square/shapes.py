@@ -1,4 +1,4 @@
-"""Square's documented Inventory API objects, as far as the connector reads them.
+"""Square's documented Inventory and Orders API objects, as far as the connector reads them.
 
 Unknown fields are ignored (Square adds fields in new versions); the fields the mapping needs
 are required, so a payload missing one fails validation and is dead-lettered.
@@ -93,6 +93,34 @@ class ChangesPage(Page):
 
 class CountsPage(Page):
     counts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class OrderLineItem(SquareObject):
+    """A line of an order (https://developer.squareup.com/reference/square/objects/OrderLineItem):
+    ``note`` is "An optional note associated with the line item" (at most 2,000 characters)."""
+
+    uid: str | None = None
+    catalog_object_id: str | None = None
+    quantity: str | None = None
+    note: str | None = None
+
+
+class Order(SquareObject):
+    """An order (https://developer.squareup.com/reference/square/objects/Order): ``reference_id``
+    is "A client-specified ID to associate an entity in another system with this order" (at
+    most 40 characters)."""
+
+    id: str = Field(min_length=1, max_length=255)
+    location_id: str | None = None
+    reference_id: str | None = None
+    line_items: list[OrderLineItem] | None = None
+
+
+class OrdersPage(SquareObject):
+    """A BatchRetrieveOrders response; orders stay raw so one bad order spoils only itself."""
+
+    orders: list[dict[str, Any]] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class WebhookData(SquareObject):

@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.square_payloads import adjustment, ago, transfer
+from tests.support.square_payloads import adjustment, ago, line_item, order, transfer
 from tests.support.square_stub import TOKEN, SquareStub
 
 CHANGES = "/v2/inventory/changes/batch-retrieve"
 COUNTS = "/v2/inventory/counts/batch-retrieve"
+ORDERS = "/v2/orders/batch-retrieve"
 ITEM, LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Square-Version": "2025-08-20"}
 
@@ -43,6 +44,9 @@ def only_error(response: httpx.Response) -> dict[str, Any]:
         (CHANGES, {"updated_after": "yesterday"}, "INVALID_TIME", "updated_after"),
         (COUNTS, {"types": ["ADJUSTMENT"]}, "UNKNOWN_BODY_PARAMETER", "types"),
         (COUNTS, {"updated_after": "2024-01-01T00:00:00"}, "INVALID_TIME", "updated_after"),
+        (ORDERS, {}, "MISSING_REQUIRED_PARAMETER", "order_ids"),
+        (ORDERS, {"order_ids": ["O"] * 101}, "ARRAY_LENGTH_TOO_LONG", "order_ids"),
+        (ORDERS, {"order_ids": ["O"], "cursor": "x"}, "UNKNOWN_BODY_PARAMETER", "cursor"),
     ],
 )
 async def test_stub_refuses_what_square_refuses_with_400_and_squares_error(
@@ -111,3 +115,20 @@ async def test_stub_takes_a_cursor_only_with_the_body_it_was_issued_for() -> Non
     assert [r.status_code for r in (other, forged, right)] == [400, 400, 200]
     assert only_error(other)["code"] == only_error(forged)["code"] == "INVALID_CURSOR"
     assert [c["adjustment"]["id"] for c in right.json()["changes"]] == ["S2"]
+
+
+async def test_stub_orders_leave_out_unknown_ids_and_keep_to_a_location() -> None:
+    stub = SquareStub(
+        orders=[
+            order("O1", LOC, [line_item(ITEM, "1")]),
+            order("O2", "L9PJX0H2D0M6V", [line_item(ITEM, "1")]),
+        ]
+    )
+    transport = httpx.ASGITransport(app=stub.app())
+    async with httpx.AsyncClient(transport=transport, base_url="https://square.test") as square:
+        every = await square.post(ORDERS, json={"order_ids": ["O1", "O2", "NO"]}, headers=HEADERS)
+        here = await square.post(
+            ORDERS, json={"order_ids": ["O1", "O2"], "location_id": LOC}, headers=HEADERS
+        )
+    assert [o["id"] for o in every.json()["orders"]] == ["O1", "O2"]
+    assert [o["id"] for o in here.json()["orders"]] == ["O1"]

@@ -129,3 +129,38 @@ def count_updated_event(event_id: str, counts: list[dict[str, Any]]) -> dict[str
             "object": {"inventory_counts": counts},
         },
     }
+
+
+def line_item(catalog: str, quantity: str, note: str | None = None) -> dict[str, Any]:
+    """An OrderLineItem as in Square's BatchRetrieveOrders example, of a catalog item."""
+    item: dict[str, Any] = {
+        "uid": f"{catalog[:8]}-{quantity}",
+        "catalog_object_id": catalog,
+        "name": "Tee, red, M",
+        "quantity": quantity,
+        "base_price_money": {"amount": 2000, "currency": "USD"},
+        "total_money": {"amount": 2000 * int(quantity), "currency": "USD"},
+    }
+    if note is not None:
+        item["note"] = note
+    return item
+
+
+def order(
+    order_id: str,
+    location: str,
+    lines: list[dict[str, Any]],
+    reference_id: str | None = None,
+) -> dict[str, Any]:
+    """An Order with the fields of Square's BatchRetrieveOrders example (``reference_id`` only
+    when given: a Point of Sale sale has none unless someone writes one)."""
+    total = sum(int(item["total_money"]["amount"]) for item in lines)
+    out: dict[str, Any] = {
+        "id": order_id,
+        "location_id": location,
+        "line_items": lines,
+        "total_money": {"amount": total, "currency": "USD"},
+    }
+    if reference_id is not None:
+        out["reference_id"] = reference_id
+    return out

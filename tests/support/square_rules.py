@@ -68,6 +68,11 @@ CHANGES_FIELDS = frozenset(
 COUNTS_FIELDS = frozenset(
     {"catalog_object_ids", "location_ids", "updated_after", "cursor", "states", "limit"}
 )
+# https://developer.squareup.com/reference/square/orders-api/batch-retrieve-orders
+ORDERS_FIELDS = frozenset({"location_id", "order_ids"})
+# "order_ids: The IDs of the orders to retrieve. A maximum of 100 orders can be retrieved per
+# request." (required)
+MAX_ORDER_IDS = 100
 # Both batch-retrieve calls document "limit" with minimum 1 and maximum 1000 (pages above).
 LIMIT_MIN, LIMIT_MAX = 1, 1000
 # https://developer.squareup.com/docs/build-basics/versioning-overview
@@ -188,3 +193,21 @@ def check_counts_request(body: Mapping[str, Any]) -> None:
     check_enums(body, "states", INVENTORY_STATES)
     check_limit(body)
     check_time(body, "updated_after")
+
+
+def check_orders_request(body: Mapping[str, Any]) -> None:
+    """BatchRetrieveOrders (page linked at ORDERS_FIELDS)."""
+    check_fields(body, ORDERS_FIELDS)
+    order_ids = body.get("order_ids")
+    if order_ids is None:
+        # ErrorCode MISSING_REQUIRED_PARAMETER: "The request is missing a required path,
+        # query, or body parameter."
+        raise Refused(400, INVALID_REQUEST, "MISSING_REQUIRED_PARAMETER", "order_ids", "order_ids")
+    if not isinstance(order_ids, list) or not all(isinstance(i, str) for i in order_ids):
+        raise Refused(400, INVALID_REQUEST, "EXPECTED_ARRAY", "order_ids", "order_ids")
+    if len(order_ids) > MAX_ORDER_IDS:
+        # Documented maximum; the answer above it is not documented. ErrorCode
+        # ARRAY_LENGTH_TOO_LONG: "The provided array has too many elements."
+        raise Refused(
+            400, INVALID_REQUEST, "ARRAY_LENGTH_TOO_LONG", f"{len(order_ids)} ids", "order_ids"
+        )

@@ -22,6 +22,7 @@ from tests.support.square_rules import (
     Refused,
     check_changes_request,
     check_counts_request,
+    check_orders_request,
     check_time,
     check_version,
 )
@@ -46,11 +47,12 @@ def _at(change: dict[str, Any], locations: set[str]) -> bool:
 
 @dataclass
 class SquareStub:
-    """What the stub serves; tests change it between sweeps. Requests whose number (from 1)
-    is in ``fail_on`` get a 503."""
+    """What the stub serves (inventory changes and counts, orders); tests change it between
+    sweeps. Requests whose number (from 1) is in ``fail_on`` get a 503."""
 
     changes: list[dict[str, Any]] = field(default_factory=list)
     counts: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2
     fail_on: set[int] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -65,6 +67,7 @@ class SquareStub:
             routes=[
                 Route("/v2/inventory/changes/batch-retrieve", self._changes, methods=["POST"]),
                 Route("/v2/inventory/counts/batch-retrieve", self._counts, methods=["POST"]),
+                Route("/v2/orders/batch-retrieve", self._orders, methods=["POST"]),
             ]
         )
 
@@ -135,6 +138,23 @@ class SquareStub:
         ]
         found.sort(key=lambda c: datetime.fromisoformat(c["calculated_at"]), reverse=True)
         return self._page(found, body, "counts")
+
+    async def _orders(self, request: Request) -> JSONResponse:
+        try:
+            body = await self._read(request)
+            check_orders_request(body)
+        except Refused as refused:
+            return refused.response()
+        # https://developer.squareup.com/reference/square/orders-api/batch-retrieve-orders
+        # "If a given order ID does not exist, the ID is ignored instead of generating an
+        # error"; with location_id, only the orders of that location.
+        wanted, location = set(body["order_ids"]), body.get("location_id")
+        found = [
+            o
+            for o in self.orders
+            if o["id"] in wanted and (location is None or o["location_id"] == location)
+        ]
+        return JSONResponse({"orders": found})
 
     def expire_cursors(self) -> None:
         """Every cursor handed out so far stops working (pages have a limited lifespan)."""

@@ -123,10 +123,20 @@ class OrdersPage(SquareObject):
     errors: list[dict[str, Any]] = Field(default_factory=list)
 
 
+# Square documents ``event_id`` as "A unique ID for the event" with no length; its examples are
+# UUIDs (36 characters). Ours, so that a body cannot carry an unbounded key: far above any id
+# Square shows, and a key the engine takes whole or as a digest (mapping.event_key).
+MAX_EVENT_ID_CHARS = 1_024
+
+
 class WebhookData(SquareObject):
+    """``data`` of a notification: for ``inventory.count.updated``, ``type`` is
+    ``inventory_counts`` and ``object`` "Is absent if affected object was deleted"
+    (https://developer.squareup.com/reference/square/inventory-api/webhooks/inventory.count.updated)."""
+
     type: str | None = None
     id: str | None = None
-    object: dict[str, Any] = Field(default_factory=dict)
+    object: dict[str, Any] | None = None
 
 
 class WebhookEvent(SquareObject):
@@ -134,6 +144,6 @@ class WebhookEvent(SquareObject):
 
     merchant_id: str | None = None
     type: str
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: str = Field(min_length=1, max_length=MAX_EVENT_ID_CHARS)
     created_at: str | None = None
     data: WebhookData = WebhookData()

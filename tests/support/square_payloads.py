@@ -117,14 +117,16 @@ def inventory_count(
 
 
 def count_updated_event(event_id: str, counts: list[dict[str, Any]]) -> dict[str, Any]:
-    """An ``inventory.count.updated`` notification as Square documents it."""
+    """An ``inventory.count.updated`` notification as Square documents it
+    (https://developer.squareup.com/reference/square/inventory-api/webhooks/inventory.count.updated:
+    ``data.type`` is ``inventory_counts``)."""
     return {
         "merchant_id": "6SSW7HV8K2ST5",
         "type": "inventory.count.updated",
         "event_id": event_id,
         "created_at": ago(seconds=1),
         "data": {
-            "type": "inventory",
+            "type": "inventory_counts",
             "id": "84e4ac73-d605-4dbd-a9e5-ffff794ddb9d",
             "object": {"inventory_counts": counts},
         },

@@ -73,6 +73,9 @@ class SquareStub:
 
     async def _read(self, request: Request) -> dict[str, Any]:
         """The request's JSON body, or :class:`Refused` as Square would answer it."""
+        # https://developer.squareup.com/reference/square/enums/ErrorCategory
+        # AUTHENTICATION_ERROR: "Most commonly, the request had a missing, malformed, or
+        # otherwise invalid Authorization header."
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             raise Refused(401, AUTHENTICATION, "UNAUTHORIZED", "bad or missing bearer token")
         check_version(request.headers.get("square-version"))
@@ -85,7 +88,7 @@ class SquareStub:
             # ErrorCode EXPECTED_JSON_BODY: "The request body is not a JSON object."
             raise Refused(400, INVALID_REQUEST, "EXPECTED_JSON_BODY", "not a JSON object")
         self.requests.append(body)
-        if len(self.requests) in self.fail_on:
+        if len(self.requests) in self.fail_on:  # a test's outage, in Square's error shape
             raise Refused(503, API_ERROR, "SERVICE_UNAVAILABLE", "try again")
         return body
 
@@ -98,10 +101,12 @@ class SquareStub:
             return refused.response()
 
     def _changes_page(self, body: dict[str, Any]) -> JSONResponse:
+        # https://developer.squareup.com/reference/square/inventory-api/batch-retrieve-inventory-changes
+        # "Returns historical physical counts and adjustments", types default [PHYSICAL_COUNT,
+        # ADJUSTMENT]: never transfers. updated_after is documented as filtering on
+        # "calculated_at", a field changes do not have; the stub filters on created_at.
         after = check_time(body, "updated_after") or EPOCH
         locations = set(body.get("location_ids") or ())
-        # Default [PHYSICAL_COUNT, ADJUSTMENT]; the endpoint "Returns historical physical
-        # counts and adjustments" (batch-retrieve-inventory-changes page): never transfers.
         types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT"))
         found = []
         for change in self.changes:

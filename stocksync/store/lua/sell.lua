@@ -76,9 +76,10 @@ local function fulfilled_line(events)
     local f = {}
     for i = 1, #ev[2], 2 do f[ev[2][i]] = ev[2][i + 1] end
     if f.sku == sku and f.loc == loc then
-      local took = tonumber(f.d_on_hand) or 0
-      local member = string.format('%d:%d', tonumber(f.seq), took)
-      local reflected = took < 0 and redis.call('ZSCORE', deltas_key(sku, loc), member) ~= false
+      local took, event_seq = tonumber(f.d_on_hand) or 0, tonumber(f.seq)
+      local member = event_seq and string.format('%d:%d', event_seq, took)
+      local reflected = took < 0 and member ~= nil
+        and redis.call('ZSCORE', deltas_key(sku, loc), member) ~= false
       return took, tonumber(f.occurred_at or f.at), reflected
     end
   end

@@ -298,3 +298,19 @@ async def test_without_order_lookups_no_orders_are_read(till: Till) -> None:
     assert not [r for r in till.stub.requests[before:] if "order_ids" in r]
     assert await till.units() == (ON_HAND - 1, 1)
     assert await till.state("chat-11") == "held"
+
+
+async def test_collected_after_the_till_rang_it_up_then_counted_takes_the_unit_once(
+    till: Till,
+) -> None:
+    """The cashier rings the sale up, Square counts it, staff press "Collected" a minute later;
+    one sweep then brings the sale and the count (taken before the press)."""
+    code = await till.hold("chat-12")
+    till.ring_up("SALE12", [line_item(ITEM, "1", note=code)], occurred_at=ago(minutes=2))
+    till.stub.counts = [inventory_count(ITEM, SQ_LOC, str(ON_HAND - 1), ago(minutes=1))]
+    await till.collected("chat-12")
+
+    summary = await till.sync()
+
+    assert (summary.outcomes, summary.count_outcomes) == ({"duplicate": 1}, {"applied": 1})
+    assert await till.units() == (ON_HAND - 1, 0)

@@ -275,6 +275,25 @@ async def test_sell_naming_a_hold_fulfilled_before_a_count_that_still_had_it_tak
     assert (await outbox(store, sku))[-1]["reason"] == "sale"
 
 
+async def test_sell_naming_a_fulfilled_hold_moves_its_delta_to_the_sales_time(
+    store: RedisStockStore, sku: str
+) -> None:
+    """Rung up at -120 s, "Collected" pressed now, and Square's count taken at -60 s arrives
+    after the sale: the count misses the unit, and the fulfilment, now placed at the sale's
+    time, is not added to it again."""
+    await add_location(store)
+    now = await server_ms(store)
+    await store.set_count(sku, LOC, 5, as_of_ms=now - 600_000)
+    await hold(store, sku, "pickup", 1)
+    await store.fulfill("pickup")  # 5 -> 4
+
+    result = await sell(store, sku, 1, "till-17", "pickup", occurred_at_ms=now - 120_000)
+    await store.set_count(sku, LOC, 4, as_of_ms=now - 60_000)
+
+    assert result.position == Position(sku, LOC, 4, 0, 0)
+    assert (await store.position(sku, LOC)).on_hand == 4
+
+
 @pytest.mark.parametrize("count_first", [False, True])
 async def test_sell_naming_a_fulfilled_hold_leaves_its_units_gone_once_either_order(
     store: RedisStockStore, sku: str, count_first: bool

@@ -80,7 +80,7 @@ class SquareClient:
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
             response = await self.http.post(path, json=body)
-            if response.is_error:  # retried when the status is transient (429, 5xx)
+            if not response.is_success:  # retried when the status is transient (429, 5xx)
                 raise SquareRefused(path, response)
             data = response.json()
             if not isinstance(data, dict):

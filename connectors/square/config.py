@@ -43,6 +43,11 @@ class SquareConfig(ConnectorConfig):
         max_length=64,
         description="an adjustment whose reference_id starts with this names a reservation",
     )
+    hold_codes_from_orders: bool = Field(
+        default=True,
+        description="read the order behind each till sale (BatchRetrieveOrders; the token "
+        "needs ORDERS_READ) for a hold code in a line item note or the order's reference_id",
+    )
     signature_key: Secret | None = Field(
         default=None, description="webhook subscription's signature key (None: no webhooks)"
     )

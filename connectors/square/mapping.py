@@ -3,13 +3,15 @@
 - ``PHYSICAL_COUNT`` of ``IN_STOCK`` units -> :class:`SetCount` as of ``occurred_at``.
 - ``ADJUSTMENT`` ``IN_STOCK -> SOLD`` (or ``SOLD_ONLINE``) -> :class:`Sale`; when its
   ``reference_id`` starts with the reservation prefix (``stocksync:`` by default), the rest names
-  the reservation the sale fulfils.
+  the reservation the sale fulfils; otherwise the reservation found through the hold code on
+  its order (:mod:`connectors.square.holds`), when the caller found one.
 - Any other move into ``IN_STOCK`` adds to on_hand, any other move out of it subtracts; a move
   between two other states leaves on_hand alone and maps to no command.
 - ``TRANSFER`` of ``IN_STOCK`` units between locations -> a delta out of one and into the
   other (only the side that is in the mapping file, when the other is not ours).
 - ``inventory.count.updated`` webhook counts of ``IN_STOCK`` units -> :class:`SetCount` as of
-  ``calculated_at``.
+  ``calculated_at``; so are the counts the poller reads (counts of items or locations that are
+  not in the mapping file are not ours and map to nothing there).
 
 Quantities are decimal strings: a fraction, a negative or an unmapped id raises
 :class:`Unmappable`.
@@ -17,7 +19,10 @@ Quantities are decimal strings: a fraction, a negative or an unmapped id raises
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -33,6 +38,7 @@ from connectors.square.shapes import (
     InventoryPhysicalCount,
     InventoryTransfer,
 )
+from stocksync.domain.model import ID_PATTERN
 
 SOURCE = "square"
 IN_STOCK = "IN_STOCK"
@@ -40,6 +46,18 @@ SOLD_STATES = frozenset({"SOLD", "SOLD_ONLINE"})
 MAX_QUANTITY = 1_000_000_000
 RECEIPT_STATES = frozenset({"NONE", "RECEIVED_FROM_VENDOR", "ORDERED_FROM_VENDOR"})
 RETURN_STATES = frozenset({"RETURNED_BY_CUSTOMER", "UNLINKED_RETURN"})
+# The engine's ids (source event ids, reservation ids): the API's pattern, 1-128 characters.
+ENGINE_ID = re.compile(ID_PATTERN)
+
+
+def event_key(*parts: str) -> str:
+    """A source event id from Square's ids, joined by ``:``; a digest of them when the result
+    would not fit the engine's ids (Square bounds neither a webhook's ``event_id`` nor the
+    characters of its ids), so the same parts always give the same id."""
+    joined = ":".join(parts)
+    if ENGINE_ID.match(joined):
+        return joined
+    return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()[:48]
 
 
 def parse_quantity(text: str) -> int:
@@ -80,14 +98,55 @@ def resolve(ids: IdMap, catalog_object_id: str, location_id: str) -> tuple[str, 
 
 
 def reservation_of(reference_id: str | None, prefix: str) -> str | None:
-    """The reservation a sale names through its ``reference_id`` (``<prefix><id>``)."""
-    if reference_id and reference_id.startswith(prefix) and len(reference_id) > len(prefix):
-        return reference_id[len(prefix) :]
+    """The reservation a sale names through its ``reference_id`` (``<prefix><id>``); None when
+    the rest is not a reservation id the engine could have issued."""
+    if reference_id and reference_id.startswith(prefix):
+        named = reference_id[len(prefix) :]
+        if ENGINE_ID.match(named):
+            return named
     return None
 
 
-def map_change(raw: Mapping[str, Any], ids: IdMap, reservation_prefix: str) -> list[Command]:
-    """One entry of a changes batch-retrieve; ``[]`` when it does not touch on_hand."""
+@dataclass(frozen=True)
+class TillSale:
+    """A sale whose hold, if any, its order may name: the adjustment and the order behind it."""
+
+    adjustment_id: str
+    order_id: str
+    catalog_object_id: str
+    location_id: str
+
+
+def till_sale(raw: Mapping[str, Any], reservation_prefix: str) -> TillSale | None:
+    """The sale of a changes entry that names no reservation itself but has an order
+    (``transaction_id``); None for anything else, also an entry that does not validate (the
+    mapping letters that one)."""
+    try:
+        change = InventoryChange.model_validate(raw)
+    except ValidationError:
+        return None
+    sale = change.adjustment if change.type == "ADJUSTMENT" else None
+    if (
+        sale is None
+        or sale.from_state != IN_STOCK
+        or sale.to_state not in SOLD_STATES
+        or not sale.transaction_id
+        or reservation_of(sale.reference_id, reservation_prefix) is not None
+    ):
+        return None
+    return TillSale(sale.id, sale.transaction_id, sale.catalog_object_id, sale.location_id)
+
+
+def map_change(
+    raw: Mapping[str, Any],
+    ids: IdMap,
+    reservation_prefix: str,
+    holds: Mapping[str, str] | None = None,
+) -> list[Command]:
+    """One entry of a changes batch-retrieve; ``[]`` when it does not touch on_hand.
+
+    ``holds``: adjustment id -> the reservation its sale collects, found through its order.
+    """
     try:
         change = InventoryChange.model_validate(raw)
     except ValidationError as exc:
@@ -95,7 +154,8 @@ def map_change(raw: Mapping[str, Any], ids: IdMap, reservation_prefix: str) -> l
     if change.type == "PHYSICAL_COUNT" and change.physical_count is not None:
         return map_physical_count(change.physical_count, ids)
     if change.type == "ADJUSTMENT" and change.adjustment is not None:
-        return map_adjustment(change.adjustment, ids, reservation_prefix)
+        held = (holds or {}).get(change.adjustment.id)
+        return map_adjustment(change.adjustment, ids, reservation_prefix, held)
     if change.type == "TRANSFER" and change.transfer is not None:
         return map_transfer(change.transfer, ids)
     raise Unmappable(f"change of type {change.type!r} without its object is not supported")
@@ -111,7 +171,10 @@ def map_physical_count(count: InventoryPhysicalCount, ids: IdMap) -> list[Comman
 
 
 def map_adjustment(
-    adjustment: InventoryAdjustment, ids: IdMap, reservation_prefix: str
+    adjustment: InventoryAdjustment,
+    ids: IdMap,
+    reservation_prefix: str,
+    collects: str | None = None,
 ) -> list[Command]:
     into, out_of = adjustment.to_state == IN_STOCK, adjustment.from_state == IN_STOCK
     if into == out_of:  # between two other states (or IN_STOCK to itself): on_hand unchanged
@@ -122,7 +185,7 @@ def map_adjustment(
     if quantity == 0:
         return []
     if out_of and adjustment.to_state in SOLD_STATES:
-        reservation = reservation_of(adjustment.reference_id, reservation_prefix)
+        reservation = reservation_of(adjustment.reference_id, reservation_prefix) or collects
         return [Sale(sku, location, quantity, SOURCE, adjustment.id, occurred, reservation)]
     delta = quantity if into else -quantity
     reason = _reason(adjustment.from_state, adjustment.to_state)
@@ -181,17 +244,39 @@ def map_count(raw: Mapping[str, Any], ids: IdMap, event_id: str) -> SetCount | N
     Its source event id is the webhook's ``event_id`` with the catalog object and location, so
     a redelivered notification is a duplicate and two counts of one notification are not.
     """
-    try:
-        count = InventoryCount.model_validate(raw)
-    except ValidationError as exc:
-        raise Unmappable(f"not an InventoryCount: {_first_error(exc)}") from None
+    count = _inventory_count(raw)
     if count.state != IN_STOCK:
         return None
     quantity = parse_quantity(count.quantity)
     as_of = parse_time_ms(count.calculated_at, "calculated_at")
     sku, location = resolve(ids, count.catalog_object_id, count.location_id)
-    source_event_id = f"{event_id}:{count.catalog_object_id}:{count.location_id}"
+    source_event_id = event_key(event_id, count.catalog_object_id, count.location_id)
     return SetCount(sku, location, quantity, as_of, SOURCE, source_event_id)
+
+
+def map_polled_count(raw: Mapping[str, Any], ids: IdMap) -> SetCount | None:
+    """One count of the poller's counts batch-retrieve; None when it is not ours (a state
+    other than IN_STOCK, an item or a location that is not in the mapping file).
+
+    Keyed by what Square computed it from (``calculated_at``): re-reading an unchanged count is
+    a duplicate, a count that changed is a new one.
+    """
+    count = _inventory_count(raw)
+    sku = ids.skus.get(count.catalog_object_id)
+    location = ids.locations.get(count.location_id)
+    if count.state != IN_STOCK or sku is None or location is None:
+        return None
+    quantity = parse_quantity(count.quantity)
+    as_of = parse_time_ms(count.calculated_at, "calculated_at")
+    key = event_key("count", count.catalog_object_id, count.location_id, count.calculated_at)
+    return SetCount(sku, location, quantity, as_of, SOURCE, key)
+
+
+def _inventory_count(raw: Mapping[str, Any]) -> InventoryCount:
+    try:
+        return InventoryCount.model_validate(raw)
+    except ValidationError as exc:
+        raise Unmappable(f"not an InventoryCount: {_first_error(exc)}") from None
 
 
 def map_source_count(raw: Mapping[str, Any], ids: IdMap) -> tuple[str, str, int] | None:

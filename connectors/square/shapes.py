@@ -1,4 +1,4 @@
-"""Square's documented Inventory API objects, as far as the connector reads them.
+"""Square's documented Inventory and Orders API objects, as far as the connector reads them.
 
 Unknown fields are ignored (Square adds fields in new versions); the fields the mapping needs
 are required, so a payload missing one fails validation and is dead-lettered.
@@ -95,10 +95,48 @@ class CountsPage(Page):
     counts: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class OrderLineItem(SquareObject):
+    """A line of an order (https://developer.squareup.com/reference/square/objects/OrderLineItem):
+    ``note`` is "An optional note associated with the line item" (at most 2,000 characters)."""
+
+    uid: str | None = None
+    catalog_object_id: str | None = None
+    quantity: str | None = None
+    note: str | None = None
+
+
+class Order(SquareObject):
+    """An order (https://developer.squareup.com/reference/square/objects/Order): ``reference_id``
+    is "A client-specified ID to associate an entity in another system with this order" (at
+    most 40 characters)."""
+
+    id: str = Field(min_length=1, max_length=255)
+    location_id: str | None = None
+    reference_id: str | None = None
+    line_items: list[OrderLineItem] | None = None
+
+
+class OrdersPage(SquareObject):
+    """A BatchRetrieveOrders response; orders stay raw so one bad order spoils only itself."""
+
+    orders: list[dict[str, Any]] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# Square documents ``event_id`` as "A unique ID for the event" with no length; its examples are
+# UUIDs (36 characters). Ours, so that a body cannot carry an unbounded key: far above any id
+# Square shows, and a key the engine takes whole or as a digest (mapping.event_key).
+MAX_EVENT_ID_CHARS = 1_024
+
+
 class WebhookData(SquareObject):
+    """``data`` of a notification: for ``inventory.count.updated``, ``type`` is
+    ``inventory_counts`` and ``object`` "Is absent if affected object was deleted"
+    (https://developer.squareup.com/reference/square/inventory-api/webhooks/inventory.count.updated)."""
+
     type: str | None = None
     id: str | None = None
-    object: dict[str, Any] = Field(default_factory=dict)
+    object: dict[str, Any] | None = None
 
 
 class WebhookEvent(SquareObject):
@@ -106,6 +144,6 @@ class WebhookEvent(SquareObject):
 
     merchant_id: str | None = None
     type: str
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: str = Field(min_length=1, max_length=MAX_EVENT_ID_CHARS)
     created_at: str | None = None
     data: WebhookData = WebhookData()

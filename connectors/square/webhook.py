@@ -6,7 +6,9 @@ signature key and sends it base64-encoded in ``x-square-hmacsha256-signature``.
 Answers: 401 for a missing or bad signature (nothing applied); 503 when the engine fails
 transiently, so Square delivers again (every count is idempotent by its event id); 200
 otherwise, also for counts that cannot be mapped: they are dead-lettered, and a retry by
-Square could not map them either.
+Square could not map them either. A notification without ``data.object`` (Square leaves it out
+when the object was deleted) has nothing to apply and is counted as ignored; an ``event_id``
+longer than :data:`~connectors.square.shapes.MAX_EVENT_ID_CHARS` is dead-lettered.
 """
 
 from __future__ import annotations
@@ -76,9 +78,14 @@ async def receive(
     if event.type != COUNT_UPDATED:
         pipeline.metrics.outcome(pipeline.name, "ignored")
         return JSONResponse({"ignored": event.type}, status_code=200)
-    counts = event.data.object.get("inventory_counts")
+    counts = (event.data.object or {}).get("inventory_counts")
+    if counts is None:  # no object (Square: absent when the object was deleted): nothing to count
+        pipeline.metrics.outcome(pipeline.name, "ignored")
+        return JSONResponse({"event_id": event.event_id, "outcomes": {}}, status_code=200)
     if not isinstance(counts, list):
-        letter = await pipeline.dead_letter("webhook", "data.object.inventory_counts missing", text)
+        letter = await pipeline.dead_letter(
+            "webhook", "data.object.inventory_counts is not a list", text
+        )
         return JSONResponse({"dead_letter": letter}, status_code=200)
     outcomes: dict[str, int] = {}
     for raw in counts:

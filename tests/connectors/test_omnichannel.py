@@ -30,7 +30,8 @@ from tests.support.shopify_stub import ShopifyStub
 from tests.support.square_connector import ITEM as SQ_ITEM
 from tests.support.square_connector import SQ_LOC, config_table
 from tests.support.square_connector import write_mapping as square_mapping
-from tests.support.square_stub import SquareStub, adjustment, physical_count
+from tests.support.square_payloads import adjustment, physical_count
+from tests.support.square_stub import SquareStub
 from tests.support.stub_server import StubServer
 
 STORE = "store-a"

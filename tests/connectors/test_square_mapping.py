@@ -10,9 +10,13 @@ import pytest
 
 from connectors.framework.commands import Adjust, Sale, SetCount, Unmappable
 from connectors.framework.config import IdMap
-from connectors.square.mapping import map_change, map_count, parse_quantity
+from connectors.square.mapping import (
+    map_change,
+    map_count,
+    parse_quantity,
+)
 from connectors.square.webhook import sign, verify
-from tests.support.square_stub import adjustment, inventory_count, physical_count, transfer
+from tests.support.square_payloads import adjustment, inventory_count, physical_count, transfer
 
 ITEM, LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5"
 IDS = IdMap(skus={ITEM: "TEE-RED-M"}, locations={LOC: "store-berlin-mitte"})

@@ -13,7 +13,7 @@ from connectors.framework.state import ConnectorState
 from connectors.square.webhook import SIGNATURE_HEADER, sign
 from stocksync.api.deps import Services
 from stocksync.config import Settings
-from tests.support.square_stub import ago, count_updated_event, inventory_count
+from tests.support.square_payloads import ago, count_updated_event, inventory_count
 
 ITEM, SQ_LOC, LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5", "store-a"
 SKU = "TEE-" + uuid.uuid4().hex[:10]

@@ -228,6 +228,93 @@ async def test_sell_reported_before_the_newest_count_is_stale(
     assert [e["kind"] for e in await outbox(store, sku)][-2:] == ["fulfilled", "adjust_stale"]
 
 
+async def test_sell_naming_a_hold_fulfilled_after_a_count_that_missed_it_gives_the_units_back(
+    store: RedisStockStore, sku: str
+) -> None:
+    """Rung up at the till, counted by Square (the count misses the units and arrives first),
+    then "Collected" pressed on the store page: the fulfilment took the units again. The sale
+    says they left before the count, so they are given back once."""
+    await add_location(store)
+    now = await server_ms(store)
+    await store.set_count(sku, LOC, 5, as_of_ms=now - 600_000)
+    await hold(store, sku, "pickup", 2)
+    await store.set_count(sku, LOC, 3, as_of_ms=now - 60_000)  # misses the 2 sold at -120 s
+    await store.fulfill("pickup")  # pressed after the count was in: 3 -> 1
+    assert (await store.position(sku, LOC)).on_hand == 1
+
+    result = await sell(store, sku, 2, "till-14", "pickup", occurred_at_ms=now - 120_000)
+    again = await sell(store, sku, 2, "till-14", "pickup", occurred_at_ms=now - 120_000)
+
+    assert (result.repeated, result.covered, result.applied) == (True, 2, False)
+    assert result.position == Position(sku, LOC, 3, 0, 0)
+    assert again.replayed
+    assert await store.position(sku, LOC) == result.position
+    back = (await outbox(store, sku))[-1]
+    assert (back["kind"], back["reason"], back["d_on_hand"]) == ("adjusted", "counted_twice", "2")
+    await store.set_count(sku, LOC, 3, as_of_ms=now - 30_000)  # Square's count once more
+    assert (await store.position(sku, LOC)).on_hand == 3
+
+
+async def test_sell_naming_a_hold_fulfilled_before_a_count_that_still_had_it_takes_the_units(
+    store: RedisStockStore, sku: str
+) -> None:
+    """ "Collected" pressed first, then a count taken before the till rang the sale up (it
+    still has the units) replaced on_hand: the sale takes the units, once."""
+    await add_location(store)
+    now = await server_ms(store)
+    await store.set_count(sku, LOC, 5, as_of_ms=now - 600_000)
+    await hold(store, sku, "pickup", 1)
+    await store.fulfill("pickup")  # 5 -> 4
+    await store.set_count(sku, LOC, 5, as_of_ms=await server_ms(store))  # still has it
+    assert (await store.position(sku, LOC)).on_hand == 5
+
+    result = await sell(store, sku, 1, "till-15", "pickup")
+
+    assert (result.repeated, result.covered) == (True, 1)
+    assert result.position == Position(sku, LOC, 4, 0, 0)
+    assert (await outbox(store, sku))[-1]["reason"] == "sale"
+
+
+async def test_sell_naming_a_fulfilled_hold_moves_its_delta_to_the_sales_time(
+    store: RedisStockStore, sku: str
+) -> None:
+    """Rung up at -120 s, "Collected" pressed now, and Square's count taken at -60 s arrives
+    after the sale: the count misses the unit, and the fulfilment, now placed at the sale's
+    time, is not added to it again."""
+    await add_location(store)
+    now = await server_ms(store)
+    await store.set_count(sku, LOC, 5, as_of_ms=now - 600_000)
+    await hold(store, sku, "pickup", 1)
+    await store.fulfill("pickup")  # 5 -> 4
+
+    result = await sell(store, sku, 1, "till-17", "pickup", occurred_at_ms=now - 120_000)
+    await store.set_count(sku, LOC, 4, as_of_ms=now - 60_000)
+
+    assert result.position == Position(sku, LOC, 4, 0, 0)
+    assert (await store.position(sku, LOC)).on_hand == 4
+
+
+@pytest.mark.parametrize("count_first", [False, True])
+async def test_sell_naming_a_fulfilled_hold_leaves_its_units_gone_once_either_order(
+    store: RedisStockStore, sku: str, count_first: bool
+) -> None:
+    """Collected on the store page and counted by Square (after the sale), in either order,
+    before the sale reaches the engine: the unit is gone once."""
+    await add_location(store)
+    now = await server_ms(store)
+    await store.set_count(sku, LOC, 5, as_of_ms=now - 600_000)
+    await hold(store, sku, "pickup", 1)
+    if not count_first:
+        await store.fulfill("pickup")
+    await store.set_count(sku, LOC, 4, as_of_ms=await server_ms(store))
+    if count_first:
+        await store.fulfill("pickup")
+
+    result = await sell(store, sku, 1, "till-16", "pickup", occurred_at_ms=now - 120_000)
+
+    assert result.position == Position(sku, LOC, 4, 0, 0)
+
+
 async def test_sell_unknown_location_raises_not_found(
     store: RedisStockStore, stocked: Stocked, sku: str
 ) -> None:

@@ -10,6 +10,7 @@ from tests.support.square_stub import TOKEN
 
 ITEM, OTHER_ITEM, SQ_LOC = "W62UWFY35CWMYGVWK6TWJDNI", "AII3WT3Q6T4KRUSGOMJBSD4D", "C6W5YS5QM06F5"
 LOC = "store-a"
+SQ_LOC2, LOC2 = "L9PJX0H2D0M6V", "store-b"  # a second store, for transfers
 
 
 def config_table(url: str, mapping_file: Path, **extra: Any) -> dict[str, Any]:
@@ -26,6 +27,6 @@ def config_table(url: str, mapping_file: Path, **extra: Any) -> dict[str, Any]:
 
 def write_mapping(path: Path, skus: dict[str, str]) -> Path:
     lines = ["[skus]", *(f'"{k}" = "{v}"' for k, v in skus.items())]
-    lines += ["[locations]", f'"{SQ_LOC}" = "{LOC}"']
+    lines += ["[locations]", f'"{SQ_LOC}" = "{LOC}"', f'"{SQ_LOC2}" = "{LOC2}"']
     path.write_text("\n".join(lines) + "\n")
     return path

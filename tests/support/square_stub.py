@@ -1,10 +1,13 @@
-"""A stub of Square's Inventory API (the two batch-retrieve calls, with cursors) and builders
-of payloads shaped like Square's documented examples."""
+"""A stub of the Square API calls the connector makes, serving payloads built by
+:mod:`tests.support.square_payloads` and refusing what Square refuses
+(:mod:`tests.support.square_rules`, each rule beside its documentation page)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -12,101 +15,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.support.square_rules import (
+    API_ERROR,
+    AUTHENTICATION,
+    INVALID_REQUEST,
+    Refused,
+    check_changes_request,
+    check_counts_request,
+    check_orders_request,
+    check_time,
+    check_version,
+)
+
 TOKEN = "EAAA-test-token"
-SOURCE_APP = {
-    "product": "SQUARE_POS",
-    "application_id": "416ff29c-86c4-4feb-b58c-9705f21f3ea0",
-    "name": "Square Point of Sale 4.37",
-}
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def ago(**delta: float) -> str:
-    return rfc3339(datetime.now(UTC) - timedelta(**delta))
-
-
-def physical_count(
-    change_id: str, catalog: str, location: str, quantity: str, occurred_at: str, **extra: Any
-) -> dict[str, Any]:
-    """A ``PHYSICAL_COUNT`` change as in Square's BatchRetrieveInventoryChanges example."""
-    return {
-        "type": "PHYSICAL_COUNT",
-        "physical_count": {
-            "id": change_id,
-            "reference_id": "22c07cf4-5626-4224-89f9-691112019399",
-            "catalog_object_id": catalog,
-            "catalog_object_type": "ITEM_VARIATION",
-            "state": "IN_STOCK",
-            "location_id": location,
-            "quantity": quantity,
-            "source": SOURCE_APP,
-            "employee_id": "LRK57NSQ5X7PUD05",
-            "occurred_at": occurred_at,
-            "created_at": extra.pop("created_at", occurred_at),
-            **extra,
-        },
-    }
-
-
-def adjustment(
-    change_id: str,
-    catalog: str,
-    location: str,
-    quantity: str,
-    occurred_at: str,
-    from_state: str = "IN_STOCK",
-    to_state: str = "SOLD",
-    **extra: Any,
-) -> dict[str, Any]:
-    """An ``ADJUSTMENT`` change shaped like Square's InventoryAdjustment."""
-    return {
-        "type": "ADJUSTMENT",
-        "adjustment": {
-            "id": change_id,
-            "from_state": from_state,
-            "to_state": to_state,
-            "location_id": location,
-            "catalog_object_id": catalog,
-            "catalog_object_type": "ITEM_VARIATION",
-            "quantity": quantity,
-            "total_price_money": {"amount": 4000, "currency": "USD"},
-            "occurred_at": occurred_at,
-            "created_at": extra.pop("created_at", occurred_at),
-            "source": SOURCE_APP,
-            "employee_id": "AV7YRCGI2H1J5NQ8E1XIZCNA",
-            **extra,
-        },
-    }
-
-
-def transfer(
-    change_id: str,
-    catalog: str,
-    from_location: str,
-    to_location: str,
-    quantity: str,
-    occurred_at: str,
-    state: str = "IN_STOCK",
-) -> dict[str, Any]:
-    """A ``TRANSFER`` change shaped like Square's InventoryTransfer."""
-    return {
-        "type": "TRANSFER",
-        "transfer": {
-            "id": change_id,
-            "state": state,
-            "from_location_id": from_location,
-            "to_location_id": to_location,
-            "catalog_object_id": catalog,
-            "catalog_object_type": "ITEM_VARIATION",
-            "quantity": quantity,
-            "occurred_at": occurred_at,
-            "created_at": occurred_at,
-            "source": SOURCE_APP,
-        },
-    }
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CURSORS = 10_000  # cursors the stub remembers (a test issues a handful)
 
 
 def _object(change: dict[str, Any]) -> dict[str, Any]:
@@ -122,103 +45,146 @@ def _at(change: dict[str, Any], locations: set[str]) -> bool:
     return not locations or bool(here & locations)
 
 
-def inventory_count(
-    catalog: str, location: str, quantity: str, calculated_at: str, state: str = "IN_STOCK"
-) -> dict[str, Any]:
-    """An InventoryCount, as in counts batch-retrieve and ``inventory.count.updated``."""
-    return {
-        "catalog_object_id": catalog,
-        "catalog_object_type": "ITEM_VARIATION",
-        "state": state,
-        "location_id": location,
-        "quantity": quantity,
-        "calculated_at": calculated_at,
-    }
-
-
-def count_updated_event(event_id: str, counts: list[dict[str, Any]]) -> dict[str, Any]:
-    """An ``inventory.count.updated`` notification as Square documents it."""
-    return {
-        "merchant_id": "6SSW7HV8K2ST5",
-        "type": "inventory.count.updated",
-        "event_id": event_id,
-        "created_at": ago(seconds=1),
-        "data": {
-            "type": "inventory",
-            "id": "84e4ac73-d605-4dbd-a9e5-ffff794ddb9d",
-            "object": {"inventory_counts": counts},
-        },
-    }
-
-
 @dataclass
 class SquareStub:
-    """What the stub serves; tests change it between sweeps. Requests whose number (from 1)
-    is in ``fail_on`` get a 503."""
+    """What the stub serves (inventory changes and counts, orders); tests change it between
+    sweeps. Requests whose number (from 1) is in ``fail_on`` get a 503."""
 
     changes: list[dict[str, Any]] = field(default_factory=list)
     counts: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2
     fail_on: set[int] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[str | None] = field(default_factory=list)  # Square-Version of each request
+    cursors_issued: list[str] = field(default_factory=list)
+    _cursors: dict[str, tuple[str, int]] = field(  # cursor -> (its query, next offset)
+        default_factory=dict, init=False, repr=False
+    )
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/v2/inventory/changes/batch-retrieve", self._changes, methods=["POST"]),
                 Route("/v2/inventory/counts/batch-retrieve", self._counts, methods=["POST"]),
+                Route("/v2/orders/batch-retrieve", self._orders, methods=["POST"]),
             ]
         )
 
-    async def _read(self, request: Request) -> dict[str, Any] | JSONResponse:
+    async def _read(self, request: Request) -> dict[str, Any]:
+        """The request's JSON body, or :class:`Refused` as Square would answer it."""
+        # https://developer.squareup.com/reference/square/enums/ErrorCategory
+        # AUTHENTICATION_ERROR: "Most commonly, the request had a missing, malformed, or
+        # otherwise invalid Authorization header."
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return _error(401, "UNAUTHORIZED")
-        if not request.headers.get("square-version"):
-            return _error(400, "MISSING_REQUIRED_PARAMETER")
-        body: dict[str, Any] = await request.json()
+            raise Refused(401, AUTHENTICATION, "UNAUTHORIZED", "bad or missing bearer token")
+        check_version(request.headers.get("square-version"))
+        self.versions.append(request.headers.get("square-version"))
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            # ErrorCode EXPECTED_JSON_BODY: "The request body is not a JSON object."
+            raise Refused(400, INVALID_REQUEST, "EXPECTED_JSON_BODY", "not a JSON object")
         self.requests.append(body)
-        if len(self.requests) in self.fail_on:
-            return _error(503, "SERVICE_UNAVAILABLE")
+        if len(self.requests) in self.fail_on:  # a test's outage, in Square's error shape
+            raise Refused(503, API_ERROR, "SERVICE_UNAVAILABLE", "try again")
         return body
 
     async def _changes(self, request: Request) -> JSONResponse:
-        body = await self._read(request)
-        if isinstance(body, JSONResponse):
-            return body
-        after = datetime.fromisoformat(body.get("updated_after", "1970-01-01T00:00:00Z"))
+        try:
+            body = await self._read(request)
+            check_changes_request(body)
+            return self._changes_page(body)
+        except Refused as refused:
+            return refused.response()
+
+    def _changes_page(self, body: dict[str, Any]) -> JSONResponse:
+        # https://developer.squareup.com/reference/square/inventory-api/batch-retrieve-inventory-changes
+        # "Returns historical physical counts and adjustments", types default [PHYSICAL_COUNT,
+        # ADJUSTMENT]: never transfers. updated_after is documented as filtering on
+        # "calculated_at", a field changes do not have; the stub filters on created_at.
+        after = check_time(body, "updated_after") or EPOCH
         locations = set(body.get("location_ids") or ())
-        types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT", "TRANSFER"))
+        types = set(body.get("types") or ("PHYSICAL_COUNT", "ADJUSTMENT"))
         found = []
         for change in self.changes:
             if change["type"] not in types or not _at(change, locations):
                 continue
             if datetime.fromisoformat(_object(change)["created_at"]) > after:
                 found.append(change)
+        # "sorted in ascending order according their occurred_at timestamp (oldest first)"
         found.sort(key=lambda c: str(_object(c)["occurred_at"]))
-        return self._page(found, body.get("cursor"), "changes")
+        return self._page(found, body, "changes")
 
     async def _counts(self, request: Request) -> JSONResponse:
-        body = await self._read(request)
-        if isinstance(body, JSONResponse):
-            return body
+        try:
+            body = await self._read(request)
+            check_counts_request(body)
+            return self._counts_page(body)
+        except Refused as refused:
+            return refused.response()
+
+    def _counts_page(self, body: dict[str, Any]) -> JSONResponse:
+        # https://developer.squareup.com/reference/square/inventory-api/batch-retrieve-inventory-counts
+        # "When updated_after is specified, only counts that have changed since that time ...
+        # are returned"; "sorted in descending order according to their calculated_at
+        # timestamp (newest first)". Without a states filter every state is returned.
+        after = check_time(body, "updated_after") or EPOCH
         locations = set(body.get("location_ids") or ())
-        states = set(body.get("states") or ("IN_STOCK",))
+        states = set(body.get("states") or ())
         found = [
             c
             for c in self.counts
-            if c["state"] in states and (not locations or c["location_id"] in locations)
+            if (not states or c["state"] in states)
+            and (not locations or c["location_id"] in locations)
+            and datetime.fromisoformat(c["calculated_at"]) > after
         ]
-        return self._page(found, body.get("cursor"), "counts")
+        found.sort(key=lambda c: datetime.fromisoformat(c["calculated_at"]), reverse=True)
+        return self._page(found, body, "counts")
 
-    def _page(self, items: list[dict[str, Any]], cursor: str | None, key: str) -> JSONResponse:
-        start = int(cursor or 0)
-        end = start + self.page_size
+    async def _orders(self, request: Request) -> JSONResponse:
+        try:
+            body = await self._read(request)
+            check_orders_request(body)
+        except Refused as refused:
+            return refused.response()
+        # https://developer.squareup.com/reference/square/orders-api/batch-retrieve-orders
+        # "If a given order ID does not exist, the ID is ignored instead of generating an
+        # error"; with location_id, only the orders of that location.
+        wanted, location = set(body["order_ids"]), body.get("location_id")
+        found = [
+            o
+            for o in self.orders
+            if o["id"] in wanted and (location is None or o["location_id"] == location)
+        ]
+        return JSONResponse({"orders": found})
+
+    def expire_cursors(self) -> None:
+        """Every cursor handed out so far stops working (pages have a limited lifespan)."""
+        self._cursors.clear()
+
+    def _page(self, items: list[dict[str, Any]], body: dict[str, Any], key: str) -> JSONResponse:
+        query = json.dumps({k: v for k, v in body.items() if k != "cursor"}, sort_keys=True)
+        start = 0
+        if body.get("cursor") is not None:
+            issued = self._cursors.get(body["cursor"])
+            # https://developer.squareup.com/docs/working-with-apis/pagination: send the cursor
+            # "along with the same original request body"; "A page of retrieved records has a
+            # limited lifespan". Square's answer to another body or an old cursor is not
+            # documented; refused here with ErrorCode INVALID_CURSOR ("The pagination cursor
+            # included in the request is invalid.").
+            if issued is None or issued[0] != query:
+                raise Refused(400, INVALID_REQUEST, "INVALID_CURSOR", "unknown cursor", "cursor")
+            start = issued[1]
+        end = start + min(self.page_size, int(body.get("limit") or self.page_size))
         out: dict[str, Any] = {key: items[start:end]}
         if end < len(items):
-            out["cursor"] = str(end)
+            cursor = uuid.uuid4().hex
+            if len(self._cursors) >= MAX_CURSORS:
+                self._cursors.clear()
+            self._cursors[cursor] = (query, end)
+            self.cursors_issued.append(cursor)
+            out["cursor"] = cursor
         return JSONResponse(out)
-
-
-def _error(status: int, code: str) -> JSONResponse:
-    errors = [{"category": "API_ERROR", "code": code, "detail": code.lower()}]
-    return JSONResponse({"errors": errors}, status_code=status)

@@ -11,7 +11,14 @@
 --   active    -> it is fulfilled (all its lines, as fulfill.lua does; the as-of rule applies
 --                to a late report), and units beyond what it held are a plain sale;
 --   fulfilled -> the units it held were sold then and are not taken again; units beyond it
---                are a plain sale.
+--                are a plain sale. But the sale says when they left the shelf, in the till's
+--                time, which is the time Square's counts know (DESIGN rule 7): the
+--                fulfilment's on_hand delta is moved to the sale's time, so each count, taken
+--                before or after the sale, is squared with the units once. A count already
+--                missing them while on_hand still holds that delta (staff pressed "Collected"
+--                once the count was in) gets the units back ('counted_twice'); a count that
+--                replaced the delta but was taken before the sale still had them: taken now
+--                ('sale').
 -- A reservation that ended (released, expired), is unknown or holds none of this line covers
 -- nothing: every unit is a plain sale. A plain sale is a negative delta with reason 'sale',
 -- as adjust.lua applies it: never refused, holds there flagged at risk when units run short.
@@ -62,7 +69,28 @@ end
 -- Fulfilling writes every line of the reservation: refused while one of them is frozen.
 if covered > 0 and ACTIVE[state] and regressed then return { 'stock_regressed', regressed } end
 
+-- What the earlier fulfilment did to this line: its on_hand delta, and that delta's entry in
+-- the position's deltas while on_hand still holds it (a count applied after it, as of a time
+-- at or after it, replaced it).
+local function fulfilled_line(events)
+  if events == '' then return nil end
+  for _, ev in ipairs(cjson.decode(events)) do
+    local f = {}
+    for i = 1, #ev[2], 2 do f[ev[2][i]] = ev[2][i + 1] end
+    if f.sku == sku and f.loc == loc then
+      local took, event_seq = tonumber(f.d_on_hand) or 0, tonumber(f.seq)
+      local member = event_seq and string.format('%d:%d', event_seq, took)
+      if took < 0 and member and redis.call('ZSCORE', deltas_key(sku, loc), member) then
+        return took, member
+      end
+      return took, nil
+    end
+  end
+  return nil
+end
+
 local hold, sale_events = '', ''
+local give_back, take = 0, 0
 if covered > 0 then
   if ACTIVE[state] then
     finish(id, rk, lines, 'fulfilled', true, occurred)
@@ -71,12 +99,33 @@ if covered > 0 then
     hold = 'repeated'
   end
   sale_events = redis.call('HGET', rk, 'events') or ''
+  local counted = select(4, read_position(sku, loc))
+  if hold == 'repeated' and counted then
+    local took, delta = fulfilled_line(sale_events)
+    -- as-of rule, as apply_delta decides it: the newest count already misses the sale's units
+    local in_count = occurred < NOW and occurred <= tonumber(counted)
+    if delta then
+      redis.call('ZADD', deltas_key(sku, loc), 'XX', occurred, delta)
+      if in_count then give_back = covered end
+    elseif took and not in_count then
+      take = covered
+    end
+  end
 end
 
 local applied, on_hand, reserved, safety, seq, flagged = 0, 0, 0, 0, 0, 0
-if qty > covered then
-  applied, on_hand, reserved, safety, seq, flagged =
-    apply_delta(sku, loc, covered - qty, 'sale', source, event_id, occurred, fp)
+if give_back > 0 then -- its delta now lies inside the count: on_hand no longer holds it
+  on_hand, reserved = read_position(sku, loc)
+  on_hand = redis.call('HINCRBY', pos_key(sku, loc), 'on_hand', give_back)
+  seq = emit('adjusted', sku, loc, { 'delta', give_back, 'reason', 'counted_twice',
+    'src', source, 'src_id', event_id, 'occurred_at', occurred, 'fp', fp,
+    'd_on_hand', give_back, 'd_reserved', 0, 'on_hand', on_hand, 'reserved', reserved })
+end
+if take > 0 or qty > covered then
+  local more
+  applied, on_hand, reserved, safety, seq, more =
+    apply_delta(sku, loc, covered - take - qty, 'sale', source, event_id, occurred, fp)
+  flagged = flagged + more
 else
   on_hand, reserved, safety = read_position(sku, loc)
   seq = num(redis.call('HGET', SEQ_KEY, sku))

@@ -56,8 +56,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
             limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
             app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
-            # Before serving: freeze any SKU whose Redis state is older than the ledger.
-            await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
+            # Before serving: freeze any SKU whose Redis state is older than the ledger. The
+            # frozen-SKU gauge is the workers' to keep: they check again every few seconds.
+            await check_regression(
+                RecoveryOps(store),
+                engine,
+                settings.namespace,
+                metrics,
+                set_gauge=settings.run_workers,
+            )
             async with anyio.create_task_group() as tg:
                 if settings.run_workers:
                     tg.start_soon(run_workers, store, ledger, engine, metrics, settings)

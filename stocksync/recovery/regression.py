@@ -18,9 +18,19 @@ log = logging.getLogger(__name__)
 
 
 async def check_regression(
-    ops: RecoveryOps, engine: Engine, namespace: str, metrics: Metrics | None = None
+    ops: RecoveryOps,
+    engine: Engine,
+    namespace: str,
+    metrics: Metrics | None = None,
+    *,
+    set_gauge: bool = True,
 ) -> list[str]:
-    """Freeze every SKU whose Redis state is older than the ledger; returns the new ones."""
+    """Freeze every SKU whose Redis state is older than the ledger; returns the new ones.
+
+    ``set_gauge=False`` counts the freezes but leaves ``stocksync_regressed_skus`` alone: a
+    process that never checks again (an API without its workers) would keep exporting its
+    start-up count after a rebuild, and an alert on it would never resolve.
+    """
 
     ledger = SqlLedger(engine)
     seqs = await anyio.to_thread.run_sync(ledger.max_seq_by_sku, namespace)
@@ -29,7 +39,8 @@ async def check_regression(
         log.error("Redis is behind the ledger for %d SKU(s): %s", len(frozen), frozen[:20])
     if metrics is not None:
         metrics.stock_regressed.inc(len(frozen))
-        metrics.regressed_skus.set(len(await ops.regressed()))
+        if set_gauge:
+            metrics.regressed_skus.set(len(await ops.regressed()))
     return frozen
 
 

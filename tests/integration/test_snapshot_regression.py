@@ -393,6 +393,32 @@ def cli(rig: Rig, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def test_api_without_workers_freezes_and_counts_but_leaves_the_gauge_to_the_workers(
+    rig: Rig,
+) -> None:
+    """The API's start-up check is its only one when the workers run elsewhere: a gauge it set
+    would still say "2 frozen" after the rebuild. It counts the freeze; the gauge stays 0."""
+    await regress(rig)
+    serving = Serving(rig)
+    async with serving as http:
+        body = {
+            "reservation_id": "a-frozen",
+            "channel": "web",
+            "lines": [{"sku": SKU_A, "location_id": "store-a", "qty": 1}],
+        }
+        r = await http.post("/v1/reservations", json=body)
+        assert (r.status_code, r.json()["code"]) == (503, "stock_regressed")
+    registry = serving.app.state.metrics.registry
+    assert registry.get_sample_value("stocksync_stock_regressed_total") == 2
+    assert registry.get_sample_value("stocksync_regressed_skus") == 0
+
+    # A process that checks periodically (the workers, here and in `stocksync worker`) does
+    # export it.
+    metrics = Metrics()
+    assert await check_regression(rig.ops, rig.engine, rig.namespace, metrics) == []
+    assert metrics.registry.get_sample_value("stocksync_regressed_skus") == 2
+
+
 class Serving:
     """The real app (its lifespan: start-up regression check, no workers) over ASGI, with an
     admin key. The lifespan's task group must be entered and exited by one task: a helper

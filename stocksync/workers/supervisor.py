@@ -97,6 +97,9 @@ async def run_workers(
         ),
     }
     backoff = settings.worker_restart_backoff_seconds
+    for name in jobs:
+        # Exported at 0 from the start, so increase() and rate() see a worker's first restart.
+        metrics.worker_restarts.labels(name)
     async with anyio.create_task_group() as tg:
         for name, job in jobs.items():
             tg.start_soon(partial(supervised, name, job, metrics, initial_backoff=backoff))

@@ -53,6 +53,14 @@ async def test_a_crashing_worker_is_restarted_and_the_api_keeps_answering(
         )
         assert restarts is not None
         assert restarts >= 2
+        # The others are exported at 0 from the start (so alerts see a first restart).
+        for healthy in ("ledger_copy", "regression_check", "audit"):
+            assert (
+                app.state.metrics.registry.get_sample_value(
+                    "stocksync_worker_restarts_total", {"worker": healthy}
+                )
+                == 0
+            )
 
 
 def test_the_bundled_redis_restarts_after_a_kill_and_keeps_acknowledged_writes(

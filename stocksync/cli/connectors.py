@@ -68,8 +68,11 @@ def run(
     name: Annotated[str, typer.Argument(help="connector name, e.g. square, warehouse, shopify")],
     config: ConfigFile,
     metrics_port: Annotated[
-        int | None, typer.Option(help="serve /metrics on 127.0.0.1:PORT while running")
+        int | None, typer.Option(help="serve /metrics on METRICS_HOST:PORT while running")
     ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="address /metrics binds to (0.0.0.0 in a container)")
+    ] = "127.0.0.1",
 ) -> None:
     """Run one connector's polling or consuming loop (and its drift checks) until stopped."""
     connector = _configured(config, [name])[name]
@@ -78,7 +81,7 @@ def run(
     async def job(store: RedisStockStore) -> None:
         ctx = await engine_context(settings, store)
         if metrics_port is not None:
-            start_http_server(metrics_port, addr="127.0.0.1", registry=ctx.registry)
+            start_http_server(metrics_port, addr=metrics_host, registry=ctx.registry)
         console.print(f"connector {name} on namespace {settings.namespace!r}")
         try:
             with acting_as(f"connector:{name}"):

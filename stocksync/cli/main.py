@@ -12,6 +12,7 @@ from typing import Annotated
 import anyio
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -129,7 +130,14 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve /metrics on METRICS_HOST:PORT while running")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="address /metrics binds to (0.0.0.0 in a container)")
+    ] = "127.0.0.1",
+) -> None:
     """Run the background workers (reaper, ledger copy, regression checks) without the API."""
     settings = Settings()
 
@@ -137,6 +145,10 @@ def worker() -> None:
         engine = make_engine(settings.sqlalchemy_url)
         await anyio.to_thread.run_sync(create_tables, engine)
         metrics = Metrics()
+        # The workers' metrics (ledger lag, drift, reaper, restarts) live in this process:
+        # without the API beside them, this is the only place Prometheus can read them.
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
         await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
         console.print(f"stocksync worker on namespace {settings.namespace!r}")
         await run_workers(store, SqlLedger(engine), engine, metrics, settings)

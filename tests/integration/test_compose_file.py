@@ -26,6 +26,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 SERVE = ["stocksync", "serve", "--host", "0.0.0.0", "--port", "8000"]
+WORKER = ["stocksync", "worker", "--metrics-host", "0.0.0.0", "--metrics-port", "9109"]
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
 REDIS_URL = "redis://redis:6379/0"
 DATABASE_URL = "postgresql+psycopg://stocksync:stocksync@postgres:5432/stocksync"
 
@@ -94,8 +97,30 @@ def environment(svc: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
-def test_services_are_exactly_redis_postgres_api(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {"redis", "postgres", "api"}
+def published(svc: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(host ip, published, target) for each port, in the short or the long syntax."""
+    result = set()
+    for port in svc.get("ports", []):
+        if isinstance(port, dict):
+            result.add(
+                (port.get("host_ip", ""), str(port.get("published", "")), str(port["target"]))
+            )
+        else:
+            *host, target = str(port).split("/")[0].rsplit(":", 2)
+            ip, public = (host[0], host[1]) if len(host) == 2 else ("", host[0])
+            result.add((ip, public, target))
+    return result
+
+
+def test_services_are_the_engine_its_stores_and_its_monitoring(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {
+        "redis",
+        "postgres",
+        "api",
+        "worker",
+        "prometheus",
+        "grafana",
+    }
 
 
 def test_redis_is_redis7_with_aof_fsynced_always(config: dict[str, Any]) -> None:
@@ -210,3 +235,110 @@ def test_dockerignore_keeps_secrets_and_virtualenvs_out_but_not_the_package() ->
     assert {".git", ".venv", ".env"} <= patterns
     for needed in ("pyproject.toml", "README.md", "stocksync", "connectors", "*", "."):
         assert needed not in patterns, f".dockerignore drops {needed!r}, which the build needs"
+
+
+# -- the workers and the monitoring stack ------------------------------------------------------
+
+
+def test_api_leaves_the_workers_to_the_worker_service(config: dict[str, Any]) -> None:
+    api, worker = service(config, "api"), service(config, "worker")
+    assert environment(api)["STOCKSYNC_RUN_WORKERS"] == "false"
+    assert argv(worker["command"]) == WORKER
+    env = environment(worker)
+    assert env["STOCKSYNC_REDIS_URL"] == REDIS_URL
+    assert env["STOCKSYNC_DATABASE_URL"] == DATABASE_URL
+    assert env.get("STOCKSYNC_RUN_WORKERS", "true") != "false"
+    assert worker["image"] == api["image"]
+    assert Path(worker["build"]["context"]).resolve() == ROOT
+    # After the API is healthy: it has migrated the database by then.
+    assert worker["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_worker_healthcheck_fetches_its_metrics_port(config: dict[str, Any]) -> None:
+    test = argv(service(config, "worker")["healthcheck"]["test"])
+    assert test[:3] == ["CMD", "python", "-c"], test
+    port = option(argv(service(config, "worker")["command"]), "--metrics-port")
+    assert f"127.0.0.1:{port}/metrics" in test[3]
+    compile(test[3], "<worker healthcheck>", "exec")
+
+
+def prometheus_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The prometheus.yml the prometheus service reads, from the directory compose mounts."""
+    prometheus = service(config, "prometheus")
+    args = argv(prometheus["command"])
+    config_file = Path(next(a for a in args if a.startswith("--config.file=")).split("=", 1)[1])
+    source = mounts(prometheus).get(str(config_file.parent))
+    assert source, f"{config_file.parent} is not mounted into prometheus"
+    assert Path(source).resolve() == PROMETHEUS_DIR
+    parsed: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / config_file.name).read_text())
+    for rule_file in parsed["rule_files"]:
+        assert (PROMETHEUS_DIR / rule_file).is_file(), f"rule file {rule_file} is not mounted"
+    return parsed
+
+
+def scrape_targets(prom: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        for job in prom["scrape_configs"]
+    }
+
+
+def test_prometheus_scrapes_the_api_and_the_worker_on_their_ports(config: dict[str, Any]) -> None:
+    targets = scrape_targets(prometheus_config(config))
+    api_port = option(argv(service(config, "api")["command"]), "--port")
+    assert targets["stocksync-api"] == [f"api:{api_port}"]
+    worker_args = argv(service(config, "worker")["command"])
+    assert option(worker_args, "--metrics-host") == "0.0.0.0"  # reachable from prometheus
+    assert targets["stocksync-worker"] == [f"worker:{option(worker_args, '--metrics-port')}"]
+    for job, hosts in targets.items():
+        for target in hosts:
+            assert target.split(":")[0] in config["services"], f"{job}: {target}"
+
+
+def test_prometheus_finds_connector_services_by_name(config: dict[str, Any]) -> None:
+    jobs = {job["job_name"]: job for job in prometheus_config(config)["scrape_configs"]}
+    (sd,) = jobs["stocksync-connectors"]["dns_sd_configs"]
+    assert sd["type"] == "A"
+    assert sd["port"] == 9108
+    names = set(sd["names"])
+    assert names == {"connector-square", "connector-warehouse", "connector-shopify"}
+
+
+def test_prometheus_and_grafana_are_pinned_and_published_on_loopback(
+    config: dict[str, Any],
+) -> None:
+    for name, port in (("prometheus", "9090"), ("grafana", "3000")):
+        svc = service(config, name)
+        tag = svc["image"].partition(":")[2]
+        assert tag not in ("", "latest"), f"{name} image is not pinned: {svc['image']}"
+        assert published(svc) == {("127.0.0.1", port, port)}, svc.get("ports")
+        data = [target for target, source in mounts(svc).items() if source in config["volumes"]]
+        assert data, f"{name} keeps its data on no named volume"
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(
+    config: dict[str, Any],
+) -> None:
+    grafana = service(config, "grafana")
+    volumes = mounts(grafana)
+    assert Path(volumes["/etc/grafana/provisioning"]).resolve() == GRAFANA_DIR / "provisioning"
+
+    datasources = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    (prometheus,) = [d for d in datasources if d["type"] == "prometheus"]
+    url = urlsplit(prometheus["url"])
+    assert url.hostname == "prometheus"
+    assert url.hostname in config["services"]
+    assert str(url.port) == "9090"  # Prometheus's port inside the network
+
+    provider = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "dashboards" / "stocksync.yml").read_text()
+    )["providers"][0]
+    folder = provider["options"]["path"]
+    assert folder in volumes, f"the dashboards folder {folder} is not mounted"
+    dashboards = Path(volumes[folder]).resolve()
+    assert (dashboards / "stocksync.json").is_file()
+    home = Path(environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert str(home.parent) == folder
+    assert (dashboards / home.name).is_file()

@@ -1,4 +1,4 @@
-"""The monitoring files in deploy/: the alert rules (valid, and each
+"""The monitoring files in deploy/: the Prometheus config and alert rules (valid, and each
 alert unit-tested against synthetic series by ``promtool test rules``), each alert annotated
 and explained in the README's runbook, and the Grafana dashboard (its queries valid PromQL,
 its panels titled as questions, its datasource the provisioned one). That every metric they
@@ -22,6 +22,7 @@ from tests.support.observability import (
     ALERTS_TEST_FILE,
     DASHBOARD_PROVIDER_FILE,
     DATASOURCES_FILE,
+    PROMETHEUS_CONFIG,
     alert_rules,
     dashboard,
     panel_queries,
@@ -60,6 +61,11 @@ def run_promtool(promtool: str, *args: str) -> str:
 def test_promtool_checks_the_alert_rules(promtool: str) -> None:
     output = run_promtool(promtool, "check", "rules", str(ALERTS_FILE))
     assert f"SUCCESS: {len(alert_rules())} rules found" in output
+
+
+def test_promtool_checks_the_prometheus_config_and_its_rule_files(promtool: str) -> None:
+    output = run_promtool(promtool, "check", "config", str(PROMETHEUS_CONFIG))
+    assert "SUCCESS: 1 rule files found" in output
 
 
 def test_alert_rules_pass_their_unit_tests(promtool: str) -> None:

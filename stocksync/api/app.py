@@ -30,6 +30,7 @@ from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
 from stocksync.recovery.regression import check_regression
 from stocksync.store.connection import open_store, redis_endpoint
@@ -108,5 +109,8 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory stocksync.api.app:app_from_env`` (multi-worker serve)."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory stocksync.api.app:app_from_env`` (multi-worker serve):
+    each worker process configures its logging here, as ``stocksync serve`` did its own."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -25,6 +25,7 @@ from stocksync.cli.runtime import run_with_store
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
@@ -45,6 +46,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(connector_app, name="connector")
 app.command("drift")(drift)
 console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation
+
+
+@app.callback()
+def configure() -> None:
+    """stocksync: real-time inventory and reservations."""
+    # Every command logs alike: JSON lines on stderr, or lines for a person on a terminal.
+    configure_logging(Settings())
 
 
 def api_keys(settings: Settings) -> SqlApiKeys:

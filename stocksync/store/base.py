@@ -26,6 +26,9 @@ ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
 # (the ledger's ``stock_movements.actor``). Set where a request or a job starts.
 ACTOR: ContextVar[str] = ContextVar("stocksync_actor", default="")
 ACTOR_MAX_LENGTH = 80
+# The HTTP request this task serves ('' outside one): every log line carries it, and so does
+# the answer (``X-Request-Id``, problem bodies), so a client's report finds the server's lines.
+REQUEST_ID: ContextVar[str] = ContextVar("stocksync_request_id", default="")
 
 
 @contextmanager

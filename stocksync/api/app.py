@@ -14,6 +14,7 @@ from stocksync.api.deps import Services
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.rate_limit import KeyRateLimiter
+from stocksync.api.request_log import RequestLog
 from stocksync.api.routers import (
     availability,
     connectors,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         path_limits={"/v1/connectors/": settings.max_webhook_bytes},
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestLog)  # outermost: its id is on every answer, even a 413
     return app
 
 

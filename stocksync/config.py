@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="INFO logs one line per request; WARNING drops those"
     )
+    ledger_consumer_idle_seconds_max: float = Field(
+        default=60.0,
+        gt=0,
+        description="readiness and `stocksync status` count a ledger copy consumer alive while "
+        "it has read the outbox within this long (a running one reads every second)",
+    )
     connectors_config: Path | None = Field(
         default=None,
         description="TOML file of connector settings; the API mounts the webhooks of those listed",

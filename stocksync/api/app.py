@@ -58,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
             limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
             app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
+            await store.load_scripts()  # /readyz reports them; none missing at the start
             # Before serving: freeze any SKU whose Redis state is older than the ledger.
             await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
             async with anyio.create_task_group() as tg:

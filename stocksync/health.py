@@ -14,13 +14,16 @@ balancer would turn a background problem into an outage (alert on them instead):
 - ``ledger_copy``: the ledger copy's consumer group on the outbox exists and a consumer of it
   read within ``LEDGER_CONSUMER_IDLE_SECONDS_MAX``, and how far behind it is. The workers may
   run in another process (``stocksync worker``), or not yet (the group appears at their start).
+
+``stocksync status`` adds the SKUs frozen because Redis went back in time, and the newest
+audit's drift.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from time import perf_counter
 from typing import Any
 
@@ -31,12 +34,15 @@ from sqlalchemy.engine import Engine
 
 from stocksync import __version__
 from stocksync.config import Settings
+from stocksync.recovery.audit import AuditSummary, last_audit
 from stocksync.store.outbox import Consumer, GroupLag
+from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import GROUP as LEDGER_GROUP
 
 CHECK_TIMEOUT_SECONDS = 2.0  # a dependency slower than this is reported as failing
 CONSUMERS_SHOWN_MAX = 10  # a group keeps a consumer per process that ever ran: show the newest
+REGRESSED_SHOWN_MAX = 50
 ERROR_MAX_CHARS = 300
 
 
@@ -72,6 +78,34 @@ class Readiness:
             "checks": {name: c.state for name, c in self.checks.items() if c.required},
             "reported": {name: c.state for name, c in self.checks.items() if not c.required},
             "details": {name: c.details for name, c in self.checks.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Status:
+    """Readiness and what an operator checks next."""
+
+    readiness: Readiness
+    regressed: list[str]  # sorted, at most REGRESSED_SHOWN_MAX
+    regressed_count: int
+    audit: AuditSummary | None
+    now_ms: int  # Redis server time; 0 when Redis did not answer
+
+    @property
+    def audit_age_seconds(self) -> float | None:
+        if self.audit is None or not self.now_ms:
+            return None
+        return max(0, self.now_ms - self.audit.at_ms) / 1000
+
+    def as_json(self) -> dict[str, Any]:
+        errors = {name: c.error for name, c in self.readiness.checks.items() if c.error}
+        return {
+            **self.readiness.as_json(),
+            "errors": errors,
+            "regressed_skus": {"count": self.regressed_count, "skus": self.regressed},
+            "last_audit": None
+            if self.audit is None
+            else {**asdict(self.audit), "age_seconds": self.audit_age_seconds},
         }
 
 
@@ -173,3 +207,15 @@ async def readiness(store: RedisStockStore, engine: Engine, settings: Settings) 
         for name, (run, required) in runs.items():
             tg.start_soon(one, name, run, required)
     return Readiness({name: checks[name] for name in runs})
+
+
+async def status(store: RedisStockStore, engine: Engine, settings: Settings) -> Status:
+    """Readiness, the regressed SKUs and the newest audit (what `stocksync status` prints)."""
+    ready = await readiness(store, engine, settings)
+    if not ready.checks["redis"].ok:
+        return Status(ready, [], 0, None, 0)
+    regressed = sorted(await RecoveryOps(store).regressed())
+    audit = await last_audit(store)
+    seconds, micros = await store.client.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    return Status(ready, regressed[:REGRESSED_SHOWN_MAX], len(regressed), audit, now_ms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stocksync.domain.model import CHANNEL_PATTERN
@@ -132,10 +132,29 @@ class Settings(BaseSettings):
         description="GET /metrics needs a key with the read (or admin) scope; off by default "
         "so existing Prometheus scrapes keep working (it shows counts and latencies, no ids)",
     )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="json: one JSON object per line; console: for a person; auto: console when "
+        "stderr is a terminal, else json",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="INFO logs one line per request; WARNING drops those"
+    )
+    ledger_consumer_idle_seconds_max: float = Field(
+        default=60.0,
+        gt=0,
+        description="readiness and `stocksync status` count a ledger copy consumer alive while "
+        "it has read the outbox within this long (a running one reads every second)",
+    )
     connectors_config: Path | None = Field(
         default=None,
         description="TOML file of connector settings; the API mounts the webhooks of those listed",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     def hold_ttl(self, channel: str) -> int:
         """TTL of a hold on ``channel`` that names none."""

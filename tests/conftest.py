@@ -4,6 +4,7 @@ app on it (used by the e2e and the connector tests)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from stocksync import logs
 from stocksync.api.app import create_app
 from stocksync.api.deps import Services
 from stocksync.config import Settings
@@ -20,7 +22,31 @@ from stocksync.domain.model import Location
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.api import KeyFactory
+from tests.support.logs import CapturedLogs, captured_logs
 from tests.support.ports import free_port
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """Commands configure logging for their process (stocksync.logs); in the test process
+    that must not outlive the test that ran one."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quiet = {name: logging.getLogger(name).level for name in logs.QUIET_BELOW_DEBUG}
+    yield
+    for handler in root.handlers[:]:
+        if handler.get_name() == "stocksync" and handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, before in quiet.items():
+        logging.getLogger(name).setLevel(before)
+
+
+@pytest.fixture
+def json_logs() -> Iterator[CapturedLogs]:
+    """What the test's code logs, as stocksync's JSON lines (DEBUG and up)."""
+    with captured_logs() as captured:
+        yield captured
 
 
 @pytest.fixture(scope="session")

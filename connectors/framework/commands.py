@@ -5,7 +5,7 @@ Each carries the source's own event id, so delivering it twice changes stock onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stocksync.domain.model import Line
 
@@ -55,7 +55,8 @@ class PlaceOrder:
     reservation_id: str
     channel: str
     lines: tuple[Line, ...]
-    customer_ref: str | None = None
+    # Out of the repr: a refused command is named in its dead letter's reason and in logs.
+    customer_ref: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

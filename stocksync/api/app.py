@@ -14,6 +14,7 @@ from stocksync.api.deps import Services
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.rate_limit import KeyRateLimiter
+from stocksync.api.request_log import RequestLog
 from stocksync.api.routers import (
     availability,
     connectors,
@@ -30,6 +31,7 @@ from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
 from stocksync.recovery.regression import check_regression
 from stocksync.store.connection import open_store, redis_endpoint
@@ -56,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
             limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
             app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
+            await store.load_scripts()  # /readyz reports them; none missing at the start
             # Before serving: freeze any SKU whose Redis state is older than the ledger. The
             # frozen-SKU gauge is the workers' to keep: they check again every few seconds.
             await check_regression(
@@ -111,9 +114,13 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         path_limits={"/v1/connectors/": settings.max_webhook_bytes},
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestLog)  # outermost: its id is on every answer, even a 413
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory stocksync.api.app:app_from_env`` (multi-worker serve)."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory stocksync.api.app:app_from_env`` (multi-worker serve):
+    each worker process configures its logging here, as ``stocksync serve`` did its own."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)

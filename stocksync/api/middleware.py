@@ -8,6 +8,7 @@ from time import perf_counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stocksync.metrics import Metrics, method_label
+from stocksync.store.base import REQUEST_ID
 
 
 class BodyTooLarge(Exception):
@@ -60,16 +61,17 @@ class BodySizeLimit:
             await self._refuse(scope, send, max_bytes)
 
     async def _refuse(self, scope: Scope, send: Send, max_bytes: int) -> None:
-        body = json.dumps(
-            {
-                "type": "/problems/payload_too_large",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": f"bodies are limited to {max_bytes} bytes; nothing was changed",
-                "code": "payload_too_large",
-                "instance": scope.get("path"),
-            }
-        ).encode()
+        problem = {
+            "type": "/problems/payload_too_large",
+            "title": "Payload too large",
+            "status": 413,
+            "detail": f"bodies are limited to {max_bytes} bytes; nothing was changed",
+            "code": "payload_too_large",
+            "instance": scope.get("path"),
+        }
+        if request_id := REQUEST_ID.get():
+            problem["request_id"] = request_id
+        body = json.dumps(problem).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from stocksync.domain.errors import StockSyncError
+from stocksync.store.base import REQUEST_ID
 
 MEDIA_TYPE = "application/problem+json"
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -39,6 +40,9 @@ def problem(
         "instance": instance,
         **extra,
     }
+    request_id = REQUEST_ID.get()
+    if request_id:  # the id this request's log lines carry (stocksync.api.request_log)
+        body["request_id"] = request_id
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
@@ -146,6 +150,7 @@ class Problem(BaseModel):
     detail: str
     code: str
     instance: str | None = None
+    request_id: str | None = None
     errors: list[ValidationItem] | None = None
 
 

@@ -94,7 +94,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         # A partial of a module-level class pickles, so worker processes get it too.
         "http": cast("type[asyncio.Protocol]", protocol),
-        "log_level": "warning",
+        # uvicorn's own lines go to the root logger in stocksync's format and level
+        # (stocksync.logs); its access log is off: the app logs each request with its id.
+        "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }

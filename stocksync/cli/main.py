@@ -23,10 +23,13 @@ from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.connectors import connector_app, drift
 from stocksync.cli.demo import load_demo
 from stocksync.cli.runtime import run_with_store
+from stocksync.cli.status import status
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
+from stocksync.recovery.audit import AuditReport, record_audit
 from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
 from stocksync.recovery.regression import check_regression
@@ -45,7 +48,15 @@ db_app = typer.Typer(help="The SQL ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(connector_app, name="connector")
 app.command("drift")(drift)
+app.command("status")(status)
 console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation
+
+
+@app.callback()
+def configure() -> None:
+    """stocksync: real-time inventory and reservations."""
+    # Every command logs alike: JSON lines on stderr, or lines for a person on a terminal.
+    configure_logging(Settings())
 
 
 def api_keys(settings: Settings) -> SqlApiKeys:
@@ -192,7 +203,13 @@ def audit(
     settings = Settings()
     engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
-    report = run_with_store(settings, lambda store: run_audit(store, engine, settings.namespace))
+
+    async def job(store: RedisStockStore) -> AuditReport:
+        report = await run_audit(store, engine, settings.namespace)
+        await record_audit(store, report)  # `stocksync status` shows the newest audit
+        return report
+
+    report = run_with_store(settings, job)
     console.print(
         f"{report.positions} position(s) compared, {report.in_flight} with events not yet in "
         f"the ledger, {len(report.drifts)} drifting, {report.drift_units} unit(s) of drift"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import anyio
 import anyio.to_thread
@@ -102,6 +102,40 @@ async def audit(store: RedisStockStore, engine: Engine, namespace: str) -> Audit
     return AuditReport(len(settled), len(positions) - len(settled), drifts)
 
 
+@dataclass(frozen=True)
+class AuditSummary:
+    """What the newest audit found, kept in Redis for `stocksync status`."""
+
+    at_ms: int  # Redis server time when it was recorded
+    positions: int
+    in_flight: int
+    drifting: int  # positions
+    units: int
+
+
+async def record_audit(store: RedisStockStore, report: AuditReport) -> AuditSummary:
+    """Keep ``report``'s summary: the workers audit in a process of their own, and an
+    operator's `stocksync status` reads it from here."""
+    seconds, micros = await store.client.time()
+    summary = AuditSummary(
+        at_ms=int(seconds) * 1000 + int(micros) // 1000,
+        positions=report.positions,
+        in_flight=report.in_flight,
+        drifting=len(report.drifts),
+        units=report.drift_units,
+    )
+    await store.client.hset(store.keys.last_audit, mapping=asdict(summary))  # type: ignore[arg-type]
+    return summary
+
+
+async def last_audit(store: RedisStockStore) -> AuditSummary | None:
+    """The newest recorded audit, if any ran on this namespace."""
+    raw: dict[str, str] = await store.client.hgetall(store.keys.last_audit)  # type: ignore[assignment]
+    if not raw:
+        return None
+    return AuditSummary(**{f.name: int(raw.get(f.name, 0)) for f in fields(AuditSummary)})
+
+
 async def run_audits(
     store: RedisStockStore, engine: Engine, namespace: str, metrics: Metrics, interval: float
 ) -> None:
@@ -109,6 +143,7 @@ async def run_audits(
     while True:
         try:
             report = await audit(store, engine, namespace)
+            await record_audit(store, report)
             metrics.ledger_drift_units.set(report.drift_units)
             metrics.ledger_drift_positions.set(len(report.drifts))
             if report.drifts:

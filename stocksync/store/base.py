@@ -26,6 +26,9 @@ ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
 # (the ledger's ``stock_movements.actor``). Set where a request or a job starts.
 ACTOR: ContextVar[str] = ContextVar("stocksync_actor", default="")
 ACTOR_MAX_LENGTH = 80
+# The HTTP request this task serves ('' outside one): every log line carries it, and so does
+# the answer (``X-Request-Id``, problem bodies), so a client's report finds the server's lines.
+REQUEST_ID: ContextVar[str] = ContextVar("stocksync_request_id", default="")
 
 
 @contextmanager
@@ -55,6 +58,27 @@ class ScriptStore:
     async def ping(self) -> None:
         """Raises when Redis does not answer (readiness)."""
         await self.client.ping()
+
+    @property
+    def script_shas(self) -> dict[str, str]:
+        """Each operation script's SHA1, the name EVALSHA calls it by."""
+        return {name: script.sha for name, script in self._scripts.items()}
+
+    async def scripts_loaded(self) -> dict[str, bool]:
+        """Which scripts Redis has (SCRIPT EXISTS). A missing one is loaded by its first call
+        (redis-py reloads on NOSCRIPT); Redis forgets them all on a restart or a failover."""
+        shas = self.script_shas
+        found = await self.client.script_exists(*shas.values())
+        return {name: bool(exists) for name, exists in zip(shas, found, strict=True)}
+
+    async def load_scripts(self) -> None:
+        """Load the scripts Redis lacks, so that no request pays the NOSCRIPT round trip."""
+        loaded = await self.scripts_loaded()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, exists in loaded.items():
+                if not exists:
+                    pipe.script_load(self._scripts[name].script)
+            await pipe.execute()
 
     async def run(self, name: str, *args: str | int) -> Any:
         """Call one script; its reply as Redis gave it."""

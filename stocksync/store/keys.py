@@ -114,3 +114,9 @@ class Keys:
     def regressed(self) -> str:
         """SKUs frozen because Redis is behind the ledger."""
         return f"{self.prefix}regressed"
+
+    @property
+    def last_audit(self) -> str:
+        """Hash: the newest audit's summary (at_ms, positions, in_flight, drifting, units),
+        for `stocksync status`; written from Python, no script reads it."""
+        return f"{self.prefix}audit:last"

@@ -112,6 +112,15 @@ class GroupLag:
 
 
 @dataclass(frozen=True)
+class Consumer:
+    """One consumer of a group, as XINFO CONSUMERS reports it."""
+
+    name: str
+    pending: int
+    idle_ms: int  # since it last read, claimed or acknowledged
+
+
+@dataclass(frozen=True)
 class TrimReport:
     lag: GroupLag | None  # of the measured group; None when it does not exist
     dead_groups: tuple[str, ...]  # groups ignored because every consumer was idle too long
@@ -229,21 +238,53 @@ class Outbox:
             )
         if mine is None:
             return TrimReport(None, tuple(dead))
+        return TrimReport(await self._lag(mine, oldest), tuple(dead))
+
+    async def _lag(self, group: dict[str, Any], oldest_pending: str | None) -> GroupLag:
+        """The lag of ``group`` (an XINFO GROUPS entry) whose oldest pending entry is
+        ``oldest_pending``."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             pipe.xlen(self.stream)
-            pipe.xrange(self.stream, "(" + str(mine["last-delivered-id"]), "+", count=1)
+            pipe.xrange(self.stream, "(" + str(group["last-delivered-id"]), "+", count=1)
             (seconds, micros), length, undelivered = await pipe.execute()
+        oldest = oldest_pending
         if oldest is None and undelivered:
             oldest = str(undelivered[0][0])
-        lag = mine.get("lag")  # Redis >= 7; before that the trimmed length is the estimate
-        events = int(mine["pending"]) + int(lag) if lag is not None else int(length)
-        lag = GroupLag(
+        lag = group.get("lag")  # Redis >= 7; before that the trimmed length is the estimate
+        events = int(group["pending"]) + int(lag) if lag is not None else int(length)
+        return GroupLag(
             events=events,
             oldest_ms=None if oldest is None else stream_order(oldest)[0],
             now_ms=int(seconds) * 1000 + int(micros) // 1000,
         )
-        return TrimReport(lag, tuple(dead))
+
+    async def _group(self, name: str) -> dict[str, Any] | None:
+        if not await self.client.exists(self.stream):
+            return None
+        groups: list[dict[str, Any]] = await self.client.xinfo_groups(self.stream)
+        return next((g for g in groups if g["name"] == name), None)
+
+    async def group_lag(self, name: str) -> GroupLag | None:
+        """How far ``name`` is behind, measured without trimming (readiness, status); None
+        when the group does not exist. Before Redis 7 the events count also holds entries
+        acknowledged since the group's last trim."""
+        group = await self._group(name)
+        if group is None:
+            return None
+        oldest = None
+        if int(group["pending"]) > 0:
+            first = (await self.client.xpending(self.stream, name))["min"]
+            oldest = None if first is None else str(first)
+        return await self._lag(group, oldest)
+
+    async def consumers(self, name: str) -> list[Consumer] | None:
+        """The consumers of group ``name``, least idle first; None when it does not exist."""
+        if await self._group(name) is None:
+            return None
+        raw: list[dict[str, Any]] = await self.client.xinfo_consumers(self.stream, name)
+        found = [Consumer(str(c["name"]), int(c["pending"]), int(c["idle"])) for c in raw]
+        return sorted(found, key=lambda c: c.idle_ms)
 
     # -- plain reads -----------------------------------------------------------------------
 

@@ -45,12 +45,12 @@ async def supervised(
     backoff = initial_backoff
     while True:
         started = time.monotonic()
-        try:
-            with acting_as(f"worker:{name}"):
+        with acting_as(f"worker:{name}"):  # also names the worker on these lines
+            try:
                 await job()
-            log.error("worker %s returned; restarting it", name)
-        except Exception:  # any failure: the worker restarts, the process keeps serving
-            log.exception("worker %s failed; restarting it in %.1fs", name, backoff)
+                log.error("worker %s returned; restarting it", name)
+            except Exception:  # any failure: the worker restarts, the process keeps serving
+                log.exception("worker %s failed; restarting it in %.1fs", name, backoff)
         metrics.worker_restarts.labels(name).inc()
         if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
             backoff = initial_backoff

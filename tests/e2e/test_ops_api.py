@@ -18,7 +18,13 @@ async def test_healthz_and_readyz(anon: httpx.AsyncClient) -> None:
     assert (await anon.get("/healthz")).json() == {"status": "ok"}
     r = await anon.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "checks": {"redis": "ok", "database": "ok"}}
+    body = r.json()
+    assert body["ready"] is True
+    assert body["checks"] == {"redis": "ok", "database": "ok"}  # required: decide `ready`
+    # reported only: the app loaded its scripts at start; no worker runs in these tests
+    assert body["reported"] == {"scripts": "ok", "ledger_copy": "absent"}
+    assert body["details"]["database"]["dialect"] == "sqlite"
+    assert body["details"]["scripts"]["loaded"] == body["details"]["scripts"]["count"] > 0
 
 
 async def test_metrics_count_reservations_by_channel_and_outcome(

@@ -53,13 +53,14 @@ def serve_env(redis_url: str, data_dir: Path, label: str) -> ServeEnv:
 
 
 @contextmanager
-def running_serve(deployment: ServeEnv) -> Iterator[str]:
-    """Start `stocksync serve` on a free port, wait until /readyz answers; yields its URL."""
+def running_serve(deployment: ServeEnv, *args: str) -> Iterator[str]:
+    """Start `stocksync serve` (with ``args``) on a free port, wait until /readyz answers;
+    yields its URL. Its output is in ``serve.log`` in the data dir."""
     port = free_port()
     log = deployment.data_dir / "serve.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            stocksync_cli("serve", "--port", str(port)),
+            stocksync_cli("serve", "--port", str(port), *args),
             env=deployment.env,
             stdout=log_file,
             stderr=log_file,

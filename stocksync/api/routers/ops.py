@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from stocksync.api.deps import bearer, scoped, services
 from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.health import readiness
 
 router = APIRouter(tags=["operations"])
 require_reader = scoped("read")
@@ -27,26 +25,12 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Redis or the database does not answer (same body)"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Redis and the database answer; 503 otherwise."""
-    checks: dict[str, str] = {}
-    try:
-        await services(request).store.ping()
-        checks["redis"] = "ok"
-    except Exception as exc:  # readiness reports any failure, whatever its type
-        checks["redis"] = f"error: {type(exc).__name__}"
-    engine = services(request).engine
-    try:
-        await anyio.to_thread.run_sync(_ping_database, engine)
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-
-def _ping_database(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    """Each dependency's state: ``checks`` the required ones (Redis, the database: 503 when
+    one fails), ``reported`` the others (the Lua scripts, the ledger copy's consumers and
+    lag), ``details`` what each measured. See ``stocksync/health.py``."""
+    svc = services(request)
+    report = await readiness(svc.store, svc.engine, svc.settings)
+    return JSONResponse(report.as_json(), status_code=200 if report.ready else 503)
 
 
 @router.get(

@@ -1,0 +1,221 @@
+"""Readiness and status: what ``GET /readyz`` answers and ``stocksync status`` prints.
+
+Required for readiness (``ready`` false and ``503`` when one fails), because no request can
+be served without them:
+
+- ``redis``: answers a PING;
+- ``database``: answers a query (a sale is written to the ledger before it is acknowledged).
+
+Reported only, because the API serves correctly without them and taking it out of a load
+balancer would turn a background problem into an outage (alert on them instead):
+
+- ``scripts``: the Lua scripts Redis has (SCRIPT EXISTS), with their version. A missing one is
+  loaded again by its first call; all go missing when Redis restarts or fails over.
+- ``ledger_copy``: the ledger copy's consumer group on the outbox exists and a consumer of it
+  read within ``LEDGER_CONSUMER_IDLE_SECONDS_MAX``, and how far behind it is. The workers may
+  run in another process (``stocksync worker``), or not yet (the group appears at their start).
+
+``stocksync status`` adds the SKUs frozen because Redis went back in time, and the newest
+audit's drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from time import perf_counter
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from stocksync import __version__
+from stocksync.config import Settings
+from stocksync.recovery.audit import AuditSummary, last_audit
+from stocksync.store.outbox import Consumer, GroupLag
+from stocksync.store.recovery import RecoveryOps
+from stocksync.store.redis_store import RedisStockStore
+from stocksync.workers.ledger_copy import GROUP as LEDGER_GROUP
+
+CHECK_TIMEOUT_SECONDS = 2.0  # a dependency slower than this is reported as failing
+CONSUMERS_SHOWN_MAX = 10  # a group keeps a consumer per process that ever ran: show the newest
+REGRESSED_SHOWN_MAX = 50
+ERROR_MAX_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Check:
+    """One dependency: ``state`` is ``ok`` or says what is wrong."""
+
+    state: str
+    required: bool
+    details: dict[str, Any] = field(default_factory=dict)
+    # The failure's message: for an operator (`stocksync status`), not for /readyz, which
+    # answers anyone and should not show host names and paths.
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    checks: dict[str, Check]
+
+    @property
+    def ready(self) -> bool:
+        return all(check.ok for check in self.checks.values() if check.required)
+
+    def as_json(self) -> dict[str, Any]:
+        """``checks`` holds the required dependencies' states (the body /readyz always had),
+        ``reported`` the others', ``details`` what each check measured."""
+        return {
+            "ready": self.ready,
+            "checks": {name: c.state for name, c in self.checks.items() if c.required},
+            "reported": {name: c.state for name, c in self.checks.items() if not c.required},
+            "details": {name: c.details for name, c in self.checks.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Status:
+    """Readiness and what an operator checks next."""
+
+    readiness: Readiness
+    regressed: list[str]  # sorted, at most REGRESSED_SHOWN_MAX
+    regressed_count: int
+    audit: AuditSummary | None
+    now_ms: int  # Redis server time; 0 when Redis did not answer
+
+    @property
+    def audit_age_seconds(self) -> float | None:
+        if self.audit is None or not self.now_ms:
+            return None
+        return max(0, self.now_ms - self.audit.at_ms) / 1000
+
+    def as_json(self) -> dict[str, Any]:
+        errors = {name: c.error for name, c in self.readiness.checks.items() if c.error}
+        return {
+            **self.readiness.as_json(),
+            "errors": errors,
+            "regressed_skus": {"count": self.regressed_count, "skus": self.regressed},
+            "last_audit": None
+            if self.audit is None
+            else {**asdict(self.audit), "age_seconds": self.audit_age_seconds},
+        }
+
+
+def _ms_since(started: float) -> float:
+    return round((perf_counter() - started) * 1000, 2)
+
+
+async def check_redis(store: RedisStockStore) -> Check:
+    started = perf_counter()
+    await store.ping()
+    return Check("ok", True, {"latency_ms": _ms_since(started)})
+
+
+async def check_database(engine: Engine) -> Check:
+    def query() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    started = perf_counter()
+    await anyio.to_thread.run_sync(query, abandon_on_cancel=True)
+    return Check("ok", True, {"dialect": engine.dialect.name, "latency_ms": _ms_since(started)})
+
+
+def scripts_version(shas: dict[str, str]) -> str:
+    """One short digest of every script's SHA: equal on two servers when they run the same
+    scripts."""
+    joined = ",".join(f"{name}={sha}" for name, sha in sorted(shas.items()))
+    return hashlib.sha1(joined.encode()).hexdigest()[:12]
+
+
+async def check_scripts(store: RedisStockStore) -> Check:
+    loaded = await store.scripts_loaded()
+    missing = sorted(name for name, exists in loaded.items() if not exists)
+    details = {
+        "version": __version__,
+        "digest": scripts_version(store.script_shas),
+        "count": len(loaded),
+        "loaded": len(loaded) - len(missing),
+        "missing": missing,
+    }
+    return Check("not_loaded" if missing else "ok", False, details)
+
+
+def ledger_copy_check(
+    consumers: list[Consumer] | None, lag: GroupLag | None, idle_seconds_max: float
+) -> Check:
+    """The ledger copy's state from its group's consumers (None: no group) and lag."""
+    if consumers is None:
+        return Check("absent", False, {"group": LEDGER_GROUP})
+    alive = [c for c in consumers if c.idle_ms < idle_seconds_max * 1000]
+    details: dict[str, Any] = {
+        "group": LEDGER_GROUP,
+        "consumers_alive": len(alive),
+        "consumers_idle": len(consumers) - len(alive),
+        "consumers": [
+            {"name": c.name, "idle_seconds": c.idle_ms / 1000, "pending": c.pending}
+            for c in consumers[:CONSUMERS_SHOWN_MAX]
+        ],
+        "lag_events": None if lag is None else lag.events,
+        "lag_seconds": None if lag is None else lag.seconds,
+    }
+    return Check("ok" if alive else "no_live_consumer", False, details)
+
+
+async def check_ledger_copy(store: RedisStockStore, idle_seconds_max: float) -> Check:
+    consumers = await store.outbox.consumers(LEDGER_GROUP)
+    lag = None if consumers is None else await store.outbox.group_lag(LEDGER_GROUP)
+    return ledger_copy_check(consumers, lag, idle_seconds_max)
+
+
+async def _bounded(run: Callable[[], Awaitable[Check]], required: bool) -> Check:
+    """``run`` within CHECK_TIMEOUT_SECONDS; a failure becomes the check's state."""
+    try:
+        with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
+            return await run()
+    except TimeoutError:
+        return Check("error: timeout", required, {"timeout_seconds": CHECK_TIMEOUT_SECONDS})
+    except Exception as exc:  # readiness reports any failure, whatever its type
+        return Check(f"error: {type(exc).__name__}", required, error=str(exc)[:ERROR_MAX_CHARS])
+
+
+async def readiness(store: RedisStockStore, engine: Engine, settings: Settings) -> Readiness:
+    """Every check, run together, each bounded in time."""
+    runs: dict[str, tuple[Callable[[], Awaitable[Check]], bool]] = {
+        "redis": (lambda: check_redis(store), True),
+        "database": (lambda: check_database(engine), True),
+        "scripts": (lambda: check_scripts(store), False),
+        "ledger_copy": (
+            lambda: check_ledger_copy(store, settings.ledger_consumer_idle_seconds_max),
+            False,
+        ),
+    }
+    checks: dict[str, Check] = {}
+
+    async def one(name: str, run: Callable[[], Awaitable[Check]], required: bool) -> None:
+        checks[name] = await _bounded(run, required)
+
+    async with anyio.create_task_group() as tg:
+        for name, (run, required) in runs.items():
+            tg.start_soon(one, name, run, required)
+    return Readiness({name: checks[name] for name in runs})
+
+
+async def status(store: RedisStockStore, engine: Engine, settings: Settings) -> Status:
+    """Readiness, the regressed SKUs and the newest audit (what `stocksync status` prints)."""
+    ready = await readiness(store, engine, settings)
+    if not ready.checks["redis"].ok:
+        return Status(ready, [], 0, None, 0)
+    regressed = sorted(await RecoveryOps(store).regressed())
+    audit = await last_audit(store)
+    seconds, micros = await store.client.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    return Status(ready, regressed[:REGRESSED_SHOWN_MAX], len(regressed), audit, now_ms)

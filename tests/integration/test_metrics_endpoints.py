@@ -19,7 +19,7 @@ from stocksync.cli.main import app
 from stocksync.domain.model import Line, Location
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.ports import free_port
-from tests.support.serve import stocksync_cli
+from tests.support.serve import running_process, stocksync_cli
 
 WAIT_LIMIT_SECONDS = 45.0
 STARTED = b"stocksync worker on namespace"
@@ -48,12 +48,9 @@ async def test_worker_serves_the_workers_metrics_on_its_metrics_port(
         "STOCKSYNC_DATA_DIR": str(tmp_path),
     }
     log = tmp_path / "worker.log"
+    command = stocksync_cli("worker", "--metrics-port", str(port))
     with log.open("wb") as err:
-        worker = await anyio.open_process(
-            stocksync_cli("worker", "--metrics-port", str(port)), env=env, stderr=err
-        )
-    async with worker:
-        try:
+        async with running_process(command, env, stderr=err) as worker:
             assert worker.stdout is not None
             seen = b""
             # The start line is printed after the metrics server is up.
@@ -76,13 +73,6 @@ async def test_worker_serves_the_workers_metrics_on_its_metrics_port(
                     assert worker.returncode is None, log.read_text()
                     assert time.monotonic() < deadline, "the worker's ledger copy wrote nothing"
                     await anyio.sleep(0.05)  # polling another process's progress, bounded
-        finally:
-            worker.terminate()
-            with anyio.move_on_after(15):
-                await worker.wait()
-            if worker.returncode is None:  # stuck on its way out: do not hang the suite
-                worker.kill()
-                await worker.wait()
 
 
 def test_connector_run_binds_its_metrics_to_the_given_host(

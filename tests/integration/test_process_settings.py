@@ -21,7 +21,7 @@ from stocksync.domain.errors import HoldLimitReached
 from stocksync.domain.model import Line, Location
 from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
-from tests.support.serve import stocksync_cli
+from tests.support.serve import running_process, stocksync_cli
 
 RETENTION_SECONDS = 120  # far below the 7-day default, so the default cannot pass for it
 WAIT_LIMIT_SECONDS = 30.0
@@ -52,27 +52,15 @@ async def test_worker_process_applies_the_configured_retention(
     key = Keys(namespace).reservation("short-hold")
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
-        worker = await anyio.open_process(
-            stocksync_cli("worker"),
-            env=process_env(redis_url, namespace, tmp_path),
-            stdout=out,
-            stderr=out,
-        )
-    async with worker:
-        try:
+        command = stocksync_cli("worker")
+        env = process_env(redis_url, namespace, tmp_path)
+        async with running_process(command, env, stdout=out, stderr=out) as worker:
             deadline = time.monotonic() + WAIT_LIMIT_SECONDS
             # A raw read: reading through a script would expire the hold itself.
             while await redis_client.hget(key, "state") != "expired":
                 assert worker.returncode is None, log.read_text()
                 assert time.monotonic() < deadline, "the worker's reaper did not expire the hold"
                 await anyio.sleep(0.05)  # polling another process's progress, bounded
-        finally:
-            worker.terminate()
-            with anyio.move_on_after(15):
-                await worker.wait()
-            if worker.returncode is None:  # stuck on its way out: do not hang the suite
-                worker.kill()
-                await worker.wait()
     assert 0 < await redis_client.ttl(key) <= RETENTION_SECONDS
 
 

@@ -7,14 +7,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.abc
 import httpx
 
 from tests.support.ports import free_port
+
+STOP_GRACE_SECONDS = 15
 
 
 def stocksync_cli(*args: str) -> list[str]:
@@ -81,3 +86,22 @@ def running_serve(deployment: ServeEnv, *args: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@asynccontextmanager
+async def running_process(
+    command: list[str], env: dict[str, str], **streams: Any
+) -> AsyncIterator[anyio.abc.Process]:
+    """A `stocksync` command in a subprocess for the block; stopped with SIGTERM after it, and
+    killed if it has not exited within STOP_GRACE_SECONDS (so a stuck one cannot hang the suite)."""
+    process = await anyio.open_process(command, env=env, **streams)
+    async with process:
+        try:
+            yield process
+        finally:
+            process.terminate()
+            with anyio.move_on_after(STOP_GRACE_SECONDS):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()

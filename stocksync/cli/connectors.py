@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from stocksync import plugins
-from stocksync.cli.runtime import run_with_store
+from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound
 from stocksync.ledger.db import create_tables, make_engine
@@ -67,12 +67,8 @@ def list_connectors() -> None:
 def run(
     name: Annotated[str, typer.Argument(help="connector name, e.g. square, warehouse, shopify")],
     config: ConfigFile,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="serve /metrics on METRICS_HOST:PORT while running")
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="address /metrics binds to (0.0.0.0 in a container)")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run one connector's polling or consuming loop (and its drift checks) until stopped."""
     connector = _configured(config, [name])[name]

@@ -22,7 +22,7 @@ from stocksync.api.server import uvicorn_options
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.connectors import connector_app, drift
 from stocksync.cli.demo import load_demo
-from stocksync.cli.runtime import run_with_store
+from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.cli.status import status
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
@@ -142,12 +142,8 @@ def db_upgrade() -> None:
 
 @app.command()
 def worker(
-    metrics_port: Annotated[
-        int | None, typer.Option(help="serve /metrics on METRICS_HOST:PORT while running")
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="address /metrics binds to (0.0.0.0 in a container)")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run the background workers (reaper, ledger copy, regression checks) without the API."""
     settings = Settings()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import anyio
+import typer
 
 from stocksync.config import Settings
 from stocksync.store.base import acting_as
@@ -13,6 +14,14 @@ from stocksync.store.connection import open_store, redis_url
 from stocksync.store.redis_store import RedisStockStore
 
 T = TypeVar("T")
+
+# The options of the long-running commands that serve their own /metrics (worker, connector run).
+MetricsPort = Annotated[
+    int | None, typer.Option(help="serve /metrics on METRICS_HOST:PORT while running")
+]
+MetricsHost = Annotated[
+    str, typer.Option(help="address /metrics binds to (0.0.0.0 in a container)")
+]
 
 
 def run_with_store(

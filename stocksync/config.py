@@ -15,7 +15,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STOCKSYNC_", env_file=".env", extra="ignore")
 
     redis_url: str | None = Field(
-        default=None, description="Redis to use; unset = start the bundled redis-server"
+        default=None, description="Redis to use; unset = start the bundled valkey-server"
+    )
+    redis_server_binary: Path | None = Field(
+        default=None,
+        description="server binary the embedded default runs instead of the bundled "
+        "valkey-server 8.1 (Redis >= 7.0 or Valkey >= 7.2)",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; unset = SQLite in the data dir"

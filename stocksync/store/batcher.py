@@ -20,9 +20,12 @@ from typing import Any
 
 from stocksync.domain.errors import StoreBusy
 
-BATCH_MAX = 128  # operations per FCALL (see the README's measurements)
+# Chosen, not yet tuned by the bench: 128 keeps one FCALL of reserves to a few ms of Redis time
+# (other clients wait while it runs); one batch in flight makes the next batch as large as the
+# load offers, and keeps batches of one process in order.
+BATCH_MAX = 128  # operations per FCALL
 QUEUE_MAX = 4096  # operations waiting for a batch, per process and store
-IN_FLIGHT_MAX = 1  # batches on the wire at once; more measured slower (README)
+IN_FLIGHT_MAX = 1  # batches on the wire at once
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,8 @@ def notes(outcome: Outcome) -> list[str]:
         if row.section == "ceiling" and "pairs_s" in row.extra:
             lines.append(
                 f"script {where}: {row.extra['pairs_s']:,} reserve+release pairs/s;"
-                f" Redis-side µs/call: EVALSHA {row.extra.get('redis_usec_per_call')}"
+                f" Redis-side µs/call: FCALL {row.extra.get('redis_usec_per_call')},"
+                f" per store call {row.extra.get('redis_usec_per_op')}"
             )
         elif row.section == "ceiling":
             lines.append(

@@ -21,7 +21,6 @@ audit's drift.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from time import perf_counter
@@ -129,24 +128,17 @@ async def check_database(engine: Engine) -> Check:
     return Check("ok", True, {"dialect": engine.dialect.name, "latency_ms": _ms_since(started)})
 
 
-def scripts_version(shas: dict[str, str]) -> str:
-    """One short digest of every script's SHA: equal on two servers when they run the same
-    scripts."""
-    joined = ",".join(f"{name}={sha}" for name, sha in sorted(shas.items()))
-    return hashlib.sha1(joined.encode()).hexdigest()[:12]
-
-
 async def check_scripts(store: RedisStockStore) -> Check:
-    loaded = await store.scripts_loaded()
-    missing = sorted(name for name, exists in loaded.items() if not exists)
+    """This build's function library on the server, and other builds' libraries beside it."""
+    libraries = await store.libraries()
+    loaded = store.library.name in libraries
     details = {
         "version": __version__,
-        "digest": scripts_version(store.script_shas),
-        "count": len(loaded),
-        "loaded": len(loaded) - len(missing),
-        "missing": missing,
+        "library": store.library.name,
+        "loaded": loaded,
+        "other_libraries": [name for name in libraries if name != store.library.name],
     }
-    return Check("not_loaded" if missing else "ok", False, details)
+    return Check("ok" if loaded else "not_loaded", False, details)
 
 
 def ledger_copy_check(

@@ -99,6 +99,12 @@ class Metrics:
             "Outbox events committed to the SQL ledger and acknowledged",
             registry=r,
         )
+        self.store_batch_size = Histogram(
+            "stocksync_store_batch_size",
+            "Operations per batch FCALL (group commit); 1 = a request that came alone",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
         self.ledger_batch_size = Histogram(
             "stocksync_ledger_batch_size",
             "Outbox events per ledger transaction",
@@ -150,3 +156,6 @@ class Metrics:
 
     def observe_script(self, name: str, seconds: float) -> None:
         self.script_latency.labels(name).observe(seconds)
+
+    def observe_batch(self, size: int) -> None:
+        self.store_batch_size.observe(size)

@@ -14,7 +14,7 @@ import redis
 
 from stocksync.domain.model import event_fingerprint
 from stocksync.store.keys import Keys
-from stocksync.store.scripts import script_source
+from stocksync.store.scripts import library
 
 RETENTION_SECONDS = 7 * 24 * 3600  # the store's default (script head: retention, outbox cap)
 CHUNK = 5000
@@ -33,18 +33,19 @@ def seed_grid(
     started = time.monotonic()
     client = redis.Redis.from_url(url)
     try:
-        upsert = client.register_script(script_source("upsert_location"))
-        set_count = client.register_script(script_source("set_count"))
+        functions = library()
+        client.function_load(functions.source, replace=True)
+        upsert, set_count = functions.function("upsert_location"), functions.function("set_count")
         for location_id in locations:
             args = [*head, location_id, location_id, "warehouse", 52.5, 13.4, 1, 1, ACTOR]
-            upsert(keys=[keys.prefix], args=args)
+            client.fcall(upsert, 1, keys.prefix, *args)
         pipe = client.pipeline(transaction=False)
         queued = 0
         for sku in skus:
             for location_id in locations:
                 fp = event_fingerprint("count", sku, location_id, on_hand, None, None, None)
                 args = [*head, sku, location_id, on_hand, "", "", "", "bench-seed", "", fp, ACTOR]
-                set_count(keys=[keys.prefix], args=args, client=pipe)
+                pipe.fcall(set_count, 1, keys.prefix, *args)
                 queued += 1
                 if queued == CHUNK:
                     _flush(pipe, keys)

@@ -29,7 +29,6 @@ from stocksync.config import Settings
 from stocksync.domain.codes import new_hold_code
 from stocksync.domain.model import Line, Location, normalize_lines, reservation_fingerprint
 from stocksync.store.redis_store import RedisStockStore
-from stocksync.store.scripts import register_scripts
 
 TARGET_RATIO = 0.80
 HEAD = (7 * 24 * 3600, 0)  # the store's default script head: retention seconds, outbox cap
@@ -120,7 +119,7 @@ def pipelined_pair_step(client: Redis, store: RedisStockStore, tag: str, batch: 
     The arguments are built as ``RedisStockStore.reserve``/``.release`` build them; replies are
     checked, so a refused call cannot pass for a fast one.
     """
-    scripts = register_scripts(client)
+    function = store.library.function
     lines = normalize_lines([Line(HOT_SKU, HOT_LOCATION, 1)])
     fp = reservation_fingerprint(CHANNEL, lines, TTL_SECONDS, None)
     lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in lines])
@@ -133,9 +132,9 @@ def pipelined_pair_step(client: Redis, store: RedisStockStore, tag: str, batch: 
             for rid in ids:
                 code = new_hold_code()
                 args = [*HEAD, rid, *tail, code, "", 0, 0, "", "", 0, ACTOR]
-                await scripts["reserve"](keys=prefix, args=args, client=pipe)
+                pipe.fcall(function("reserve"), 1, *prefix, *args)
             for rid in ids:
-                await scripts["release"](keys=prefix, args=[*HEAD, rid, "", ACTOR], client=pipe)
+                pipe.fcall(function("release"), 1, *prefix, *HEAD, rid, "", ACTOR)
             replies = await pipe.execute()
         refused = [r for r in replies if r[0] != "ok"]
         if refused:
@@ -161,6 +160,7 @@ async def compare(
     script_client = await open_client(bench.url, concurrency)
     try:
         store = RedisStockStore(script_client, Settings(namespace="benchscript"))
+        await store.load_library()
         await seed(store)
         tag = f"s{next(_run_ids)}"
         steps = {
@@ -186,7 +186,7 @@ async def compare(
                 tally.cpu += window.stop(self_cpu_seconds() - cpu_before)
                 tally.samples += samples
                 tally.seconds += profile.script_slice_s
-        wanted = ("cmdstat_incrby", "cmdstat_evalsha")  # redis-py sends INCR as INCRBY
+        wanted = ("cmdstat_incrby", "cmdstat_evalsha", "cmdstat_fcall")  # INCR is sent as INCRBY
         commands = {
             k.removeprefix("cmdstat_"): v
             for k, v in bench.info("commandstats").items()
@@ -247,12 +247,20 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
                 cpu=_client_cpu(script.cpu),
                 extra={
                     "pairs_s": round(script.rate / 2, 1),
-                    "redis_usec_per_call": redis_us.get("evalsha"),
+                    "redis_usec_per_call": redis_us.get("fcall", redis_us.get("evalsha")),
                     "calls": len(script.samples) * batch,
+                    # Redis time per store call, whatever the batching (FCALL usec / calls)
+                    "redis_usec_per_op": _usec_per_op(commands, len(script.samples) * batch),
                 },
             )
         )
     return rows
+
+
+def _usec_per_op(commands: dict[str, dict[str, Any]], calls: int) -> float | None:
+    """Redis-side µs per store call, from the script commands' total time over every round."""
+    usec = sum(float(commands.get(c, {}).get("usec", 0)) for c in ("fcall", "evalsha"))
+    return round(usec / calls, 1) if calls and usec else None
 
 
 def _client_cpu(sample: CpuSample) -> dict[str, float]:

@@ -52,13 +52,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(create_tables, engine)
         async with (
             redis_endpoint(settings) as url,
-            open_store(settings, url, observe=metrics.observe_script) as store,
+            open_store(
+                settings, url, observe=metrics.observe_script, observe_batch=metrics.observe_batch
+            ) as store,
         ):
             ledger = SqlLedger(engine)
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
             limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
             app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
-            await store.load_scripts()  # /readyz reports them; none missing at the start
             # Before serving: freeze any SKU whose Redis state is older than the ledger. The
             # frozen-SKU gauge is the workers' to keep: they check again every few seconds.
             await check_regression(

@@ -54,9 +54,10 @@ def summary(name: str, check: health.Check) -> str:
     d = check.details
     if name in ("redis", "database") and "latency_ms" in d:
         return ", ".join(filter(None, [d.get("dialect"), f"{d['latency_ms']} ms"]))
-    if name == "scripts" and "count" in d:
-        text = f"{d['loaded']}/{d['count']} loaded, version {d['version']} ({d['digest']})"
-        return text + (f"; missing: {', '.join(d['missing'])}" if d["missing"] else "")
+    if name == "scripts" and "library" in d:
+        text = f"library {d['library']} {'loaded' if d['loaded'] else 'not loaded'}"
+        others = d["other_libraries"]
+        return text + (f"; other builds' libraries: {', '.join(others)}" if others else "")
     if name == "ledger_copy" and "consumers_alive" in d:
         text = f"{d['consumers_alive']} consumer(s) alive, {d['consumers_idle']} idle"
         if d["lag_events"] is not None:

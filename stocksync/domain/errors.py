@@ -92,6 +92,15 @@ class LedgerUnavailable(StockSyncError):
     title = "The ledger could not be written"
 
 
+class StoreBusy(StockSyncError):
+    """Too many operations wait for Redis in this process (the batcher's queue is full)."""
+
+    code = "store_busy"
+    status = 503
+    title = "Too many operations waiting"
+    retry_after_seconds = 1
+
+
 class HoldLimitReached(StockSyncError):
     """Too many active reservations for one API key or one customer, or too many units held
     by one API key at one location (``scope``: key, customer or units)."""

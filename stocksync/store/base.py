@@ -1,12 +1,16 @@
-"""ScriptStore: a namespace's Redis client, its key names and its registered scripts.
+"""ScriptStore: a namespace's Redis client, its key names and its function library.
 
-Every change goes through :meth:`ScriptStore.run`: one script call with the namespace's key
-prefix as ``KEYS[1]`` and the settings every script reads (retention, outbox cap) first in
-``ARGV``. The store's parts (reads, stock changes, reservations, pickups, recovery) build on it.
+Every change goes through :meth:`ScriptStore.run`: one operation of the function library with
+the namespace's key prefix as ``KEYS[1]`` and the settings every operation reads (retention,
+outbox cap) first in ``ARGV``. Operations that change state are queued to the store's
+:class:`Batcher` and go to Redis in one ``batch`` FCALL with the others that arrived together
+(group commit); reads are their own FCALL. The store's parts (reads, stock changes,
+reservations, pickups, recovery) build on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,13 +18,16 @@ from time import perf_counter
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from stocksync.config import Settings
+from stocksync.store.batcher import BATCH_MAX, QUEUE_MAX, Batcher, Operation
 from stocksync.store.keys import Keys
 from stocksync.store.outbox import Outbox
-from stocksync.store.scripts import register_scripts
+from stocksync.store.scripts import BATCHED, LIBRARY_PREFIX, Library, library
 
 ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
+BatchObserver = Callable[[int], None]  # operations in one batch FCALL
 
 # Who is acting in this task: every script call passes it last, and every event records it
 # (the ledger's ``stock_movements.actor``). Set where a request or a job starts.
@@ -45,59 +52,119 @@ class ScriptStore:
     """One namespace of stocksync in Redis, configured by :class:`Settings`."""
 
     def __init__(
-        self, client: Redis, settings: Settings, *, observe: ScriptObserver | None = None
+        self,
+        client: Redis,
+        settings: Settings,
+        *,
+        observe: ScriptObserver | None = None,
+        observe_batch: BatchObserver | None = None,
+        batch_max: int = BATCH_MAX,
+        queue_max: int = QUEUE_MAX,
+        functions: Library | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.outbox = Outbox(client, self.keys)
-        self._scripts = register_scripts(client)
+        self.library = functions or library()
         self._head = (settings.retention_seconds, settings.outbox_maxlen)
         self._observe = observe
+        self._observe_batch = observe_batch
+        self.batcher = Batcher(self._send_batch, batch_max=batch_max, queue_max=queue_max)
+        self._reload: asyncio.Future[None] | None = None
 
     async def ping(self) -> None:
         """Raises when Redis does not answer (readiness)."""
         await self.client.ping()
 
-    @property
-    def script_shas(self) -> dict[str, str]:
-        """Each operation script's SHA1, the name EVALSHA calls it by."""
-        return {name: script.sha for name, script in self._scripts.items()}
+    async def libraries(self) -> list[str]:
+        """The stocksync libraries the server holds (this build's and other builds')."""
+        listed: list[Any] = await self.client.function_list(library=f"{LIBRARY_PREFIX}*")
+        return sorted(str(_field(entry, "library_name")) for entry in listed)
 
-    async def scripts_loaded(self) -> dict[str, bool]:
-        """Which scripts Redis has (SCRIPT EXISTS). A missing one is loaded by its first call
-        (redis-py reloads on NOSCRIPT); Redis forgets them all on a restart or a failover."""
-        shas = self.script_shas
-        found = await self.client.script_exists(*shas.values())
-        return {name: bool(exists) for name, exists in zip(shas, found, strict=True)}
+    async def library_loaded(self) -> bool:
+        """Whether the server has this build's library; a restart without data or a failover
+        loses it (it is loaded again by the first call that misses it)."""
+        return self.library.name in await self.libraries()
 
-    async def load_scripts(self) -> None:
-        """Load the scripts Redis lacks, so that no request pays the NOSCRIPT round trip."""
-        loaded = await self.scripts_loaded()
-        async with self.client.pipeline(transaction=False) as pipe:
-            for name, exists in loaded.items():
-                if not exists:
-                    pipe.script_load(self._scripts[name].script)
-            await pipe.execute()
+    async def load_library(self, *, prune: bool = True) -> list[str]:
+        """Load this build's library (FUNCTION LOAD REPLACE). With ``prune`` (at a process's
+        start), delete every other stocksync build's library first: a process still running
+        another build loads its own again on its next call, so only builds that run remain.
+        Returns the libraries deleted."""
+        pruned = []
+        if prune:
+            for name in await self.libraries():
+                if name != self.library.name:
+                    await self.client.function_delete(name)
+                    pruned.append(name)
+        await self.client.function_load(self.library.source, replace=True)
+        return pruned
+
+    async def _reload_library(self) -> None:
+        """Load the library once for every call that found it missing at the same time."""
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.ensure_future(self._load_missing())
+        await asyncio.shield(self._reload)
+
+    async def _load_missing(self) -> None:
+        await self.load_library(prune=False)
+
+    async def fcall(self, function: str, args: Sequence[str | int]) -> Any:
+        """FCALL one of this build's functions; a missing library is loaded and the call
+        retried once (a missing function never ran, so the retry is safe)."""
+        name = self.library.function(function)
+        try:
+            return await self.client.fcall(name, 1, self.keys.prefix, *args)
+        except ResponseError as exc:
+            if "function not found" not in str(exc).lower():
+                raise
+        await self._reload_library()
+        return await self.client.fcall(name, 1, self.keys.prefix, *args)
 
     async def run(self, name: str, *args: str | int) -> Any:
-        """Call one script; its reply as Redis gave it."""
+        """Run one operation; its reply as Redis gave it (a Lua error raises)."""
         started = perf_counter()
         try:
-            return await self._scripts[name](
-                keys=[self.keys.prefix], args=[*self._head, *args, ACTOR.get()]
-            )
+            if name in BATCHED:
+                (future,) = self.batcher.submit([(name, args)], ACTOR.get())
+                return await future
+            return await self.fcall(name, [*self._head, *args, ACTOR.get()])
         finally:
             if self._observe is not None:
                 self._observe(name, perf_counter() - started)
 
+    async def run_many(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
+        """Queue many changes at once (they share batches); each reply, or the exception of
+        a Lua error, in order. Each is its own atomic operation, not one transaction."""
+        futures = self.batcher.submit(calls, ACTOR.get())
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     async def run_pipelined(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
-        """Many script calls in one round trip; each is its own atomic script run (not one
-        transaction). Replies in order; a script error raises."""
-        actor = ACTOR.get()
-        async with self.client.pipeline(transaction=False) as pipe:
-            for name, args in calls:
-                await self._scripts[name](
-                    keys=[self.keys.prefix], args=[*self._head, *args, actor], client=pipe
-                )
-            return list(await pipe.execute())
+        """:meth:`run_many`, raising the first Lua error."""
+        replies = await self.run_many(calls)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    async def _send_batch(self, ops: Sequence[Operation]) -> list[Any]:
+        args: list[str | int] = [*self._head, len(ops)]
+        for op in ops:
+            args += (op.name, len(op.args) + 1, *op.args, op.actor)
+        started = perf_counter()
+        try:
+            replies: list[Any] = await self.fcall("batch", args)
+            return replies
+        finally:
+            if self._observe is not None:
+                self._observe("batch", perf_counter() - started)
+            if self._observe_batch is not None:
+                self._observe_batch(len(ops))
+
+
+def _field(entry: Any, name: str) -> Any:
+    """A field of one FUNCTION LIST entry (a flat list in RESP2, a dict in RESP3)."""
+    if isinstance(entry, dict):
+        return entry[name]
+    return entry[entry.index(name) + 1]

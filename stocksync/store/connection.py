@@ -15,7 +15,7 @@ import anyio
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from stocksync.config import Settings
-from stocksync.store.base import ScriptObserver
+from stocksync.store.base import BatchObserver, ScriptObserver
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.redis_store import RedisStockStore
 
@@ -115,16 +115,20 @@ async def open_store(
     *,
     pool_size: int | None = None,
     observe: ScriptObserver | None = None,
+    observe_batch: BatchObserver | None = None,
 ) -> AsyncIterator[RedisStockStore]:
     """The store on ``url``, configured by ``settings``; its client closes on exit.
 
     ``pool_size`` overrides ``settings.redis_pool_size`` for processes that need few
-    connections (the CLI, a worker).
+    connections (the CLI, a worker). The function library is loaded (libraries of other
+    stocksync builds are removed: see :meth:`ScriptStore.load_library`).
     """
     size = settings.redis_pool_size if pool_size is None else pool_size
     client = await open_redis(url, size, settings.redis_pool_timeout)
     try:
         require_supported_server(await client.info("server"))
-        yield RedisStockStore(client, settings, observe=observe)
+        store = RedisStockStore(client, settings, observe=observe, observe_batch=observe_batch)
+        await store.load_library()
+        yield store
     finally:
         await client.aclose()

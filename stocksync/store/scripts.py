@@ -1,18 +1,23 @@
-"""Loads the Lua scripts shipped in ``lua/`` and registers them with redis-py.
+"""Builds the function library from the Lua files shipped in ``lua/``.
 
-Each operation script is a generated prelude (the constants Python owns: the active states,
-the delta window and Redis GEO's coordinate range), then ``_lib.lua``, then the operation.
-redis-py's registered script computes the SHA once, calls EVALSHA, and reloads the script by
-itself on NOSCRIPT (after a restart or a failover).
+The library is one source loaded with ``FUNCTION LOAD REPLACE``: a generated prelude (the
+constants Python owns: the active states, the delta window and Redis GEO's coordinate range),
+then ``_lib.lua`` (helpers, created once per load, not per call), then each operation file
+wrapped mechanically as a local function of ``(KEYS, ARGV)``, then a ``batch`` function that
+runs many operations in one ``FCALL`` (group commit, see ``batcher.py``).
+
+Its name and every function's name carry a version, a short hash of the whole source: two
+builds never share a name, so a process never runs another build's code, and builds coexist
+on one server during a deploy.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from stocksync.domain.geo import GEO_LAT_MAX, GEO_LON_MAX
 from stocksync.domain.model import ACTIVE, DELTA_WINDOW_MS
@@ -38,6 +43,80 @@ OPERATIONS = (
     "move",
     "erase_customer",
 )
+# Operations that change state and go through the batcher (group commit). Reads answer on
+# their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.
+BATCHED = frozenset(
+    {
+        "reserve",
+        "confirm",
+        "ready",
+        "fulfill",
+        "release",
+        "extend",
+        "set_count",
+        "adjust",
+        "sell",
+        "expire",
+        "upsert_location",
+        "move",
+    }
+)
+LIBRARY_PREFIX = "stocksync_"
+VERSION_CHARS = 12
+_VERSION = "{version}"  # replaced in the source by the version, once it is known
+
+# Runs many operations in one call. Each one gets its own per-call values (begin) and its own
+# pcall: an error (a Lua runtime error, a failed redis.call) fills its slot, not the batch's.
+# Every operation checks before its first write, so a refusal (a reply like
+# {'insufficient_stock', ...}) never leaves a partial write; only a runtime error mid-operation
+# could (Redis has no rollback), and it would fail alone in its slot.
+_BATCH = """
+local OPS = {
+%(table)s
+}
+
+-- batch: KEYS[1] key prefix. ARGV: retention, outbox cap, count, then per operation:
+-- name, n, and n values (the operation's own arguments, then its actor).
+-- Returns one reply per operation, in order; an operation's error is an error in its slot.
+local function batch(keys, args)
+  local now = server_now()
+  local results = {}
+  local i = 4
+  for slot = 1, tonumber(args[3]) do
+    local name, n = args[i], tonumber(args[i + 1])
+    local argv = { args[1], args[2] }
+    for k = 1, n do argv[k + 2] = args[i + 1 + k] end
+    i = i + 2 + n
+    local op, reply = OPS[name], nil
+    if op then
+      begin(keys, argv, now)
+      local ok, r = pcall(op, keys, argv)
+      if ok then
+        reply = r
+      elseif type(r) == 'table' then
+        reply = { err = r.err or 'ERR error in ' .. name }
+      else
+        reply = { err = 'ERR ' .. name .. ': ' .. tostring(r) }
+      end
+    else
+      reply = { err = 'ERR unknown operation ' .. tostring(name) }
+    end
+    if reply == nil then reply = false end -- a nil would end the array early
+    results[slot] = reply
+  end
+  return results
+end
+
+local function direct(op)
+  return function(keys, args)
+    begin(keys, args, server_now())
+    return op(keys, args)
+  end
+end
+
+%(register)s
+redis.register_function('ss_%(version)s_batch', batch)
+"""
 
 
 def prelude() -> str:
@@ -52,17 +131,58 @@ def prelude() -> str:
     )
 
 
+def _lua(name: str) -> str:
+    return (resources.files("stocksync.store") / "lua" / f"{name}.lua").read_text()
+
+
+def helpers_source() -> str:
+    """The prelude and the shared helpers every operation uses."""
+    return prelude() + _lua("_lib")
+
+
 def library_source() -> str:
-    """The prelude and the shared helpers every operation starts with."""
-    return prelude() + (resources.files("stocksync.store") / "lua" / "_lib.lua").read_text()
+    """The helpers bound to one EVAL call's KEYS and ARGV: for probing them in tests."""
+    return helpers_source() + "\nbegin(KEYS, ARGV, server_now())\n"
+
+
+@dataclass(frozen=True)
+class Library:
+    """A built function library: its version, the source to load, and its function names."""
+
+    version: str
+    source: str
+
+    @property
+    def name(self) -> str:
+        return f"{LIBRARY_PREFIX}{self.version}"
+
+    def function(self, operation: str) -> str:
+        """The FCALL name of an operation (or of ``batch``) in this build."""
+        return f"ss_{self.version}_{operation}"
+
+
+def build_library(operations: Mapping[str, str]) -> Library:
+    """The library of ``operations`` (name -> Lua body reading KEYS and ARGV)."""
+    wrapped = "".join(
+        f"\nlocal function op_{name}(KEYS, ARGV)\n{body}\nend\n"
+        for name, body in operations.items()
+    )
+    table = ",\n".join(f"  {name} = op_{name}" for name in operations)
+    register = "".join(
+        f"redis.register_function('ss_{_VERSION}_{name}', direct(op_{name}))\n"
+        for name in operations
+    )
+    body = (
+        helpers_source()
+        + wrapped
+        + _BATCH % {"table": table, "register": register, "version": _VERSION}
+    )
+    version = hashlib.sha1(body.encode()).hexdigest()[:VERSION_CHARS]
+    source = f"#!lua name={LIBRARY_PREFIX}{version}\n" + body.replace(_VERSION, version)
+    return Library(version, source)
 
 
 @cache
-def script_source(name: str) -> str:
-    """The full text of an operation script: prelude, shared helpers, then the operation."""
-    operation = (resources.files("stocksync.store") / "lua" / f"{name}.lua").read_text()
-    return library_source() + "\n" + operation
-
-
-def register_scripts(client: Redis) -> dict[str, AsyncScript]:
-    return {name: client.register_script(script_source(name)) for name in OPERATIONS}
+def library() -> Library:
+    """This build's library: every operation shipped in ``lua/``."""
+    return build_library({name: _lua(name) for name in OPERATIONS})

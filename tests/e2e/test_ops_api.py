@@ -21,10 +21,11 @@ async def test_healthz_and_readyz(anon: httpx.AsyncClient) -> None:
     body = r.json()
     assert body["ready"] is True
     assert body["checks"] == {"redis": "ok", "database": "ok"}  # required: decide `ready`
-    # reported only: the app loaded its scripts at start; no worker runs in these tests
+    # reported only: the app loaded its function library at start; no worker runs in these tests
     assert body["reported"] == {"scripts": "ok", "ledger_copy": "absent"}
     assert body["details"]["database"]["dialect"] == "sqlite"
-    assert body["details"]["scripts"]["loaded"] == body["details"]["scripts"]["count"] > 0
+    assert body["details"]["scripts"]["loaded"] is True
+    assert body["details"]["scripts"]["library"].startswith("stocksync_")
 
 
 async def test_metrics_count_reservations_by_channel_and_outcome(

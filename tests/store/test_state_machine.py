@@ -55,7 +55,12 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.client: Redis = self.run(self.connect())
-        self.store = RedisStockStore(self.client, Settings(namespace="sm" + uuid.uuid4().hex[:12]))
+        self.batch_sizes: list[int] = []
+        self.store = RedisStockStore(
+            self.client,
+            Settings(namespace="sm" + uuid.uuid4().hex[:12]),
+            observe_batch=self.batch_sizes.append,
+        )
         self.on_hand = dict.fromkeys(LOCATIONS, 0)
         self.reserved = dict.fromkeys(LOCATIONS, 0)
         self.safety = dict.fromkeys(LOCATIONS, 0)
@@ -107,6 +112,50 @@ class StoreMachine(RuleBasedStateMachine):
         for ln in self.lines[rid]:
             self.reserved[ln.location_id] += ln.qty
         return rid
+
+    @rule(
+        target=reservations,
+        burst=st.lists(lines_strategy, min_size=2, max_size=5),
+        adjust_first=st.none() | st.tuples(st.sampled_from(LOCATIONS), st.integers(-3, 6)),
+    )
+    def reserve_together(
+        self, burst: list[list[Line]], adjust_first: tuple[str, int] | None
+    ) -> Any:
+        """Reservations (after a delta) submitted at once ride one batch and apply in order."""
+        burst_id = self.event_id()
+        ids = [f"b{burst_id}-{k}" for k in range(len(burst))]
+        calls: list[Coroutine[Any, Any, Any]] = []
+        if adjust_first is not None:
+            loc, delta = adjust_first
+            calls.append(
+                self.store.adjust(
+                    SKU, loc, delta, reason="r", source="pos", source_event_id=self.event_id()
+                )
+            )
+        calls += [
+            self.store.reserve(rid, "web", lines, ttl_seconds=HUGE_TTL)
+            for rid, lines in zip(ids, burst, strict=True)
+        ]
+        sent = len(self.batch_sizes)
+        outcomes = self.run(_gather(calls))
+        assert self.batch_sizes[sent:] == [len(calls)]  # one batch held them all
+        if adjust_first is not None:
+            self.on_hand[adjust_first[0]] += adjust_first[1]
+            outcomes = outcomes[1:]
+        won = []
+        for rid, lines, outcome in zip(ids, burst, outcomes, strict=True):
+            normalized = normalize_lines(lines)
+            fits = all(ln.qty <= self.available(ln.location_id) for ln in normalized)
+            if not fits:
+                assert isinstance(outcome, InsufficientStock), outcome
+                continue
+            assert not isinstance(outcome, BaseException), outcome
+            self.states[rid] = State.HELD
+            self.lines[rid] = normalized
+            for ln in normalized:
+                self.reserved[ln.location_id] += ln.qty
+            won.append(rid)
+        return multiple(*won)
 
     @rule(rid=reservations)
     def reserve_again(self, rid: str) -> None:
@@ -214,6 +263,10 @@ class StoreMachine(RuleBasedStateMachine):
         assert {rid: r.state for rid, r in stored.items()} == self.states
         active = set(self.run(self.active_ids()))
         assert active == {rid for rid, s in self.states.items() if s in ACTIVE}
+
+
+async def _gather(calls: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    return await asyncio.gather(*calls, return_exceptions=True)
 
 
 def test_store_state_machine_matches_model(redis_url: str) -> None:

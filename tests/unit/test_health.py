@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stocksync.health import Check, Readiness, ledger_copy_check, scripts_version
+from stocksync.health import Check, Readiness, ledger_copy_check
 from stocksync.store.outbox import Consumer, GroupLag
 
 
@@ -37,9 +37,3 @@ def test_ledger_copy_check_without_a_live_consumer_or_a_group() -> None:
     stale = ledger_copy_check([Consumer("host-0", 0, 61_000)], None, idle_seconds_max=60)
     assert stale.state == "no_live_consumer"
     assert ledger_copy_check(None, None, idle_seconds_max=60).state == "absent"
-
-
-def test_scripts_version_changes_with_any_script() -> None:
-    shas = {"reserve": "a" * 40, "release": "b" * 40}
-    assert scripts_version(shas) == scripts_version(dict(reversed(shas.items())))
-    assert scripts_version(shas) != scripts_version({**shas, "release": "c" * 40})

@@ -1,4 +1,4 @@
--- _lib.lua: helpers prepended to every operation script (see stocksync/store/scripts.py).
+-- _lib.lua: helpers shared by every operation of the function library (stocksync/store/scripts.py).
 --
 -- KEYS[1]  key prefix with the namespace hash tag, e.g. "ss:{default}:". Every key a script
 --          touches is built from it, so all of them hash to one slot (Redis Cluster safe).
@@ -11,14 +11,35 @@
 --
 -- Time is Redis server time, never the caller's clock.
 
-local P = KEYS[1]
-local RETENTION = tonumber(ARGV[1])
-local OUTBOX_MAXLEN = tonumber(ARGV[2])
-local NARGS = #ARGV - 1
-local ACTOR = ARGV[#ARGV]
+-- The per-call values: upvalues of every helper below, set by begin() at the entry of each
+-- operation (the function library in scripts.py calls it once per operation, also inside a
+-- batch, so each operation has its own retention, outbox cap and actor).
+local P, RETENTION, OUTBOX_MAXLEN, NARGS, ACTOR, NOW
+local ATRISK, ACTIVE_KEY, OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY
 -- ACTIVE (the active states) and DELTA_WINDOW_MS come from Python, prepended by scripts.py.
-local t = redis.call('TIME')
-local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Redis server time in ms (read once per call: every operation of a batch shares it).
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function begin(keys, argv, now)
+  P = keys[1]
+  RETENTION = tonumber(argv[1])
+  OUTBOX_MAXLEN = tonumber(argv[2])
+  NARGS = #argv - 1
+  ACTOR = argv[#argv]
+  NOW = now
+  -- One key each per namespace (see stocksync/store/keys.py for what they hold).
+  ATRISK = P .. 'atrisk'
+  ACTIVE_KEY = P .. 'active'
+  OUTBOX_KEY = P .. 'outbox'
+  SEQ_KEY = P .. 'seq'
+  REGRESSED_KEY = P .. 'regressed'
+  LOCATIONS_KEY = P .. 'locations'
+  GEO_KEY = P .. 'geo'
+end
 
 local function pos_key(sku, loc) return P .. 'pos:' .. loc .. ':' .. sku end
 local function res_key(id) return P .. 'res:' .. id end
@@ -36,14 +57,7 @@ local function bycust_key(cref) return P .. 'bycust:' .. cref end
 -- Units an API key holds per location on a channel capped in units (hash: location -> units).
 local function heldunits_key(key_id, channel) return P .. 'heldunits:' .. key_id .. ':' .. channel end
 local function code_key(code) return P .. 'code:' .. code end
-local ATRISK = P .. 'atrisk'
--- One key each per namespace (see stocksync/store/keys.py for what they hold).
-local ACTIVE_KEY = P .. 'active'
-local OUTBOX_KEY = P .. 'outbox'
-local SEQ_KEY = P .. 'seq'
-local REGRESSED_KEY = P .. 'regressed'
-local LOCATIONS_KEY = P .. 'locations'
-local GEO_KEY = P .. 'geo'
+-- ATRISK and the namespace's single keys (ACTIVE_KEY, OUTBOX_KEY, ...) are set by begin().
 
 local function num(v) return tonumber(v) or 0 end
 

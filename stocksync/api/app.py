@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from stocksync import __version__, plugins
 from stocksync.api.deps import Services
+from stocksync.api.lean import LeanLane, routes_of
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.rate_limit import KeyRateLimiter
@@ -108,6 +109,11 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     ):
         app.include_router(module.router)
     app.include_router(ui_router)
+    if settings.lean_path:  # innermost: inside the body limit, the metrics and the log
+        lean_routes = routes_of(
+            reservations.LEAN_ROUTES, stock.LEAN_ROUTES, availability.LEAN_ROUTES
+        )
+        app.add_middleware(LeanLane, routes=lean_routes)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

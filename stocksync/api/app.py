@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from stocksync import __version__, plugins
 from stocksync.api.deps import Services
-from stocksync.api.lean import LeanLane, routes_of
+from stocksync.api.lean import LeanApp, LeanLane, routes_of
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.rate_limit import KeyRateLimiter
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     """The API on ``settings``; ``metrics`` when the caller counts into them too (serve)."""
     settings = settings or Settings()
     metrics = metrics or Metrics()
-    app = FastAPI(
+    app = LeanApp(
         title="stocksync",
         version=__version__,
         summary="Real-time inventory and reservations for omnichannel retail",
@@ -109,11 +109,6 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     ):
         app.include_router(module.router)
     app.include_router(ui_router)
-    if settings.lean_path:  # innermost: inside the body limit, the metrics and the log
-        lean_routes = routes_of(
-            reservations.LEAN_ROUTES, stock.LEAN_ROUTES, availability.LEAN_ROUTES
-        )
-        app.add_middleware(LeanLane, routes=lean_routes)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -121,6 +116,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestLog)  # outermost: its id is on every answer, even a 413
+    if settings.lean_path:
+        app.lane = LeanLane(
+            routes_of(reservations.LEAN_ROUTES, stock.LEAN_ROUTES, availability.LEAN_ROUTES)
+        )
     return app
 
 

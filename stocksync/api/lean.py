@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
@@ -185,19 +186,11 @@ class LeanRoute:
         return tuple(self.path_format.split("/"))
 
 
-def json_response(status: int, body: bytes, *headers: tuple[bytes, bytes]) -> LeanResponse:
-    return LeanResponse(status, body, headers)
-
-
 class LeanLane:
-    """Pure ASGI middleware: answers the lean routes, passes everything else to ``app``.
+    """The lean routes, found by method and path shape: the literal segments and the number
+    of segments (a parameter is one segment, as Starlette's ``{name}`` matches ``[^/]+``)."""
 
-    A route is found by method and path shape: the literal segments and the number of segments
-    (a parameter is one segment, as Starlette's ``{name}`` matches ``[^/]+``).
-    """
-
-    def __init__(self, app: ASGIApp, routes: Iterable[LeanRoute]) -> None:
-        self.app = app
+    def __init__(self, routes: Iterable[LeanRoute]) -> None:
         self._routes: dict[tuple[str, int], list[tuple[LeanRoute, tuple[int, ...]]]] = {}
         for route in routes:
             segments = route.segments
@@ -218,16 +211,13 @@ class LeanLane:
                 return route, {segments[i][1:-1]: parts[i] for i in params}
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (found := self.match(scope["method"], scope["path"])) is None:
-            await self.app(scope, receive, send)
-            return
-        route, path_params = found
-        scope["route"] = route  # the metrics and the request log label by its template
-        scope["path_params"] = path_params
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app at the end of the lean stack: runs the matched route's handler."""
+        route: LeanRoute = scope["route"]
         services: Services = scope["app"].state.services
+        request = LeanRequest(scope, receive, scope["path_params"], services)
         try:
-            response = await route.handler(LeanRequest(scope, receive, path_params, services))
+            response = await route.handler(request)
         except _Disconnected:
             return
         except (StockSyncError, RequestValidationError, HTTPException, RedisError) as exc:
@@ -247,6 +237,34 @@ class LeanLane:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class LeanApp(FastAPI):
+    """FastAPI with the lean lane in front: a request a lean route matches goes through the
+    app's own middleware (request log, metrics, body limit: the same classes and options) to
+    the route's handler, and skips Starlette's error and exception layers, the router and
+    FastAPI's handler. Every other request is FastAPI's, unchanged."""
+
+    lane: LeanLane | None = None
+    _lean_stack: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lane is not None and scope["type"] == "http":
+            found = self.lane.match(scope["method"], scope["path"])
+            if found is not None:
+                scope["app"] = self
+                scope["route"], scope["path_params"] = found  # the metrics and log read it
+                if self._lean_stack is None:
+                    self._lean_stack = self._build_lean_stack(self.lane)
+                await self._lean_stack(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def _build_lean_stack(self, lane: LeanLane) -> ASGIApp:
+        app: ASGIApp = lane.serve
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def routes_of(*groups: Sequence[LeanRoute]) -> list[LeanRoute]:

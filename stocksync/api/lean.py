@@ -191,8 +191,9 @@ class LeanLane:
     of segments (a parameter is one segment, as Starlette's ``{name}`` matches ``[^/]+``)."""
 
     def __init__(self, routes: Iterable[LeanRoute]) -> None:
+        self.routes = list(routes)
         self._routes: dict[tuple[str, int], list[tuple[LeanRoute, tuple[int, ...]]]] = {}
-        for route in routes:
+        for route in self.routes:
             segments = route.segments
             params = tuple(i for i, s in enumerate(segments) if s.startswith("{"))
             self._routes.setdefault((route.method, len(segments)), []).append((route, params))

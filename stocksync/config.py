@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         default=0, ge=0, description="0: only the ledger copy trims the outbox (no event lost)"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    lean_path: bool = Field(
+        default=True,
+        description="serve the hot routes on the lean path (stocksync.api.lean); false: "
+        "through FastAPI like every other route (same answers, more CPU)",
+    )
     max_webhook_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="bodies of connector webhooks (whole orders)"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 KNOWN_CHANNELS = frozenset({"web", "app", "chat", "pos", "marketplace", "wms", "api"})
@@ -19,6 +21,23 @@ def channel_label(channel: str) -> str:
 def method_label(method: str) -> str:
     """Any client may send any method token: bound the label set the same way."""
     return method if method in KNOWN_METHODS else "other"
+
+
+class BoundChildren(dict[str, Any]):
+    """The labelled children of ``metric`` with its leading labels ``bound``, by the last
+    label's value, each made once: a hot path indexes a dict instead of calling ``labels()``
+    (label checks and a lock) per request. Bounded as the label values are (channels, actions,
+    outcome codes: fixed sets)."""
+
+    def __init__(self, metric: Counter | Histogram, *bound: str) -> None:
+        super().__init__()
+        self.metric = metric
+        self.bound = bound
+
+    def __missing__(self, value: str) -> Any:
+        child = self.metric.labels(*self.bound, value)
+        self[value] = child
+        return child
 
 
 class Metrics:
@@ -50,6 +69,8 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self._reservation_outcomes: dict[str, BoundChildren] = {}
+        self._transition_outcomes: dict[str, BoundChildren] = {}
         self.stock_changes = Counter(
             "stocksync_stock_changes",
             "Counts and adjustments by kind and outcome",
@@ -153,6 +174,20 @@ class Metrics:
             "the trim",
             registry=r,
         )
+
+    def reservation_outcomes(self, channel: str) -> BoundChildren:
+        """``reservations`` children of a channel label (see :func:`channel_label`)."""
+        found = self._reservation_outcomes.get(channel)
+        if found is None:
+            found = self._reservation_outcomes[channel] = BoundChildren(self.reservations, channel)
+        return found
+
+    def transition_outcomes(self, action: str) -> BoundChildren:
+        """``transitions`` children of one action."""
+        found = self._transition_outcomes.get(action)
+        if found is None:
+            found = self._transition_outcomes[action] = BoundChildren(self.transitions, action)
+        return found
 
     def observe_script(self, name: str, seconds: float) -> None:
         self.script_latency.labels(name).observe(seconds)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from stocksync import __version__, plugins
 from stocksync.api.deps import Services
+from stocksync.api.lean import LeanApp, LeanLane, routes_of
 from stocksync.api.middleware import BodySizeLimit, RequestMetrics
 from stocksync.api.problems import install_problem_handlers
 from stocksync.api.rate_limit import KeyRateLimiter
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     """The API on ``settings``; ``metrics`` when the caller counts into them too (serve)."""
     settings = settings or Settings()
     metrics = metrics or Metrics()
-    app = FastAPI(
+    app = LeanApp(
         title="stocksync",
         version=__version__,
         summary="Real-time inventory and reservations for omnichannel retail",
@@ -116,6 +117,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestLog)  # outermost: its id is on every answer, even a 413
+    if settings.lean_path:
+        app.lane = LeanLane(
+            routes_of(reservations.LEAN_ROUTES, stock.LEAN_ROUTES, availability.LEAN_ROUTES)
+        )
     return app
 
 

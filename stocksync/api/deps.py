@@ -56,17 +56,24 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        if credentials is None:
-            raise Unauthorized("missing bearer API key")
-        principal = await services(request).api_keys.verify(credentials.credentials)
-        if principal is None:
-            raise Unauthorized("invalid or revoked API key")
-        services(request).rate_limiter.check(principal.key_id)
-        principal.require(scope)
-        ACTOR.set(f"api:{principal.key_id}")  # this request's changes are recorded as this key's
-        return principal
+        key = None if credentials is None else credentials.credentials
+        return await authenticate(services(request), key, scope)
 
     return dependency
+
+
+async def authenticate(svc: Services, key: str | None, scope: str) -> Principal:
+    """The principal of bearer ``key``, counted by the rate limiter, with ``scope``; the
+    request's actor from now on. The FastAPI dependency and the lean path both check here."""
+    if key is None:
+        raise Unauthorized("missing bearer API key")
+    principal = await svc.api_keys.verify(key)
+    if principal is None:
+        raise Unauthorized("invalid or revoked API key")
+    svc.rate_limiter.check(principal.key_id)
+    principal.require(scope)
+    ACTOR.set(f"api:{principal.key_id}")  # this request's changes are recorded as this key's
+    return principal
 
 
 Reader = Annotated[Principal, Depends(scoped("read"))]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from time import perf_counter
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stocksync.metrics import Metrics, method_label
 from stocksync.store.base import REQUEST_ID
+
+METRIC_CHILDREN_MAX = 4096  # label sets of the HTTP metrics kept bound (routes x statuses)
 
 
 class BodyTooLarge(Exception):
@@ -96,6 +99,23 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children by (method, route, status), made once each: labels() per
+        # request was a measurable share of a reservation's CPU. The labels are bounded (see
+        # above); the cache is bounded too, past it children are looked up as before.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def children(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        """The (request counter, latency histogram) children of one label set."""
+        key = (method, template, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                self.metrics.http_requests.labels(method, template, str(status)),
+                self.metrics.http_latency.labels(method, template),
+            )
+            if len(self._children) < METRIC_CHILDREN_MAX:
+                self._children[key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +135,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
-            method = method_label(scope["method"])
-            self.metrics.http_requests.labels(method, template, str(status)).inc()
-            self.metrics.http_latency.labels(method, template).observe(perf_counter() - started)
+            requests, latency = self.children(method_label(scope["method"]), template, status)
+            requests.inc()
+            latency.observe(perf_counter() - started)

@@ -122,12 +122,27 @@ async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+HANDLERS = (
+    (StockSyncError, _domain_error),
+    (RequestValidationError, _validation_error),
+    (StarletteHTTPException, _http_error),
+    (RedisError, _redis_error),
+)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(StockSyncError, _domain_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RedisError, _redis_error)
+    for kind, handler in HANDLERS:
+        app.add_exception_handler(kind, handler)
     _document_problem_schema(app)
+
+
+async def problem_response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the app's handlers give ``exc`` (one of ``HANDLERS``' kinds), for paths
+    that answer without FastAPI's exception middleware (stocksync.api.lean)."""
+    for kind, handler in HANDLERS:
+        if isinstance(exc, kind):
+            return await handler(request, exc)
+    raise exc
 
 
 # -- OpenAPI ------------------------------------------------------------------------------

@@ -49,3 +49,40 @@ def test_key_rate_limiter_enforces_each_process_share() -> None:
     assert refused.value.retry_after_seconds is not None
     assert refused.value.retry_after_seconds >= 1
     limiter.check("another key")
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_key_rate_limiter_slides_over_the_previous_second() -> None:
+    clock = FakeClock(100.0)
+    limiter = KeyRateLimiter(4, clock=clock)
+    for _ in range(4):
+        limiter.check("k")
+    with pytest.raises(RateLimited):
+        limiter.check("k")  # the fifth in the same second
+    clock.now = 101.5  # half of second 100 still counts: 4 x 0.5 = 2 of 4 used
+    limiter.check("k")
+    limiter.check("k")
+    with pytest.raises(RateLimited) as refused:
+        limiter.check("k")
+    assert refused.value.retry_after_seconds == 1
+    clock.now = 103.0  # two quiet seconds: a fresh budget
+    for _ in range(4):
+        limiter.check("k")
+
+
+def test_key_rate_limiter_forgets_idle_keys() -> None:
+    clock = FakeClock(100.0)
+    limiter = KeyRateLimiter(10, clock=clock)
+    for key in ("a", "b", "c"):
+        limiter.check(key)
+    assert limiter.tracked_keys == 3
+    clock.now = 102.2
+    limiter.check("a")
+    assert limiter.tracked_keys == 1  # b and c idle for two windows: no longer held

@@ -6,10 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter
 
-from stocksync.api.deps import Reader, services
+from stocksync.api.deps import Reader, Services, services
+from stocksync.api.lean import LeanRequest, LeanResponse, LeanRoute
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import AvailabilityOut, LocationAvailability
+from stocksync.auth.principal import Principal
 from stocksync.domain.geo import parse_point
 from stocksync.domain.model import CHANNEL_PATTERN, SKU_PATTERN, Location, Position
 from stocksync.store.pickups import PickupOps
@@ -21,25 +24,43 @@ ONLINE_CHANNELS = frozenset({"web", "app", "marketplace"})
 POINT_PATTERN = r"^-?\d{1,3}(\.\d{1,10})?,-?\d{1,3}(\.\d{1,10})?$"
 
 
+SkuQuery = Annotated[str, Query(pattern=SKU_PATTERN)]
+NearQuery = Annotated[str | None, Query(pattern=POINT_PATTERN, description="lat,lon")]
+RadiusQuery = Annotated[
+    float | None, Query(gt=0, le=20_000, description="with `near`; default 50 km")
+]
+ChannelQuery = Annotated[str | None, Query(pattern=CHANNEL_PATTERN)]
+PickupQuery = Annotated[bool | None, Query(description="only pickup-enabled stores")]
+
+
 @router.get("", response_model=AvailabilityOut)
 async def get_availability(
     principal: Reader,
     request: Request,
-    sku: Annotated[str, Query(pattern=SKU_PATTERN)],
-    near: Annotated[str | None, Query(pattern=POINT_PATTERN, description="lat,lon")] = None,
-    radius_km: Annotated[
-        float | None, Query(gt=0, le=20_000, description="with `near`; default 50 km")
-    ] = None,
-    channel: Annotated[str | None, Query(pattern=CHANNEL_PATTERN)] = None,
-    pickup: Annotated[bool | None, Query(description="only pickup-enabled stores")] = None,
+    sku: SkuQuery,
+    near: NearQuery = None,
+    radius_km: RadiusQuery = None,
+    channel: ChannelQuery = None,
+    pickup: PickupQuery = None,
 ) -> AvailabilityOut:
     """Per-location availability and the total (safety stock held back, clamped at zero).
 
     With ``near``: only locations within ``radius_km`` (Redis GEOSEARCH), nearest first, each
     with ``distance_km``.
     """
+    return await _availability(services(request), principal, sku, near, radius_km, channel, pickup)
+
+
+async def _availability(
+    svc: Services,
+    principal: Principal,
+    sku: str,
+    near: str | None,
+    radius_km: float | None,
+    channel: str | None,
+    pickup: bool | None,
+) -> AvailabilityOut:
     point = _point(near)
-    svc = services(request)
     found: list[tuple[Position, Location, float | None]]
     if point is None:
         found = [(p, loc, None) for p, loc in await svc.store.positions(sku)]
@@ -74,6 +95,30 @@ async def get_availability(
     # GEOSEARCH ... ASC gave them nearest first; the sort only settles ties deterministically.
     rows.sort(key=lambda r: (r.distance_km or 0.0, r.location_id))
     return AvailabilityOut(sku=sku, total_available=sum(r.available for r in rows), locations=rows)
+
+
+_SKU = TypeAdapter(SkuQuery)
+_NEAR = TypeAdapter(NearQuery)
+_RADIUS = TypeAdapter(RadiusQuery)
+_CHANNEL = TypeAdapter(ChannelQuery)
+_PICKUP = TypeAdapter(PickupQuery)
+_OUT = TypeAdapter(AvailabilityOut)
+
+
+async def lean_get_availability(req: LeanRequest) -> LeanResponse:
+    """GET /v1/availability on the lean path (stocksync.api.lean)."""
+    principal = await req.principal("read")
+    sku = req.query("sku", _SKU)
+    near = req.query("near", _NEAR, None)
+    radius_km = req.query("radius_km", _RADIUS, None)
+    channel = req.query("channel", _CHANNEL, None)
+    pickup = req.query("pickup", _PICKUP, None)
+    req.raise_errors()
+    out = await _availability(req.services, principal, sku, near, radius_km, channel, pickup)
+    return LeanResponse(200, _OUT.dump_json(out))
+
+
+LEAN_ROUTES = (LeanRoute("GET", router.prefix, lean_get_availability),)
 
 
 def _point(near: str | None) -> tuple[float, float] | None:

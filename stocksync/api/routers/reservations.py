@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter
 
 from stocksync.api.convert import reservation_out
-from stocksync.api.deps import Reader, Reserver, services
+from stocksync.api.deps import Reader, Reserver, Services, services
+from stocksync.api.lean import REPLAYED_HEADER, Handler, LeanRequest, LeanResponse, LeanRoute
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.reservation_access import access_spec, authorize, read_reservation
 from stocksync.api.schemas import (
@@ -82,12 +84,22 @@ async def create_reservation(
     another body is ``409 idempotency_conflict``; a line that does not fit is
     ``409 insufficient_stock`` listing every short line, and nothing is reserved.
     """
+    out, created = await _create(services(request), principal, body)
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return out
+
+
+async def _create(
+    svc: Services, principal: Principal, body: ReservationIn
+) -> tuple[ReservationOut, bool]:
+    """The reservation and whether it was created (else replayed)."""
     principal.require_locations(line.location_id for line in body.lines)
-    svc = services(request)
     _known_channel(svc.settings, body.channel)
     ttl = _ttl(svc.settings, body.channel, body.ttl_seconds)
     lines = [Line(ln.sku, ln.location_id, ln.qty) for ln in body.lines]
-    channel = channel_label(body.channel)
+    outcomes = svc.metrics.reservation_outcomes(channel_label(body.channel))
     try:
         result = await svc.store.reserve(
             body.reservation_id,
@@ -98,13 +110,10 @@ async def create_reservation(
             key_id=principal.key_id,
         )
     except StockSyncError as exc:
-        svc.metrics.reservations.labels(channel, exc.code).inc()
+        outcomes[exc.code].inc()
         raise
-    if not result.created:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    svc.metrics.reservations.labels(channel, "held" if result.created else "replayed").inc()
-    return reservation_out(result.reservation)
+    outcomes["held" if result.created else "replayed"].inc()
+    return reservation_out(result.reservation), result.created
 
 
 @router.get("/{reservation_id}", response_model=ReservationOut)
@@ -119,30 +128,47 @@ async def get_reservation(
 
 
 async def _transition(
-    action: str,
-    reservation_id: str,
-    principal: Principal,
-    request: Request,
-    response: Response,
-    *args: int | None,
-) -> ReservationOut:
-    svc = services(request)
+    svc: Services, action: str, reservation_id: str, principal: Principal, *args: int | None
+) -> tuple[ReservationOut, bool]:
+    """The reservation after ``action`` and whether it repeated one already taken."""
     method = getattr(svc.store, action)
+    outcomes = svc.metrics.transition_outcomes(action)
     try:
         # The script refuses (404) a reservation this key may not access, in the same call.
         result: TransitionResult = await method(
             reservation_id, *args, access=access_spec(principal)
         )
     except StockSyncError as exc:
-        svc.metrics.transitions.labels(action, exc.code).inc()
+        outcomes[exc.code].inc()
         raise
     if result.sale_events:
         # A sale is acknowledged only after its ledger rows are committed (DESIGN rule 6).
         await write_through(svc.ledger, result.sale_events)
-    svc.metrics.transitions.labels(action, "repeated" if result.repeated else "ok").inc()
-    if result.repeated:
+    outcomes["repeated" if result.repeated else "ok"].inc()
+    return reservation_out(result.reservation), result.repeated
+
+
+def _answer(response: Response, done: tuple[ReservationOut, bool]) -> ReservationOut:
+    out, repeated = done
+    if repeated:
         response.headers["Idempotent-Replayed"] = "true"
-    return reservation_out(result.reservation)
+    return out
+
+
+async def _pickup_deadline(
+    svc: Services, principal: Principal, reservation_id: str, body: ConfirmIn | None
+) -> int | None:
+    if body is None or body.pickup_within_seconds is None:
+        return None
+    channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
+    return _ttl(svc.settings, channel, body.pickup_within_seconds, "pickup_within_seconds")
+
+
+async def _extend_ttl(
+    svc: Services, principal: Principal, reservation_id: str, body: ExtendIn
+) -> int:
+    channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
+    return _ttl(svc.settings, channel, body.ttl_seconds)
 
 
 @router.post("/{reservation_id}/confirm", response_model=ReservationOut)
@@ -157,12 +183,9 @@ async def confirm(
 
     The units stay reserved throughout: a chat hold becomes a pickup order in one step.
     """
-    pickup = None
-    if body is not None and body.pickup_within_seconds is not None:
-        svc = services(request)
-        channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
-        pickup = _ttl(svc.settings, channel, body.pickup_within_seconds, "pickup_within_seconds")
-    return await _transition("confirm", reservation_id, principal, request, response, pickup)
+    svc = services(request)
+    pickup = await _pickup_deadline(svc, principal, reservation_id, body)
+    return _answer(response, await _transition(svc, "confirm", reservation_id, principal, pickup))
 
 
 def _add_transition_route(action: str, doc: str) -> None:
@@ -175,14 +198,15 @@ def _add_transition_route(action: str, doc: str) -> None:
         response: Response,
         body: EmptyIn | None = None,
     ) -> ReservationOut:
-        return await _transition(action, reservation_id, principal, request, response)
+        done = await _transition(services(request), action, reservation_id, principal)
+        return _answer(response, done)
 
     endpoint.__doc__ = doc
     endpoint.__name__ = action
     router.post(f"/{{reservation_id}}/{action}", response_model=ReservationOut)(endpoint)
 
 
-for _action, _doc in (
+SIMPLE_TRANSITIONS = (
     ("ready", "confirmed → ready (picked and set aside for collection)."),
     (
         "fulfill",
@@ -190,7 +214,8 @@ for _action, _doc in (
         "once the sale is in the ledger.",
     ),
     ("release", "held | confirmed | ready → released: the units return to available stock."),
-):
+)
+for _action, _doc in SIMPLE_TRANSITIONS:
     _add_transition_route(_action, _doc)
 
 
@@ -204,6 +229,87 @@ async def extend(
 ) -> ReservationOut:
     """Move the deadline of an active reservation to now + ttl_seconds."""
     svc = services(request)
-    channel = await authorize(svc, principal, reservation_id)  # before the TTL policy
-    ttl = _ttl(svc.settings, channel, body.ttl_seconds)
-    return await _transition("extend", reservation_id, principal, request, response, ttl)
+    ttl = await _extend_ttl(svc, principal, reservation_id, body)
+    return _answer(response, await _transition(svc, "extend", reservation_id, principal, ttl))
+
+
+# -- the lean path (stocksync.api.lean): the same routes without FastAPI's machinery -------
+
+_RESERVATION_IN = TypeAdapter(ReservationIn)
+_CONFIRM_IN = TypeAdapter(ConfirmIn | None)
+_EMPTY_IN = TypeAdapter(EmptyIn | None)
+_EXTEND_IN = TypeAdapter(ExtendIn)
+_RESERVATION_ID = TypeAdapter(ReservationIdPath)
+_OUT = TypeAdapter(ReservationOut)
+
+
+def _lean_answer(done: tuple[ReservationOut, bool], status: int = 200) -> LeanResponse:
+    out, replayed = done
+    if replayed:
+        return LeanResponse(200, _OUT.dump_json(out), (REPLAYED_HEADER,))
+    return LeanResponse(status, _OUT.dump_json(out))
+
+
+async def lean_create(req: LeanRequest) -> LeanResponse:
+    raw = await req.read_body()
+    principal = await req.principal("reserve")
+    body = req.body(raw, _RESERVATION_IN, required=True)
+    req.raise_errors()
+    out, created = await _create(req.services, principal, body)
+    return _lean_answer((out, not created), status=201)
+
+
+async def lean_get(req: LeanRequest) -> LeanResponse:
+    principal = await req.principal("read")
+    reservation_id = req.path("reservation_id", _RESERVATION_ID)
+    req.raise_errors()
+    return LeanResponse(
+        200, _OUT.dump_json(await read_reservation(req.services, principal, reservation_id))
+    )
+
+
+async def lean_confirm(req: LeanRequest) -> LeanResponse:
+    raw = await req.read_body()
+    principal = await req.principal("reserve")
+    reservation_id = req.path("reservation_id", _RESERVATION_ID)
+    body = req.body(raw, _CONFIRM_IN, required=False)
+    req.raise_errors()
+    pickup = await _pickup_deadline(req.services, principal, reservation_id, body)
+    return _lean_answer(
+        await _transition(req.services, "confirm", reservation_id, principal, pickup)
+    )
+
+
+def _lean_simple(action: str) -> Handler:
+    async def handler(req: LeanRequest) -> LeanResponse:
+        raw = await req.read_body()
+        principal = await req.principal("reserve")
+        reservation_id = req.path("reservation_id", _RESERVATION_ID)
+        req.body(raw, _EMPTY_IN, required=False)
+        req.raise_errors()
+        return _lean_answer(await _transition(req.services, action, reservation_id, principal))
+
+    return handler
+
+
+async def lean_extend(req: LeanRequest) -> LeanResponse:
+    raw = await req.read_body()
+    principal = await req.principal("reserve")
+    reservation_id = req.path("reservation_id", _RESERVATION_ID)
+    body = req.body(raw, _EXTEND_IN, required=True)
+    req.raise_errors()
+    ttl = await _extend_ttl(req.services, principal, reservation_id, body)
+    return _lean_answer(await _transition(req.services, "extend", reservation_id, principal, ttl))
+
+
+_ONE = f"{router.prefix}/{{reservation_id}}"
+LEAN_ROUTES = (
+    LeanRoute("POST", router.prefix, lean_create),
+    LeanRoute("GET", _ONE, lean_get),
+    LeanRoute("POST", f"{_ONE}/confirm", lean_confirm),
+    *(
+        LeanRoute("POST", f"{_ONE}/{action}", _lean_simple(action))
+        for action, _ in SIMPLE_TRANSITIONS
+    ),
+    LeanRoute("POST", f"{_ONE}/extend", lean_extend),
+)

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
+from pydantic import TypeAdapter
 
 from stocksync.api.convert import position_out, stock_change_out, to_ms
 from stocksync.api.deps import Reader, StockWriter, services
+from stocksync.api.lean import LeanRequest, LeanResponse, LeanRoute
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import (
     SQL_BIGINT_MAX,
@@ -94,6 +96,25 @@ async def get_position(
     """One position; ``available`` is clamped at zero."""
     principal.require_locations([location_id])
     return position_out(await services(request).store.position(sku, location_id))
+
+
+_LOCATION = TypeAdapter(LocationPath)
+_SKU = TypeAdapter(SkuPath)
+_POSITION_OUT = TypeAdapter(PositionOut)
+
+
+async def lean_get_position(req: LeanRequest) -> LeanResponse:
+    """GET /{location_id}/{sku} on the lean path (stocksync.api.lean)."""
+    principal = await req.principal("read")
+    location_id = req.path("location_id", _LOCATION)
+    sku = req.path("sku", _SKU)
+    req.raise_errors()
+    principal.require_locations([location_id])
+    position = await req.services.store.position(sku, location_id)
+    return LeanResponse(200, _POSITION_OUT.dump_json(position_out(position)))
+
+
+LEAN_ROUTES = (LeanRoute("GET", f"{router.prefix}/{{location_id}}/{{sku}}", lean_get_position),)
 
 
 @router.get("/{location_id}/{sku}/history", response_model=MovementPage)

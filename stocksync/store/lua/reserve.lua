@@ -66,7 +66,7 @@ end
 -- Checks: every location exists and every line fits, before the first write.
 local missing, short, on_hands = {}, {}, {}
 for i, ln in ipairs(lines) do
-  local p = redis.call('HMGET', pos_key(ln[1], ln[2]), 'on_hand', 'reserved', 'safety')
+  local p = redis.call('HMGET', pos_key(ln[1], ln[2]), ON_HAND, RESERVED, SAFETY)
   if not p[1] and redis.call('EXISTS', loc_key(ln[2])) == 0 then
     table.insert(missing, ln[2])
   else
@@ -135,7 +135,7 @@ end
 if customer_ref ~= '' then redis.call('SADD', bycust_key(customer_ref), id) end
 for i, ln in ipairs(lines) do
   local sku, loc, qty = ln[1], ln[2], ln[3]
-  local reserved = redis.call('HINCRBY', pos_key(sku, loc), 'reserved', qty)
+  local reserved = redis.call('HINCRBY', pos_key(sku, loc), RESERVED, qty)
   redis.call('ZADD', holds_key(sku, loc), expires_at, id)
   redis.call('ZADD', locres_key(loc), NOW, id)
   emit('held', sku, loc, { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0,

@@ -14,6 +14,7 @@ import redis
 
 from stocksync.domain.model import event_fingerprint
 from stocksync.store.keys import Keys
+from stocksync.store.migrate import LAYOUT_VERSION
 from stocksync.store.scripts import library
 
 RETENTION_SECONDS = 7 * 24 * 3600  # the store's default (script head: retention, outbox cap)
@@ -51,6 +52,8 @@ def seed_grid(
                     _flush(pipe, keys)
                     queued = 0
         _flush(pipe, keys)
+        # Written in this release's layout: the API's start-up has nothing to migrate.
+        client.set(keys.layout, LAYOUT_VERSION)
     finally:
         client.close()
     return time.monotonic() - started

@@ -27,7 +27,7 @@ from bench.harness.servers import ApiServer, BenchRedis
 from bench.harness.stats import merged_percentile
 from bench.load.wrk_runner import WRK_DIR, wrk_binary
 from bench.peer.server import PeerServer, peer_fsync, postgres_pids
-from stocksync.store.keys import Keys
+from stocksync.store.keys import RESERVED, Keys
 
 HOT_LOCATION = "bench-flash"
 WRK_THREADS = 2
@@ -81,7 +81,7 @@ def redis_held(url: str, namespace: str = "default") -> Callable[[str, str], tup
     def held(location_id: str, sku: str) -> tuple[int, int]:
         client = redis.Redis.from_url(url)
         try:
-            reserved = client.hget(keys.position(sku, location_id), "reserved")
+            reserved = client.hget(keys.position(sku, location_id), RESERVED)
             holds = client.zcard(keys.holds(sku, location_id))
         finally:
             client.close()

@@ -34,7 +34,9 @@ from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
 from stocksync.recovery.regression import check_regression
 from stocksync.store.base import acting_as
-from stocksync.store.connection import open_store, redis_url
+from stocksync.store.connection import open_redis, open_store, redis_url
+from stocksync.store.keys import Keys
+from stocksync.store.migrate import layout_version, migrate_store
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.supervisor import run_workers
@@ -189,6 +191,27 @@ def rebuild(
         )
     if not results:
         console.print("nothing to rebuild: no SKU is frozen")
+
+
+@app.command("migrate-store")
+def migrate_store_command() -> None:
+    """Bring Redis keys an older release wrote to this release's layout (idempotent).
+
+    Every process also does this when it opens the store, before its first script call."""
+    settings = Settings()
+
+    async def main(url: str) -> tuple[int, int]:
+        client = await open_redis(url, 2, settings.redis_pool_timeout)
+        try:
+            keys = Keys(settings.namespace)
+            rewritten = await migrate_store(client, keys)
+            return rewritten, await layout_version(client, keys)
+        finally:
+            await client.aclose()
+
+    with redis_url(settings) as url:
+        rewritten, version = anyio.run(main, url)
+    console.print(f"store layout {version}: {rewritten} position key(s) rewritten")
 
 
 @app.command()

@@ -24,7 +24,7 @@ holds (``stock_movements``), which gives the same row whatever order they arrive
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,7 +58,14 @@ class ReservationEvent:
     at: datetime
     channel: str
     qty: int
-    extra: dict[str, str]  # the movement's details: exp, and cref and lines on a hold
+    extra: dict[str, str]  # the movement's details: exp, and a hold's order_details
+
+
+def order_details(held: Iterable[dict[str, str]]) -> dict[str, str]:
+    """The order's details (lines, fp, and cref, code, key when set) among the details of a
+    reservation's ``held`` events: since layout 2 only the first line's event carries them;
+    events written before carry them on every line. {} until that event has arrived."""
+    return next((d for d in held if d.get("lines")), {})
 
 
 def placeholder_row(at_risk: bool) -> dict[str, Any]:
@@ -83,11 +90,9 @@ def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
     if not events:
         return placeholder_row(at_risk)
     lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != EventKind.MOVED}
-    held = [e for e in events if e.kind == EventKind.HELD]
-    if held and held[0].extra.get("lines"):
-        lines = _moved(
-            {(s, loc): int(q) for s, loc, q in json.loads(held[0].extra["lines"])}, events
-        )
+    details = order_details(e.extra for e in events if e.kind == EventKind.HELD)
+    if details:
+        lines = _moved({(s, loc): int(q) for s, loc, q in json.loads(details["lines"])}, events)
     state = max(
         (EventKind(e.kind) for e in events if e.kind not in RESERVATION_NON_STATE_KINDS),
         key=lambda s: (STATE_RANK[s], s),
@@ -101,7 +106,7 @@ def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
         "channel": max(e.channel for e in events),
         "state": state.value,
         "lines": json.dumps([[s, loc, q] for (s, loc), q in sorted(lines.items())]),
-        "customer_ref": (held[0].extra.get("cref") or None) if held else None,
+        "customer_ref": details.get("cref") or None,
         "created_at": min(e.at for e in events),
         "updated_at": max(e.at for e in events),
         "expires_at": None if terminal else _opt_ms(newest.extra.get("exp")),

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from stocksync.domain.events import EventKind
-from stocksync.ledger.fold import STATE_RANK
+from stocksync.ledger.fold import STATE_RANK, order_details
 from stocksync.ledger.tables import LedgerReservation, Movement, ReservationTransition
 
 
@@ -56,6 +56,6 @@ def reservation_record(
                 Movement.reservation_id == reservation_id,
                 Movement.kind == EventKind.HELD.value,
             )
-        ).first()
-        details = json.loads(held) if held else {}
+        ).all()  # one per line: a bounded number
+        details = order_details(json.loads(d) for d in held if d)
         return row, list(transitions), details.get("code") or None, details.get("key") or None

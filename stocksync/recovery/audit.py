@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from stocksync.ledger.tables import Movement
 from stocksync.metrics import Metrics
+from stocksync.store.keys import ON_HAND, RESERVED
 from stocksync.store.redis_store import RedisStockStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ async def audit(store: RedisStockStore, engine: Engine, namespace: str) -> Audit
     settled = sorted(p for p in positions if int(redis_seqs.get(p[0], 0)) == ledger.get(p[0], -1))
     async with store.client.pipeline(transaction=False) as pipe:
         for sku, loc in settled:
-            pipe.hmget(store.keys.position(sku, loc), "on_hand", "reserved")
+            pipe.hmget(store.keys.position(sku, loc), ON_HAND, RESERVED)
         values = await pipe.execute()
     drifts = []
     for (sku, loc), (on_hand, reserved) in zip(settled, values, strict=True):

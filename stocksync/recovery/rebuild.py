@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from stocksync.domain.clock import datetime_to_ms
 from stocksync.domain.events import DELTA_KINDS, EventKind
 from stocksync.domain.model import ACTIVE
+from stocksync.ledger.fold import order_details
 from stocksync.ledger.tables import LedgerReservation, Movement
 from stocksync.store.recovery import RecoveryOps
 
@@ -152,15 +153,15 @@ def _ledger_reservations(
 
 
 def _active(session: Session, r: LedgerReservation) -> dict[str, Any]:
-    """An active reservation as rebuild.lua restores it (its hold event has fp, code, key)."""
+    """An active reservation as rebuild.lua restores it (fp, code, key: order_details)."""
     held = session.exec(
         select(Movement).where(
             Movement.namespace == r.namespace,
             Movement.reservation_id == r.reservation_id,
             Movement.kind == EventKind.HELD.value,
         )
-    ).first()
-    details = _details(held) if held else {}
+    ).all()  # one per line: a bounded number
+    details = order_details(_details(m) for m in held)
     return {
         "id": r.reservation_id,
         "fp": details.get("fp", ""),

@@ -17,6 +17,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from stocksync.config import Settings
 from stocksync.store.base import BatchObserver, ScriptObserver
 from stocksync.store.embedded import EmbeddedRedis
+from stocksync.store.keys import Keys
+from stocksync.store.migrate import migrate_store
 from stocksync.store.redis_store import RedisStockStore
 
 POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay the connect
@@ -127,6 +129,8 @@ async def open_store(
     client = await open_redis(url, size, settings.redis_pool_timeout)
     try:
         require_supported_server(await client.info("server"))
+        # Before any script of this release runs: keys an older release wrote get its layout.
+        await migrate_store(client, Keys(settings.namespace))
         store = RedisStockStore(client, settings, observe=observe, observe_batch=observe_batch)
         await store.load_library()
         yield store

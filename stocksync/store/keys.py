@@ -13,6 +13,17 @@ import re
 
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
+# Fields of a position hash, one letter each and absent when 0 (count_as_of: absent = never
+# counted), so that a position is a tiny listpack: a million positions fit in ~120 MB. The Lua
+# side names them once too (ON_HAND, RESERVED, SAFETY, COUNT_AS_OF at the top of _lib.lua).
+ON_HAND = "o"
+RESERVED = "r"
+SAFETY = "s"
+COUNT_AS_OF = "c"
+POSITION_FIELDS = (ON_HAND, RESERVED, SAFETY, COUNT_AS_OF)
+# Older releases spelled them out and wrote zeros; `stocksync migrate-store` rewrites those.
+LEGACY_POSITION_FIELDS = ("on_hand", "reserved", "safety", "count_as_of")
+
 
 def prefix(namespace: str) -> str:
     if not NAMESPACE_PATTERN.match(namespace):
@@ -30,8 +41,13 @@ class Keys:
     # -- per position ----------------------------------------------------------------------
 
     def position(self, sku: str, location_id: str) -> str:
-        """Hash: on_hand, reserved, safety, count_as_of."""
+        """Hash: POSITION_FIELDS (on_hand, reserved, safety, count_as_of), each absent when 0."""
         return f"{self.prefix}pos:{location_id}:{sku}"
+
+    @property
+    def positions_pattern(self) -> str:
+        """SCAN pattern of every position key of the namespace (the layout migration)."""
+        return f"{self.prefix}pos:*"
 
     def holds(self, sku: str, location_id: str) -> str:
         """Active reservations at a position, scored by deadline (+inf: none)."""
@@ -114,6 +130,11 @@ class Keys:
     def regressed(self) -> str:
         """SKUs frozen because Redis is behind the ledger."""
         return f"{self.prefix}regressed"
+
+    @property
+    def layout(self) -> str:
+        """The store layout's version, set once every key has it (`stocksync migrate-store`)."""
+        return f"{self.prefix}layout"
 
     @property
     def last_audit(self) -> str:

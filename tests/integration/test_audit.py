@@ -9,6 +9,7 @@ from stocksync.domain.model import Line
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit, run_audits
+from stocksync.store.keys import ON_HAND, RESERVED
 from stocksync.store.outbox import decode_event
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import Stocked
@@ -33,7 +34,7 @@ async def test_audit_finds_no_drift_then_the_drift_a_lost_write_makes(
     clean = await audit(store, engine, namespace)
     assert (clean.positions, clean.in_flight, clean.drifts) == (1, 0, [])
     # A change that bypassed the scripts (no event, so the ledger cannot know of it).
-    await store.client.hincrby(store.keys.position(sku, "store-a"), "on_hand", -1)
+    await store.client.hincrby(store.keys.position(sku, "store-a"), ON_HAND, -1)
     drifted = await audit(store, engine, namespace)
     assert [(d.redis_on_hand, d.ledger_on_hand) for d in drifted.drifts] == [(2, 3)]
     assert drifted.drift_units == 1
@@ -54,7 +55,7 @@ async def test_run_audits_exports_the_drift_metric(
 ) -> None:
     await stocked(sku, 5)
     await record_outbox(store, engine, namespace)
-    await store.client.hincrby(store.keys.position(sku, "store-a"), "reserved", 3)
+    await store.client.hincrby(store.keys.position(sku, "store-a"), RESERVED, 3)
     metrics = Metrics()
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:

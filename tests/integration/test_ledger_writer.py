@@ -14,6 +14,7 @@ from stocksync.domain.model import Line
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import Movement
 from stocksync.ledger.write_through import write_through
+from stocksync.store.keys import ON_HAND, RESERVED
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.ledger import CHURN, FINAL_STATES, TABLES, drive, dump, outbox_events, renamed
 from tests.support.store import Stocked
@@ -115,7 +116,7 @@ async def test_ledger_records_every_store_event(
     assert set(positions) == {(sku, "store-a"), (sku2, "store-b")} | churned
     for (s, loc), (on_hand, reserved, seq) in positions.items():
         pos = cast("dict[str, str]", await store.client.hgetall(store.keys.position(s, loc)))
-        assert (on_hand, reserved) == (int(pos["on_hand"]), int(pos["reserved"]))
+        assert (on_hand, reserved) == (int(pos.get(ON_HAND, 0)), int(pos.get(RESERVED, 0)))
         carrying = [
             e.seq for e in events if (e.sku, e.location_id) == (s, loc) and "on_hand" in e.fields
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from stocksync.domain.model import Line, Position, State
+from stocksync.store.keys import RESERVED
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import Stocked, outbox, wait_for_server_ms_after
 
@@ -44,7 +45,7 @@ async def test_position_read_reaps_due_holds(
 ) -> None:
     await stocked(sku, 3)
     await wait_for_server_ms_after(store, await hold(store, sku, "r1", 2, ttl=1))
-    raw = await store.client.hget(store.keys.position(sku, "store-a"), "reserved")
+    raw = await store.client.hget(store.keys.position(sku, "store-a"), RESERVED)
     assert raw == "2"
     assert (await store.position(sku, "store-a")).reserved == 0
     assert await raw_state(store, "r1") == "expired"

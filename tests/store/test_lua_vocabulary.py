@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from stocksync.domain.events import EventKind
 from stocksync.domain.model import ACTIVE, State
-from stocksync.store.keys import Keys
+from stocksync.store.keys import POSITION_FIELDS, Keys
 from stocksync.store.scripts import OPERATIONS, library_source
 
 LUA = resources.files("stocksync.store") / "lua"
@@ -93,3 +93,9 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         keys.geo,
     ]
     assert states == sorted(ACTIVE)
+
+
+async def test_lua_position_fields_are_the_ones_python_reads(redis_client: Redis) -> None:
+    probe = library_source() + "\nreturn { ON_HAND, RESERVED, SAFETY, COUNT_AS_OF }"
+    reply = await redis_client.eval(probe, 1, Keys("vocab").prefix, 60, 0)  # type: ignore[no-untyped-call]
+    assert tuple(reply) == POSITION_FIELDS

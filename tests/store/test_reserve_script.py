@@ -9,6 +9,7 @@ import pytest
 
 from stocksync.domain.errors import IdempotencyConflict, InsufficientStock, NotFound
 from stocksync.domain.model import Line, State
+from stocksync.store.keys import ON_HAND, RESERVED
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import outbox
 
@@ -23,8 +24,8 @@ async def test_reserve_holds_units_and_writes_raw_state(
     assert result.created
     assert result.reservation.state is State.HELD
     raw = await store.client.hgetall(store.keys.position(sku, "store-a"))
-    assert raw["reserved"] == "2"
-    assert raw["on_hand"] == "5"
+    assert raw[RESERVED] == "2"
+    assert raw[ON_HAND] == "5"
     assert await store.client.zscore(store.keys.active, "r1") == result.reservation.expires_at_ms
     assert await store.client.zscore(store.keys.holds(sku, "store-a"), "r1") is not None
 

@@ -6,6 +6,7 @@ import pytest
 
 from stocksync.domain.errors import IdempotencyConflict, NotFound, OnHandMismatch
 from stocksync.domain.model import Line, Position, State
+from stocksync.store.keys import COUNT_AS_OF, ON_HAND
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import (
     Stocked,
@@ -24,8 +25,9 @@ async def test_set_count_sets_on_hand_and_emits_counted(store: RedisStockStore, 
     assert result.position == Position(sku, "store-a", 7, 0, 0)
     assert await store.position(sku, "store-a") == result.position
     raw = await store.client.hgetall(store.keys.position(sku, "store-a"))
-    assert raw["on_hand"] == "7"
-    assert int(raw["count_as_of"]) <= await server_ms(store)
+    assert raw[ON_HAND] == "7"
+    assert int(raw[COUNT_AS_OF]) <= await server_ms(store)
+    assert set(raw) == {ON_HAND, COUNT_AS_OF}  # reserved and safety are 0: absent
     [event] = await outbox(store, sku)
     assert event["kind"] == "counted"
     assert (event["count"], event["d_on_hand"], event["on_hand"]) == ("7", "7", "7")

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from stocksync.ledger.sql_ledger import MOVEMENTS, RESERVATIONS
-from stocksync.store.keys import Keys
+from stocksync.store.keys import ON_HAND, RESERVED, Keys
 from tests.support.processes import Stack, kill_and_restart
 
 SKUS = ("CRASH-A", "CRASH-B", "CRASH-C")
@@ -343,12 +343,12 @@ async def settle(stack: Stack, flows: list[Tracked]) -> Settled:
         async with client.pipeline(transaction=False) as pipe:
             for sku in SKUS:
                 for loc in LOCATIONS:
-                    pipe.hmget(keys.position(sku, loc), "on_hand", "reserved")
+                    pipe.hmget(keys.position(sku, loc), ON_HAND, RESERVED)
             raw_positions = await pipe.execute()
     finally:
         await client.aclose()
     positions = {
-        p: (int(on_hand), int(reserved))
+        p: (int(on_hand or 0), int(reserved or 0))
         for p, (on_hand, reserved) in zip(
             [(s, loc) for s in SKUS for loc in LOCATIONS], raw_positions, strict=True
         )

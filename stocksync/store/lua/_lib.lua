@@ -61,6 +61,11 @@ local function code_key(code) return P .. 'code:' .. code end
 
 local function num(v) return tonumber(v) or 0 end
 
+-- A position's hash (pos_key): one-letter fields, each absent when 0 (count_as_of: absent =
+-- never counted), so a position stays a tiny listpack (bytes per position, README "Key layout";
+-- the names are POSITION_FIELDS in stocksync/store/keys.py). Every script goes through these.
+local ON_HAND, RESERVED, SAFETY, COUNT_AS_OF = 'o', 'r', 's', 'c'
+
 -- Append one event to the outbox; SKU events get the SKU's next seq.
 -- Returns seq, stream id, and the entry's field/value list.
 local function emit(kind, sku, loc, fields)
@@ -130,16 +135,16 @@ local function finish(id, rk, lines, new_state, consume, occurred)
   for _, ln in ipairs(lines) do
     local sku, loc, qty = ln[1], ln[2], ln[3]
     local pk = pos_key(sku, loc)
-    local reserved = redis.call('HINCRBY', pk, 'reserved', -qty)
-    local on_hand
+    local p = redis.call('HMGET', pk, ON_HAND, RESERVED, COUNT_AS_OF)
+    local on_hand, reserved = num(p[1]), num(p[2]) - qty
     local d_on_hand = 0
-    local counted = consume and occurred < NOW
-      and tonumber(redis.call('HGET', pk, 'count_as_of') or '') or nil
+    local counted = consume and occurred < NOW and tonumber(p[3] or '') or nil
     if consume and not (counted and occurred <= counted) then
-      on_hand = redis.call('HINCRBY', pk, 'on_hand', -qty)
+      on_hand = on_hand - qty
       d_on_hand = -qty
+      redis.call('HSET', pk, RESERVED, reserved, ON_HAND, on_hand)
     else
-      on_hand = num(redis.call('HGET', pk, 'on_hand'))
+      redis.call('HSET', pk, RESERVED, reserved)
     end
     redis.call('ZREM', holds_key(sku, loc), id)
     local fields = { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', d_on_hand,
@@ -278,7 +283,7 @@ local function flag_at_risk(sku, loc, shortfall)
 end
 
 local function read_position(sku, loc)
-  local p = redis.call('HMGET', pos_key(sku, loc), 'on_hand', 'reserved', 'safety', 'count_as_of')
+  local p = redis.call('HMGET', pos_key(sku, loc), ON_HAND, RESERVED, SAFETY, COUNT_AS_OF)
   return num(p[1]), num(p[2]), num(p[3]), p[4]
 end
 
@@ -335,7 +340,7 @@ local function apply_delta(sku, loc, delta, reason, source, event_id, occurred, 
     return 0, on_hand, reserved, safety, seq, 0
   end
 
-  local new_on_hand = redis.call('HINCRBY', pos_key(sku, loc), 'on_hand', delta)
+  local new_on_hand = redis.call('HINCRBY', pos_key(sku, loc), ON_HAND, delta)
   redis.call('SADD', sku_locs_key(sku), loc)
   for _, v in ipairs({ 'd_on_hand', delta, 'd_reserved', 0, 'on_hand', new_on_hand,
     'reserved', reserved }) do table.insert(event, v) end

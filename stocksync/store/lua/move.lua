@@ -72,9 +72,9 @@ local merged = {}
 for _, ln in ipairs(kept) do merged[ln[1] .. '\0' .. ln[2]] = { ln[1], ln[2], ln[3] } end
 for i, ln in ipairs(moving) do
   local sku, qty = ln[1], ln[3]
-  local from_reserved = redis.call('HINCRBY', pos_key(sku, from), 'reserved', -qty)
-  local from_on_hand = num(redis.call('HGET', pos_key(sku, from), 'on_hand'))
-  local to_reserved = redis.call('HINCRBY', pos_key(sku, to), 'reserved', qty)
+  local from_reserved = redis.call('HINCRBY', pos_key(sku, from), RESERVED, -qty)
+  local from_on_hand = num(redis.call('HGET', pos_key(sku, from), ON_HAND))
+  local to_reserved = redis.call('HINCRBY', pos_key(sku, to), RESERVED, qty)
   redis.call('ZREM', holds_key(sku, from), id)
   redis.call('ZADD', holds_key(sku, to), score, id)
   redis.call('SADD', sku_locs_key(sku), to)

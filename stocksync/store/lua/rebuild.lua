@@ -37,8 +37,11 @@ for _, p in ipairs(positions) do
   local loc, on_hand, reserved, safety, count_as_of, deltas = p[1], p[2], p[3], p[4], p[5], p[6]
   local pk = pos_key(sku, loc)
   redis.call('DEL', pk, deltas_key(sku, loc))
-  redis.call('HSET', pk, 'on_hand', on_hand, 'reserved', reserved, 'safety', safety)
-  if count_as_of > 0 then redis.call('HSET', pk, 'count_as_of', count_as_of) end
+  local fields = { ON_HAND, on_hand }
+  if reserved ~= 0 then table.insert(fields, RESERVED); table.insert(fields, reserved) end
+  if safety ~= 0 then table.insert(fields, SAFETY); table.insert(fields, safety) end
+  if count_as_of > 0 then table.insert(fields, COUNT_AS_OF); table.insert(fields, count_as_of) end
+  redis.call('HSET', pk, unpack(fields))
   for _, d in ipairs(deltas) do
     redis.call('ZADD', deltas_key(sku, loc), d[1], d[2] .. ':' .. d[3])
   end

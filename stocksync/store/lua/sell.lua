@@ -116,7 +116,7 @@ end
 local applied, on_hand, reserved, safety, seq, flagged = 0, 0, 0, 0, 0, 0
 if give_back > 0 then -- its delta now lies inside the count: on_hand no longer holds it
   on_hand, reserved = read_position(sku, loc)
-  on_hand = redis.call('HINCRBY', pos_key(sku, loc), 'on_hand', give_back)
+  on_hand = redis.call('HINCRBY', pos_key(sku, loc), ON_HAND, give_back)
   seq = emit('adjusted', sku, loc, { 'delta', give_back, 'reason', 'counted_twice',
     'src', source, 'src_id', event_id, 'occurred_at', occurred, 'fp', fp,
     'd_on_hand', give_back, 'd_reserved', 0, 'on_hand', on_hand, 'reserved', reserved })

@@ -48,8 +48,13 @@ end
 local new_on_hand = count + after
 if safety_arg ~= '' then safety = tonumber(safety_arg) end
 local pk = pos_key(sku, loc)
-redis.call('HSET', pk, 'on_hand', new_on_hand, 'reserved', reserved, 'safety', safety,
-  'count_as_of', as_of)
+-- reserved is not the count's to change; safety is written only when given (absent = 0)
+if safety_arg ~= '' and safety ~= 0 then
+  redis.call('HSET', pk, ON_HAND, new_on_hand, COUNT_AS_OF, as_of, SAFETY, safety)
+else
+  redis.call('HSET', pk, ON_HAND, new_on_hand, COUNT_AS_OF, as_of)
+  if safety_arg ~= '' then redis.call('HDEL', pk, SAFETY) end
+end
 redis.call('SADD', sku_locs_key(sku), loc)
 redis.call('ZREMRANGEBYSCORE', deltas_key(sku, loc), '-inf', as_of)
 local seq = emit('counted', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of, 'src', source,

@@ -78,10 +78,7 @@ def _num(value: float | None, digits: int = 0) -> str:
 def _cells(row: Row) -> list[str]:
     ratio = row.ratio
     verdict = "" if row.passed is None else (" PASS" if row.passed else " FAIL")
-    cpu = "/".join(
-        _num(row.cpu[k]) if k in row.cpu else "-"
-        for k in CPU_ROLES
-    )
+    cpu = "/".join(_num(row.cpu[k]) if k in row.cpu else "-" for k in CPU_ROLES)
     return [
         row.scenario,
         row.fsync,
@@ -120,13 +117,20 @@ def render_table(rows: list[Row]) -> str:
 
 
 def write_results(
-    rows: list[Row], notes: list[str], meta: dict[str, object], directory: Path = RESULTS_DIR
+    rows: list[Row],
+    notes: list[str],
+    meta: dict[str, object],
+    directory: Path = RESULTS_DIR,
+    targets: str = "",
 ) -> tuple[Path, Path]:
+    """The rows, notes and (``targets``, a Markdown table) the issue's figures, as JSON and
+    Markdown."""
     directory.mkdir(parents=True, exist_ok=True)
     data = {
         "meta": meta,
         "notes": notes,
         "rows": [{**asdict(r), "ratio": r.ratio, "cpu_us_op": r.cpu_us_op} for r in rows],
+        "targets": targets,
     }
     json_path = directory / "latest.json"
     json_path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -134,5 +138,7 @@ def write_results(
     meta_lines = [f"- **{k}**: {v}" for k, v in meta.items()]
     md = ["# stocksync benchmark", "", *meta_lines, "", render_table(rows), ""]
     md += [f"- {note}" for note in notes]
+    if targets:
+        md += ["", "## Targets", "", targets]
     md_path.write_text("\n".join(md) + "\n")
     return json_path, md_path

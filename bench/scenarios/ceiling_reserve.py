@@ -98,7 +98,11 @@ async def compare(
                 tally.cpu += window.stop(self_cpu_seconds() - cpu_before)
                 tally.samples += samples
                 tally.seconds += profile.script_slice_s
-        cost = redis_cost(bench.info("commandstats"), reserve.made)
+        commandstats = bench.info("commandstats")
+        cost = redis_cost(commandstats, reserve.made)
+        incr = commandstats.get("cmdstat_incrby")  # redis-py sends INCR as INCRBY
+        if isinstance(incr, dict):
+            cost["incr_usec_per_call"] = round(float(incr.get("usec_per_call", 0)), 1)
         done = tallies["reserve"]
         if made_in_windows:  # redis-server's CPU (I/O, parsing, fsync too) per reservation
             redis_cpu = done.cpu.seconds.get("redis", 0.0)
@@ -127,6 +131,7 @@ def run(bench: BenchRedis, profile: Profile) -> list[Row]:
             p50_ms=incr_latency.p50,
             p99_ms=incr_latency.p99,
             cpu=incr.cpu.shares(),
+            extra={"redis_usec_per_call": cost.get("incr_usec_per_call")},
         ),
         Row(
             section="ceiling",

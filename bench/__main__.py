@@ -88,6 +88,7 @@ def main(argv: list[str]) -> int:
     from bench import suite
     from bench.harness.config import FULL, QUICK
     from bench.harness.report import render_table, write_results
+    from bench.harness.targets import render_targets, targets
 
     signal.signal(signal.SIGTERM, _interrupt)
     options = suite.Options(
@@ -112,12 +113,14 @@ def main(argv: list[str]) -> int:
     if not outcome.rows:
         return status or 1
     notes = suite.notes(outcome)
-    json_path, md_path = write_results(outcome.rows, notes, outcome.meta)
+    figures = render_targets(targets(outcome.rows))
+    json_path, md_path = write_results(outcome.rows, notes, outcome.meta, targets=figures)
     print()
     print(render_table(outcome.rows))
     print()
     for note in notes:
         print(f"- {note}")
+    print(f"\nissue 18's figures (2026-11-28, target, this run):\n\n{figures}")
     print(f"\nwritten: {json_path} and {md_path}")
     return status
 

@@ -19,6 +19,8 @@ from bench.harness.servers import ApiServer, BenchRedis, create_api_key
 from bench.load import wrk_runner
 from bench.scenarios import (
     ceiling,
+    ceiling_picklist,
+    ceiling_reserve,
     hot,
     http,
     ledger,
@@ -104,9 +106,14 @@ def run(options: Options, outcome: Outcome) -> None:
 
 
 def ceiling_section(redises: Redises, options: Options, outcome: Outcome) -> None:
-    for fsync in options.profile.script_fsyncs:
+    profile = options.profile
+    for fsync in profile.script_fsyncs:
         log(f"ceiling: script path vs INCR, appendfsync {fsync}")
-        outcome.rows += ceiling.run(redises.get(fsync), options.profile)
+        outcome.rows += ceiling.run(redises.get(fsync), profile)
+    log(f"ceiling: store.reserve vs INCR, {profile.reserve_concurrency} concurrent callers")
+    outcome.rows += ceiling_reserve.run(redises.get("always"), profile)
+    log(f"ceiling: longest pick list script, {profile.picklist_carts:,} carts at one location")
+    outcome.rows.append(ceiling_picklist.run(redises.get("always"), profile))
 
 
 def api_sections(redises: Redises, options: Options, outcome: Outcome) -> None:
@@ -258,10 +265,11 @@ def notes(outcome: Outcome) -> list[str]:
         + f", run took {meta.get('duration_s', '?')} s",
         "ratio = ops/s / baseline ops/s, both measured in this run on this machine; trust ratios"
         " over absolute numbers (shared, noisy 2-core host).",
-        "CPU% = percent of one core (200 = both): api = uvicorn process(es), redis = redis-server,"
-        " load = the load generator (this process for script rows, wrk, or the open-loop"
-        " processes), other = everything else busy on the machine, steal = taken by the"
-        " hypervisor.",
+        "CPU% = percent of one core (200 = both): api = uvicorn process(es), workers = the"
+        " workers process serve supervises, redis = redis-server, load = the load generator"
+        " (this process for script rows, wrk, or the open-loop processes), other = everything"
+        " else busy on the machine, steal = taken by the hypervisor. CPU µs/op = (api + workers"
+        " + redis) CPU per operation of the row (for the peer: its API and PostgreSQL).",
     ]
     for row in outcome.rows:
         where = f"[{row.fsync}, conc {row.concurrency}]"
@@ -271,7 +279,25 @@ def notes(outcome: Outcome) -> list[str]:
                 f" Redis-side µs/call: FCALL {row.extra.get('redis_usec_per_call')},"
                 f" per store call {row.extra.get('redis_usec_per_op')}"
             )
-        elif row.section == "ceiling":
+        elif row.section == "ceiling" and "redis_usec_per_reservation" in row.extra:
+            x = row.extra
+            lines.append(
+                f"store.reserve {where}: {x['reservations']:,} reservations after the stats reset,"
+                f" {x['reservations_per_script_call']} per script call"
+                f" ({x['script_commands']}); Redis µs per reservation"
+                f" {x['redis_usec_per_reservation']} (commandstats: the script calls' time over"
+                f" the reservations), script µs/call {x['script_usec_per_call']}, redis-server"
+                f" CPU µs per reservation {x.get('redis_cpu_us_per_reservation')}"
+            )
+        elif row.section == "ceiling" and "longest_us" in row.extra:
+            x = row.extra
+            lines.append(
+                f"pick list: {x['carts']:,} active web holds at one location (seeded through"
+                f" store.reserve in {x['seed_s']} s); longest SLOWLOG entry (every command"
+                f" logged) in µs: {x['longest_us']} (staff = confirmed+ready, the pick list's"
+                " default; held = the carts themselves)"
+            )
+        elif row.section == "ceiling" and row.scenario.startswith("INCR"):
             lines.append(
                 f"INCR {where}: Redis-side µs/call {row.extra.get('redis_usec_per_call')}"
                 " (the AOF fsync happens outside the command time)"

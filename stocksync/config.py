@@ -112,7 +112,21 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(default=1.0, gt=0)
     reaper_batch: int = Field(default=500, ge=1)
     run_workers: bool = Field(
-        default=True, description="run the reaper, ledger copy and checks in the API process"
+        default=True,
+        description="serve runs the reaper, ledger copy and checks (in a process of their own); "
+        "false: run `stocksync worker` beside it",
+    )
+    workers_in_api: bool = Field(
+        default=False,
+        description="with one API process, run the workers inside it instead of a process of "
+        "their own (one process less; they then share its CPU and event loop)",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="where serve's workers process serves /metrics (on the API's host); "
+        "unset = the API port + 1, 0 = not served",
     )
     worker_restart_backoff_seconds: float = Field(
         default=0.5,

@@ -64,6 +64,10 @@ class Profile:
     webhook_seconds: float = 3.0  # per slice
     webhook_rounds: int = 2
     webhook_concurrency: int = 32
+    # ceiling: store.reserve alone vs INCR at this many concurrent callers (issue 18's figure)
+    reserve_concurrency: int = 32
+    # ceiling: the pick list's longest script with this many active holds at one location
+    picklist_carts: int = 20_000
 
 
 FULL = Profile(

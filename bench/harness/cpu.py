@@ -34,6 +34,15 @@ def process_cpu_seconds(pids: Iterable[int]) -> float:
     return total
 
 
+def command_line(pid: int) -> list[str]:
+    """A process's argv ([] once it has exited)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
 def session_pids(session_id: int, *, live: bool = False) -> list[int]:
     """Every process in a session (a server started with ``start_new_session`` and its workers).
 
@@ -74,6 +83,11 @@ def self_cpu_seconds() -> float:
 
 
 PidSource = Callable[[], list[int]]
+
+
+def no_pids() -> list[int]:
+    """A role with no process (a system whose workers run inside its API, or not at all)."""
+    return []
 
 
 @dataclass(frozen=True)

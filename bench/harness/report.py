@@ -36,6 +36,20 @@ class Row:
             return None
         return self.ops_s / self.baseline_ops_s
 
+    @property
+    def cpu_us_op(self) -> float | None:
+        """CPU µs per operation over the system's own processes (API, workers, Redis; for the
+        peer its API and PostgreSQL), from their CPU rate and the row's ops/s. A steadier
+        figure than ops/s on a shared machine: it does not fall when a neighbour takes a core.
+        None for rows without an API server (the script and ledger rows)."""
+        if "api" not in self.cpu or not self.ops_s:
+            return None
+        cores = sum(self.cpu.get(role, 0.0) for role in SYSTEM_ROLES) / 100
+        return 1e6 * cores / self.ops_s
+
+
+SYSTEM_ROLES = ("api", "workers", "redis")  # CPU roles that are the system under test
+CPU_ROLES = ("api", "workers", "redis", "load", "other", "steal")
 
 COLUMNS = (
     "scenario",
@@ -50,7 +64,8 @@ COLUMNS = (
     "ratio",
     "target",
     "err",
-    "CPU% api/redis/load/other/steal",
+    "CPU µs/op",
+    "CPU% api/workers/redis/load/other/steal",
 )
 
 
@@ -63,10 +78,7 @@ def _num(value: float | None, digits: int = 0) -> str:
 def _cells(row: Row) -> list[str]:
     ratio = row.ratio
     verdict = "" if row.passed is None else (" PASS" if row.passed else " FAIL")
-    cpu = "/".join(
-        _num(row.cpu[k]) if k in row.cpu else "-"
-        for k in ("api", "redis", "load", "other", "steal")
-    )
+    cpu = "/".join(_num(row.cpu[k]) if k in row.cpu else "-" for k in CPU_ROLES)
     return [
         row.scenario,
         row.fsync,
@@ -80,6 +92,7 @@ def _cells(row: Row) -> list[str]:
         "-" if ratio is None else f"{ratio:.2f}",
         (row.target + verdict) if row.target else "",
         str(row.errors),
+        _num(row.cpu_us_op),
         cpu,
     ]
 
@@ -88,7 +101,7 @@ def render_table(rows: list[Row]) -> str:
     """A pipe table, aligned for the terminal and valid Markdown."""
     table = [list(COLUMNS), *(_cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    numeric = {3, 4, 5, 6, 8, 9, 11}
+    numeric = {3, 4, 5, 6, 8, 9, 11, 12}
 
     def fmt(line: list[str]) -> str:
         cells = [
@@ -104,13 +117,20 @@ def render_table(rows: list[Row]) -> str:
 
 
 def write_results(
-    rows: list[Row], notes: list[str], meta: dict[str, object], directory: Path = RESULTS_DIR
+    rows: list[Row],
+    notes: list[str],
+    meta: dict[str, object],
+    directory: Path = RESULTS_DIR,
+    targets: str = "",
 ) -> tuple[Path, Path]:
+    """The rows, notes and (``targets``, a Markdown table) the issue's figures, as JSON and
+    Markdown."""
     directory.mkdir(parents=True, exist_ok=True)
     data = {
         "meta": meta,
         "notes": notes,
-        "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+        "rows": [{**asdict(r), "ratio": r.ratio, "cpu_us_op": r.cpu_us_op} for r in rows],
+        "targets": targets,
     }
     json_path = directory / "latest.json"
     json_path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -118,5 +138,7 @@ def write_results(
     meta_lines = [f"- **{k}**: {v}" for k, v in meta.items()]
     md = ["# stocksync benchmark", "", *meta_lines, "", render_table(rows), ""]
     md += [f"- {note}" for note in notes]
+    if targets:
+        md += ["", "## Targets", "", targets]
     md_path.write_text("\n".join(md) + "\n")
     return json_path, md_path

@@ -18,7 +18,7 @@ from typing import Self
 import httpx
 import redis
 
-from bench.harness.cpu import session_pids
+from bench.harness.cpu import PidSource, command_line, session_pids
 from stocksync.store.embedded import EmbeddedRedis
 
 HOST = "127.0.0.1"
@@ -131,11 +131,24 @@ class ApiServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def pids(self) -> list[int]:
-        return session_pids(self.process.pid) if self.process else []
+        """The API processes: serve, its uvicorn workers (and helpers), not the workers process."""
+        if self.process is None:
+            return []
+        return [p for p in session_pids(self.process.pid) if not is_workers_process(p)]
+
+    def workers_pids(self) -> list[int]:
+        """The process serve runs the workers in (none when they run inside the API)."""
+        if self.process is None:
+            return []
+        return [p for p in session_pids(self.process.pid) if is_workers_process(p)]
+
+    def cpu_groups(self, redis: BenchRedis) -> dict[str, PidSource]:
+        """Every stocksync process of this server by role, for a CpuWindow."""
+        return {"api": self.pids, "workers": self.workers_pids, "redis": lambda: [redis.pid]}
 
     def __enter__(self) -> Self:
         command = [stocksync_command(), "serve", "--host", HOST, "--port", str(self.port)]
-        command += ["--workers", str(self.workers)]
+        command += ["--workers", str(self.workers), "--worker-metrics-port", "0"]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -204,6 +217,11 @@ class ApiServer:
             client.put(
                 f"/v1/stock/{location_id}/{sku}", json={"on_hand": on_hand}
             ).raise_for_status()
+
+
+def is_workers_process(pid: int) -> bool:
+    """``stocksync worker`` (as serve starts it: ``python -m stocksync.cli worker ...``)."""
+    return command_line(pid)[1:4] == ["-m", "stocksync.cli", "worker"]
 
 
 def api_env(redis_url: str, data_dir: Path, database_url: str | None = None) -> dict[str, str]:

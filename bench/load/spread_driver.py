@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.harness.cpu import CpuSample, CpuWindow, wait_idle
+from bench.harness.cpu import CpuSample, CpuWindow, no_pids, wait_idle
 from bench.harness.servers import HOST
 from bench.harness.stats import Latency
 from bench.load.spread_gen import OPERATIONS, SpreadResult, SpreadSpec, child_main
@@ -33,6 +33,7 @@ class Target:
     key: str
     api_pids: Callable[[], list[int]]
     store_pids: Callable[[], list[int]]
+    worker_pids: Callable[[], list[int]] = no_pids  # serve's workers process
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def drive(
     tag: str,
 ) -> SpreadRun:
     """Once ``target`` is idle, run the shoppers against it for ``warmup_s`` + ``seconds``."""
-    settle_s = wait_idle(target.api_pids, SETTLE_TIMEOUT_S)
+    settle_s = wait_idle(lambda: target.api_pids() + target.worker_pids(), SETTLE_TIMEOUT_S)
     start_at = time.monotonic() + START_DELAY_S
     specs = [
         SpreadSpec(
@@ -87,7 +88,8 @@ def drive(
     with ctx.Pool(procs) as pool:
         pending = pool.map_async(child_main, specs)
         time.sleep(max(0.0, start_at + warmup_s - time.monotonic()))  # until the window opens
-        window = CpuWindow({"api": target.api_pids, "redis": target.store_pids}).start()
+        groups = {"api": target.api_pids, "workers": target.worker_pids}
+        window = CpuWindow({**groups, "redis": target.store_pids}).start()
         results: list[SpreadResult] = pending.get(timeout=START_DELAY_S + warmup_s + seconds + 60)
         cpu = window.stop(sum(r.cpu_seconds for r in results))
     samples = {op: [x for r in results for x in r.latencies.get(op, [])] for op in OPERATIONS}

@@ -77,7 +77,7 @@ def run_wrk(
     command = [wrk_binary(), f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s"]
     command += ["--timeout", "10s", "-s", str(WRK_DIR / script), server.base_url + path]
     command += ["--", server.key, HOT_SKU, HOT_LOCATION, tag]
-    window = CpuWindow({"api": server.pids, "redis": lambda: [redis.pid]}).start()
+    window = CpuWindow(server.cpu_groups(redis)).start()
     wrk_cpu = children_cpu_seconds()
     done = subprocess.run(
         command, capture_output=True, timeout=seconds + 60, check=False, start_new_session=True

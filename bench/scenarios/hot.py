@@ -21,7 +21,7 @@ import redis
 
 from bench.harness import pg
 from bench.harness.config import FSYNC_OURS
-from bench.harness.cpu import CpuWindow, children_cpu_seconds, wait_idle
+from bench.harness.cpu import CpuWindow, children_cpu_seconds, no_pids, wait_idle
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis
 from bench.harness.stats import merged_percentile
@@ -53,6 +53,7 @@ class Contender:
     store_pids: Callable[[], list[int]]  # redis-server, or the PostgreSQL server processes
     seed: Callable[[str, str, int], None]  # (location, sku, units)
     held: Callable[[str, str], tuple[int, int]]  # (units reserved, active reservations)
+    worker_pids: Callable[[], list[int]] = no_pids  # serve's workers process
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def race(
     who: Contender, sku: str, units: int, connections: int, max_seconds: int, tag: str
 ) -> Race:
     """Warm the system up, seed ``units`` of ``sku``, run the race, read back what was sold."""
-    wait_idle(who.api_pids, SETTLE_TIMEOUT_S)
+    wait_idle(lambda: who.api_pids() + who.worker_pids(), SETTLE_TIMEOUT_S)
     warm_up(who, tag)
     who.seed(HOT_LOCATION, sku, units)
     command = [wrk_binary(), f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max_seconds}s"]
@@ -106,7 +107,8 @@ def race(
         who.base_url + "/v1/reservations",
     ]
     command += ["--", who.key, sku, HOT_LOCATION, tag]
-    window = CpuWindow({"api": who.api_pids, "redis": who.store_pids}).start()
+    groups = {"api": who.api_pids, "workers": who.worker_pids, "redis": who.store_pids}
+    window = CpuWindow(groups).start()
     wrk_cpu = children_cpu_seconds()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
@@ -218,6 +220,7 @@ def ours_contender(server: ApiServer, redis: BenchRedis) -> Contender:
         store_pids=lambda: [redis.pid],
         seed=server.seed,
         held=redis_held(redis.url),
+        worker_pids=server.workers_pids,
     )
 
 

@@ -48,7 +48,7 @@ def run(
     ]
     gathered, cpu = drive(
         specs,
-        {"api": server.pids, "redis": lambda: [redis.pid]},
+        server.cpu_groups(redis),
         profile.open_loop_warmup_s,
         profile.open_loop_seconds + GRACE_S + 30,
     )

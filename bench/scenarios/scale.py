@@ -158,6 +158,7 @@ def run(bench: BenchRedis, profile: Profile, log: Log) -> list[Row]:
                     server.key,
                     server.pids,
                     lambda: [bench.pid],
+                    server.workers_pids,
                 )
                 result = drive(
                     target,

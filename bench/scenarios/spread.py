@@ -78,6 +78,7 @@ def ours_target(server: ApiServer, redis: BenchRedis, fsync: str) -> Target:
         server.key,
         server.pids,
         lambda: [redis.pid],
+        server.workers_pids,
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness.config import CHANNEL, HOT_LOCATION, HOT_SKU, ON_HAND, TTL_SECONDS, Profile
+from bench.harness.cpu import CpuSample, CpuWindow, PidSource, self_cpu_seconds
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
 from bench.harness.stats import Latency
@@ -45,8 +46,10 @@ class Slice:
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
+    cpu: CpuSample = field(default_factory=CpuSample)
 
     def __iadd__(self, other: Slice) -> Slice:
+        self.cpu += other.cpu
         self.seconds += other.seconds
         self.ok += other.ok
         self.errors += other.errors
@@ -158,25 +161,38 @@ def write_config(directory: Path, sku: str = HOT_SKU, location: str = HOT_LOCATI
     return config
 
 
-async def measure(base_url: str, key: str, profile: Profile) -> tuple[Slice, Slice, Slice]:
-    """Alternate webhook and baseline slices; then redeliver orders already applied."""
+async def measure(
+    base_url: str, key: str, profile: Profile, groups: dict[str, PidSource] | None = None
+) -> tuple[Slice, Slice, Slice]:
+    """Alternate webhook and baseline slices; then redeliver orders already applied. With
+    ``groups`` (the server's processes by role) each slice carries their CPU."""
+
+    async def timed_loop(
+        client: httpx.AsyncClient, make: Request, seconds: float, concurrency: int
+    ) -> Slice:
+        window = CpuWindow(groups or {}).start()
+        before = self_cpu_seconds()  # the client is this process: its CPU is the load's
+        result = await closed_loop(client, make, seconds, concurrency)
+        result.cpu = window.stop(self_cpu_seconds() - before)
+        return result
+
     limits = httpx.Limits(max_connections=profile.webhook_concurrency)
     webhook, baseline, redelivery = Slice(), Slice(), Slice()
     conc, seconds = profile.webhook_concurrency, profile.webhook_seconds
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
         warm = webhook_request(client, "9")
-        await closed_loop(client, warm, profile.wrk_warmup_seconds, conc)
+        await timed_loop(client, warm, profile.wrk_warmup_seconds, conc)
         first = Slice()
         for n in range(profile.webhook_rounds):
-            measured = await closed_loop(client, webhook_request(client, f"1{n}"), seconds, conc)
+            measured = await timed_loop(client, webhook_request(client, f"1{n}"), seconds, conc)
             first = first if n else measured
             webhook += measured
-            baseline += await closed_loop(
+            baseline += await timed_loop(
                 client, reservation_request(client, f"r{n}", key), seconds, conc
             )
         again = webhook_request(client, "10")  # the first round's orders, from the start
         applied = max(1, first.ok)
-        redelivery += await closed_loop(client, lambda n: again(n % applied), seconds, conc)
+        redelivery += await timed_loop(client, lambda n: again(n % applied), seconds, conc)
     return webhook, baseline, redelivery
 
 
@@ -194,6 +210,7 @@ def _row(scenario: str, measured: Slice, baseline: Slice, concurrency: int) -> R
         baseline="POST /v1/reservations",
         baseline_ops_s=baseline.ops_s,
         errors=measured.errors,
+        cpu=measured.cpu.shares() if measured.cpu.wall else {},
         extra={"requests": measured.ok, "error_samples": measured.error_samples},
     )
 
@@ -209,7 +226,8 @@ def run(stack: ExitStack, profile: Profile, tmp_dir: Path | None) -> tuple[list[
     server.env["STOCKSYNC_CONNECTORS_CONFIG"] = str(write_config(data_dir))
     with server:
         server.seed(HOT_LOCATION, HOT_SKU, ON_HAND)
-        webhook, baseline, redelivery = asyncio.run(measure(server.base_url, key, profile))
+        groups = server.cpu_groups(redis)
+        webhook, baseline, redelivery = asyncio.run(measure(server.base_url, key, profile, groups))
     conc = profile.webhook_concurrency
     rows = [
         _row("webhook orders/create (reserve+confirm)", webhook, baseline, conc),

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +42,7 @@ from stocksync.store.keys import Keys
 from stocksync.store.migrate import layout_version, migrate_store
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
+from stocksync.workers.process import WorkersProcess, worker_command
 from stocksync.workers.supervisor import run_workers
 
 app = typer.Typer(help="stocksync: real-time inventory and reservations.", no_args_is_help=True)
@@ -95,13 +99,22 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="load the demo data and print a key")
     ] = False,
+    worker_metrics_port: Annotated[
+        int | None,
+        typer.Option(help="the workers process's /metrics port (default: port + 1; 0 = none)"),
+    ] = None,
 ) -> None:
-    """Run the API (and, on the embedded default, the bundled Redis and the workers)."""
+    """Run the API (and, on the embedded default, the bundled Redis) and the workers."""
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
     # the bundled Redis be stopped (and its AOF flushed) on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = Settings()
-    overrides = {"host": host, "port": port, "workers": workers}
+    overrides = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "worker_metrics_port": worker_metrics_port,
+    }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     metrics = Metrics()
     with redis_url(settings, on_restart=metrics.embedded_redis_restarts.inc) as url:
@@ -112,17 +125,63 @@ def serve(
             f"stocksync on http://{settings.host}:{settings.port}  "
             f"(docs: /docs, redis: {url}, database: {settings.sqlalchemy_url})"
         )
-        if settings.workers == 1:
-            uvicorn.run(create_app(settings, metrics), **uvicorn_options(settings))
-        else:
-            os.environ["STOCKSYNC_REDIS_URL"] = url
-            os.environ["STOCKSYNC_DATA_DIR"] = str(settings.data_dir)
-            uvicorn.run(
-                "stocksync.api.app:app_from_env",
-                factory=True,
-                workers=settings.workers,
-                **uvicorn_options(settings),
-            )
+        # Once, before the processes that would otherwise race to create the schema.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.sqlalchemy_url)
+        create_tables(engine)
+        engine.dispose()
+        with workers_beside_api(settings) as api_settings:
+            if api_settings.workers == 1:
+                uvicorn.run(create_app(api_settings, metrics), **uvicorn_options(api_settings))
+            else:
+                os.environ["STOCKSYNC_REDIS_URL"] = url
+                os.environ["STOCKSYNC_DATA_DIR"] = str(settings.data_dir)
+                os.environ["STOCKSYNC_RUN_WORKERS"] = "false"  # never once per API process
+                uvicorn.run(
+                    "stocksync.api.app:app_from_env",
+                    factory=True,
+                    workers=settings.workers,
+                    **uvicorn_options(api_settings),
+                )
+
+
+@contextmanager
+def workers_beside_api(settings: Settings) -> Iterator[Settings]:
+    """Start the workers process ``serve`` supervises (unless they run in the API, or not at
+    all); yields the API's settings, and stops the workers process after the API."""
+    if not settings.run_workers or (settings.workers_in_api and settings.workers == 1):
+        yield settings
+        return
+    port = settings.worker_metrics_port
+    port = settings.port + 1 if port is None else port
+    if port and not port_is_free(settings.host, port):
+        raise typer.BadParameter(
+            f"{settings.host}:{port} is in use: choose the workers' metrics port with "
+            "--worker-metrics-port (0 = do not serve them)"
+        )
+    env = {
+        **os.environ,
+        "STOCKSYNC_REDIS_URL": str(settings.redis_url),
+        "STOCKSYNC_DATA_DIR": str(settings.data_dir),
+    }
+    child = WorkersProcess(worker_command(settings.host, port or None), env)
+    child.start()
+    where = f"metrics on http://{settings.host}:{port}/metrics" if port else "no metrics port"
+    console.print(f"workers in process {child.pid} ({where})")
+    try:
+        yield settings.model_copy(update={"run_workers": False})
+    finally:
+        child.stop()
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @app.command()

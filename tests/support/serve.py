@@ -61,11 +61,22 @@ def serve_env(redis_url: str, data_dir: Path, label: str) -> ServeEnv:
 def running_serve(deployment: ServeEnv, *args: str) -> Iterator[str]:
     """Start `stocksync serve` (with ``args``) on a free port, wait until /readyz answers;
     yields its URL. Its output is in ``serve.log`` in the data dir."""
+    with serve_process(deployment, *args) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_process(
+    deployment: ServeEnv, *args: str, worker_metrics_port: int = 0
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`running_serve` that also yields the process; its workers process serves no
+    /metrics unless ``worker_metrics_port`` is given (no port to collide on)."""
     port = free_port()
     log = deployment.data_dir / "serve.log"
+    metrics = ["--worker-metrics-port", str(worker_metrics_port)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            stocksync_cli("serve", "--port", str(port), *args),
+            stocksync_cli("serve", "--port", str(port), *metrics, *args),
             env=deployment.env,
             stdout=log_file,
             stderr=log_file,
@@ -82,10 +93,35 @@ def running_serve(deployment: ServeEnv, *args: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"stocksync serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def child_processes(pid: int) -> dict[int, list[str]]:
+    """The live children of ``pid`` and their command lines (read from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # exited while we looked
+        if int(stat[1]) == pid and stat[0] != "Z":
+            found[int(entry.name)] = cmdline.split("\0")
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is alive (not gone, not a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @asynccontextmanager

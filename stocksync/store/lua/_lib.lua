@@ -97,7 +97,7 @@ end
 -- Most due holds one call expires on its way (at a position, of a capped key or customer, in
 -- a list it reads): no call's work grows with the number of holds. The reaper (expire.lua)
 -- catches up the rest.
-local REAP_PER_CALL = 100
+local REAP_PER_CALL = 16
 
 -- Member of the ordered indexes: created_at at a fixed width, then the id, so entries with the
 -- same deadline read oldest first, then by id.

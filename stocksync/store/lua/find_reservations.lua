@@ -8,8 +8,9 @@
 -- Every index read is ordered (deadline, then created_at, id: see index_reservation) and read
 -- with a LIMIT: a location's pick list reads its per-state indexes, so 50 confirmed among
 -- 100,000 held cost O(50 + log n). Up to REAP_PER_CALL due entries per index are expired
--- first; entries still due after that are left to the reaper and not listed. A filter that
--- the index does not answer (at risk among a customer's) examines SCAN_MAX entries at most.
+-- first; entries still due after that are left to the reaper and not listed. At-risk holds
+-- of a customer are read from the smaller of the two indexes (the same order), filtered by
+-- the other; such a filter examines SCAN_MAX entries at most.
 -- Index entries of reservations that are no longer active are dropped on the way.
 -- Returns {{id, field, value, ...}, ...}, ordered by deadline (none last), then created_at, id.
 
@@ -20,7 +21,8 @@ local at_risk_only = ARGV[6] == '1'
 local wanted = {}
 local any_state = NARGS < 7
 for i = 7, NARGS do wanted[ARGV[i]] = true end
-local SCAN_MAX = 1000
+local SCAN_MAX = 500
+local customer = nil -- only reservations of this customer_ref
 
 local keys = {}
 if index == 'loc' and at_risk_only then
@@ -31,6 +33,9 @@ elseif index == 'loc' then
   end
 elseif index == 'cust' then
   keys = { bycust_key(arg) }
+  if at_risk_only and redis.call('ZCARD', ATRISK) < redis.call('ZCARD', keys[1]) then
+    keys, customer = { ATRISK }, arg
+  end
 else
   keys = { ATRISK }
 end
@@ -45,11 +50,12 @@ local function read(key)
     if #page == 0 then break end
     offset = offset + #page / 2
     for i = 1, #page, 2 do
-      local r = redis.call('HMGET', res_key(member_id(page[i])), 'state', 'at_risk')
+      local r = redis.call('HMGET', res_key(member_id(page[i])), 'state', 'at_risk',
+        'customer_ref')
       if not ACTIVE[r[1]] then
         table.insert(stale, page[i])
       elseif #out < limit and (any_state or wanted[r[1]]) and (r[2] == '1' or not at_risk_only)
-      then
+          and (not customer or r[3] == customer) then
         table.insert(out, { tonumber(page[i + 1]) or math.huge, page[i] })
       end
     end

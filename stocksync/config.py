@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     )
 
     reaper_interval_seconds: float = Field(default=1.0, gt=0)
-    reaper_batch: int = Field(default=32, ge=1)  # one script: ~60 µs a hold
+    reaper_batch: int = Field(default=16, ge=1)  # one script: 60-150 µs a hold
     run_workers: bool = Field(
         default=True, description="run the reaper, ledger copy and checks in the API process"
     )

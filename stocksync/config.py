@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     )
 
     reaper_interval_seconds: float = Field(default=1.0, gt=0)
-    reaper_batch: int = Field(default=500, ge=1)
+    reaper_batch: int = Field(default=16, ge=1)  # one script: 60-150 µs a hold
     run_workers: bool = Field(
         default=True,
         description="serve runs the reaper, ledger copy and checks (in a process of their own); "

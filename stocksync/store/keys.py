@@ -31,6 +31,11 @@ def prefix(namespace: str) -> str:
     return f"ss:{{{namespace}}}:"
 
 
+def ordered_member(reservation_id: str, created_at_ms: int) -> str:
+    """A reservation's member in the ordered indexes (``ordered_member`` in ``_lib.lua``)."""
+    return f"{created_at_ms:015d}:{reservation_id}"
+
+
 class Keys:
     """Key names of one namespace."""
 
@@ -85,26 +90,39 @@ class Keys:
         """Active reservations scored by deadline (+inf: none): the reaper's index."""
         return f"{self.prefix}active"
 
-    def location_reservations(self, location_id: str) -> str:
-        """Active reservations with a line at a location, scored by created_at."""
-        return f"{self.prefix}locres:{location_id}"
+    # The indexes of active reservations below are ordered: scored by deadline (+inf: none),
+    # each member ``<created_at, 15 digits>:<reservation id>``, so a read in index order is
+    # by deadline, then created_at, then id, and takes a LIMIT.
+
+    def location_reservations(self, location_id: str, state: str) -> str:
+        """Active reservations in a state with a line at a location (ordered; pick lists)."""
+        return f"{self.prefix}locstate:{location_id}:{state}"
+
+    def hold_ages(self, location_id: str) -> str:
+        """Active reservations per SKU at a location, all scored 0, members
+        ``<sku>:<created_at, 15 digits>:<id>``: a position's holds newest first, by lex range."""
+        return f"{self.prefix}ages:{location_id}"
 
     def key_reservations(self, key_id: str) -> str:
-        """Active reservations made with an API key."""
-        return f"{self.prefix}bykey:{key_id}"
+        """Active reservations made with an API key (ordered)."""
+        return f"{self.prefix}keyres:{key_id}"
 
     def held_units(self, key_id: str, channel: str) -> str:
         """Hash: location -> units an API key holds there on a channel capped in units."""
         return f"{self.prefix}heldunits:{key_id}:{channel}"
 
     def customer_reservations(self, customer_ref: str) -> str:
-        """Active reservations of a customer_ref."""
-        return f"{self.prefix}bycust:{customer_ref}"
+        """Active reservations of a customer_ref (ordered)."""
+        return f"{self.prefix}custres:{customer_ref}"
 
     @property
     def at_risk(self) -> str:
-        """Active reservations flagged at risk by a till sale or a count."""
-        return f"{self.prefix}atrisk"
+        """Active reservations flagged at risk by a till sale or a count (ordered)."""
+        return f"{self.prefix}risk"
+
+    def location_at_risk(self, location_id: str) -> str:
+        """Active reservations flagged at risk with a line at a location (ordered)."""
+        return f"{self.prefix}locrisk:{location_id}"
 
     def hold_code(self, code: str) -> str:
         """Hold code (stored form) -> reservation id."""

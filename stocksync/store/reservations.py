@@ -155,7 +155,7 @@ class Reservations(ScriptStore):
         reply = await self.run("erase_customer", customer_ref, *reservation_ids)
         return int(reply[1])
 
-    async def reap(self, limit: int = 500) -> ReapResult:
+    async def reap(self, limit: int = 16) -> ReapResult:
         """Expire up to ``limit`` reservations whose deadline passed."""
         expired, lag_ms, active = await self.run("expire", limit)
         return ReapResult(int(expired), int(lag_ms) / 1000, int(active))

@@ -23,7 +23,7 @@ async def reap_once(store: RedisStockStore, metrics: Metrics, batch: int) -> int
 
 
 async def run_reaper(
-    store: RedisStockStore, metrics: Metrics, *, interval: float = 1.0, batch: int = 500
+    store: RedisStockStore, metrics: Metrics, *, interval: float = 1.0, batch: int = 16
 ) -> None:
     """Reap forever: back-to-back while a full batch was due, else every ``interval`` seconds."""
     backoff = interval

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from stocksync.domain.events import EventKind
 from stocksync.domain.model import ACTIVE, State
-from stocksync.store.keys import POSITION_FIELDS, Keys
+from stocksync.store.keys import POSITION_FIELDS, Keys, ordered_member
 from stocksync.store.scripts import OPERATIONS, library_source
 
 LUA = resources.files("stocksync.store") / "lua"
@@ -64,9 +64,10 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         "for state in pairs(ACTIVE) do table.insert(states, state) end\n"
         "table.sort(states)\n"
         "return { pos_key('S', 'L'), holds_key('S', 'L'), deltas_key('S', 'L'),"
-        " sku_locs_key('S'), loc_key('L'), res_key('R'), locres_key('L'), bykey_key('K'),"
-        " bycust_key('C'), heldunits_key('K', 'C'), code_key('X'), idem_key('src', 'E'),"
-        " ATRISK, ACTIVE_KEY,"
+        " sku_locs_key('S'), loc_key('L'), res_key('R'), locstate_key('L', 'held'),"
+        " ages_key('L'), bykey_key('K'), bycust_key('C'), locrisk_key('L'),"
+        " heldunits_key('K', 'C'), code_key('X'), idem_key('src', 'E'),"
+        " ATRISK, ACTIVE_KEY, ordered_member('R', 1712345678901),"
         " OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY, states }"
     )
     reply = await redis_client.eval(probe, 1, keys.prefix, 60, 0)  # type: ignore[no-untyped-call]
@@ -78,14 +79,17 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         keys.sku_locations("S"),
         keys.location("L"),
         keys.reservation("R"),
-        keys.location_reservations("L"),
+        keys.location_reservations("L", "held"),
+        keys.hold_ages("L"),
         keys.key_reservations("K"),
         keys.customer_reservations("C"),
+        keys.location_at_risk("L"),
         keys.held_units("K", "C"),
         keys.hold_code("X"),
         keys.idempotency("src", "E"),
         keys.at_risk,
         keys.active,
+        ordered_member("R", 1712345678901),
         keys.outbox,
         keys.seq,
         keys.regressed,

@@ -7,6 +7,7 @@ import pytest
 
 from stocksync.domain.errors import InsufficientStock, InvalidTransition, NotFound, Unprocessable
 from stocksync.domain.model import Line, State
+from stocksync.store.keys import ordered_member
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import Stocked, outbox, wait_for_server_ms_after
@@ -34,12 +35,17 @@ async def test_move_shifts_units_indexes_and_clears_at_risk(
     assert (moved.state, moved.at_risk, moved.expires_at_ms) == (State.CONFIRMED, False, deadline)
     assert (await store.position(sku, "store-a")).reserved == 0
     assert (await store.position(sku, "store-b")).reserved == 1
-    keys = store.keys
-    assert not await store.client.sismember(keys.at_risk, "r1")
+    keys, member = store.keys, ordered_member("r1", moved.created_at_ms)
+    assert await store.client.zscore(keys.at_risk, member) is None
+    assert await store.client.zscore(keys.location_at_risk("store-a"), member) is None
     assert await store.client.zscore(keys.holds(sku, "store-a"), "r1") is None
     assert await store.client.zscore(keys.holds(sku, "store-b"), "r1") == deadline
-    assert await store.client.zscore(keys.location_reservations("store-a"), "r1") is None
-    assert await store.client.zscore(keys.location_reservations("store-b"), "r1") is not None
+    for loc, score in (("store-a", None), ("store-b", deadline)):
+        assert await store.client.zscore(keys.location_reservations(loc, "confirmed"), member) == (
+            score
+        )
+        ages = await store.client.zrange(keys.hold_ages(loc), 0, -1)
+        assert (f"{sku}:{member}" in ages) == (score is not None)
     events = [e for e in await outbox(store, sku) if e["kind"] == "moved"]
     assert [(e["loc"], e["d_reserved"], e["reserved"]) for e in events] == [
         ("store-a", "-1", "0"),

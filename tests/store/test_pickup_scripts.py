@@ -11,6 +11,7 @@ from stocksync.domain.codes import ALPHABET
 from stocksync.domain.errors import HoldLimitReached
 from stocksync.domain.model import Line, Location, State
 from stocksync.store import reservations
+from stocksync.store.keys import ordered_member
 from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.store import Stocked, outbox, wait_for_server_ms_after, wait_for_state
@@ -78,10 +79,8 @@ async def test_reserve_caps_active_holds_per_customer(
     # A hold that ends frees its place.
     await capped.release("c0")
     await capped.reserve("c2", "chat", [Line(sku, "store-a", 1)], 60, "crm-1")
-    assert await capped.client.smembers(capped.keys.customer_reservations("crm-1")) == {
-        "c1",
-        "c2",
-    }
+    indexed = await capped.client.zrange(capped.keys.customer_reservations("crm-1"), 0, -1)
+    assert [m.split(":", 1)[1] for m in indexed] == ["c1", "c2"]  # by deadline
 
 
 async def test_reserve_caps_active_holds_per_key_and_reaps_due_ones(
@@ -119,12 +118,15 @@ async def test_finish_drops_a_reservation_from_every_index(
         await store.reserve("r1", "chat", [Line(sku, "store-a", 2)], 60, "crm-1", key_id="k1")
     ).reservation
     await store.adjust(sku, "store-a", -1, reason="sale", source="pos", source_event_id="s1")
-    keys = store.keys
-    assert await store.client.sismember(keys.at_risk, "r1")
-    assert await store.client.zscore(keys.location_reservations("store-a"), "r1") is not None
+    keys, member = store.keys, ordered_member("r1", held.created_at_ms)
+    located = (keys.location_reservations("store-a", "held"), keys.location_at_risk("store-a"))
+    for index in (keys.at_risk, *located, keys.key_reservations("k1")):
+        assert await store.client.zscore(index, member) == held.expires_at_ms
+    assert f"{sku}:{member}" in await store.client.zrange(keys.hold_ages("store-a"), 0, -1)
     await store.fulfill("r1")
-    assert not await store.client.sismember(keys.at_risk, "r1")
-    assert not await store.client.exists(keys.location_reservations("store-a"))
+    for index in (keys.at_risk, *located):
+        assert await store.client.zscore(index, member) is None
+    assert f"{sku}:{member}" not in await store.client.zrange(keys.hold_ages("store-a"), 0, -1)
     assert not await store.client.exists(keys.key_reservations("k1"))
     assert not await store.client.exists(keys.customer_reservations("crm-1"))
     assert held.hold_code is not None

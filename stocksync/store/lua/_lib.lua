@@ -32,7 +32,7 @@ local function begin(keys, argv, now)
   ACTOR = argv[#argv]
   NOW = now
   -- One key each per namespace (see stocksync/store/keys.py for what they hold).
-  ATRISK = P .. 'atrisk'
+  ATRISK = P .. 'risk'
   ACTIVE_KEY = P .. 'active'
   OUTBOX_KEY = P .. 'outbox'
   SEQ_KEY = P .. 'seq'
@@ -49,11 +49,15 @@ local function deltas_key(sku, loc) return P .. 'deltas:' .. loc .. ':' .. sku e
 local function loc_key(loc) return P .. 'loc:' .. loc end
 local function idem_key(source, event_id) return P .. 'idem:' .. source .. ':' .. event_id end
 local function sku_locs_key(sku) return P .. 'skulocs:' .. sku end
--- Indexes of active reservations: by location (zset scored by created_at), by API key and by
--- customer (sets), the at-risk set, and hold code -> reservation id.
-local function locres_key(loc) return P .. 'locres:' .. loc end
-local function bykey_key(key_id) return P .. 'bykey:' .. key_id end
-local function bycust_key(cref) return P .. 'bycust:' .. cref end
+-- Ordered indexes of active reservations (see `index_reservation`): per location and state, per
+-- API key, per customer, the at-risk ones (all, and per location); each scored by deadline
+-- ('+inf' = none), member `ordered_member` so ties read in created_at, then id order. And per
+-- location, lexically by SKU then created_at (`age_member`): a position's holds, newest first.
+local function locstate_key(loc, state) return P .. 'locstate:' .. loc .. ':' .. state end
+local function bykey_key(key_id) return P .. 'keyres:' .. key_id end
+local function bycust_key(cref) return P .. 'custres:' .. cref end
+local function locrisk_key(loc) return P .. 'locrisk:' .. loc end
+local function ages_key(loc) return P .. 'ages:' .. loc end
 -- Units an API key holds per location on a channel capped in units (hash: location -> units).
 local function heldunits_key(key_id, channel) return P .. 'heldunits:' .. key_id .. ':' .. channel end
 local function code_key(code) return P .. 'code:' .. code end
@@ -109,19 +113,68 @@ local function count_units(key_id, channel, lines, sign)
   end
 end
 
+-- Most due holds one call expires on its way (at a position, of a capped key or customer, in
+-- a list it reads): no call's work grows with the number of holds. The reaper (expire.lua)
+-- catches up the rest.
+local REAP_PER_CALL = 16
+
+-- Member of the ordered indexes: created_at at a fixed width, then the id, so entries with the
+-- same deadline read oldest first, then by id.
+local function ordered_member(id, created) return string.format('%015.0f', created) .. ':' .. id end
+local function member_id(member) return string.sub(member, 17) end
+-- Member of a location's ages index: the SKU first, so a position's holds are one lex range.
+local function age_member(sku, id, created) return sku .. ':' .. ordered_member(id, created) end
+
+-- Put an active reservation into every index that its stored state, deadline, owner, customer
+-- and at-risk flag call for, at each location of `lines` (ZADD: also re-scores a new deadline).
+local function index_reservation(id, rk, lines)
+  local r = redis.call('HMGET', rk, 'state', 'created_at', 'expires_at', 'key', 'customer_ref',
+    'at_risk')
+  local score = r[3]
+  if not score or score == '' then score = '+inf' end
+  local created = num(r[2])
+  local m = ordered_member(id, created)
+  local flagged = r[6] == '1'
+  redis.call('ZADD', ACTIVE_KEY, score, id)
+  for _, ln in ipairs(lines) do
+    redis.call('ZADD', holds_key(ln[1], ln[2]), score, id)
+    redis.call('ZADD', locstate_key(ln[2], r[1]), score, m)
+    redis.call('ZADD', ages_key(ln[2]), 0, age_member(ln[1], id, created))
+    if flagged then redis.call('ZADD', locrisk_key(ln[2]), score, m) end
+  end
+  if r[4] and r[4] ~= '' then redis.call('ZADD', bykey_key(r[4]), score, m) end
+  if r[5] and r[5] ~= '' then redis.call('ZADD', bycust_key(r[5]), score, m) end
+  if flagged then redis.call('ZADD', ATRISK, score, m) end
+end
+
+-- Take a reservation out of every index index_reservation put it in (as it ends, or before
+-- its state, lines or flag change and it is indexed again).
+local function drop_indexes(id, rk, lines)
+  local r = redis.call('HMGET', rk, 'state', 'created_at', 'key', 'customer_ref')
+  local created = num(r[2])
+  local m = ordered_member(id, created)
+  redis.call('ZREM', ACTIVE_KEY, id)
+  for _, ln in ipairs(lines) do
+    redis.call('ZREM', holds_key(ln[1], ln[2]), id)
+    if r[1] then redis.call('ZREM', locstate_key(ln[2], r[1]), m) end
+    redis.call('ZREM', ages_key(ln[2]), age_member(ln[1], id, created))
+    redis.call('ZREM', locrisk_key(ln[2]), m)
+  end
+  if r[3] and r[3] ~= '' then redis.call('ZREM', bykey_key(r[3]), m) end
+  if r[4] and r[4] ~= '' then redis.call('ZREM', bycust_key(r[4]), m) end
+  redis.call('ZREM', ATRISK, m)
+end
+
 -- Drop an ending reservation from the indexes of active ones. Its hold code keeps pointing
 -- at it until the reservation itself is pruned.
 local function unindex(id, rk, lines)
   local r = redis.call('HMGET', rk, 'key', 'customer_ref', 'code', 'channel', 'ucap')
-  if r[1] and r[1] ~= '' then redis.call('SREM', bykey_key(r[1]), id) end
+  drop_indexes(id, rk, lines)
   if r[5] and r[5] ~= '' and r[1] and r[1] ~= '' then
     count_units(r[1], r[4], lines, -1)
     redis.call('HDEL', rk, 'ucap') -- counted back once
   end
-  if r[2] and r[2] ~= '' then redis.call('SREM', bycust_key(r[2]), id) end
   if r[3] and r[3] ~= '' then redis.call('EXPIRE', code_key(r[3]), RETENTION) end
-  for _, ln in ipairs(lines) do redis.call('ZREM', locres_key(ln[2]), id) end
-  redis.call('SREM', ATRISK, id)
 end
 
 -- Move an active reservation to a terminal state, giving back (or consuming) its units.
@@ -182,10 +235,29 @@ local function expire_one(id, hk)
   return 1
 end
 
--- Reap every due hold at a position, so a stale hold can never block a sale there.
+-- Reap due holds at a position (up to REAP_PER_CALL), so a stale hold does not block a sale
+-- there.
 local function reap_position(sku, loc)
   local hk = holds_key(sku, loc)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', hk, '-inf', NOW)) do expire_one(id, hk) end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', hk, '-inf', NOW, 'LIMIT', 0, REAP_PER_CALL)) do
+    expire_one(id, hk)
+  end
+end
+
+-- Expire up to `max` reservations whose deadline in the ordered index `key` passed. An entry
+-- of a reservation no longer active is dropped; one whose deadline moved is re-scored.
+local function reap_ordered(key, max)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, max)) do
+    local id = member_id(m)
+    if expire_one(id, nil) == 0 then
+      local r = redis.call('HMGET', res_key(id), 'state', 'lines')
+      if ACTIVE[r[1]] then
+        index_reservation(id, res_key(id), cjson.decode(r[2]))
+      else
+        redis.call('ZREM', key, m)
+      end
+    end
+  end
 end
 
 local function reap_lines(lines)
@@ -226,13 +298,10 @@ local function load_reservation(id, access)
   return rk, redis.call('HGET', rk, 'state'), lines, nil
 end
 
--- Set the deadline of an active reservation in every expiry index (score '' = none).
+-- Set the deadline of an active reservation ('' = none) and index it by it.
 local function set_deadline(id, rk, lines, expires_at)
   redis.call('HSET', rk, 'expires_at', expires_at)
-  local score = expires_at
-  if expires_at == '' then score = '+inf' end
-  redis.call('ZADD', ACTIVE_KEY, score, id)
-  for _, ln in ipairs(lines) do redis.call('ZADD', holds_key(ln[1], ln[2]), score, id) end
+  index_reservation(id, rk, lines)
 end
 
 -- Emit one event per line for a transition that moves no units (confirm, ready, extend).
@@ -244,31 +313,46 @@ local function emit_lines(kind, id, rk, lines)
   end
 end
 
+-- The holds at a position that cover `shortfall` units, newest first (created_at, then id,
+-- descending), read from the location's ages index with an early stop: no more holds than
+-- the shortfall has units, a page at a time.
+local function newest_holds(sku, loc, shortfall)
+  local holds, covered = {}, 0
+  local upper, lower = '(' .. sku .. ';', '[' .. sku .. ':' -- ';' follows ':', in no SKU
+  while covered < shortfall do
+    local page = redis.call('ZREVRANGEBYLEX', ages_key(loc), upper, lower, 'LIMIT', 0,
+      math.min(shortfall - covered, REAP_PER_CALL))
+    if #page == 0 then break end
+    for _, member in ipairs(page) do
+      local id = member_id(string.sub(member, #sku + 2))
+      local r = redis.call('HMGET', res_key(id), 'state', 'lines', 'at_risk', 'channel')
+      if ACTIVE[r[1]] then
+        local h = { id = id, qty = 0, flagged = r[3] == '1', channel = r[4] or '',
+          lines = cjson.decode(r[2]) }
+        for _, ln in ipairs(h.lines) do
+          if ln[1] == sku and ln[2] == loc then h.qty = h.qty + ln[3] end
+        end
+        table.insert(holds, h)
+        covered = covered + h.qty
+      end
+    end
+    upper = '(' .. page[#page]
+  end
+  return holds
+end
+
 -- DESIGN rule 8: a till sale left fewer units on hand than are promised to holds. Flag the
 -- holds at that position, newest first, until their units cover the physical shortfall.
 -- Returns how many were newly flagged.
 local function flag_at_risk(sku, loc, shortfall)
-  local holds = {}
-  for _, id in ipairs(redis.call('ZRANGE', holds_key(sku, loc), 0, -1)) do
-    local r = redis.call('HMGET', res_key(id), 'created_at', 'lines', 'at_risk', 'channel')
-    local qty = 0
-    for _, ln in ipairs(cjson.decode(r[2])) do
-      if ln[1] == sku and ln[2] == loc then qty = qty + ln[3] end
-    end
-    table.insert(holds, { id = id, created = num(r[1]), qty = qty, flagged = r[3] == '1',
-      channel = r[4] or '' })
-  end
-  table.sort(holds, function(a, b)
-    if a.created ~= b.created then return a.created > b.created end
-    return a.id > b.id
-  end)
+  local holds = newest_holds(sku, loc, shortfall)
   local covered, flagged, ids = 0, 0, {}
   for _, h in ipairs(holds) do
     if covered >= shortfall then break end
     covered = covered + h.qty
     if not h.flagged then
       redis.call('HSET', res_key(h.id), 'at_risk', '1')
-      redis.call('SADD', ATRISK, h.id)
+      index_reservation(h.id, res_key(h.id), h.lines)
       flagged = flagged + 1
       table.insert(ids, h.id)
       -- One event per flagged hold: the ledger folds it into the reservation's row (a later

@@ -21,6 +21,7 @@ if state ~= 'held' then return { 'invalid_transition', state } end
 
 local expires_at = ''
 if pickup_ms ~= '' then expires_at = NOW + tonumber(pickup_ms) end
+drop_indexes(id, rk, lines) -- from the held ones; set_deadline indexes it as confirmed
 redis.call('HSET', rk, 'state', 'confirmed', 'updated_at', NOW, 'h:confirmed', NOW)
 set_deadline(id, rk, lines, expires_at)
 emit_lines('confirmed', id, rk, lines)

@@ -8,7 +8,9 @@
 
 local cref = ARGV[3]
 local ck = bycust_key(cref)
-local ids = redis.call('SMEMBERS', ck)
+-- The customer's active reservations: few (max_active_holds_per_customer caps them).
+local ids = {}
+for _, m in ipairs(redis.call('ZRANGE', ck, 0, -1)) do table.insert(ids, member_id(m)) end
 for i = 4, NARGS do table.insert(ids, ARGV[i]) end
 
 local cleared = 0

@@ -5,6 +5,12 @@
 -- ARGV[5] limit   ARGV[6] '1' = only reservations flagged at risk
 -- ARGV[7…] states to include (none = every active state)
 --
+-- Every index read is ordered (deadline, then created_at, id: see index_reservation) and read
+-- with a LIMIT: a location's pick list reads its per-state indexes, so 50 confirmed among
+-- 100,000 held cost O(50 + log n). Up to REAP_PER_CALL due entries per index are expired
+-- first; entries still due after that are left to the reaper and not listed. At-risk holds
+-- of a customer are read from the smaller of the two indexes (the same order), filtered by
+-- the other; such a filter examines SCAN_MAX entries at most.
 -- Index entries of reservations that are no longer active are dropped on the way.
 -- Returns {{id, field, value, ...}, ...}, ordered by deadline (none last), then created_at, id.
 
@@ -15,42 +21,66 @@ local at_risk_only = ARGV[6] == '1'
 local wanted = {}
 local any_state = NARGS < 7
 for i = 7, NARGS do wanted[ARGV[i]] = true end
+local SCAN_MAX = 500
+local customer = nil -- only reservations of this customer_ref
 
-local key, ids
-if index == 'loc' then
-  key = locres_key(arg)
-  ids = redis.call('ZRANGE', key, 0, -1)
+local keys = {}
+if index == 'loc' and at_risk_only then
+  keys = { locrisk_key(arg) }
+elseif index == 'loc' then
+  for state in pairs(ACTIVE) do
+    if any_state or wanted[state] then table.insert(keys, locstate_key(arg, state)) end
+  end
 elseif index == 'cust' then
-  key = bycust_key(arg)
-  ids = redis.call('SMEMBERS', key)
+  keys = { bycust_key(arg) }
+  if at_risk_only and redis.call('ZCARD', ATRISK) < redis.call('ZCARD', keys[1]) then
+    keys, customer = { ATRISK }, arg
+  end
 else
-  key = ATRISK
-  ids = redis.call('SMEMBERS', key)
+  keys = { ATRISK }
+end
+
+-- Up to `limit` entries of one index whose deadline has not passed and that pass the filters,
+-- in index order: {score, member}.
+local function read(key)
+  local out, stale, offset = {}, {}, 0
+  while #out < limit and offset < SCAN_MAX do
+    local page = redis.call('ZRANGEBYSCORE', key, '(' .. NOW, '+inf', 'WITHSCORES',
+      'LIMIT', offset, math.min(limit, SCAN_MAX - offset))
+    if #page == 0 then break end
+    offset = offset + #page / 2
+    for i = 1, #page, 2 do
+      local r = redis.call('HMGET', res_key(member_id(page[i])), 'state', 'at_risk',
+        'customer_ref')
+      if not ACTIVE[r[1]] then
+        table.insert(stale, page[i])
+      elseif #out < limit and (any_state or wanted[r[1]]) and (r[2] == '1' or not at_risk_only)
+          and (not customer or r[3] == customer) then
+        table.insert(out, { tonumber(page[i + 1]) or math.huge, page[i] })
+      end
+    end
+  end
+  for _, m in ipairs(stale) do redis.call('ZREM', key, m) end
+  return out
 end
 
 local found = {}
-for _, id in ipairs(ids) do
-  expire_one(id, nil)
-  local rk = res_key(id)
-  local r = redis.call('HMGET', rk, 'state', 'expires_at', 'created_at', 'at_risk')
-  if not ACTIVE[r[1]] then
-    if index == 'loc' then redis.call('ZREM', key, id) else redis.call('SREM', key, id) end
-  elseif (any_state or wanted[r[1]]) and (r[4] == '1' or not at_risk_only) then
-    local deadline = math.huge
-    if r[2] and r[2] ~= '' then deadline = tonumber(r[2]) end
-    table.insert(found, { id = id, deadline = deadline, created = num(r[3]) })
-  end
+for _, key in ipairs(keys) do
+  reap_ordered(key, REAP_PER_CALL)
+  for _, entry in ipairs(read(key)) do table.insert(found, entry) end
 end
-table.sort(found, function(a, b)
-  if a.deadline ~= b.deadline then return a.deadline < b.deadline end
-  if a.created ~= b.created then return a.created < b.created end
-  return a.id < b.id
-end)
+if #keys > 1 then -- merge the per-state lists in index order
+  table.sort(found, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+end
 
 local out = {}
 for i = 1, math.min(limit, #found) do
-  local reply = redis.call('HGETALL', res_key(found[i].id))
-  table.insert(reply, 1, found[i].id)
+  local id = member_id(found[i][2])
+  local reply = redis.call('HGETALL', res_key(id))
+  table.insert(reply, 1, id)
   table.insert(out, reply)
 end
 return out

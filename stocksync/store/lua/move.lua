@@ -64,10 +64,9 @@ if counted then
   count_units(owner[1], owner[2], moving, -1)
   count_units(owner[1], owner[2], moved_to, 1)
 end
-local r = redis.call('HMGET', rk, 'channel', 'expires_at', 'created_at')
+local r = redis.call('HMGET', rk, 'channel', 'expires_at')
 local channel, expires_at = r[1] or '', r[2] or ''
-local score = expires_at
-if expires_at == '' then score = '+inf' end
+drop_indexes(id, rk, lines) -- indexed again below, at its new lines, without the flag
 local merged = {}
 for _, ln in ipairs(kept) do merged[ln[1] .. '\0' .. ln[2]] = { ln[1], ln[2], ln[3] } end
 for i, ln in ipairs(moving) do
@@ -75,8 +74,6 @@ for i, ln in ipairs(moving) do
   local from_reserved = redis.call('HINCRBY', pos_key(sku, from), RESERVED, -qty)
   local from_on_hand = num(redis.call('HGET', pos_key(sku, from), ON_HAND))
   local to_reserved = redis.call('HINCRBY', pos_key(sku, to), RESERVED, qty)
-  redis.call('ZREM', holds_key(sku, from), id)
-  redis.call('ZADD', holds_key(sku, to), score, id)
   redis.call('SADD', sku_locs_key(sku), to)
   local k = sku .. '\0' .. to
   if merged[k] then merged[k][3] = merged[k][3] + qty else merged[k] = { sku, to, qty } end
@@ -99,7 +96,5 @@ table.sort(new_lines, function(a, b)
 end)
 redis.call('HSET', rk, 'lines', cjson.encode(new_lines), 'updated_at', NOW)
 redis.call('HDEL', rk, 'at_risk')
-redis.call('SREM', ATRISK, id)
-redis.call('ZREM', locres_key(from), id)
-redis.call('ZADD', locres_key(to), num(r[3]), id)
+index_reservation(id, rk, new_lines)
 return reply_reservation(0, rk)

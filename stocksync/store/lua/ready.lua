@@ -16,6 +16,8 @@ if regressed then return { 'stock_regressed', regressed } end
 if state == 'ready' then return reply_reservation(1, rk) end
 if state ~= 'confirmed' then return { 'invalid_transition', state } end
 
+drop_indexes(id, rk, lines) -- from the confirmed ones, to the ready ones
 redis.call('HSET', rk, 'state', 'ready', 'updated_at', NOW, 'h:ready', NOW)
+index_reservation(id, rk, lines)
 emit_lines('ready', id, rk, lines)
 return reply_reservation(0, rk)

@@ -31,6 +31,7 @@ for _, loc in ipairs(redis.call('SMEMBERS', sku_locs_key(sku))) do
     redis.call('ZREM', ACTIVE_KEY, id)
   end
   redis.call('DEL', holds_key(sku, loc))
+  redis.call('ZREMRANGEBYLEX', ages_key(loc), '[' .. sku .. ':', '(' .. sku .. ';')
 end
 
 for _, p in ipairs(positions) do
@@ -50,6 +51,8 @@ end
 
 for _, r in ipairs(reservations) do
   local rk = res_key(r.id)
+  local stale = redis.call('HMGET', rk, 'state', 'lines')
+  if stale[1] then drop_indexes(r.id, rk, cjson.decode(stale[2])) end
   redis.call('DEL', rk)
   local expires_at = ''
   if r.expires_at > 0 then expires_at = r.expires_at end
@@ -58,15 +61,11 @@ for _, r in ipairs(reservations) do
     'expires_at', expires_at, 'customer_ref', r.customer_ref, 'h:' .. r.state, r.updated_at)
   if r.at_risk then
     redis.call('HSET', rk, 'at_risk', '1')
-    redis.call('SADD', ATRISK, r.id)
   end
   local code, key_id = r.code or '', r.key or ''
   redis.call('HSET', rk, 'code', code, 'key', key_id)
   if code ~= '' then redis.call('SET', code_key(code), r.id) end
-  if key_id ~= '' then redis.call('SADD', bykey_key(key_id), r.id) end
-  if r.customer_ref ~= '' then redis.call('SADD', bycust_key(r.customer_ref), r.id) end
-  for _, ln in ipairs(r.lines) do redis.call('ZADD', locres_key(ln[2]), r.created_at, r.id) end
-  set_deadline(r.id, rk, r.lines, expires_at)
+  set_deadline(r.id, rk, r.lines, expires_at) -- and every index of active reservations
 end
 
 redis.call('HSET', SEQ_KEY, sku, seq)

@@ -49,18 +49,14 @@ local regressed = regressed_sku(lines)
 if regressed then return { 'stock_regressed', regressed } end
 reap_lines(lines)
 
--- Active holds in an owner's set; when the cap is in reach, due ones are reaped first so an
+-- Active holds in an owner's index (scored by deadline); when the cap is in reach, due ones
+-- are reaped first (as many as it takes to get under the cap, REAP_PER_CALL at most) so an
 -- expired hold never counts against it.
-local function active_count(set_key, cap)
-  local n = redis.call('SCARD', set_key)
+local function active_count(index_key, cap)
+  local n = redis.call('ZCARD', index_key)
   if n < cap then return n end
-  for _, rid in ipairs(redis.call('SMEMBERS', set_key)) do
-    expire_one(rid, nil)
-    if not ACTIVE[redis.call('HGET', res_key(rid), 'state')] then
-      redis.call('SREM', set_key, rid)
-    end
-  end
-  return redis.call('SCARD', set_key)
+  reap_ordered(index_key, math.min(n - cap + 1, REAP_PER_CALL))
+  return redis.call('ZCARD', index_key)
 end
 
 -- Checks: every location exists and every line fits, before the first write.
@@ -110,7 +106,7 @@ local function over_unit_cap()
     return nil
   end
   if not first_over() then return nil end
-  for _, rid in ipairs(redis.call('SMEMBERS', bykey_key(key_id))) do expire_one(rid, nil) end
+  reap_ordered(bykey_key(key_id), REAP_PER_CALL) -- the key's due holds, by deadline
   return first_over()
 end
 local counted = key_id ~= '' and unit_cap > 0
@@ -130,15 +126,10 @@ if code ~= '' then table.insert(hash, 'code'); table.insert(hash, code) end
 if key_id ~= '' then table.insert(hash, 'key'); table.insert(hash, key_id) end
 if counted then table.insert(hash, 'ucap'); table.insert(hash, unit_cap) end
 redis.call('HSET', rk, unpack(hash))
-redis.call('ZADD', ACTIVE_KEY, expires_at, id)
-if key_id ~= '' then redis.call('SADD', bykey_key(key_id), id) end
 if counted then count_units(key_id, channel, lines, 1) end
-if customer_ref ~= '' then redis.call('SADD', bycust_key(customer_ref), id) end
 for i, ln in ipairs(lines) do
   local sku, loc, qty = ln[1], ln[2], ln[3]
   local reserved = redis.call('HINCRBY', pos_key(sku, loc), RESERVED, qty)
-  redis.call('ZADD', holds_key(sku, loc), expires_at, id)
-  redis.call('ZADD', locres_key(loc), NOW, id)
   local fields = { 'res', id, 'ch', channel, 'qty', qty, 'd_on_hand', 0, 'd_reserved', qty,
     'on_hand', on_hands[i], 'reserved', reserved, 'exp', expires_at }
   -- The order's details go once, on the event of the reservation's first line (lines are
@@ -155,7 +146,9 @@ if confirm then -- as confirm.lua does, in this same call: no moment when the ho
   redis.call('HSET', rk, 'state', 'confirmed', 'h:confirmed', NOW)
   expires_at = ''
   if pickup_ms ~= '' then expires_at = NOW + tonumber(pickup_ms) end
-  set_deadline(id, rk, lines, expires_at)
+  set_deadline(id, rk, lines, expires_at) -- indexes it, as confirmed
   emit_lines('confirmed', id, rk, lines)
+else
+  index_reservation(id, rk, lines)
 end
 return { 'ok', 1, NOW, expires_at }

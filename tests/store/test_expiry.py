@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 from stocksync.domain.model import Line, Position, State
@@ -38,6 +39,24 @@ async def test_reserve_reaps_stale_hold_so_it_never_blocks_a_sale(
     assert await store.client.zscore(store.keys.holds(sku, "store-a"), "old") is None
     kinds = [(e["kind"], e.get("res")) for e in await outbox(store, sku)]
     assert kinds[-2:] == [("expired", "old"), ("held", "new")]
+
+
+async def test_many_due_holds_at_a_position_never_refuse_a_sale(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    # More holds came due at once than one script reaps in passing (16): the reserve that
+    # needs their units expires as many more as it is short, instead of refusing.
+    due = 40
+    await stocked(sku, due)
+    holds = [hold(store, sku, f"old-{i:02d}", 1, ttl=1) for i in range(due)]
+    deadlines = await asyncio.gather(*holds)
+    await wait_for_server_ms_after(store, max(deadlines))
+
+    fresh = await store.reserve("all", "web", [Line(sku, "store-a", due)], ttl_seconds=60)
+    assert fresh.created
+    assert await store.position(sku, "store-a") == Position(sku, "store-a", due, due, 0)
+    states = [await raw_state(store, f"old-{i:02d}") for i in range(due)]
+    assert states == ["expired"] * due
 
 
 async def test_position_read_reaps_due_holds(

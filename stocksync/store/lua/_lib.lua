@@ -260,6 +260,20 @@ local function reap_ordered(key, max)
   end
 end
 
+-- A line is short while due holds remain at its position (more than REAP_PER_CALL came due
+-- at once): expire as many more as it is units short (each frees at least one unit there),
+-- at most REAP_FOR_LINE_MAX, so a stale hold never refuses a sale. Returns how many ended.
+local REAP_FOR_LINE_MAX = 256
+local function reap_for_line(sku, loc, units_short)
+  local hk = holds_key(sku, loc)
+  local ended = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', hk, '-inf', NOW, 'LIMIT', 0,
+    math.min(units_short, REAP_FOR_LINE_MAX))) do
+    ended = ended + expire_one(id, hk)
+  end
+  return ended
+end
+
 local function reap_lines(lines)
   for _, ln in ipairs(lines) do reap_position(ln[1], ln[2]) end
 end

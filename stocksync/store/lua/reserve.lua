@@ -66,8 +66,12 @@ for i, ln in ipairs(lines) do
   if not p[1] and redis.call('EXISTS', loc_key(ln[2])) == 0 then
     table.insert(missing, ln[2])
   else
+    local available = num(p[1]) - num(p[2]) - num(p[3])
+    if ln[3] > available and reap_for_line(ln[1], ln[2], ln[3] - available) > 0 then
+      p = redis.call('HMGET', pos_key(ln[1], ln[2]), ON_HAND, RESERVED, SAFETY)
+      available = num(p[1]) - num(p[2]) - num(p[3])
+    end
     on_hands[i] = num(p[1])
-    local available = on_hands[i] - num(p[2]) - num(p[3])
     if ln[3] > available then
       table.insert(short, ln[1]); table.insert(short, ln[2]); table.insert(short, ln[3])
       table.insert(short, math.max(0, available))

@@ -39,7 +39,7 @@ from stocksync.recovery.regression import check_regression
 from stocksync.store.base import acting_as
 from stocksync.store.connection import open_redis, open_store, redis_url
 from stocksync.store.keys import Keys
-from stocksync.store.migrate import layout_version, migrate_store
+from stocksync.store.migrate import layout_version, migrate_store, reindex_reservations
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.process import WorkersProcess, worker_command
@@ -259,18 +259,24 @@ def migrate_store_command() -> None:
     Every process also does this when it opens the store, before its first script call."""
     settings = Settings()
 
-    async def main(url: str) -> tuple[int, int]:
+    async def main(url: str) -> tuple[int, int, int]:
         client = await open_redis(url, 2, settings.redis_pool_timeout)
         try:
             keys = Keys(settings.namespace)
             rewritten = await migrate_store(client, keys)
-            return rewritten, await layout_version(client, keys)
+            store = RedisStockStore(client, settings)
+            await store.load_library()
+            indexed = await reindex_reservations(store)
+            return rewritten, indexed, await layout_version(client, keys)
         finally:
             await client.aclose()
 
     with redis_url(settings) as url:
-        rewritten, version = anyio.run(main, url)
-    console.print(f"store layout {version}: {rewritten} position key(s) rewritten")
+        rewritten, indexed, version = anyio.run(main, url)
+    console.print(
+        f"store layout {version}: {rewritten} position key(s) rewritten, "
+        f"{indexed} active reservation(s) indexed"
+    )
 
 
 @app.command()

@@ -18,7 +18,7 @@ from stocksync.config import Settings
 from stocksync.store.base import BatchObserver, ScriptObserver
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.keys import Keys
-from stocksync.store.migrate import migrate_store
+from stocksync.store.migrate import migrate_store, reindex_reservations
 from stocksync.store.redis_store import RedisStockStore
 
 POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay the connect
@@ -133,6 +133,7 @@ async def open_store(
         await migrate_store(client, Keys(settings.namespace))
         store = RedisStockStore(client, settings, observe=observe, observe_batch=observe_batch)
         await store.load_library()
+        await reindex_reservations(store)  # needs the library: the `reindex` operation
         yield store
     finally:
         await client.aclose()

@@ -42,6 +42,7 @@ OPERATIONS = (
     "find_reservations",
     "move",
     "erase_customer",
+    "reindex",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from stocksync.cli.main import app
-from stocksync.domain.model import Line, Location, Position
+from stocksync.domain.model import Line, Location, Position, State
 from stocksync.store.keys import (
     COUNT_AS_OF,
     LEGACY_POSITION_FIELDS,
@@ -19,7 +19,14 @@ from stocksync.store.keys import (
     SAFETY,
     Keys,
 )
-from stocksync.store.migrate import LAYOUT_VERSION, layout_version, migrate_store
+from stocksync.store.migrate import (
+    LAYOUT_VERSION,
+    POSITIONS_LAYOUT,
+    layout_version,
+    migrate_store,
+    reindex_reservations,
+)
+from stocksync.store.pickups import PickupOps
 from stocksync.store.redis_store import RedisStockStore
 
 AS_OF = 1_700_000_000_000
@@ -60,7 +67,7 @@ async def test_migrate_store_rewrites_old_positions_in_bounded_batches(
 
     assert await layout_version(store.client, store.keys) == 1
     assert await migrate_store(store.client, store.keys, batch=2) == 6
-    assert await layout_version(store.client, store.keys) == LAYOUT_VERSION
+    assert await layout_version(store.client, store.keys) == POSITIONS_LAYOUT
 
     first = await store.client.hgetall(store.keys.position(sku, "loc-0"))
     assert first == {ON_HAND: "10", COUNT_AS_OF: str(AS_OF)}  # zeros are absent
@@ -121,5 +128,53 @@ async def test_cli_migrate_store_reports_rewritten_keys(
         lambda: CliRunner().invoke(app, ["migrate-store"], env=env)
     )
     assert result.exit_code == 0, result.output
-    assert f"store layout {LAYOUT_VERSION}: 1 position key(s) rewritten" in result.output
+    assert (
+        f"store layout {LAYOUT_VERSION}: 1 position key(s) rewritten, "
+        "0 active reservation(s) indexed" in result.output
+    )
     assert (await store.position(sku, "store-a")).on_hand == 4
+
+
+# Layout 3's ordered indexes of active reservations; layout 2 had sets and a zset by location.
+NEW_INDEXES = ("locstate:*", "keyres:*", "custres:*", "ages:*", "locrisk:*", "risk")
+
+
+async def as_layout_2(store: RedisStockStore) -> None:
+    """Turn the namespace's reservation indexes into what the previous release left."""
+    client, prefix = store.client, store.keys.prefix
+    for pattern in NEW_INDEXES:
+        async for key in client.scan_iter(match=prefix + pattern):
+            await client.unlink(key)
+    await client.zadd(prefix + "locres:store-a", {"r-web": 1, "r-key": 2})
+    await client.sadd(prefix + "bykey:k1", "r-key")  # type: ignore[misc]
+    await client.sadd(prefix + "bycust:crm-1", "r-web")  # type: ignore[misc]
+    await client.sadd(prefix + "atrisk", "r-web")  # type: ignore[misc]
+    await client.set(store.keys.layout, POSITIONS_LAYOUT)
+
+
+async def test_reindex_puts_an_older_release_s_active_reservations_in_the_new_indexes(
+    store: RedisStockStore, stocked: object, sku: str
+) -> None:
+    await stocked(sku, 10)  # type: ignore[operator]
+    await store.reserve("r-web", "web", [Line(sku, "store-a", 1)], 600, "crm-1")
+    await store.reserve("r-key", "web", [Line(sku, "store-a", 2)], 600, key_id="k1")
+    await store.reserve("r-done", "web", [Line(sku, "store-a", 1)], 600)
+    await store.release("r-done")
+    await store.confirm("r-key")
+    ops = PickupOps(store)
+    before = {r.reservation_id for r in await ops.find("loc", "store-a")}
+    assert before == {"r-web", "r-key"}
+    await as_layout_2(store)
+    assert await ops.find("loc", "store-a") == []  # what a layout-2 namespace looks like now
+
+    assert await reindex_reservations(store, batch=1) == 2
+    assert {r.reservation_id for r in await ops.find("loc", "store-a")} == before
+    confirmed = await ops.find("loc", "store-a", states=[State.CONFIRMED])
+    assert [r.reservation_id for r in confirmed] == ["r-key"]
+    assert [r.reservation_id for r in await ops.find("cust", "crm-1")] == ["r-web"]
+    assert await store.client.zcard(store.keys.key_reservations("k1")) == 1
+    legacy = [k async for k in store.client.scan_iter(match=store.keys.prefix + "*")]
+    assert not [k for k in legacy if ":locres:" in k or ":bykey:" in k or ":bycust:" in k]
+    assert store.keys.prefix + "atrisk" not in legacy
+    assert await layout_version(store.client, store.keys) == LAYOUT_VERSION
+    assert await reindex_reservations(store) == 0  # marked: one GET

@@ -1,4 +1,4 @@
-"""The servers a run starts and always stops: a bundled redis-server and the API processes."""
+"""The servers a run starts and always stops: the bundled valkey-server and the API processes."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def test_ceiling_reserve_reports_reservations_and_redis_usec_per_reservation(
     assert incr.ops_s > 0
     assert reserve.ops_s > 0
     assert reserve.baseline == "INCR"
-    assert reserve.extra["script_commands"] == ["evalsha"]
+    assert reserve.extra["script_commands"] == ["fcall"]  # one batch FCALL per group commit
     reservations = reserve.extra["reservations"]
     assert isinstance(reservations, int)
     assert reservations > 0

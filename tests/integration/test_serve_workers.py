@@ -130,7 +130,7 @@ def test_serve_on_the_embedded_default_copies_the_ledger_and_stops_every_child_o
     with serve_process(deployment) as (url, serve):
         children = child_processes(serve.pid)
         assert len(workers_processes(serve.pid)) == 1, children
-        assert any("redis-server" in argv[0] for argv in children.values()), children
+        assert any("valkey-server" in argv[0] for argv in children.values()), children
         reserve(url, key, "embedded-hold", sku)
         wait_until(lambda: in_ledger(deployment, "embedded-hold"), "the ledger copy ran")
 

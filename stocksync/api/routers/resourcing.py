@@ -30,7 +30,7 @@ router = APIRouter(
     route_class=StrictJsonRoute,
 )
 
-LIST_LIMIT = 200
+LIST_LIMIT = 100  # ~20 µs of Redis time per listed reservation: a list stays under 5 ms
 
 
 def _invalid(field: str, msg: str) -> RequestValidationError:

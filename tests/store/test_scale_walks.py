@@ -7,13 +7,19 @@ measures each command's execution time inside the server, so the bounds asserted
 algorithmic (index reads with a LIMIT, walks with a per-call bound), not wall-clock timings
 of the test: the pick list costs at most PICK_LIST_US_MAX of Redis time, and no command of the
 whole run (seeding included) takes more than COMMAND_US_MAX.
+
+SLOWLOG also counts time the server was descheduled or stalled on a page fault: on this kind
+of shared VM a call that normally takes 1 ms now and then shows 6-9 ms, at random. Descheduling
+only adds, so each bound is checked on the best of several equal instances (a read repeated,
+a write done on two equal sets of holds); a walk that grew with the holds would make every
+instance slow.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -28,6 +34,8 @@ from tests.support.store import server_ms, wait_for_server_ms_after
 
 pytestmark = pytest.mark.slow
 
+T = TypeVar("T")
+
 CARTS = 100_000
 CONFIRMED = 50
 SKUS = 50  # 2,000 carts a position
@@ -38,6 +46,8 @@ PICK_LIST_US_MAX = 1_000
 COMMAND_US_MAX = 5_000
 PIPELINE = 2_000  # script calls per round trip while seeding
 SLOWLOG_LEN = 1_024
+CAPPED_KEYS = ("k-big", "k-big2")  # two equal capped keys: the bound holds for the faster
+SALE_SKUS = (7, 8)  # two equal positions a till sale leaves short
 SEEDING_OUTLIERS_PER = 100  # calls: at most 1 % of them may be descheduled past the bound
 
 
@@ -79,6 +89,16 @@ async def slow_entries(client: Redis) -> list[tuple[int, str]]:
     entries: list[dict[str, Any]] = await client.slowlog_get(SLOWLOG_LEN)
     logged = [(int(e["duration"]), str(e["command"])[:160]) for e in entries]
     return sorted(logged, reverse=True)
+
+
+async def longest_script_us(client: Redis, step: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+    """Run ``step`` with every command logged; its result and its longest script call (µs)."""
+    await log_slower_than(client, 0)
+    result = await step()
+    scripts = [us for us, command in await slow_entries(client) if "FCALL" in command]
+    await log_slower_than(client, COMMAND_US_MAX)
+    assert scripts, "the step ran no script"
+    return result, max(scripts)
 
 
 def sku_of(i: int) -> str:
@@ -132,7 +152,9 @@ async def seed(store: RedisStockStore) -> int:
     ]
     calls += [reserve_args(f"order-{i:02d}", sku_of(i), 0, confirm=True) for i in range(CONFIRMED)]
     calls += [
-        reserve_args(f"capped-{i:04d}", sku_of(1), 1_000, key_id="k-big") for i in range(KEY_CAP)
+        reserve_args(f"{key}-{i:04d}", sku_of(s), 1_000, key_id=key)
+        for s, key in enumerate(CAPPED_KEYS, start=1)
+        for i in range(KEY_CAP)
     ]
     for start in range(0, len(calls), PIPELINE):
         replies = await store.run_pipelined(calls[start : start + PIPELINE])
@@ -169,45 +191,69 @@ async def test_scripts_stay_bounded_at_100k_carts_at_one_location(
     assert deadlines == sorted(deadlines)
 
     # A till sale leaves 3 units short at a position with 2,000+ holds: the 3 newest are flagged.
-    hot = sku_of(7)
-    position = await scale.position(hot, LOCATION)
-    short = position.on_hand - position.reserved + 3
-    sale = await scale.adjust(
-        hot, LOCATION, -short, reason="sale", source="pos", source_event_id="s1"
-    )
-    assert sale.at_risk_reservations == 3
-    holds = await client.zrange(scale.keys.holds(hot, LOCATION), 0, -1)
-    async with client.pipeline(transaction=False) as pipe:
-        for rid in holds:
-            pipe.hmget(scale.keys.reservation(rid), "created_at", "at_risk")
-        rows = await pipe.execute()
-    newest = sorted(((int(r[0]), rid) for rid, r in zip(holds, rows, strict=True)), reverse=True)
-    flagged = {rid for rid, r in zip(holds, rows, strict=True) if r[1] == "1"}
-    assert flagged == {rid for _, rid in newest[:3]}
+    flagged: set[str] = set()
+    sale_us = []
+    for n, s in enumerate(SALE_SKUS):
+        hot = sku_of(s)
+        position = await scale.position(hot, LOCATION)
+        short = position.on_hand - position.reserved + 3
+        sale, us = await longest_script_us(
+            client,
+            lambda hot=hot, short=short, n=n: scale.adjust(
+                hot, LOCATION, -short, reason="sale", source="pos", source_event_id=f"s{n}"
+            ),
+        )
+        sale_us.append(us)
+        assert sale.at_risk_reservations == 3
+        holds = await client.zrange(scale.keys.holds(hot, LOCATION), 0, -1)
+        async with client.pipeline(transaction=False) as pipe:
+            for rid in holds:
+                pipe.hmget(scale.keys.reservation(rid), "created_at", "at_risk")
+            rows = await pipe.execute()
+        newest = sorted(
+            ((int(r[0]), rid) for rid, r in zip(holds, rows, strict=True)), reverse=True
+        )
+        here = {rid for rid, r in zip(holds, rows, strict=True) if r[1] == "1"}
+        assert here == {rid for _, rid in newest[:3]}
+        flagged |= here
+    assert min(sale_us) <= COMMAND_US_MAX, sale_us
     at_risk = await ops.find("loc", LOCATION, at_risk_only=True)
     assert {r.reservation_id for r in at_risk} == flagged
     assert {r.reservation_id for r in await ops.find("atrisk")} == flagged
 
-    # The capped key is at its cap, in holds and in units, and every one of them is due.
+    # Each capped key is at its cap, in holds and in units, and every one of its holds is due.
     await wait_for_server_ms_after(scale, await server_ms(scale) + 1_000)
-    # 2 units: over the unit cap until due holds are reaped, as the hold cap is (by 1).
-    line = Line(sku_of(1), LOCATION, 2)
-    again = await scale.reserve("capped-new", "web", [line], 60, key_id="k-big")
-    assert again.created
+    capped_us = []
+    for s, key in enumerate(CAPPED_KEYS, start=1):
+        # 2 units: over the unit cap until due holds are reaped, as the hold cap is (by 1).
+        line = Line(sku_of(s), LOCATION, 2)
+        again, us = await longest_script_us(
+            client,
+            lambda key=key, line=line: scale.reserve(f"{key}-new", "web", [line], 60, key_id=key),
+        )
+        assert again.created
+        capped_us.append(us)
+    assert min(capped_us) <= COMMAND_US_MAX, capped_us
 
     # A customer with 2,000 holds: the first 100 by deadline (the API's list limit), and the
     # at-risk ones among them.
-    mine = await ops.find("cust", "crm-big", limit=100)
+    lookups = []
+    for _ in range(3):
+        mine, us = await longest_script_us(client, lambda: ops.find("cust", "crm-big", limit=100))
+        lookups.append(us)
+    assert min(lookups) <= COMMAND_US_MAX, lookups
     assert len(mine) == 100
     assert [r.reservation_id for r in mine] == sorted(r.reservation_id for r in mine)
     risky = await ops.find("cust", "crm-big", at_risk_only=True)
     assert {r.reservation_id for r in risky} == {rid for rid in flagged if rid < "cart-002000"}
 
-    # The reaper catches up the capped key's due holds, a bounded batch per call.
+    # The reaper catches up the capped keys' due holds, a bounded batch per call.
+    await log_slower_than(client, COMMAND_US_MAX)
+    reaps = 1
     while (await scale.reap()).expired:
-        pass
-    assert await client.zcard(scale.keys.key_reservations("k-big")) == 1
-    assert (await scale.get_reservation("capped-0999")).state is State.EXPIRED
-
+        reaps += 1
+    for key in CAPPED_KEYS:
+        assert await client.zcard(scale.keys.key_reservations(key)) == 1
+        assert (await scale.get_reservation(f"{key}-0999")).state is State.EXPIRED
     slow = await slow_entries(client)
-    assert slow == [], slow
+    assert len(slow) <= reaps // SEEDING_OUTLIERS_PER, slow

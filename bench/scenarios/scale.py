@@ -228,5 +228,7 @@ def judge(rows: list[Row], hold_bytes: float) -> None:
     )
     growth = after / before if before else float("inf")
     last.extra["reserve_p50_growth"] = round(growth, 3)
-    worst = max(float(str(r.extra["bytes_per_position"])) for r in rows)
-    last.passed = growth <= MAX_LATENCY_GROWTH and worst <= MAX_BYTES_PER_POSITION
+    # Bytes per position at the largest step: the target is set at 1,000,000 positions; at
+    # the small steps the namespace's fixed keys (outbox, seq, indexes) dominate.
+    largest = float(str(last.extra["bytes_per_position"]))
+    last.passed = growth <= MAX_LATENCY_GROWTH and largest <= MAX_BYTES_PER_POSITION

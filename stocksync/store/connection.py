@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import anyio
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 
 from stocksync.config import Settings
 from stocksync.store.base import BatchObserver, ScriptObserver
@@ -90,6 +93,28 @@ async def redis_endpoint(settings: Settings) -> AsyncIterator[str]:
         await anyio.to_thread.run_sync(manager.__exit__, None, None, None)
 
 
+_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``base`` packing commands with hiredis (C). redis-py's asyncio connection packs in
+    Python and rebuilds its buffer once per argument, and a batch FCALL carries hundreds of
+    arguments: measured at 13 % of the API's CPU per reservation under load."""
+
+    class HiredisPacking(base):  # type: ignore[valid-type,misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            if isinstance(args[0], str) and " " in args[0]:  # 'CONFIG GET' and the like
+                args = (*args[0].encode().split(), *args[1:])
+            encode = self.encoder.encode
+            packed: Any = tuple(bytes(encode(arg)) for arg in args)
+            return [hiredis.pack_command(packed)]
+
+    if base not in _PACKING:
+        HiredisPacking.__name__ = HiredisPacking.__qualname__ = f"Hiredis{base.__name__}"
+        _PACKING[base] = HiredisPacking
+    return _PACKING[base]
+
+
 async def open_redis(url: str, pool_size: int, pool_timeout: float) -> Redis:
     """A client on a blocking pool (waits for a free connection instead of failing), warmed."""
     pool = BlockingConnectionPool.from_url(
@@ -99,6 +124,7 @@ async def open_redis(url: str, pool_size: int, pool_timeout: float) -> Redis:
         decode_responses=True,
         health_check_interval=30,
     )
+    pool.connection_class = hiredis_packing(pool.connection_class)
     client = Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
 
     async def ping() -> None:

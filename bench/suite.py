@@ -30,6 +30,13 @@ from bench.scenarios import (
     warehouse,
     webhooks,
 )
+from stocksync.store.connection import server_version
+
+
+def server_name(info: dict[str, object]) -> str:
+    """ "valkey 8.1.8" or "redis 7.0.15": Valkey reports a redis_version of 7.2.4 too."""
+    name, version = server_version(info)
+    return f"{name} {'.'.join(map(str, version))}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class Redises:
 
     def version(self) -> object:
         for redis in self.started.values():
-            return redis.info("server").get("redis_version")
+            return server_name(redis.info("server"))
         return None
 
 
@@ -180,7 +187,7 @@ def scale_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
     profile = options.profile
     log(f"scale: {', '.join(f'{n:,}' for n in profile.scale_positions)} positions")
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
-    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    outcome.meta.setdefault("redis_version", server_name(redis.info("server")))
     outcome.rows += scale.run(redis, profile, log)
 
 
@@ -188,7 +195,7 @@ def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None
     """Drain, then lag, on a Redis of their own (appendfsync always): a clean outbox and ledger."""
     profile = options.profile
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
-    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    outcome.meta.setdefault("redis_version", server_name(redis.info("server")))
     log(f"ledger: writer throughput, {profile.ledger_events:,} outbox events")
     outcome.rows += ledger.drain.run(redis, profile.ledger_events, outcome.notes)
     log(f"ledger: lag under HTTP reserve load, appendfsync {'/'.join(profile.ledger_lag_fsyncs)}")
@@ -206,7 +213,7 @@ def ledger_section(stack: ExitStack, options: Options, outcome: Outcome) -> None
 def warehouse_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
     """On a Redis of its own (appendfsync always), its files in that Redis's temp dir."""
     redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
-    outcome.meta.setdefault("redis_version", redis.info("server").get("redis_version"))
+    outcome.meta.setdefault("redis_version", server_name(redis.info("server")))
     log(f"warehouse: snapshot import, {options.profile.warehouse_rows:,} rows")
     outcome.rows += warehouse.run(redis, options.profile.warehouse_rows, redis.dir / "warehouse")
 
@@ -261,7 +268,7 @@ def notes(outcome: Outcome) -> list[str]:
     lines = [
         "setup: "
         + ", ".join(f"{k}={meta[k]}" for k in ("profile", "cores", "loadavg_at_start") if k in meta)
-        + f", redis {meta.get('redis_version')}, AOF on {meta.get('data_fs')}"
+        + f", server {meta.get('redis_version')}, AOF on {meta.get('data_fs')}"
         + f", run took {meta.get('duration_s', '?')} s",
         "ratio = ops/s / baseline ops/s, both measured in this run on this machine; trust ratios"
         " over absolute numbers (shared, noisy 2-core host).",

@@ -273,7 +273,7 @@ def notes(outcome: Outcome) -> list[str]:
         "ratio = ops/s / baseline ops/s, both measured in this run on this machine; trust ratios"
         " over absolute numbers (shared, noisy 2-core host).",
         "CPU% = percent of one core (200 = both): api = uvicorn process(es), workers = the"
-        " workers process serve supervises, redis = redis-server, load = the load generator"
+        " workers process serve supervises, redis = the Valkey server, load = the load generator"
         " (this process for script rows, wrk, or the open-loop processes), other = everything"
         " else busy on the machine, steal = taken by the hypervisor. CPU µs/op = (api + workers"
         " + redis) CPU per operation of the row (for the peer: its API and PostgreSQL).",

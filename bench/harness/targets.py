@@ -95,7 +95,7 @@ def redis_us(rows: list[Row]) -> tuple[str, bool | None] | None:
     commands = "/".join(str(c).upper() for c in names) if isinstance(names, list) else "call"
     text = (
         f"{usec:g} (script {x.get('script_usec_per_call')} µs per {commands};"
-        f" redis-server CPU {x.get('redis_cpu_us_per_reservation')} µs)"
+        f" server CPU {x.get('redis_cpu_us_per_reservation')} µs)"
     )
     return text, usec <= 25
 

@@ -136,7 +136,10 @@ class ScriptStore:
 
     async def run_many(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
         """Queue many changes at once (they share batches); each reply, or the exception of
-        a Lua error, in order. Each is its own atomic operation, not one transaction."""
+        a Lua error, in order. Each is its own atomic operation, not one transaction. At most
+        the batcher's queue bound (4,096) at once: callers send files and pages in chunks."""
+        if len(calls) > self.batcher.queue_max:  # could never fit: a caller's error
+            raise ValueError(f"{len(calls)} operations at once; at most {self.batcher.queue_max}")
         futures = self.batcher.submit(calls, ACTOR.get())
         return list(await asyncio.gather(*futures, return_exceptions=True))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 
 import pytest
@@ -140,12 +140,30 @@ async def test_a_full_queue_refuses_and_changes_nothing(
     redis_client: Redis, namespace: str, stocked: Stocked, sku: str
 ) -> None:
     await stocked(sku, 5)
-    small = RedisStockStore(redis_client, Settings(namespace=namespace), queue_max=2)
-    calls = [small.count_call(sku, "store-a", n) for n in (1, 2, 3)]
+    small = RedisStockStore(redis_client, Settings(namespace=namespace), queue_max=3)
+
+    def call(n: int) -> tuple[str, Sequence[str | int]]:
+        c = small.count_call(sku, "store-a", n)
+        return c.script, (sku, "store-a", *c.args)
+
+    queued = small.batcher.submit([call(n) for n in (1, 2, 3)], "")  # the queue is full now
     with pytest.raises(StoreBusy) as refused:
-        await small.run_many([(c.script, (sku, "store-a", *c.args)) for c in calls])
+        await small.run_many([call(9)])
     assert (refused.value.status, refused.value.code) == (503, "store_busy")
     assert refused.value.retry_after_seconds is not None
+    assert [r[0] for r in await asyncio.gather(*queued)] == ["ok", "ok", "ok"]
+    assert small.batcher.queued == 0
+    assert (await small.position(sku, "store-a")).on_hand == 3  # the refused count never ran
+
+
+async def test_more_calls_at_once_than_the_queue_holds_is_a_caller_s_error(
+    redis_client: Redis, namespace: str, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 5)
+    small = RedisStockStore(redis_client, Settings(namespace=namespace), queue_max=2)
+    calls = [small.count_call(sku, "store-a", n) for n in (1, 2, 3)]
+    with pytest.raises(ValueError, match="at most 2"):
+        await small.run_many([(c.script, (sku, "store-a", *c.args)) for c in calls])
     assert small.batcher.queued == 0
     assert (await small.position(sku, "store-a")).on_hand == 5
 

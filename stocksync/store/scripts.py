@@ -43,6 +43,8 @@ OPERATIONS = (
     "move",
     "erase_customer",
     "reindex",
+    "audit_read",
+    "audit_scan",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import FastAPI
@@ -34,13 +35,21 @@ from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
-from stocksync.recovery.regression import check_regression
+from stocksync.recovery.regression import (
+    check_regression,
+    check_regression_once,
+    redis_behind_ledger,
+    regression_lease,
+)
 from stocksync.store.connection import open_store, redis_endpoint
 from stocksync.store.recovery import RecoveryOps
 from stocksync.ui.router import router as ui_router
 from stocksync.workers.supervisor import run_workers
 
 log = logging.getLogger(__name__)
+
+# The start-up regression check (a module attribute, so a test can gate it).
+startup_regression_check = check_regression_once
 
 
 @asynccontextmanager
@@ -61,16 +70,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
             limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
             app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
-            # Before serving: freeze any SKU whose Redis state is older than the ledger. The
-            # frozen-SKU gauge is the workers' to keep: they check again every few seconds.
-            await check_regression(
-                RecoveryOps(store),
-                engine,
-                settings.namespace,
-                metrics,
-                set_gauge=settings.run_workers,
-            )
+            # Serving never waits for the per-SKU regression check (seconds at a million
+            # SKUs): it runs in the background and freezes what it finds. Only when the cheap
+            # guard says Redis went back in time, writes could sell from stale stock before the
+            # freeze, so then the check runs first (the frozen-SKU gauge is the workers' to keep).
+            ops = RecoveryOps(store)
+            behind = await redis_behind_ledger(ops, engine, settings.namespace)
+            if behind:
+                log.error("Redis is behind the ledger: checking every SKU before serving")
+                await check_regression(
+                    ops, engine, settings.namespace, metrics, set_gauge=settings.run_workers
+                )
             async with anyio.create_task_group() as tg:
+                if not behind:
+                    lease = regression_lease(ops, settings.regression_check_seconds)
+                    tg.start_soon(
+                        partial(
+                            startup_regression_check,
+                            ops,
+                            engine,
+                            settings.namespace,
+                            metrics,
+                            lease,
+                            set_gauge=settings.run_workers,
+                        )
+                    )
                 if settings.run_workers:
                     tg.start_soon(run_workers, store, ledger, engine, metrics, settings)
                 yield

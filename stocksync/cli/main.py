@@ -35,7 +35,12 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.audit import AuditReport, record_audit
 from stocksync.recovery.audit import audit as run_audit
 from stocksync.recovery.rebuild import rebuild as recovery_rebuild
-from stocksync.recovery.regression import check_regression
+from stocksync.recovery.regression import (
+    check_regression,
+    check_regression_once,
+    redis_behind_ledger,
+    regression_lease,
+)
 from stocksync.store.base import acting_as
 from stocksync.store.connection import open_redis, open_store, redis_url
 from stocksync.store.keys import Keys
@@ -217,7 +222,12 @@ def worker(
         # without the API beside them, this is the only place Prometheus can read them.
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-        await check_regression(RecoveryOps(store), engine, settings.namespace, metrics)
+        ops = RecoveryOps(store)
+        if await redis_behind_ledger(ops, engine, settings.namespace):
+            await check_regression(ops, engine, settings.namespace, metrics)
+        else:  # one process of the deployment checks; the others' loops take over later
+            lease = regression_lease(ops, settings.regression_check_seconds)
+            await check_regression_once(ops, engine, settings.namespace, metrics, lease)
         console.print(f"stocksync worker on namespace {settings.namespace!r}")
         await run_workers(store, SqlLedger(engine), engine, metrics, settings)
 

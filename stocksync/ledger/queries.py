@@ -6,7 +6,7 @@ millions of rows is never held in memory at once: the callers compare page by pa
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -81,7 +81,7 @@ def _folded(r: Row[tuple[str, str, int, int, int, int]]) -> FoldedPosition:
 
 def max_seqs(
     engine: Engine, namespace: str, page_rows: int = PAGE_ROWS
-) -> Iterator[Sequence[tuple[str, int]]]:
+) -> Generator[list[tuple[str, int]], None, None]:
     """(sku, the highest seq the ledger holds for it), in pages."""
     m = MOVEMENTS
     stmt = select(m.c.sku, func.max(m.c.seq)).where(m.c.namespace == namespace).group_by(m.c.sku)

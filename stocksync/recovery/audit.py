@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from array import array
 from bisect import bisect_left
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field, fields
 from hashlib import blake2b
 
@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stocksync.ledger.queries import FoldedPosition, complete_seqs, folded_positions
 from stocksync.metrics import Metrics
+from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
 from stocksync.store.redis_store import RedisStockStore
 
 log = logging.getLogger(__name__)
@@ -204,21 +205,37 @@ async def last_audit(store: RedisStockStore) -> AuditSummary | None:
 
 
 async def run_audits(
-    store: RedisStockStore, engine: Engine, namespace: str, metrics: Metrics, interval: float
+    store: RedisStockStore,
+    engine: Engine,
+    namespace: str,
+    metrics: Metrics,
+    interval: float,
+    *,
+    lease: Lease | None = None,
+    on_report: Callable[[AuditReport], None] | None = None,
 ) -> None:
-    """Audit periodically and export the drift (``stocksync_ledger_drift_units``)."""
-    while True:
+    """Audit periodically and export the drift (``stocksync_ledger_drift_units``); with a
+    ``lease``, only while this process holds it (one audit per deployment and interval)."""
+
+    async def once() -> None:
         try:
             report = await audit(store, engine, namespace)
             await record_audit(store, report)
-            metrics.ledger_drift_units.set(report.drift_units)
-            metrics.ledger_drift_positions.set(len(report.drifts))
-            if report.drifts:
-                log.error(
-                    "ledger drift: %d position(s), %d unit(s)",
-                    len(report.drifts),
-                    report.drift_units,
-                )
         except (RedisError, SQLAlchemyError) as exc:
             log.warning("audit failed: %s", exc)
-        await anyio.sleep(interval)
+            return
+        metrics.ledger_drift_units.set(report.drift_units)
+        metrics.ledger_drift_positions.set(len(report.drifts))
+        if report.drifts:
+            log.error(
+                "ledger drift: %d position(s), %d unit(s)", len(report.drifts), report.drift_units
+            )
+        if on_report is not None:
+            on_report(report)
+
+    await run_under_lease(lease, interval, once)
+
+
+def audit_lease(store: RedisStockStore, interval: float) -> Lease:
+    """The lease the workers' audit loops share (one per namespace)."""
+    return Lease(store.client, store.keys.lease("audit"), lease_seconds(interval))

@@ -10,11 +10,15 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.ledger.queries import max_seqs, newest_stream_id
 from stocksync.metrics import Metrics
+from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
+from stocksync.store.outbox import stream_order
 from stocksync.store.recovery import RecoveryOps
 
 log = logging.getLogger(__name__)
+
+FREEZE_CHUNK = 1_000  # SKUs per check_regression script call
 
 
 async def check_regression(
@@ -32,9 +36,13 @@ async def check_regression(
     start-up count after a rebuild, and an alert on it would never resolve.
     """
 
-    ledger = SqlLedger(engine)
-    seqs = await anyio.to_thread.run_sync(ledger.max_seq_by_sku, namespace)
-    frozen = await ops.freeze_regressed(seqs)
+    frozen: list[str] = []
+    pages = max_seqs(engine, namespace, FREEZE_CHUNK)
+    try:
+        while (page := await anyio.to_thread.run_sync(next, pages, None)) is not None:
+            frozen.extend(await ops.freeze_regressed(dict(page), FREEZE_CHUNK))
+    finally:
+        await anyio.to_thread.run_sync(pages.close)
     if frozen:
         log.error("Redis is behind the ledger for %d SKU(s): %s", len(frozen), frozen[:20])
     if metrics is not None:
@@ -44,13 +52,60 @@ async def check_regression(
     return frozen
 
 
+async def redis_behind_ledger(ops: RecoveryOps, engine: Engine, namespace: str) -> bool:
+    """The cheap start-up guard: does the ledger hold an event newer than the newest one the
+    outbox stream ever took? Stream ids only grow and a restored Redis restores its stream
+    too, so a Redis that went back in time (and has taken no write since) answers True; then
+    SKUs may be regressed and the per-SKU check must run before any write. Two reads."""
+    ledger = await anyio.to_thread.run_sync(newest_stream_id, engine, namespace)
+    return ledger is not None and stream_order(ledger) > stream_order(await ops.last_stream_id())
+
+
+async def check_regression_once(
+    ops: RecoveryOps,
+    engine: Engine,
+    namespace: str,
+    metrics: Metrics | None,
+    lease: Lease,
+    *,
+    set_gauge: bool = True,
+) -> list[str]:
+    """:func:`check_regression` unless another process holds ``lease`` (its own periodic
+    check covers it); errors are logged, not raised (a background start-up check)."""
+    try:
+        if not await lease.hold():
+            return []
+        try:
+            return await check_regression(ops, engine, namespace, metrics, set_gauge=set_gauge)
+        finally:
+            await lease.release()
+    except (RedisError, SQLAlchemyError) as exc:
+        log.warning("start-up regression check failed: %s", exc)
+        return []
+
+
 async def run_regression_checks(
-    ops: RecoveryOps, engine: Engine, namespace: str, metrics: Metrics, interval: float = 10.0
+    ops: RecoveryOps,
+    engine: Engine,
+    namespace: str,
+    metrics: Metrics,
+    interval: float = 10.0,
+    *,
+    lease: Lease | None = None,
 ) -> None:
-    """Check periodically (a Redis restored from an older file while we run)."""
-    while True:
-        await anyio.sleep(interval)
+    """Check periodically (a Redis restored from an older file while we run); with a
+    ``lease``, only while this process holds it (one check per deployment and interval)."""
+
+    async def once() -> None:
         try:
             await check_regression(ops, engine, namespace, metrics)
         except (RedisError, SQLAlchemyError) as exc:
             log.warning("regression check failed: %s", exc)
+
+    await anyio.sleep(interval)  # the process checked once as it started
+    await run_under_lease(lease, interval, once)
+
+
+def regression_lease(ops: RecoveryOps, interval: float) -> Lease:
+    """The lease the regression checks of a namespace share, the start-up one included."""
+    return Lease(ops.store.client, ops.store.keys.lease("regression"), lease_seconds(interval))

@@ -159,3 +159,8 @@ class Keys:
         """Hash: the newest audit's summary (at_ms, positions, in_flight, drifting, units),
         for `stocksync status`; written from Python, no script reads it."""
         return f"{self.prefix}audit:last"
+
+    def lease(self, job: str) -> str:
+        """A periodic job's lease (token, PX): the one process of a deployment that runs it;
+        written from Python (``stocksync.recovery.lease``), no script reads it."""
+        return f"{self.prefix}lease:{job}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from stocksync.store.redis_store import RedisStockStore
 
 
@@ -17,6 +19,15 @@ class RecoveryOps:
     async def seqs(self) -> dict[str, int]:
         raw: dict[str, str] = await self.store.client.hgetall(self.store.keys.seq)  # type: ignore[assignment]
         return {sku: int(seq) for sku, seq in raw.items()}
+
+    async def last_stream_id(self) -> str:
+        """The newest id the outbox stream ever took (kept when entries are trimmed); "0-0"
+        when the stream does not exist."""
+        try:
+            info: dict[str, Any] = await self.store.client.xinfo_stream(self.store.keys.outbox)
+        except ResponseError:  # no such key
+            return "0-0"
+        return str(info["last-generated-id"])
 
     async def regressed(self) -> set[str]:
         members: set[str] = await self.store.client.smembers(self.store.keys.regressed)  # type: ignore[assignment]

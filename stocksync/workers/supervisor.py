@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from stocksync.config import Settings
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
-from stocksync.recovery.audit import run_audits
-from stocksync.recovery.regression import run_regression_checks
+from stocksync.recovery.audit import audit_lease, run_audits
+from stocksync.recovery.regression import regression_lease, run_regression_checks
 from stocksync.store.base import acting_as
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
@@ -85,15 +85,23 @@ async def run_workers(
             store, metrics, interval=settings.reaper_interval_seconds, batch=settings.reaper_batch
         ),
         "ledger_copy": ledger_copy.run,
+        # Once per deployment, not once per process: each loop runs its check only while it
+        # holds the check's lease in Redis (see stocksync.recovery.lease).
         "regression_check": lambda: run_regression_checks(
             RecoveryOps(store),
             engine,
             settings.namespace,
             metrics,
             interval=settings.regression_check_seconds,
+            lease=regression_lease(RecoveryOps(store), settings.regression_check_seconds),
         ),
         "audit": lambda: run_audits(
-            store, engine, settings.namespace, metrics, settings.audit_interval_seconds
+            store,
+            engine,
+            settings.namespace,
+            metrics,
+            settings.audit_interval_seconds,
+            lease=audit_lease(store, settings.audit_interval_seconds),
         ),
     }
     backoff = settings.worker_restart_backoff_seconds

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from stocksync.api import app as app_module
 from stocksync.api.app import create_app
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
@@ -40,7 +41,7 @@ from stocksync.ledger.sql_ledger import RESERVATIONS, SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit
 from stocksync.recovery.rebuild import rebuild
-from stocksync.recovery.regression import check_regression
+from stocksync.recovery.regression import check_regression, redis_behind_ledger
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
@@ -470,3 +471,51 @@ class Serving:
         await self.client.aclose()
         self.stop.set()
         await self.task
+
+
+async def test_api_serves_while_its_start_up_check_runs_and_then_freezes_what_it_found(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One SKU behind the ledger while the outbox stream is not (the guard passes): the API
+    answers at once, the per-SKU check runs in the background (held at a gate the test opens)
+    and freezes the SKU when it gets there."""
+    store = rig.store
+    await store.upsert_location(Location("store-a", "A", "store", 52.5, 13.4, True, True))
+    for sku in (SKU_A, SKU_C):
+        await store.set_count(sku, "store-a", ON_HAND)
+    await rig.drain()
+    assert not await redis_behind_ledger(rig.ops, rig.engine, rig.namespace)
+    await rig.client.hset(store.keys.seq, SKU_A, 0)  # A alone went back in time
+
+    gate, done = asyncio.Event(), asyncio.Event()
+    real = app_module.startup_regression_check
+
+    async def gated(*args: Any, **kwargs: Any) -> list[str]:
+        await gate.wait()
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            done.set()
+
+    monkeypatch.setattr(app_module, "startup_regression_check", gated)
+    async with Serving(rig) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        r = await http.get(f"/v1/stock/store-a/{SKU_C}")
+        assert (r.status_code, r.json()["on_hand"]) == (200, ON_HAND)
+        assert not done.is_set()  # served before the check ran
+        gate.set()
+        await asyncio.wait_for(done.wait(), WAIT_SECONDS)
+        assert await rig.ops.regressed() == {SKU_A}
+        body = {
+            "reservation_id": "a-after-check",
+            "channel": "web",
+            "lines": [{"sku": SKU_A, "location_id": "store-a", "qty": 1}],
+        }
+        r = await http.post("/v1/reservations", json=body)
+        assert (r.status_code, r.json()["code"]) == (503, "stock_regressed")
+    assert await rig.client.exists(store.keys.lease("regression")) == 0  # released
+
+
+async def test_guard_sees_a_restored_redis_behind_the_ledger(rig: Rig) -> None:
+    await regress(rig)  # restored: the outbox stream is older than the ledger's newest event
+    assert await redis_behind_ledger(rig.ops, rig.engine, rig.namespace)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, distinct, func, select
+from sqlalchemy import Select, Table, distinct, func, select
 from sqlalchemy.engine import Engine, Row
 
 from stocksync.ledger.tables import Movement
@@ -39,6 +39,15 @@ def folded_positions(
     One statement: the per-position sums joined with the per-SKU seq coverage, so the caller
     needs no lookup table of either.
     """
+    stmt = folded_positions_statement(namespace)
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=page_rows).execute(stmt)
+        for rows in result.partitions():
+            yield [_folded(r) for r in rows]
+
+
+def folded_positions_statement(namespace: str) -> Select[Any]:
+    """The statement :func:`folded_positions` streams."""
     m = MOVEMENTS
     fold = (
         select(
@@ -61,15 +70,11 @@ def folded_positions(
         .group_by(m.c.sku)
         .subquery()
     )
-    stmt = (
+    return (
         select(fold, cover.c.top, cover.c.seqs)
         .join(cover, cover.c.sku == fold.c.sku)
         .order_by(fold.c.sku, fold.c.location_id)
     )
-    with engine.connect() as conn:
-        result = conn.execution_options(yield_per=page_rows).execute(stmt)
-        for rows in result.partitions():
-            yield [_folded(r) for r in rows]
 
 
 def _folded(r: Row[tuple[str, str, int, int, int, int]]) -> FoldedPosition:
@@ -83,12 +88,17 @@ def max_seqs(
     engine: Engine, namespace: str, page_rows: int = PAGE_ROWS
 ) -> Generator[list[tuple[str, int]], None, None]:
     """(sku, the highest seq the ledger holds for it), in pages."""
-    m = MOVEMENTS
-    stmt = select(m.c.sku, func.max(m.c.seq)).where(m.c.namespace == namespace).group_by(m.c.sku)
+    stmt = max_seqs_statement(namespace)
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=page_rows).execute(stmt)
         for rows in result.partitions():
             yield [(str(sku), int(seq)) for sku, seq in rows]
+
+
+def max_seqs_statement(namespace: str) -> Select[Any]:
+    """The statement :func:`max_seqs` streams."""
+    m = MOVEMENTS
+    return select(m.c.sku, func.max(m.c.seq)).where(m.c.namespace == namespace).group_by(m.c.sku)
 
 
 def newest_stream_id(engine: Engine, namespace: str) -> str | None:

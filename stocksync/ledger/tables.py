@@ -20,7 +20,17 @@ class Movement(SQLModel, table=True):
 
     __tablename__ = "stock_movements"
     __table_args__ = (
-        Index("ix_movements_position", "namespace", "sku", "location_id", "seq"),
+        # History (a position newest first), rebuild (a SKU), the regression check (max seq per
+        # SKU) and the audit (Σ per position): the deltas ride along on PostgreSQL so the
+        # audit's fold is an index-only scan (docs/ledger-at-volume.md has the plans).
+        Index(
+            "ix_movements_position",
+            "namespace",
+            "sku",
+            "location_id",
+            "seq",
+            postgresql_include=["d_on_hand", "d_reserved"],
+        ),
         Index("ix_movements_reservation", "namespace", "reservation_id"),
     )
 

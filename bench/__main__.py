@@ -18,6 +18,7 @@ SECTIONS = (
     "scale",
     "warehouse",
     "webhooks",
+    "audit",
 )
 WRK_SECTIONS = frozenset({"http", "ledger", "hot"})  # the sections that run wrk
 
@@ -28,7 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="stocksync benchmarks: script path vs the Redis ceiling, HTTP path (wrk),"
         " open-loop latency, ledger writer throughput and lag, and against a row-lock peer on"
         " PostgreSQL: hot SKU flash sale, spread load; scale (memory and latency by positions);"
-        " connectors: warehouse file import, webhook ingest.",
+        " connectors: warehouse file import, webhook ingest; audit at scale.",
         epilog=f"The {_listed(WRK_SECTIONS)} sections run wrk (apt-get install wrk).",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, ~1.5 min")

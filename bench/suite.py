@@ -18,6 +18,7 @@ from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import ApiServer, BenchRedis, create_api_key
 from bench.load import wrk_runner
 from bench.scenarios import (
+    audit,
     ceiling,
     ceiling_picklist,
     ceiling_reserve,
@@ -108,6 +109,8 @@ def run(options: Options, outcome: Outcome) -> None:
             rows, found = webhooks.run(stack, options.profile, options.tmp_dir)
             outcome.rows += rows
             outcome.notes += found
+        if "audit" in options.sections:
+            audit_section(stack, options, outcome)
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
@@ -216,6 +219,14 @@ def warehouse_section(stack: ExitStack, options: Options, outcome: Outcome) -> N
     outcome.meta.setdefault("redis_version", server_name(redis.info("server")))
     log(f"warehouse: snapshot import, {options.profile.warehouse_rows:,} rows")
     outcome.rows += warehouse.run(redis, options.profile.warehouse_rows, redis.dir / "warehouse")
+
+
+def audit_section(stack: ExitStack, options: Options, outcome: Outcome) -> None:
+    """On a Redis of its own, with a throw-away PostgreSQL ledger."""
+    redis = stack.enter_context(BenchRedis("always", options.tmp_dir))
+    outcome.meta.setdefault("redis_version", server_name(redis.info("server")))
+    log(f"audit: full audit at {options.profile.audit_positions:,} positions")
+    outcome.rows += audit.run(redis, options.profile.audit_positions)
 
 
 def log(message: str) -> None:
@@ -330,6 +341,7 @@ def notes(outcome: Outcome) -> list[str]:
     lines += peer_notes(outcome.rows)
     lines += ledger.notes(outcome.rows) + outcome.notes
     lines += warehouse.notes(outcome.rows)
+    lines += audit.notes(outcome.rows)
     cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)

@@ -60,6 +60,8 @@ class Profile:
     scale_seconds: float
     # warehouse: snapshot import, rows in the generated file
     warehouse_rows: int = 1_000_000
+    # audit: a full audit of this many positions (Redis and a PostgreSQL ledger)
+    audit_positions: int = 1_000_000
     # webhooks: Shopify orders/create deliveries vs POST /v1/reservations, alternating
     webhook_seconds: float = 3.0  # per slice
     webhook_rounds: int = 2
@@ -147,6 +149,7 @@ QUICK = Profile(
     scale_reservations=1_000,
     scale_seconds=3.0,
     warehouse_rows=20_000,
+    audit_positions=20_000,
     webhook_seconds=1.5,
     webhook_rounds=1,
 )

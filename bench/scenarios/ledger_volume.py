@@ -87,15 +87,18 @@ def load(url: str, movements: int) -> float:
     """COPY ``movements`` rows into stock_movements; returns the seconds taken."""
     started = time.monotonic()
     dsn = url.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(dsn) as conn:
-        with conn.cursor() as cur, cur.copy(f"COPY stock_movements ({COLUMNS}) FROM STDIN") as cp:
-            buffer = io.StringIO()
-            for i, line in enumerate(movement_rows(movements), 1):
-                buffer.write(line)
-                if i % 50_000 == 0:
-                    cp.write(buffer.getvalue())
-                    buffer = io.StringIO()
-            cp.write(buffer.getvalue())
+    with (
+        psycopg.connect(dsn) as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY stock_movements ({COLUMNS}) FROM STDIN") as cp,
+    ):
+        buffer = io.StringIO()
+        for i, line in enumerate(movement_rows(movements), 1):
+            buffer.write(line)
+            if i % 50_000 == 0:
+                cp.write(buffer.getvalue())
+                buffer = io.StringIO()
+        cp.write(buffer.getvalue())
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE stock_movements")  # visibility map: index-only scans
     return time.monotonic() - started

@@ -78,7 +78,7 @@ class SaleCommitter:
         self._observe = observe
         self._queue: deque[_Sale] = deque()
         self._in_flight = 0
-        self._scheduled = False
+        self._starting = False  # a commit task was created and has not taken its group yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -97,7 +97,7 @@ class SaleCommitter:
             return
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests): nothing of the old one carries
-            self._loop, self._queue, self._in_flight, self._scheduled = loop, deque(), 0, False
+            self._loop, self._queue, self._in_flight, self._starting = loop, deque(), 0, False
         if len(self._queue) >= self.queue_max:
             raise LedgerBusy(
                 f"{len(self._queue)} sales are waiting for the ledger (at most "
@@ -105,30 +105,33 @@ class SaleCommitter:
             )
         future: asyncio.Future[None] = loop.create_future()
         self._queue.append(_Sale(tuple(events), future))
-        if not self._scheduled:  # on the next turn: the sales of this turn go together
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        self._kick()
         await future
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        self._kick()
-
     def _kick(self) -> None:
-        """Start a commit of the queued sales while fewer than ``in_flight_max`` run."""
-        assert self._loop is not None
-        while self._queue and self._in_flight < self.in_flight_max:
-            size = min(len(self._queue), self.group_max)
-            group = [self._queue.popleft() for _ in range(size)]
-            self._in_flight += 1
-            task = self._loop.create_task(self._run(group))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        """Start a commit task while fewer than ``in_flight_max`` run and none is starting.
 
-    async def _run(self, group: list[_Sale]) -> None:
+        The task takes its group when it first runs, on the next turn of the event loop, so
+        the sales queued during this turn go together; nothing else waits for that turn.
+        """
+        if self._starting or not self._queue or self._in_flight >= self.in_flight_max:
+            return
+        assert self._loop is not None
+        self._starting = True
+        self._in_flight += 1
+        task = self._loop.create_task(self._run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self) -> None:
         loop = self._loop
+        self._starting = False
+        size = min(len(self._queue), self.group_max)
+        group = [self._queue.popleft() for _ in range(size)]
+        self._kick()  # what is still queued may start another transaction beside this one
         try:
-            await self._commit_group(group)
+            if group:
+                await self._commit_group(group)
         except BaseException:  # cancelled (shutdown): no queued caller may wait for ever
             _fail(list(self._queue), _unavailable)
             self._queue.clear()

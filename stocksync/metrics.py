@@ -132,6 +132,20 @@ class Metrics:
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
             registry=r,
         )
+        # Sale write-through (group commit of fulfilments into the ledger).
+        self.sale_commit_size = Histogram(
+            "stocksync_sale_commit_sales",
+            "Sales per ledger transaction of the sale write-through (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.sale_commit_seconds = Histogram(
+            "stocksync_sale_commit_seconds",
+            "Time of one sale write-through transaction, by outcome (ok, failed)",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.ledger_errors = Counter(
             "stocksync_ledger_errors",
             "Ledger copy passes that failed (SQL or Redis) and were retried",
@@ -194,3 +208,7 @@ class Metrics:
 
     def observe_batch(self, size: int) -> None:
         self.store_batch_size.observe(size)
+
+    def observe_sale_commit(self, sales: int, seconds: float, committed: bool) -> None:
+        self.sale_commit_size.observe(sales)
+        self.sale_commit_seconds.labels("ok" if committed else "failed").observe(seconds)

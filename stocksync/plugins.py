@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.store.redis_store import RedisStockStore
 
@@ -30,13 +31,15 @@ ENTRY_POINT_GROUP = "stocksync.connectors"
 
 @dataclass(frozen=True)
 class EngineContext:
-    """What the engine lends a connector: its store, ledger database and metrics registry."""
+    """What the engine lends a connector: its store, ledger database, metrics registry and the
+    process's sale committer (sales are written to the ledger before they are acknowledged)."""
 
     settings: Settings
     store: RedisStockStore
     engine: Engine
     ledger: SqlLedger
     registry: CollectorRegistry
+    sales: SaleCommitter
 
 
 SourceCounts = dict[tuple[str, str], int]  # (sku, location_id) -> units the source reports

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.harness import pg
 from bench.harness.config import FSYNC_OURS, Profile
 from bench.harness.pg import TempDatabase
@@ -60,13 +62,68 @@ def rows(target: Target, run: SpreadRun, concurrency: int, label: str = "spread"
                 p99_ms=latency.p99,
             )
         )
+    out.append(fulfil_vs_reserve(target, run, concurrency, label))
     return out
+
+
+FULFIL_VS_RESERVE_MAX = 2.0  # issue 12: a fulfil's latency at most 2x a reserve's (p50 and p99)
+
+
+def fulfil_vs_reserve(target: Target, run: SpreadRun, concurrency: int, label: str) -> Row:
+    """A sale waits for its ledger commit, a reserve does not: fulfil's p50 and p99 as ratios
+    to reserve's in the same run (the row's p50/p99 are fulfil's own; lower is better)."""
+    fulfil, reserve = run.latencies["fulfill"], run.latencies["reserve"]
+    p50 = fulfil.p50 / reserve.p50 if reserve.p50 else float("nan")
+    p99 = fulfil.p99 / reserve.p99 if reserve.p99 else float("nan")
+    ours = target.name == "stocksync"
+    return Row(
+        section="spread",
+        scenario=f"{label}: {target.name}, fulfill latency ÷ reserve",
+        fsync=target.fsync,
+        workers=target.workers,
+        concurrency=str(concurrency),
+        ops_s=run.counts["fulfill"] / run.seconds,
+        p50_ms=fulfil.p50,
+        p99_ms=fulfil.p99,
+        baseline="reserve latency",
+        target=f"p50 {p50:.2f}x, p99 {p99:.2f}x (≤ {FULFIL_VS_RESERVE_MAX:g}x)" if ours else "",
+        passed=max(p50, p99) <= FULFIL_VS_RESERVE_MAX if ours else None,
+        extra={
+            "fulfill_p50_ratio": round(p50, 3),
+            "fulfill_p99_ratio": round(p99, 3),
+            "reserve_p50_ms": reserve.p50,
+            "reserve_p99_ms": reserve.p99,
+        },
+    )
+
+
+def sale_commit_stats(server: ApiServer) -> dict[str, object]:
+    """Sales per ledger commit and the mean commit time, from one API process's /metrics (with
+    several workers, the process that answered)."""
+    with server.client() as client:
+        text = client.get("/metrics").text
+    samples = {
+        (s.name, s.labels.get("outcome", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("stocksync_sale_commit_")
+    }
+    commits = samples.get(("stocksync_sale_commit_sales_count", ""), 0.0)
+    seconds = samples.get(("stocksync_sale_commit_seconds_sum", "ok"), 0.0)
+    if not commits:
+        return {}
+    return {
+        "sale_commits": int(commits),
+        "sales_per_commit": round(samples[("stocksync_sale_commit_sales_sum", "")] / commits, 2),
+        "sale_commit_ms_mean": round(1000 * seconds / commits, 2),
+    }
 
 
 def compare(ours: list[Row], peer: list[Row]) -> None:
     """Each of our rows beside the peer's row of the same operation."""
     for mine, theirs in zip(ours, peer, strict=True):
-        mine.baseline, mine.baseline_ops_s = "row-lock peer", theirs.ops_s
+        if not mine.baseline:  # the latency-ratio row has its own (reserve, same run)
+            mine.baseline, mine.baseline_ops_s = "row-lock peer", theirs.ops_s
 
 
 def ours_target(server: ApiServer, redis: BenchRedis, fsync: str) -> Target:
@@ -127,6 +184,7 @@ def run(
         with ApiServer(redis.url, data_dir, workers, key, log_path, ledger.url) as server:
             target = ours_target(server, redis, FSYNC_OURS + ", ledger PostgreSQL")
             ours = rows(target, load(target), concurrency)
+            ours[-1].extra.update(sale_commit_stats(server))
     with PeerServer(workers, RESULTS_DIR / "logs") as peer:
         peer.seed_grid(sku_ids, location_ids, 1_000)
         target = Target(

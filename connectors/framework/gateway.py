@@ -20,7 +20,6 @@ from connectors.framework.commands import (
 )
 from stocksync.domain.errors import InvalidTransition, NotFound, StockSyncError
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
-from stocksync.ledger.write_through import write_through
 from stocksync.plugins import EngineContext
 from stocksync.store.stock_changes import StockCall
 
@@ -106,7 +105,7 @@ class EngineGateway:
             reservation_id=cmd.reservation_id,
         )
         if result.sale_events:  # a sale is durable in the ledger before it is acknowledged
-            await write_through(self.ctx.ledger, result.sale_events)
+            await self.ctx.sales.commit(result.sale_events)
         if result.replayed or result.repeated:
             return Applied.DUPLICATE
         if result.fulfilled:

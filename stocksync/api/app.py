@@ -32,6 +32,7 @@ from stocksync.api.routers import (
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
@@ -69,7 +70,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ledger = SqlLedger(engine)
             keys = SqlApiKeys(engine, settings.api_key_cache_seconds)
             limiter = KeyRateLimiter(settings.rate_limit_per_key_per_second, settings.workers)
-            app.state.services = Services(settings, metrics, store, engine, keys, ledger, limiter)
+            sales = SaleCommitter(ledger, observe=metrics.observe_sale_commit)
+            app.state.services = Services(
+                settings, metrics, store, engine, keys, ledger, limiter, sales
+            )
             # Serving never waits for the per-SKU regression check (seconds at a million
             # SKUs): it runs in the background and freezes what it finds. Only when the cheap
             # guard says Redis went back in time, writes could sell from stale stock before the

@@ -19,6 +19,7 @@ from stocksync.auth.principal import Principal
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
 from stocksync.domain.errors import Unauthorized
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.store.base import ACTOR
@@ -29,8 +30,8 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 
 @dataclass(frozen=True)
 class Services:
-    """What the lifespan opened: store, database, ledger, keys, settings, metrics and the
-    per-key rate limiter."""
+    """What the lifespan opened: store, database, ledger, keys, settings, metrics, the
+    per-key rate limiter and the sale committer (one per process and ledger)."""
 
     settings: Settings
     metrics: Metrics
@@ -39,6 +40,7 @@ class Services:
     api_keys: SqlApiKeys
     ledger: SqlLedger
     rate_limiter: KeyRateLimiter
+    sales: SaleCommitter
 
 
 def services(request: Request) -> Services:

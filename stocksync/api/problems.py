@@ -208,6 +208,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "payload_too_large",
         422: "validation_error: nothing was changed",
         503: "store_unavailable (retry the same request; Retry-After) | stock_regressed | "
-        "ledger_unavailable",
+        "ledger_unavailable | ledger_busy",
     }.items()
 }

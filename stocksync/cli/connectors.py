@@ -20,6 +20,7 @@ from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.config import Settings
 from stocksync.domain.errors import NotFound
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import ConnectorDeadLetter
 from stocksync.plugins import Connector, Drift, EngineContext
@@ -41,7 +42,10 @@ async def engine_context(settings: Settings, store: RedisStockStore) -> EngineCo
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite ledger lives there
     engine = make_engine(settings.sqlalchemy_url)
     await anyio.to_thread.run_sync(create_tables, engine)
-    return EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
+    ledger = SqlLedger(engine)
+    return EngineContext(
+        settings, store, engine, ledger, CollectorRegistry(), SaleCommitter(ledger)
+    )
 
 
 def _configured(config: Path, names: list[str] | None) -> dict[str, Connector]:

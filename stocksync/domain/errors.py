@@ -92,6 +92,15 @@ class LedgerUnavailable(StockSyncError):
     title = "The ledger could not be written"
 
 
+class LedgerBusy(StockSyncError):
+    """Too many sales wait for their ledger commit in this process (the queue is full)."""
+
+    code = "ledger_busy"
+    status = 503
+    title = "Too many sales waiting for the ledger"
+    retry_after_seconds = 1
+
+
 class StoreBusy(StockSyncError):
     """Too many operations wait for Redis in this process (the batcher's queue is full)."""
 

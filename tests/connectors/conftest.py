@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
@@ -20,7 +21,10 @@ def ctx(settings: Settings, store: RedisStockStore) -> EngineContext:
     same ``settings`` the in-process app of a test would run with)."""
     engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
-    return EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
+    ledger = SqlLedger(engine)
+    return EngineContext(
+        settings, store, engine, ledger, CollectorRegistry(), SaleCommitter(ledger)
+    )
 
 
 @pytest.fixture

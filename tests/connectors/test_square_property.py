@@ -20,6 +20,7 @@ from connectors.framework.pipeline import Pipeline
 from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
@@ -82,7 +83,8 @@ async def connect(redis_url: str, settings: Settings) -> tuple[Redis, Pipeline]:
     await store.upsert_location(Location(LOC, "Store A", "store", 52.52, 13.40, True, True))
     engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
-    ctx = EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
+    ledger = SqlLedger(engine)
+    ctx = EngineContext(settings, store, engine, ledger, CollectorRegistry(), SaleCommitter(ledger))
     return client, Pipeline("property", ctx)
 
 

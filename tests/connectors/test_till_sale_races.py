@@ -29,6 +29,7 @@ from stocksync.config import Settings
 from stocksync.domain.errors import InvalidTransition
 from stocksync.domain.model import ACTIVE, Line, Location, State
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import Movement
 from stocksync.plugins import EngineContext
@@ -154,7 +155,8 @@ async def open_race(redis_url: str, settings: Settings) -> Race:
     await store.upsert_location(Location(LOC, "Store A", "store", 52.52, 13.40, True, True))
     engine = make_engine(settings.sqlalchemy_url)
     create_tables(engine)
-    ctx = EngineContext(settings, store, engine, SqlLedger(engine), CollectorRegistry())
+    ledger = SqlLedger(engine)
+    ctx = EngineContext(settings, store, engine, ledger, CollectorRegistry(), SaleCommitter(ledger))
     return Race(ctx, EngineGateway(ctx))
 
 

@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 
 from stocksync.domain.clock import ms_to_datetime
 from stocksync.domain.model import Line
+from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import Movement
-from stocksync.ledger.write_through import write_through
 from stocksync.store.keys import ON_HAND, RESERVED
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.ledger import CHURN, FINAL_STATES, TABLES, drive, dump, outbox_events, renamed
@@ -204,12 +204,12 @@ async def test_a_sale_reaches_the_ledger_even_when_the_outbox_was_trimmed_first(
     await store.reserve("sold-1", "pos", [Line(sku, "store-a", 2)], 600)
     sold = await store.fulfill("sold-1")
     await store.client.xtrim(store.keys.outbox, maxlen=0, approximate=False)
-    ledger = SqlLedger(engine)
-    assert await write_through(ledger, sold.sale_events) == 1
+    sales = SaleCommitter(SqlLedger(engine))
+    await sales.commit(sold.sale_events)
     again = await store.fulfill("sold-1")  # a client's retry: the same events, written once
     assert again.repeated
     assert [e.event_id for e in again.sale_events] == [e.event_id for e in sold.sale_events]
-    assert await write_through(ledger, again.sale_events) == 0
+    await sales.commit(again.sale_events)
     m = Movement.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = conn.execute(

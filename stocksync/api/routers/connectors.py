@@ -22,7 +22,9 @@ ConnectorName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 
 def engine_context(request: Request) -> EngineContext:
     svc = services(request)
-    return EngineContext(svc.settings, svc.store, svc.engine, svc.ledger, svc.metrics.registry)
+    return EngineContext(
+        svc.settings, svc.store, svc.engine, svc.ledger, svc.metrics.registry, svc.sales
+    )
 
 
 @router.post("/{name}/webhook", include_in_schema=True)

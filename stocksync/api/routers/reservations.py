@@ -24,7 +24,6 @@ from stocksync.auth.principal import Principal
 from stocksync.config import Settings
 from stocksync.domain.errors import StockSyncError
 from stocksync.domain.model import Line
-from stocksync.ledger.write_through import write_through
 from stocksync.metrics import channel_label
 from stocksync.store.reservations import TransitionResult
 
@@ -138,12 +137,13 @@ async def _transition(
         result: TransitionResult = await method(
             reservation_id, *args, access=access_spec(principal)
         )
+        if result.sale_events:
+            # A sale is acknowledged only after its ledger rows are committed (DESIGN rule 6),
+            # in one transaction with the sales that arrived with it (rule 9).
+            await svc.sales.commit(result.sale_events)
     except StockSyncError as exc:
         outcomes[exc.code].inc()
         raise
-    if result.sale_events:
-        # A sale is acknowledged only after its ledger rows are committed (DESIGN rule 6).
-        await write_through(svc.ledger, result.sale_events)
     outcomes["repeated" if result.repeated else "ok"].inc()
     return reservation_out(result.reservation), result.repeated
 

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from stocksync.domain.clock import EPOCH, ms_to_datetime
 from stocksync.domain.events import RESERVATION_NON_STATE_KINDS, EventKind
@@ -43,13 +42,13 @@ STATE_RANK: dict[str, int] = {
 }
 
 
-def _opt_ms(value: str | None) -> datetime | None:
+def opt_ms(value: str | None) -> datetime | None:
     return ms_to_datetime(int(value)) if value not in (None, "", "inf") else None
 
 
-@dataclass(frozen=True)
-class ReservationEvent:
-    """One recorded event of a reservation (a ``stock_movements`` row of such a kind)."""
+class ReservationEvent(NamedTuple):
+    """One recorded event of a reservation (a ``stock_movements`` row of such a kind); a
+    named tuple, as the ledger copy makes one per reservation event it writes."""
 
     kind: str
     sku: str
@@ -109,7 +108,7 @@ def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
         "customer_ref": details.get("cref") or None,
         "created_at": min(e.at for e in events),
         "updated_at": max(e.at for e in events),
-        "expires_at": None if terminal else _opt_ms(newest.extra.get("exp")),
+        "expires_at": None if terminal else opt_ms(newest.extra.get("exp")),
         "at_risk": at_risk,
     }
 

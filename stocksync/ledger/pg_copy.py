@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from stocksync.domain.clock import EPOCH
-from stocksync.domain.events import RESERVATION_KINDS
+from stocksync.domain.clock import EPOCH, ms_to_datetime
+from stocksync.domain.events import RESERVATION_KINDS, EventKind
 from stocksync.ledger.batch_fold import Recorded
 from stocksync.ledger.rows import MOVEMENT_COLUMNS, postgres_time
 from stocksync.ledger.tables import utcnow
@@ -43,29 +43,31 @@ _SEED = (
     "INSERT INTO reservations (namespace, reservation_id, channel, state, lines, customer_ref,"
     " created_at, updated_at, expires_at, at_risk)"
     " SELECT %s, id, '', 'held', '[]', NULL, %s, %s, NULL, false"
-    " FROM unnest(%s::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING"
+    " FROM unnest(%b::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING"
 )
+# Grouped here rather than in SQL: PostgreSQL's estimate for ANY(array) is one row, and the
+# sort by the collated text columns it then picks cost more than the rows do.
 _RECORDED = (
-    "SELECT reservation_id, sku, count(*), max(seq) FILTER (WHERE kind <> 'at_risk')"
-    " FROM stock_movements WHERE namespace = %s AND reservation_id = ANY(%s)"
-    " AND kind = ANY(%s) GROUP BY reservation_id, sku"
+    "SELECT reservation_id, sku, kind, seq FROM stock_movements"
+    " WHERE namespace = %s AND reservation_id = ANY(%b) AND kind = ANY(%b)"
 )
 _UPDATE = (
     "UPDATE reservations AS r SET channel = v.channel, state = v.state, lines = v.lines,"
     " customer_ref = v.customer_ref, created_at = v.created_at, updated_at = v.updated_at,"
     " expires_at = v.expires_at, at_risk = v.at_risk"
-    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::boolean[])"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::boolean[])"
     " AS v(reservation_id, channel, state, lines, customer_ref, created_at, updated_at,"
     " expires_at, at_risk)"
     " WHERE r.namespace = %s AND r.reservation_id = v.reservation_id"
 )
 _TRANSITIONS = (
     "INSERT INTO reservation_transitions (namespace, reservation_id, state, at)"
-    " SELECT %s, v.r, v.s, v.a FROM unnest(%s::text[], %s::text[], %s::timestamptz[])"
+    " SELECT %s, v.r, v.s, v.a FROM unnest(%b::text[], %b::text[], %b::timestamptz[])"
     " AS v(r, s, a) ON CONFLICT (namespace, reservation_id, state, at) DO NOTHING"
 )
 _KINDS = sorted(k.value for k in RESERVATION_KINDS)
+_AT_RISK = EventKind.AT_RISK.value
 
 
 def copy_rows(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -120,9 +122,12 @@ class PostgresCopy:
     def recorded(conn: Connection, namespace: str, ids: Sequence[str]) -> Mapping[str, Recorded]:
         """Per reservation and SKU: its events the ledger holds, the highest non-flag seq."""
         out: dict[str, dict[str, tuple[int, int | None]]] = {}
-        rows = conn.exec_driver_sql(_RECORDED, (namespace, list(ids), _KINDS))
-        for res, sku, count, top in rows:
-            out.setdefault(res, {})[sku] = (int(count), None if top is None else int(top))
+        for res, sku, kind, seq in conn.exec_driver_sql(_RECORDED, (namespace, list(ids), _KINDS)):
+            skus = out.setdefault(res, {})
+            count, top = skus.get(sku, (0, None))
+            if kind != _AT_RISK and (top is None or seq > top):
+                top = seq
+            skus[sku] = (count + 1, top)
         return out
 
     @staticmethod
@@ -142,5 +147,5 @@ class PostgresCopy:
     ) -> None:
         if rows:
             ids, states, times = zip(*rows, strict=True)
-            at = [postgres_time(ms) for ms in times]
+            at = [ms_to_datetime(ms) for ms in times]
             conn.exec_driver_sql(_TRANSITIONS, (namespace, list(ids), list(states), at))

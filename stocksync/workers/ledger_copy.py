@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "ledger"
 MAX_BACKOFF_SECONDS = 30.0
+MAX_BATCHES_PER_PASS = 8  # then claim, trim and report the lag, even while behind
 
 
 @dataclass
@@ -123,9 +124,36 @@ class LedgerCopy:
             done += gone + await self.process(entries)
             if cursor == "0-0":
                 break
-        while entries := await self.read(">"):
-            done += await self.process(entries)
+        done += await self.copy_new(max_batches=None)
         await self.trim_and_measure()
+        return done
+
+    async def _read_into(self, out: list[Entry]) -> None:
+        out.extend(await self.read(">"))
+
+    async def copy_new(self, max_batches: int | None, block_ms: int | None = None) -> int:
+        """New entries, batch after batch, each batch's read overlapping the previous one's
+        SQL write (which runs in a thread): while behind, Redis and the database work at once.
+        Stops when a read comes back empty or after ``max_batches``; returns how many entries
+        were acknowledged. A read ahead of a failed write leaves its entries pending to this
+        consumer, redone first on the next pass."""
+        done = 0
+        entries = await self.read(">", block_ms)
+        batches = 0
+        while entries and (max_batches is None or batches < max_batches):
+            batches += 1
+            last = max_batches is not None and batches >= max_batches
+            ahead: list[Entry] = []
+            try:
+                async with anyio.create_task_group() as tg:
+                    if not last:
+                        tg.start_soon(self._read_into, ahead)
+                    done += await self.process(entries)
+            except BaseExceptionGroup as group:  # the failure itself, as without the overlap
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+            entries = ahead
         return done
 
     async def run(self, block_ms: int = 1000, retry_initial_seconds: float = 0.5) -> None:
@@ -143,7 +171,7 @@ class LedgerCopy:
                     recovering = False
                 cursor, entries, _ = await self.claim(cursor)
                 await self.process(entries)
-                await self.process(await self.read(">", block_ms))
+                await self.copy_new(MAX_BATCHES_PER_PASS, block_ms)
                 await self.trim_and_measure()
                 backoff = retry_initial_seconds
             except Exception as exc:  # keep copying after any failure; the lag metric shows it

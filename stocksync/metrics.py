@@ -129,7 +129,12 @@ class Metrics:
         self.ledger_batch_size = Histogram(
             "stocksync_ledger_batch_size",
             "Outbox events per ledger transaction",
-            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
+        self.ledger_batch_limit = Gauge(
+            "stocksync_ledger_batch_limit",
+            "Entries the ledger copy asks for per read now (grows with the backlog, shrinks back)",
             registry=r,
         )
         # Sale write-through (group commit of fulfilments into the ledger).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from stocksync.ledger.sql_ledger import SqlLedger
-from stocksync.store.outbox import OutboxEvent
+from stocksync.store.outbox import Entry
 
 
 class StatementTimes:
@@ -50,10 +50,10 @@ class TimedLedger(SqlLedger):
         super().__init__(engine)
         self.seconds: list[float] = []
 
-    def record(self, events: Sequence[OutboxEvent]) -> int:
+    def record_entries(self, entries: Mapping[str, Sequence[Entry]]) -> int:
         started = perf_counter()
         try:
-            return super().record(events)
+            return super().record_entries(entries)
         finally:
             self.seconds.append(perf_counter() - started)
 

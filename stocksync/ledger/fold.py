@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from stocksync.domain.clock import EPOCH, ms_to_datetime
 from stocksync.domain.events import RESERVATION_NON_STATE_KINDS, EventKind
@@ -43,13 +42,13 @@ STATE_RANK: dict[str, int] = {
 }
 
 
-def _opt_ms(value: str | None) -> datetime | None:
+def opt_ms(value: str | None) -> datetime | None:
     return ms_to_datetime(int(value)) if value not in (None, "", "inf") else None
 
 
-@dataclass(frozen=True)
-class ReservationEvent:
-    """One recorded event of a reservation (a ``stock_movements`` row of such a kind)."""
+class ReservationEvent(NamedTuple):
+    """One recorded event of a reservation (a ``stock_movements`` row of such a kind); a
+    named tuple, as the ledger copy makes one per reservation event it writes."""
 
     kind: str
     sku: str
@@ -81,35 +80,40 @@ def placeholder_row(at_risk: bool) -> dict[str, Any]:
     }
 
 
+# Plain strings: comparing a kind with a str is cheaper than with the enum, once per event.
+_AT_RISK, _MOVED, _HELD = EventKind.AT_RISK.value, EventKind.MOVED.value, EventKind.HELD.value
+_RANK = {str(kind): rank for kind, rank in STATE_RANK.items()}
+_NON_STATE = frozenset(str(kind) for kind in RESERVATION_NON_STATE_KINDS)
+_TERMINAL = frozenset(str(kind) for kind in TERMINAL_STATES)
+
+
 def reservation_row(all_events: Sequence[ReservationEvent]) -> dict[str, Any]:
     """Column values of a ``reservations`` row (without its key) from all its events."""
-    flags = [e.at for e in all_events if e.kind == EventKind.AT_RISK]
-    moves = [e.at for e in all_events if e.kind == EventKind.MOVED]
+    flags = [e.at for e in all_events if e.kind == _AT_RISK]
+    events = [e for e in all_events if e.kind != _AT_RISK]  # a flag is not a transition
+    moves = [e.at for e in events if e.kind == _MOVED]
     at_risk = bool(flags) and (not moves or max(flags) > max(moves))
-    events = [e for e in all_events if e.kind != EventKind.AT_RISK]  # a flag is not a transition
     if not events:
         return placeholder_row(at_risk)
-    lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != EventKind.MOVED}
-    details = order_details(e.extra for e in events if e.kind == EventKind.HELD)
+    lines = {(e.sku, e.location_id): e.qty for e in events if e.kind != _MOVED}
+    details = order_details(e.extra for e in events if e.kind == _HELD)
     if details:
         lines = _moved({(s, loc): int(q) for s, loc, q in json.loads(details["lines"])}, events)
-    state = max(
-        (EventKind(e.kind) for e in events if e.kind not in RESERVATION_NON_STATE_KINDS),
-        key=lambda s: (STATE_RANK[s], s),
-        default=EventKind.HELD,
-    )
+    states = [e.kind for e in events if e.kind not in _NON_STATE]
+    state = max(states, key=lambda s: (_RANK[s], s)) if states else _HELD
     # The newest transition: the latest event on one SKU (all transitions emit on each line).
     ref_sku = min(e.sku for e in events)
     newest = max((e for e in events if e.sku == ref_sku), key=lambda e: (e.seq, e.at))
-    terminal = state in TERMINAL_STATES or newest.kind in TERMINAL_STATES
+    terminal = state in _TERMINAL or newest.kind in _TERMINAL
+    times = [e.at for e in events]
     return {
         "channel": max(e.channel for e in events),
-        "state": state.value,
+        "state": str(state),
         "lines": json.dumps([[s, loc, q] for (s, loc), q in sorted(lines.items())]),
         "customer_ref": details.get("cref") or None,
-        "created_at": min(e.at for e in events),
-        "updated_at": max(e.at for e in events),
-        "expires_at": None if terminal else _opt_ms(newest.extra.get("exp")),
+        "created_at": min(times),
+        "updated_at": max(times),
+        "expires_at": None if terminal else opt_ms(newest.extra.get("exp")),
         "at_risk": at_risk,
     }
 
@@ -121,7 +125,7 @@ def _moved(
     target, so the sum does not depend on the order the events arrive in."""
     out = dict(lines)
     for e in events:
-        if e.kind == EventKind.MOVED:
+        if e.kind == _MOVED:
             sign = 1 if e.location_id == e.extra.get("to") else -1
             key = (e.sku, e.location_id)
             out[key] = out.get(key, 0) + sign * e.qty

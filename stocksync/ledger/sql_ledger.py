@@ -4,7 +4,10 @@ Every SKU event becomes one ``stock_movements`` row keyed by its event id
 (``namespace/stream-id``), so a re-delivered event is written once. Reservation events are folded
 into ``reservations`` (see :mod:`stocksync.ledger.fold`: the result does not depend on the order
 or the batches the events arrive in) and ``reservation_transitions``; location events upsert
-``locations``. One call to :meth:`SqlLedger.record` is one transaction. The ledger copy
+``locations``. One call to :meth:`SqlLedger.record` is one transaction, written by the
+database's batch path (:mod:`.pg_copy`: COPY into PostgreSQL; :mod:`.sqlite_batch`: prepared
+executemany into SQLite) from rows built without per-event objects (:mod:`.rows`), and folded
+per batch (:mod:`.batch_fold`). The ledger copy
 (:mod:`stocksync.workers.ledger_copy`) and the sale write-through feed it; the regression
 check, rebuild and audit read it.
 """
@@ -12,19 +15,20 @@ check, rebuild and audit read it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from stocksync.domain.clock import ms_to_datetime
-from stocksync.domain.events import RESERVATION_KINDS, TRANSITION_KINDS, EventKind
+from stocksync.domain.events import RESERVATION_KINDS, EventKind
 from stocksync.domain.model import customer_ref_hash
-from stocksync.ledger import fold
+from stocksync.ledger import batch_fold, fold
 from stocksync.ledger.fold import ReservationEvent
-from stocksync.ledger.movements import movement_row
+from stocksync.ledger.pg_copy import PostgresCopy
+from stocksync.ledger.rows import NamespaceRows, build, entries_of
+from stocksync.ledger.sqlite_batch import SqliteBatch
 from stocksync.ledger.tables import (
     CustomerErasure,
     LedgerLocation,
@@ -33,7 +37,7 @@ from stocksync.ledger.tables import (
     ReservationTransition,
     utcnow,
 )
-from stocksync.store.outbox import OutboxEvent
+from stocksync.store.outbox import Entry, OutboxEvent
 
 MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
 RESERVATIONS = cast(Table, LedgerReservation.__table__)  # type: ignore[attr-defined]
@@ -56,6 +60,9 @@ class SqlLedger:
         self.engine = engine
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+        self._batch: PostgresCopy | SqliteBatch = (
+            PostgresCopy() if engine.dialect.name == "postgresql" else SqliteBatch()
+        )
 
     def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         # Both dialect inserts support ON CONFLICT ... DO NOTHING / DO UPDATE ... WHERE.
@@ -65,21 +72,28 @@ class SqlLedger:
 
     def record(self, events: Sequence[OutboxEvent]) -> int:
         """Write ``events`` in one transaction; returns how many movements were new."""
-        unique = {e.event_id: e for e in events}
-        batch = sorted(unique.values(), key=lambda e: (e.namespace, e.order))
-        if not batch:
+        return self.record_entries(entries_of(events))
+
+    def record_entries(self, entries: Mapping[str, Sequence[Entry]]) -> int:
+        """Write outbox entries (stream id, fields as read), by namespace, in one transaction:
+        the ledger copy's path, with no per-event object in between. Deleted entries (no
+        fields) are skipped; a malformed one raises ValueError before anything is written.
+        Returns how many movements were new."""
+        recorded_at = self._batch.recorded_at()
+        fmt = self._batch.time_format
+        batches = [build(ns, entries[ns], fmt, recorded_at) for ns in sorted(entries)]
+        if not any(b.movements or b.others for b in batches):
             return 0
         with self.engine.begin() as conn:
             # The movements go first: on SQLite that takes the write lock before any read.
-            inserted = self._write_movements(conn, [e for e in batch if e.sku])
-            for namespace in sorted({e.namespace for e in batch}):
-                mine = [e for e in batch if e.namespace == namespace]
-                self._write_reservations(conn, namespace, mine)
-                self._write_transitions(conn, namespace, mine)
-                self._write_locations(conn, namespace, mine)
-                for e in mine:  # in stream order: after every event that carried the reference
+            inserted = self._batch.insert_movements(conn, [m for b in batches for m in b.movements])
+            for b in batches:
+                self._write_reservations(conn, b)
+                self._batch.insert_transitions(conn, b.namespace, sorted(b.transitions))
+                self._write_locations(conn, b.namespace, b.others)
+                for e in b.others:  # in stream order: after every event that carried the reference
                     if e.kind == EventKind.CUSTOMER_ERASED:
-                        self._erase_customer(conn, namespace, e.fields.get("cref", ""))
+                        self._erase_customer(conn, b.namespace, e.fields.get("cref", ""))
         return inserted
 
     def record_movements(self, events: Sequence[OutboxEvent]) -> int:
@@ -89,61 +103,47 @@ class SqlLedger:
         records the same events. Skipping the fold here means a write-through never waits on
         the row locks a ledger-copy batch holds on the same reservations.
         """
-        with self.engine.begin() as conn:
-            return self._write_movements(conn, [e for e in events if e.sku])
-
-    def _write_movements(self, conn: Connection, events: Sequence[OutboxEvent]) -> int:
-        if not events:
+        recorded_at = self._batch.recorded_at()
+        fmt = self._batch.time_format
+        by_ns = entries_of(events)
+        rows = [m for ns in sorted(by_ns) for m in build(ns, by_ns[ns], fmt, recorded_at).movements]
+        if not rows:
             return 0
-        # Count what is already there with one indexed read rather than RETURNING: a
-        # RETURNING executemany becomes one huge statement on PostgreSQL, several times
-        # slower than the driver's pipelined executemany.
-        ids = [e.event_id for e in events]
-        seen = 0
-        for chunk in _chunks(ids):
-            seen += conn.execute(
-                select(func.count()).select_from(MOVEMENTS).where(MOVEMENTS.c.event_id.in_(chunk))
-            ).scalar_one()
-        stmt = self._insert(MOVEMENTS).on_conflict_do_nothing(index_elements=["event_id"])
-        conn.execute(stmt, [movement_row(e) for e in events])
-        return len(ids) - seen
+        with self.engine.begin() as conn:
+            return self._batch.insert_movements(conn, rows)
 
-    def _write_reservations(
-        self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
-    ) -> None:
-        touched = {
-            e.fields["res"] for e in events if e.kind in RESERVATION_KINDS and e.fields.get("res")
-        }
+    def _write_reservations(self, conn: Connection, batch: NamespaceRows) -> None:
+        namespace = batch.namespace
         t = RESERVATIONS
-        for ids in _chunks(sorted(touched)):  # one lock order for every writer
+        for ids in _chunks(sorted(batch.reservations)):  # one lock order for every writer
             # Make sure each row exists, then lock it: a concurrent writer of the same
             # reservation waits here until this transaction commits, and then sees its events.
-            seeds = [
-                {"namespace": namespace, "reservation_id": i, **fold.placeholder_row(False)}
-                for i in ids
-            ]
-            conn.execute(self._insert(t).on_conflict_do_nothing(), seeds)
+            self._batch.seed_reservations(conn, namespace, ids)
             rows = conn.execute(
                 select(t)
                 .where(t.c.namespace == namespace, t.c.reservation_id.in_(ids))
                 .order_by(t.c.reservation_id)
                 .with_for_update()
-            ).all()
-            recorded = self._reservation_events(conn, namespace, ids)
-            changes = []
-            for row in rows:
-                new = fold.reservation_row(recorded.get(row.reservation_id, []))
-                if any(getattr(row, k) != v for k, v in new.items()):
-                    values = {f"v_{k}": v for k, v in new.items()}
-                    changes.append({"k_ns": namespace, "k_id": row.reservation_id, **values})
-            if changes:
-                stmt = (
-                    update(t)
-                    .where(t.c.namespace == bindparam("k_ns"))
-                    .where(t.c.reservation_id == bindparam("k_id"))
-                    .values({k[2:]: bindparam(k) for k in changes[0] if k.startswith("v_")})
-                )
-                conn.execute(stmt, changes)
+            ).mappings()
+            current = {row["reservation_id"]: row for row in rows}
+            recorded = self._batch.recorded(conn, namespace, ids)
+            changes: list[tuple[str, dict[str, Any]]] = []
+            redo: list[str] = []
+            for reservation_id in ids:
+                row = current[reservation_id]
+                events = batch.reservations[reservation_id]
+                new = batch_fold.fold_batch(row, events, recorded.get(reservation_id, {}))
+                if new is None:
+                    redo.append(reservation_id)
+                elif batch_fold.changed(row, new):
+                    changes.append((reservation_id, new))
+            if redo:  # the rare cases a merge cannot tell: fold every recorded event
+                every = self._reservation_events(conn, namespace, redo)
+                for reservation_id in redo:
+                    new = fold.reservation_row(every.get(reservation_id, []))
+                    if batch_fold.changed(current[reservation_id], new):
+                        changes.append((reservation_id, new))
+            self._batch.update_reservations(conn, namespace, changes)
 
     @staticmethod
     def _reservation_events(
@@ -182,26 +182,6 @@ class SqlLedger:
             )
             out.setdefault(r.reservation_id, []).append(event)
         return out
-
-    def _write_transitions(
-        self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]
-    ) -> None:
-        rows = sorted(
-            {
-                (e.fields["res"], e.kind, e.at_ms)
-                for e in events
-                if e.kind in TRANSITION_KINDS and e.fields.get("res")
-            }
-        )
-        values = [
-            {"namespace": namespace, "reservation_id": r, "state": s, "at": ms_to_datetime(at)}
-            for r, s, at in rows
-        ]
-        if values:
-            stmt = self._insert(TRANSITIONS).on_conflict_do_nothing(
-                index_elements=["namespace", "reservation_id", "state", "at"]
-            )
-            conn.execute(stmt, values)
 
     def _write_locations(
         self, conn: Connection, namespace: str, events: Sequence[OutboxEvent]

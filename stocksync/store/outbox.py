@@ -127,7 +127,8 @@ class TrimReport:
 
 
 def _entries(raw: Any) -> list[Entry]:
-    return [(str(i), dict(fields or {})) for i, fields in raw or [] if i is not None]
+    # The client already parsed each entry's fields into a dict of its own: no copy.
+    return [(str(i), fields or {}) for i, fields in raw or [] if i is not None]
 
 
 def _stream_entries(reply: Any) -> list[Entry]:

@@ -5,6 +5,10 @@ batch (in a worker thread) and acknowledged only after the commit, so a crash be
 re-delivers them and the idempotent write makes that harmless. Entries a dead consumer left
 pending are claimed after ``claim_idle_ms``. The stream is then trimmed below the oldest entry
 that any consumer group still needs, never below an unacknowledged one.
+
+The batch size adapts to the backlog: a read that comes back full doubles the next one (up to
+``batch_max``: fewer, larger transactions while behind), a read under a quarter full halves it
+(down to ``batch_min``: small batches, low latency, when caught up).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "ledger"
 MAX_BACKOFF_SECONDS = 30.0
+MAX_BATCHES_PER_PASS = 8  # then claim, trim and report the lag, even while behind
 
 
 @dataclass
@@ -33,15 +38,27 @@ class LedgerCopy:
     ledger: SqlLedger
     metrics: Metrics
     consumer: str
-    batch: int = 500
+    batch: int = 500  # entries per read now; adapts between the bounds below
+    batch_min: int = 50
+    batch_max: int = 5_000
     claim_idle_ms: int = 30_000
     dead_group_idle_ms: int = 3_600_000
 
     async def read(self, start: str, block_ms: int | None = None) -> list[Entry]:
         """New entries (``start`` '>') or this consumer's own pending ones ('0')."""
-        return await self.outbox.read_group(
+        entries = await self.outbox.read_group(
             GROUP, self.consumer, start=start, count=self.batch, block_ms=block_ms
         )
+        self.adapt(len(entries))
+        return entries
+
+    def adapt(self, got: int) -> None:
+        """The next read's size after a read that returned ``got`` entries."""
+        if got >= self.batch:
+            self.batch = min(self.batch * 2, self.batch_max)
+        elif got < self.batch // 4:
+            self.batch = max(self.batch // 2, self.batch_min)
+        self.metrics.ledger_batch_limit.set(self.batch)
 
     async def claim(self, cursor: str) -> tuple[str, list[Entry], int]:
         """Entries idle at other consumers for ``claim_idle_ms``; the next cursor with them,
@@ -64,15 +81,16 @@ class LedgerCopy:
         """
         if not entries:
             return 0
-        events = self.outbox.decode(entries)
         gone = [i for i, f in entries if not f]
         if gone:  # trimmed (MAXLEN) before they were written: nothing left to record
             log.error("outbox entries deleted before reaching the ledger: %s", gone[:10])
-        written = await anyio.to_thread.run_sync(self.ledger.record, events) if events else 0
+        events = len(entries) - len(gone)
+        batch = {self.outbox.namespace: entries}
+        written = await anyio.to_thread.run_sync(self.ledger.record_entries, batch) if events else 0
         await self.outbox.ack(GROUP, [i for i, _ in entries])
-        self.metrics.ledger_events_written.inc(len(events))
-        self.metrics.ledger_batch_size.observe(len(events))
-        log.debug("ledger: %d events recorded, %d new movements", len(events), written)
+        self.metrics.ledger_events_written.inc(events)
+        self.metrics.ledger_batch_size.observe(events)
+        log.debug("ledger: %d events recorded, %d new movements", events, written)
         return len(entries)
 
     async def trim_and_measure(self) -> None:
@@ -106,9 +124,36 @@ class LedgerCopy:
             done += gone + await self.process(entries)
             if cursor == "0-0":
                 break
-        while entries := await self.read(">"):
-            done += await self.process(entries)
+        done += await self.copy_new(max_batches=None)
         await self.trim_and_measure()
+        return done
+
+    async def _read_into(self, out: list[Entry]) -> None:
+        out.extend(await self.read(">"))
+
+    async def copy_new(self, max_batches: int | None, block_ms: int | None = None) -> int:
+        """New entries, batch after batch, each batch's read overlapping the previous one's
+        SQL write (which runs in a thread): while behind, Redis and the database work at once.
+        Stops when a read comes back empty or after ``max_batches``; returns how many entries
+        were acknowledged. A read ahead of a failed write leaves its entries pending to this
+        consumer, redone first on the next pass."""
+        done = 0
+        entries = await self.read(">", block_ms)
+        batches = 0
+        while entries and (max_batches is None or batches < max_batches):
+            batches += 1
+            last = max_batches is not None and batches >= max_batches
+            ahead: list[Entry] = []
+            try:
+                async with anyio.create_task_group() as tg:
+                    if not last:
+                        tg.start_soon(self._read_into, ahead)
+                    done += await self.process(entries)
+            except BaseExceptionGroup as group:  # the failure itself, as without the overlap
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+            entries = ahead
         return done
 
     async def run(self, block_ms: int = 1000, retry_initial_seconds: float = 0.5) -> None:
@@ -126,7 +171,7 @@ class LedgerCopy:
                     recovering = False
                 cursor, entries, _ = await self.claim(cursor)
                 await self.process(entries)
-                await self.process(await self.read(">", block_ms))
+                await self.copy_new(MAX_BATCHES_PER_PASS, block_ms)
                 await self.trim_and_measure()
                 backoff = retry_initial_seconds
             except Exception as exc:  # keep copying after any failure; the lag metric shows it

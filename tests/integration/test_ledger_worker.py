@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,7 +17,7 @@ from stocksync.ledger.db import make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.ledger.tables import Movement
 from stocksync.metrics import Metrics
-from stocksync.store.outbox import OutboxEvent
+from stocksync.store.outbox import Entry
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import GROUP, LedgerCopy
 from tests.support.ledger import drive, dump, outbox_events, renamed
@@ -120,11 +120,11 @@ async def test_entries_are_acknowledged_only_after_commit(
     entries = await store.outbox.read_group(GROUP, "w1", start=">", count=100)
     assert len(entries) == 1
 
-    def fail(events: Sequence[OutboxEvent]) -> int:
+    def fail(entries: Mapping[str, Sequence[Entry]]) -> int:
         raise OperationalError("INSERT", {}, Exception("database is gone"))
 
     failing = SqlLedger(engine)
-    failing.record = fail  # type: ignore[method-assign]
+    failing.record_entries = fail  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
         await LedgerCopy(store.outbox, failing, metrics, consumer="w1").process(entries)
     assert (await pending(store))["pending"] == 1
@@ -228,17 +228,17 @@ async def test_the_loop_retries_a_failed_write_then_catches_up(
     metrics: Metrics,
 ) -> None:
     ledger = SqlLedger(engine)
-    real_record = ledger.record
+    real_record = ledger.record_entries
     calls = 0
 
-    def flaky(events: Sequence[OutboxEvent]) -> int:
+    def flaky(entries: Mapping[str, Sequence[Entry]]) -> int:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OperationalError("INSERT", {}, Exception("connection reset"))
-        return real_record(events)
+        return real_record(entries)
 
-    ledger.record = flaky  # type: ignore[method-assign]
+    ledger.record_entries = flaky  # type: ignore[method-assign]
     sku_events = await make_events(store, stocked, sku, 3)
     async with anyio.create_task_group() as tg:
         tg.start_soon(

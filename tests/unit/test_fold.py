@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stocksync.ledger.batch_fold import fold_batch
 from stocksync.ledger.fold import (
     EPOCH,
     ReservationEvent,
@@ -247,3 +248,47 @@ def test_reservation_row_created_and_updated_are_the_first_and_last_event_times(
 ) -> None:
     row = reservation_row(data.draw(st.permutations(fulfilled_life().events)))
     assert (row["created_at"], row["updated_at"]) == (at(0), at(40))
+
+
+def recorded_summary(events: list[ReservationEvent]) -> dict[str, tuple[int, int | None]]:
+    """What the ledger's summary reports for ``events``: per SKU, the events and the highest
+    non-flag seq."""
+    out: dict[str, tuple[int, int | None]] = {}
+    for e in events:
+        count, top = out.get(e.sku, (0, None))
+        if e.kind != "at_risk":
+            top = e.seq if top is None else max(top, e.seq)
+        out[e.sku] = (count + 1, top)
+    return out
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES))
+@given(data=st.data())
+def test_fold_batch_in_any_batches_and_order_gives_the_row_of_all_events(
+    history: str, data: st.DataObject
+) -> None:
+    """The ledger copy folds batch by batch from the row it has (re-delivered events
+    included); the result is the row of every event, whatever the split and the order."""
+    events = HISTORIES[history]().events
+    arrived = data.draw(st.permutations(events))
+    arrived += data.draw(st.lists(st.sampled_from(events), max_size=4))  # re-delivered
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(arrived) - 1), max_size=6)))
+    row = placeholder_row(False)
+    recorded: list[ReservationEvent] = []
+    for start, end in zip([0, *cuts], [*cuts, len(arrived)], strict=True):
+        # A batch writes each event once (an event is identified by its SKU and seq).
+        batch = list({(e.sku, e.seq): e for e in arrived[start:end]}.values())
+        recorded += [e for e in batch if (e.sku, e.seq) not in {(r.sku, r.seq) for r in recorded}]
+        merged = fold_batch(row, batch, recorded_summary(recorded))
+        row = merged if merged is not None else reservation_row(recorded)
+    assert row == reservation_row(events)
+
+
+def test_fold_batch_merges_a_later_transition_without_every_event() -> None:
+    """The common case: a confirmation arriving after its hold is merged into the row."""
+    h = History().held().then("confirmed", 20, deadline(3600))
+    held = [e for e in h.events if e.kind == "held"]
+    confirmed = [e for e in h.events if e.kind == "confirmed"]
+    row = reservation_row(held)
+    merged = fold_batch(row, confirmed, recorded_summary(h.events))
+    assert merged == reservation_row(h.events)

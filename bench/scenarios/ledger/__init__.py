@@ -38,8 +38,9 @@ def notes(rows: list[Row]) -> list[str]:
                     + " of the drain (the rest of record() is Python: SQLAlchemy, fold; and COMMIT)"
                 )
             lines.append(
-                f"{row.scenario}: {x['events']:,} events in {x['batches']} batches of"
-                f" {x['batch']} in {total:.2f} s; record() (one transaction per batch, p50/p99"
+                f"{row.scenario}: {x['events']:,} events in {x['batches']} batches (first read"
+                f" {x['batch']}, adaptive up to 5,000) in {total:.2f} s; record() (one"
+                " transaction per batch, p50/p99"
                 f" in the table, max {_ms(x['max_batch_ms'])} ms) took"
                 f" {100 * float(str(x['sql_share'])):.0f} % of the drain, the rest is"
                 f" XREADGROUP/parse/XACK/trim{parts};{_db_cpu(row)}"
@@ -55,7 +56,8 @@ def notes(rows: list[Row]) -> list[str]:
             )
     if any(r.section == "ledger" for r in rows):
         lines.append(
-            "ledger rows: drain_once rows time the real writer (batch 500, fresh consumer group)"
+            "ledger rows: drain_once rows time the real writer (adaptive batch from 500,"
+            " fresh consumer group)"
             " draining the same outbox into each database, p50/p99 = one batch's SQL"
             " transaction; the baseline inserts as many stock_movements-shaped rows into a"
             " plain table (executemany, 500 per transaction, same engine); fsync column ="

@@ -1,8 +1,9 @@
 """Ledger writer throughput: a realistic outbox drained into SQLite and PostgreSQL.
 
 The outbox is generated once (:mod:`bench.harness.outbox`, under appendfsync everysec to save
-time), then drained with the real ``drain_once`` (batch 500) from a fresh ``ledger`` consumer
-group into each database, with Redis back on appendfsync always. A second group that never reads
+time), then drained with the real ``drain_once`` (first read 500 entries, then the batch size
+adapts to the backlog as in production, up to 5,000) from a fresh ``ledger`` consumer group
+into each database, with Redis back on appendfsync always. A second group that never reads
 keeps the entries from being trimmed, so every database gets the same events. The baseline is
 the same number of ``stock_movements``-shaped rows inserted into a plain table (no indexes, no
 constraints) with executemany, one transaction per 500 rows, half before and half after the

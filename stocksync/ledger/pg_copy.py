@@ -1,0 +1,151 @@
+"""The ledger's batch statements on PostgreSQL: ``COPY`` into a staging table, set-based SQL.
+
+A batch's movements are streamed with ``COPY`` (psycopg 3) into a temporary staging table of
+this session (``ON COMMIT DELETE ROWS``: emptied by the commit that writes them), then moved in
+one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``: a re-delivered event is
+skipped, and as everything runs in the caller's transaction, a batch that fails half-way
+(a constraint, a lost connection) leaves nothing behind. The reservation rows and transitions
+are written with one statement each over arrays (``unnest``), not one statement per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from stocksync.domain.clock import EPOCH, ms_to_datetime
+from stocksync.domain.events import RESERVATION_KINDS, EventKind
+from stocksync.ledger.batch_fold import Recorded
+from stocksync.ledger.rows import MOVEMENT_COLUMNS, postgres_time
+from stocksync.ledger.tables import utcnow
+
+STAGING = "stocksync_movements_in"
+_COLUMNS = ", ".join(MOVEMENT_COLUMNS)
+_TYPES = {"seq": "bigint", "occurred_at": "timestamptz", "recorded_at": "timestamptz"}
+_INTEGERS = {"qty", "d_on_hand", "d_reserved", "on_hand", "reserved"}
+# Unbounded text: a value too long for stock_movements fails the INSERT, inside the batch.
+_CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ("
+    + ", ".join(
+        f"{c} {_TYPES.get(c, 'integer' if c in _INTEGERS else 'text')}" for c in MOVEMENT_COLUMNS
+    )
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY {STAGING} ({_COLUMNS}) FROM STDIN"
+_MOVE = (
+    f"INSERT INTO stock_movements ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGING}"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_SEED = (
+    "INSERT INTO reservations (namespace, reservation_id, channel, state, lines, customer_ref,"
+    " created_at, updated_at, expires_at, at_risk)"
+    " SELECT %s, id, '', 'held', '[]', NULL, %s, %s, NULL, false"
+    " FROM unnest(%b::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING"
+)
+# Grouped here rather than in SQL: PostgreSQL's estimate for ANY(array) is one row, and the
+# sort by the collated text columns it then picks cost more than the rows do.
+_RECORDED = (
+    "SELECT reservation_id, sku, kind, seq FROM stock_movements"
+    " WHERE namespace = %s AND reservation_id = ANY(%b) AND kind = ANY(%b)"
+)
+_UPDATE = (
+    "UPDATE reservations AS r SET channel = v.channel, state = v.state, lines = v.lines,"
+    " customer_ref = v.customer_ref, created_at = v.created_at, updated_at = v.updated_at,"
+    " expires_at = v.expires_at, at_risk = v.at_risk"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::boolean[])"
+    " AS v(reservation_id, channel, state, lines, customer_ref, created_at, updated_at,"
+    " expires_at, at_risk)"
+    " WHERE r.namespace = %s AND r.reservation_id = v.reservation_id"
+)
+_TRANSITIONS = (
+    "INSERT INTO reservation_transitions (namespace, reservation_id, state, at)"
+    " SELECT %s, v.r, v.s, v.a FROM unnest(%b::text[], %b::text[], %b::timestamptz[])"
+    " AS v(r, s, a) ON CONFLICT (namespace, reservation_id, state, at) DO NOTHING"
+)
+_KINDS = sorted(k.value for k in RESERVATION_KINDS)
+_AT_RISK = EventKind.AT_RISK.value
+
+
+def copy_rows(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``COPY ... FROM STDIN`` of ``rows`` on the connection's psycopg connection, inside its
+    transaction. A driver error is raised as SQLAlchemy's (as for any statement), and a lost
+    connection is invalidated so the pool does not hand it out again."""
+    dialect = conn.dialect
+    driver = conn.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+
+
+class PostgresCopy:
+    """Batch writes and the fold's summary on a PostgreSQL (psycopg 3) connection."""
+
+    time_format = staticmethod(postgres_time)
+
+    @staticmethod
+    def recorded_at() -> Any:
+        return utcnow()
+
+    @staticmethod
+    def insert_movements(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+        """COPY the movements in, keep the ones not yet recorded; returns how many were new."""
+        if not rows:
+            return 0
+        conn.exec_driver_sql(_CREATE_STAGING)
+        copy_rows(conn, _COPY, rows)
+        # Once per transaction: the staging rows stay until the commit empties the table.
+        return int(conn.exec_driver_sql(_MOVE).rowcount)
+
+    @staticmethod
+    def seed_reservations(conn: Connection, namespace: str, ids: Sequence[str]) -> None:
+        """A placeholder row for each reservation that has none yet (in one lock order)."""
+        conn.exec_driver_sql(_SEED, (namespace, EPOCH, EPOCH, list(ids)))
+
+    @staticmethod
+    def recorded(conn: Connection, namespace: str, ids: Sequence[str]) -> Mapping[str, Recorded]:
+        """Per reservation and SKU: its events the ledger holds, the highest non-flag seq."""
+        out: dict[str, dict[str, tuple[int, int | None]]] = {}
+        for res, sku, kind, seq in conn.exec_driver_sql(_RECORDED, (namespace, list(ids), _KINDS)):
+            skus = out.setdefault(res, {})
+            count, top = skus.get(sku, (0, None))
+            if kind != _AT_RISK and (top is None or seq > top):
+                top = seq
+            skus[sku] = (count + 1, top)
+        return out
+
+    @staticmethod
+    def update_reservations(
+        conn: Connection, namespace: str, changes: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        if not changes:
+            return
+        columns = ("channel", "state", "lines", "customer_ref", "created_at", "updated_at")
+        arrays = [[reservation_id for reservation_id, _ in changes]]
+        arrays += [[new[c] for _, new in changes] for c in (*columns, "expires_at", "at_risk")]
+        conn.exec_driver_sql(_UPDATE, (*arrays, namespace))
+
+    @staticmethod
+    def insert_transitions(
+        conn: Connection, namespace: str, rows: Sequence[tuple[str, str, int]]
+    ) -> None:
+        if rows:
+            ids, states, times = zip(*rows, strict=True)
+            at = [ms_to_datetime(ms) for ms in times]
+            conn.exec_driver_sql(_TRANSITIONS, (namespace, list(ids), list(states), at))

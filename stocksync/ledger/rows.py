@@ -1,0 +1,193 @@
+"""A batch of outbox entries as ledger rows, built in one pass over the stream fields.
+
+The ledger copy writes thousands of events a second, so a movement is a plain tuple in
+:data:`MOVEMENT_COLUMNS` order (no per-event dict or model object), built straight from the
+entry's fields as XREADGROUP returned them. Only what the fold needs becomes an object: the
+events of reservations (:class:`~stocksync.ledger.fold.ReservationEvent`), and the rare events
+that are not about a SKU (locations, erasures) stay :class:`OutboxEvent` values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import pairwise
+from time import gmtime, strftime
+from typing import Any
+
+import orjson
+
+from stocksync.domain.clock import ms_to_datetime
+from stocksync.domain.events import RESERVATION_KINDS, TRANSITION_KINDS
+from stocksync.ledger.fold import ReservationEvent
+from stocksync.store.outbox import Entry, OutboxEvent, decode_event, stream_order
+
+MOVEMENT_COLUMNS = (
+    "event_id",
+    "namespace",
+    "kind",
+    "sku",
+    "location_id",
+    "seq",
+    "reservation_id",
+    "channel",
+    "qty",
+    "d_on_hand",
+    "d_reserved",
+    "on_hand",
+    "reserved",
+    "source",
+    "source_event_id",
+    "reason",
+    "actor",
+    "occurred_at",
+    "recorded_at",
+    "details",
+)
+# Fields with a column of their own (or the entry's header); the rest goes to `details` (a
+# count's `as_of` too: it becomes `occurred_at`, and the rebuild reads it from `details`).
+_HEADER = frozenset({"kind", "sku", "loc", "seq", "at"})
+_COLUMNS = frozenset(
+    {"res", "ch", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "src", "src_id"}
+    | {"reason", "occurred_at", "actor"}
+)
+_NOT_DETAILS = _HEADER | _COLUMNS
+_RESERVATION_KINDS = frozenset(k.value for k in RESERVATION_KINDS)
+_TRANSITION_KINDS = frozenset(k.value for k in TRANSITION_KINDS)
+_encode_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def encode_details(details: dict[str, str]) -> str:
+    """Canonical JSON, as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it (the
+    erasure searches it by exact text). orjson writes the same bytes for ASCII text, several
+    times faster; text with other characters (escaped by json) takes json's path."""
+    out = orjson.dumps(details, option=orjson.OPT_SORT_KEYS)
+    return out.decode() if out.isascii() else _encode_json(details)
+
+
+TimeFormat = Callable[[int], Any]  # epoch ms -> the value the database driver takes
+
+
+@lru_cache(maxsize=4096)  # bounded: the events of a batch share a few thousand seconds at most
+def _second_text(second: int) -> str:
+    return strftime("%Y-%m-%d %H:%M:%S", gmtime(second))
+
+
+def sqlite_time(ms: int) -> str:
+    """Epoch ms as SQLAlchemy stores a UTC datetime in SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    second, milli = divmod(ms, 1000)
+    return f"{_second_text(second)}.{milli:03d}000"
+
+
+def sqlite_datetime(moment: datetime | None) -> str | None:
+    """A datetime column value as SQLAlchemy stores it in SQLite."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def postgres_time(ms: int) -> str:
+    """Epoch ms as PostgreSQL's text input for ``timestamptz`` (explicitly UTC)."""
+    second, milli = divmod(ms, 1000)
+    return f"{_second_text(second)}.{milli:03d}+00"
+
+
+@dataclass
+class NamespaceRows:
+    """The rows of one namespace's events in a batch."""
+
+    namespace: str
+    movements: list[tuple[Any, ...]] = field(default_factory=list)
+    # reservation id -> its events in this batch (each event once)
+    reservations: dict[str, list[ReservationEvent]] = field(default_factory=dict)
+    transitions: set[tuple[str, str, int]] = field(default_factory=set)  # (res, state, at ms)
+    others: list[OutboxEvent] = field(default_factory=list)  # not about a SKU, stream order
+
+
+def _ordered(entries: Sequence[Entry]) -> Sequence[Entry]:
+    """``entries`` in stream order (XREADGROUP already returns them so)."""
+    keys = [stream_order(i) for i, _ in entries]
+    if all(a < b for a, b in pairwise(keys)):
+        return entries
+    return [e for _, e in sorted(zip(keys, entries, strict=True), key=lambda p: p[0])]
+
+
+def build(
+    namespace: str, entries: Sequence[Entry], time_format: TimeFormat, recorded_at: Any
+) -> NamespaceRows:
+    """The rows of ``entries`` (stream id, fields with the header); each stream id once,
+    deleted entries (no fields) skipped. Raises ValueError on a malformed entry."""
+    out = NamespaceRows(namespace)
+    movements = out.movements
+    reservations = out.reservations
+    seen: set[str] = set()
+    prefix = namespace + "/"
+    for stream_id, f in _ordered(entries):
+        if not f or stream_id in seen:
+            continue
+        seen.add(stream_id)
+        try:
+            kind, sku, loc = f["kind"], f["sku"], f["loc"]
+            seq, at_ms = int(f["seq"]), int(f["at"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"malformed outbox entry {stream_id}: {f!r}") from exc
+        if not sku:
+            out.others.append(decode_event(namespace, stream_id, f))
+            continue
+        details = {k: v for k, v in f.items() if k not in _NOT_DETAILS}
+        occurred = f.get("occurred_at") or f.get("as_of")
+        if occurred:
+            occurred_ms = int(occurred)
+            details["at"] = str(at_ms)  # when the engine applied it
+        else:
+            occurred_ms = at_ms
+        res = f.get("res") or None
+        channel = f.get("ch") or None
+        qty = f.get("qty")
+        on_hand, reserved = f.get("on_hand"), f.get("reserved")
+        d_on_hand, d_reserved = f.get("d_on_hand"), f.get("d_reserved")
+        movements.append(
+            (
+                prefix + stream_id,
+                namespace,
+                kind,
+                sku,
+                loc,
+                seq,
+                res,
+                channel,
+                int(qty) if qty else None,
+                int(d_on_hand) if d_on_hand else 0,
+                int(d_reserved) if d_reserved else 0,
+                int(on_hand) if on_hand else None,
+                int(reserved) if reserved else None,
+                f.get("src") or None,
+                f.get("src_id") or None,
+                f.get("reason") or None,
+                f.get("actor") or None,
+                time_format(occurred_ms),
+                recorded_at,
+                encode_details(details) if details else None,
+            )
+        )
+        if res is not None and kind in _RESERVATION_KINDS:
+            at = ms_to_datetime(occurred_ms)
+            event = ReservationEvent(kind, sku, loc, seq, at, channel or "", int(qty or 0), details)
+            reservations.setdefault(res, []).append(event)
+            if kind in _TRANSITION_KINDS:
+                out.transitions.add((res, kind, at_ms))
+    return out
+
+
+def entries_of(events: Iterable[OutboxEvent]) -> dict[str, list[Entry]]:
+    """Decoded events back as stream entries, by namespace (the write-through and tests
+    hand the ledger :class:`OutboxEvent` values)."""
+    out: dict[str, list[Entry]] = {}
+    for e in events:
+        header = {"kind": e.kind, "sku": e.sku, "loc": e.location_id, "seq": str(e.seq)}
+        fields = {**header, "at": str(e.at_ms), **e.fields}
+        out.setdefault(e.namespace, []).append((e.stream_id, fields))
+    return out

@@ -101,8 +101,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     )
                 if settings.run_workers:
                     tg.start_soon(run_workers, store, ledger, engine, metrics, settings)
-                yield
-                tg.cancel_scope.cancel()
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+                    await sales.aclose()
     finally:
         engine.dispose()
 

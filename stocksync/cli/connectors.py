@@ -87,6 +87,7 @@ def run(
             with acting_as(f"connector:{name}"):
                 await connector.run(ctx)
         finally:
+            await ctx.sales.aclose()
             ctx.engine.dispose()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -108,6 +109,7 @@ def drift(
         try:
             return {name: await c.drift(ctx) for name, c in connectors.items()}
         finally:
+            await ctx.sales.aclose()
             ctx.engine.dispose()
 
     results = run_with_store(settings, job)

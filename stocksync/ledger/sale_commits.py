@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from time import perf_counter
 
 import anyio.to_thread
+import psycopg
+from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -34,6 +36,7 @@ from sqlalchemy.exc import (
 )
 
 from stocksync.domain.errors import LedgerBusy, LedgerUnavailable
+from stocksync.ledger.pg_sales import PostgresSales
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.store.outbox import OutboxEvent
 
@@ -81,6 +84,8 @@ class SaleCommitter:
         self._starting = False  # a commit task was created and has not taken its group yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        postgres = ledger.engine.dialect.name == "postgresql"
+        self._postgres = PostgresSales(ledger.engine) if postgres else None
 
     @property
     def queued(self) -> int:
@@ -172,11 +177,32 @@ class SaleCommitter:
         # Stream order, as the ledger copy writes its batches: two transactions inserting the
         # same event ids then take their row locks in one order and cannot deadlock.
         events = sorted(unique.values(), key=lambda e: (e.namespace, e.order))
-        await anyio.to_thread.run_sync(self.ledger.record_movements, events)
+        if self._postgres is None:  # SQLite: in-process, a thread keeps the loop free
+            await anyio.to_thread.run_sync(self.ledger.record_movements, events)
+            return
+        try:
+            await self._postgres.insert(self.ledger.movement_rows(events))
+        except psycopg.Error as exc:
+            raise _as_sqlalchemy(exc) from exc
+        except PoolTimeout as exc:  # no connection within the timeout: the database is away
+            raise OperationalError("connect", None, exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the connections the committer opened (PostgreSQL's pool)."""
+        if self._postgres is not None:
+            await self._postgres.close()
 
     def _observed(self, sales: int, started: float, *, ok: bool) -> None:
         if self._observe is not None:
             self._observe(sales, perf_counter() - started, ok)
+
+
+def _as_sqlalchemy(exc: psycopg.Error) -> SQLAlchemyError:
+    """A psycopg error as SQLAlchemy raises it for the same failure (what the committer tells
+    apart: an outage fails the group, a refused row is retried sale by sale)."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return OperationalError("sale commit", None, exc)
+    return DBAPIError("sale commit", None, exc)
 
 
 def _connection_failed(exc: SQLAlchemyError) -> bool:

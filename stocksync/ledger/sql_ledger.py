@@ -103,14 +103,19 @@ class SqlLedger:
         records the same events. Skipping the fold here means a write-through never waits on
         the row locks a ledger-copy batch holds on the same reservations.
         """
-        recorded_at = self._batch.recorded_at()
-        fmt = self._batch.time_format
-        by_ns = entries_of(events)
-        rows = [m for ns in sorted(by_ns) for m in build(ns, by_ns[ns], fmt, recorded_at).movements]
+        rows = self.movement_rows(events)
         if not rows:
             return 0
         with self.engine.begin() as conn:
             return self._batch.insert_movements(conn, rows)
+
+    def movement_rows(self, events: Sequence[OutboxEvent]) -> list[tuple[Any, ...]]:
+        """The ``stock_movements`` rows of ``events`` (``MOVEMENT_COLUMNS`` order) as this
+        database takes them."""
+        recorded_at = self._batch.recorded_at()
+        fmt = self._batch.time_format
+        by_ns = entries_of(events)
+        return [m for ns in sorted(by_ns) for m in build(ns, by_ns[ns], fmt, recorded_at).movements]
 
     def _write_reservations(self, conn: Connection, batch: NamespaceRows) -> None:
         namespace = batch.namespace

@@ -210,6 +210,7 @@ async def test_a_sale_reaches_the_ledger_even_when_the_outbox_was_trimmed_first(
     assert again.repeated
     assert [e.event_id for e in again.sale_events] == [e.event_id for e in sold.sale_events]
     await sales.commit(again.sale_events)
+    await sales.aclose()
     m = Movement.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = conn.execute(

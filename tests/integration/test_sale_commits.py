@@ -70,13 +70,18 @@ async def test_sale_committer_writes_concurrent_sales_in_fewer_transactions(
         await asyncio.gather(*(sell(i, events) for i, events in enumerate(sold)))
     finally:
         reader.dispose()
+        await committer.aclose()
     assert acknowledged_unseen == []
     assert sold_ids(engine, namespace) == sorted(f"r{i}" for i in range(SALES))
-    assert 1 <= len(transactions) < SALES
     registry = metrics.registry
     assert registry.get_sample_value("stocksync_sale_commit_sales_sum") == SALES
     groups = registry.get_sample_value("stocksync_sale_commit_sales_count")
-    assert groups == len(transactions)
+    assert groups is not None
+    assert 1 <= groups < SALES
+    if engine.dialect.name == "sqlite":  # one engine transaction per group
+        assert len(transactions) == groups
+    else:  # one autocommit statement per group, on the committer's own connections
+        assert transactions == []
     ok = registry.get_sample_value("stocksync_sale_commit_seconds_count", {"outcome": "ok"})
     assert ok == groups
 
@@ -101,6 +106,7 @@ async def test_sale_committer_refuses_at_once_when_the_queue_is_full(
     assert sold_ids(engine, namespace) == ["r0", "r1"]
     assert committer.queued == 0
     await committer.commit(sold[2])  # the client's retry of the same sale
+    await committer.aclose()
     assert sold_ids(engine, namespace) == ["r0", "r1", "r2"]
 
 
@@ -128,5 +134,6 @@ async def test_sale_committer_isolates_a_sale_the_database_refuses(
         ]
         assert isinstance(results[1], LedgerUnavailable)
         assert sold_ids(engine, namespace) == ["r0", "r2", "r3"]
+        await committer.aclose()
     finally:
         engine.dispose()

@@ -7,8 +7,9 @@ in that database. wrk sends single-unit reserves of the hot SKU over CONNECTIONS
 (the API's rate is flat from 16 to 64 in the ``http`` section: this is past saturation) for
 ``seconds``, after a warm-up the writer is allowed to catch up from. A thread samples the lag
 every 0.5 s (:mod:`bench.harness.lag_sampler`): events behind and the age of the oldest entry not
-yet acknowledged. The event rate is the outbox's ``entries-added`` over the load; lag in seconds
-of traffic = lag events / that rate. Bounded = the last third's maximum is not above twice the
+yet acknowledged. The event rate is the outbox's ``entries-added`` over the load (a little above
+wrk's count: requests in flight when it stops are applied too); lag in seconds of traffic = lag
+events / that rate. Bounded = the last third's maximum is not above twice the
 first third's (or under BOUNDED_FLOOR_S of traffic). When wrk stops, the time to 0 events.
 """
 

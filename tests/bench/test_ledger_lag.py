@@ -1,4 +1,5 @@
-"""The ledger-lag benchmark's sampler against a real server, and its verdict on a run."""
+"""The ledger-lag benchmark: its sampler against a real server, its verdict on a run, and a
+short run end to end (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from redis import Redis
 
 from bench.harness.cpu import CpuSample
 from bench.harness.lag_sampler import LagSample, LagSampler
-from bench.load.wrk_runner import WrkResult
+from bench.harness.servers import BenchRedis
+from bench.load.wrk_runner import WrkResult, find_wrk
 from bench.scenarios.ledger.drain import Target
-from bench.scenarios.ledger.lag import Saturation
+from bench.scenarios.ledger.lag import CONNECTIONS, Saturation, rows_of, saturate
 from stocksync.workers.ledger_copy import GROUP
 
 
@@ -79,3 +81,26 @@ def test_saturation_calls_a_steady_or_tiny_lag_bounded() -> None:
     # 1,000 events in 10 s = 100/s: a last third of 5 events is 0.05 s of traffic
     assert saturation([sample(t, 0 if t < 7 else 5) for t in range(10)]).bounded
     assert saturation([sample(t, 1) for t in range(10)]).traffic_s(100) == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_wrk() is None, reason="wrk is not installed (apt-get install wrk)")
+def test_saturate_measures_a_short_run_and_its_drain(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with BenchRedis("always", tmp_path_factory.mktemp("lag")) as redis:
+        work_dir = redis.dir / "lag"
+        target = Target("SQLite", f"sqlite:///{work_dir / 'ledger.db'}", "FULL")
+        run = saturate(redis, target, seconds=2, warmup=1, work_dir=work_dir)
+    assert run.wrk.ok > 0
+    assert run.wrk.errors == 0
+    # One outbox event per single-line reservation; those in flight when wrk stopped count too.
+    assert run.wrk.ok <= run.events_added <= run.wrk.ok + CONNECTIONS
+    assert len(run.samples) >= 2
+    assert run.drain_s is not None  # the writer caught up after the load
+    assert [r.scenario.split(" ->")[0] for r in rows_of(run)] == [
+        "HTTP POST /v1/reservations at saturation (lag run",
+        "ledger lag at saturation",
+        "ledger lag trend",
+        "ledger drain after saturation",
+    ]

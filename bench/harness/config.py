@@ -38,10 +38,8 @@ class Profile:
     open_loop_warmup_s: float
     # ledger, drain: writer throughput: outbox size drained into SQLite and PostgreSQL
     ledger_events: int
-    # ledger, lag: under HTTP reserve load (W=2, conc 64), slices alternating the fsync modes
-    ledger_lag_fsyncs: tuple[str, ...]
-    ledger_lag_rounds: int
-    ledger_lag_seconds: int  # per slice
+    # ledger, lag: HTTP reserves at saturation into each database (W=2, wrk), for this long
+    ledger_lag_seconds: int
     # hot: the SKU race (wrk, stocksync then the row-lock peer, both with hot_workers API processes)
     hot_workers: int
     hot_units: int
@@ -93,9 +91,7 @@ FULL = Profile(
     open_loop_seconds=10.0,
     open_loop_warmup_s=1.0,
     ledger_events=20_000,
-    ledger_lag_fsyncs=("always", "everysec"),
-    ledger_lag_rounds=2,
-    ledger_lag_seconds=4,
+    ledger_lag_seconds=60,
     hot_workers=2,
     hot_units=500,
     hot_connections=2000,
@@ -132,9 +128,7 @@ QUICK = Profile(
     open_loop_seconds=5.0,
     open_loop_warmup_s=0.5,
     ledger_events=3_000,
-    ledger_lag_fsyncs=("always",),
-    ledger_lag_rounds=1,
-    ledger_lag_seconds=4,
+    ledger_lag_seconds=10,
     hot_workers=2,
     hot_units=200,
     hot_connections=500,

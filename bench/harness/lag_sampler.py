@@ -1,10 +1,12 @@
 """Samples the ledger writer's lag straight from Redis, every ``interval`` seconds, in a thread.
 
-One Lua call reads, atomically: the server time, the ``ledger`` group's pending count and its
-oldest pending entry (XPENDING), and the entries after its last-delivered id (XRANGE, capped).
-Lag events = pending + undelivered; lag seconds = now - the ms timestamp (stream id) of the
-oldest entry not yet acknowledged (0 when there is none). Redis 6.2 has no XINFO ``lag``, and
-the stream length over-counts between the writer's trims, hence the XRANGE.
+One Lua call reads, atomically: the server time, the ``ledger`` group's pending count, its lag
+(the entries added after its last-delivered id: XINFO GROUPS ``lag``, Redis >= 7 and Valkey)
+and its oldest pending entry (XPENDING). Lag events = pending + undelivered; lag seconds = now -
+the ms timestamp (stream id) of the oldest entry not yet acknowledged (0 when there is none).
+Where the server has no ``lag`` (Redis 6.2, or a stream with deleted entries past the group) the
+undelivered entries are counted with a capped XRANGE; the stream length would over-count
+between the writer's trims.
 """
 
 from __future__ import annotations
@@ -23,18 +25,27 @@ UNDELIVERED_CAP = 50_000  # beyond this the count is a lower bound (flagged)
 LAG_LUA = """
 local stream, group, cap = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
-if redis.call('EXISTS', stream) == 0 then return {t[1], t[2], 0, 0, ''} end
-local pending, last = 0, '0-0'
+if redis.call('EXISTS', stream) == 0 then return {t[1], t[2], 0, 0, '', 0} end
+local pending, last, lag = 0, '0-0', false
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   local info = {}
   for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-  if info['name'] == group then pending, last = info['pending'], info['last-delivered-id'] end
+  if info['name'] == group then
+    pending, last, lag = info['pending'], info['last-delivered-id'], info['lag'] or false
+  end
 end
 local oldest = ''
 if pending > 0 then oldest = redis.call('XPENDING', stream, group)[2] end
-local after = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', cap)
-if oldest == '' and #after > 0 then oldest = after[1][1] end
-return {t[1], t[2], pending, #after, oldest}
+local undelivered, counted = lag, 0
+if lag == false then
+  local after = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', cap)
+  undelivered, counted = #after, 1
+  if oldest == '' and #after > 0 then oldest = after[1][1] end
+elseif oldest == '' and lag > 0 then
+  local first = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1)
+  if #first > 0 then oldest = first[1][1] end
+end
+return {t[1], t[2], pending, undelivered, oldest, counted}
 """
 
 
@@ -44,7 +55,7 @@ class LagSample:
     mode: str | None  # the label current when it was taken (None: between measurement slices)
     events: int
     seconds: float
-    capped: bool  # undelivered entries reached UNDELIVERED_CAP: ``events`` is a lower bound
+    capped: bool  # counted by XRANGE up to UNDELIVERED_CAP: ``events`` is a lower bound
 
 
 class LagSampler:
@@ -59,7 +70,7 @@ class LagSampler:
         self._thread = threading.Thread(target=self._loop, name="lag-sampler", daemon=True)
 
     def sample(self) -> LagSample:
-        seconds, micros, pending, undelivered, oldest = self.script(
+        seconds, micros, pending, undelivered, oldest, counted = self.script(
             keys=[self.stream], args=[GROUP, UNDELIVERED_CAP]
         )
         now_ms = int(seconds) * 1000 + int(micros) // 1000
@@ -69,7 +80,7 @@ class LagSampler:
             self.mode,
             int(pending) + int(undelivered),
             age,
-            int(undelivered) >= UNDELIVERED_CAP,
+            bool(counted) and int(undelivered) >= UNDELIVERED_CAP,
         )
 
     def _loop(self) -> None:

@@ -3,7 +3,8 @@ and prove that nothing the API acknowledged was lost or applied twice (DESIGN pr
 rules 5 and 6).
 
 Each test runs its own stack: a redis-server (AOF, ``appendfsync always``) on a free port with
-its data in a temporary directory, a SQLite ledger file, ``stocksync serve`` (API only, no
+its data in a temporary directory, a ledger (a SQLite file, or a PostgreSQL database created
+for the test and dropped after it: every scenario runs on both), ``stocksync serve`` (API only, no
 workers) and ``stocksync worker`` (reaper, ledger writer, regression checks) as subprocesses
 in sessions of their own. A client driver runs a reserve / confirm / ready / fulfil / release
 mix through HTTP and records every operation the API acknowledged (2xx); it retries a failed
@@ -17,12 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from stocksync.domain.model import Line as DomainLine
 from stocksync.ledger.sql_ledger import SqlLedger
@@ -48,6 +53,37 @@ from tests.support.store import Stocked
 pytestmark = pytest.mark.slow
 
 ACTIVE = frozenset({"held", "confirmed", "ready"})
+POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"  # trust auth (CI and dev)
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL server (skips the test when there is
+    none), dropped afterwards even if the killed processes left connections open."""
+    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    name = "stocksync_crash_" + uuid.uuid4().hex[:10]
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc.orig}")
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The stack's ledger: every crash scenario runs against SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -60,8 +96,10 @@ def processes() -> Iterator[Processes]:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, processes: Processes) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path, processes) as running:
+async def stack(
+    tmp_path: Path, processes: Processes, ledger_database_url: str
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path, processes, ledger_database_url) as running:
         yield running
 
 

@@ -1,5 +1,6 @@
 """The crash tests' stack of child processes: redis-server, ``stocksync serve`` (API only) and
-``stocksync worker``, each in a session of its own; started, waited for, SIGKILLed, restarted."""
+``stocksync worker``, each in a session of its own; started, waited for, SIGKILLed, restarted;
+and the SQL ledger they share (a SQLite file, or a PostgreSQL database of the test's own)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ from tests.support.serve import stocksync_cli
 START_TIMEOUT = 45.0  # a child process to answer (python start-up is ~2-3 s on 2 cores)
 POLL_SECONDS = 0.1
 KILL_WINDOW = 20.0  # to catch the worker holding unacknowledged entries
+# A killed ledger writer's unacknowledged entries are claimed by the new one once idle this
+# long. One writer runs at a time here, so a short window cannot make two writers race; the
+# production default (30 s) would only make the worker test wait.
+CLAIM_IDLE_SECONDS = 3
 
 
 class Processes:
@@ -163,27 +168,30 @@ async def wait_redis_ping(url: str) -> None:
 
 
 @asynccontextmanager
-async def running_stack(root: Path, processes: Processes) -> AsyncIterator[Stack]:
+async def running_stack(
+    root: Path, processes: Processes, database_url: str
+) -> AsyncIterator[Stack]:
     """A stack of its own in ``root``: redis-server (AOF, ``appendfsync always``) on a free
-    port, an admin key in a fresh SQLite ledger, the API and the worker; all killed on exit."""
+    port, an admin key in the fresh, empty ledger at ``database_url``, the API and the worker;
+    all killed on exit."""
     redis = EmbeddedRedis(root / "redis", port=free_port(), appendonly=True, appendfsync="always")
     await asyncio.to_thread(redis.start)
     assert redis.process is not None
     processes.track(redis.process)
     namespace = "crash" + uuid.uuid4().hex[:8]
-    database = root / "ledger.db"
     env = {
         **os.environ,
         "STOCKSYNC_REDIS_URL": redis.url,
-        "STOCKSYNC_DATABASE_URL": f"sqlite:///{database}",
+        "STOCKSYNC_DATABASE_URL": database_url,
         "STOCKSYNC_DATA_DIR": str(root / "data"),
         "STOCKSYNC_NAMESPACE": namespace,
         "STOCKSYNC_RUN_WORKERS": "false",
         "STOCKSYNC_APPENDFSYNC": "always",
         "STOCKSYNC_REAPER_INTERVAL_SECONDS": "0.5",
         "STOCKSYNC_REGRESSION_CHECK_SECONDS": "2",
+        "STOCKSYNC_LEDGER_CLAIM_IDLE_SECONDS": str(CLAIM_IDLE_SECONDS),
     }
-    # Creating the key also brings the schema to head before two processes open the file.
+    # Creating the key also brings the schema to head before two processes open the database.
     created = await asyncio.to_thread(
         subprocess.run,
         stocksync_cli("keys", "create", "--name", "crash", "--scopes", "admin"),
@@ -194,7 +202,7 @@ async def running_stack(root: Path, processes: Processes) -> AsyncIterator[Stack
         timeout=60,
     )
     assert created.returncode == 0, created.stderr
-    engine = make_engine(f"sqlite:///{database}")
+    engine = make_engine(database_url)
     stack = Stack(
         root=root,
         env=env,

@@ -1,5 +1,6 @@
-"""The ``ledger`` section: the writer's throughput (:mod:`.drain`) and its lag under HTTP load
-(:mod:`.lag`), run in turn on one Redis of their own; here, the report lines for their rows."""
+"""The ``ledger`` section: the writer's throughput (:mod:`.drain`) and its lag with the API at
+saturation (:mod:`.lag`), run in turn on one Redis of their own; here, the report lines for their
+rows."""
 
 from __future__ import annotations
 
@@ -46,14 +47,6 @@ def notes(rows: list[Row]) -> list[str]:
                 f" XREADGROUP/parse/XACK/trim{parts};{_db_cpu(row)}"
                 f" {x['movements_written']:,} movements in the table"
             )
-        elif row.scenario.startswith("ledger lag"):
-            lines.append(
-                f"ledger lag [{row.fsync}] over {x['samples']} samples: lag events p50"
-                f" {x['lag_events_p50']} / p99 {x['lag_events_p99']} / max {x['lag_events_max']}"
-                f"{' (capped: lower bounds)' if x['capped'] else ''}, lag age max"
-                f" {_ms(1000 * float(str(x['lag_seconds_max'])))} ms; {x['written']:,} events"
-                " written in its slices"
-            )
     if any(r.section == "ledger" for r in rows):
         lines.append(
             "ledger rows: drain_once rows time the real writer (adaptive batch from 500,"
@@ -63,10 +56,6 @@ def notes(rows: list[Row]) -> list[str]:
             " plain table (executemany, 500 per transaction, same engine); fsync column ="
             " the database's commit durability (SQLite synchronous, PostgreSQL"
             " synchronous_commit); load CPU = this process (writer + its SQL thread);"
-            " PostgreSQL's processes are measured apart (above), not in other. Lag rows:"
-            " p50/p99 = age of the oldest unacknowledged outbox entry (sampled every 0.5 s),"
-            " ops/s = ledger rows written per second of load, baseline = reservations"
-            " (= outbox events) per second; the ratio swings around 1.00 as the backlog"
-            " carries over between slices."
+            " PostgreSQL's processes are measured apart (above), not in other."
         )
-    return lines
+    return lines + lag.notes(rows)

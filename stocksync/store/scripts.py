@@ -43,6 +43,7 @@ OPERATIONS = (
     "move",
     "erase_customer",
     "reindex",
+    "stock_changes",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

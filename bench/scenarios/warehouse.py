@@ -2,7 +2,8 @@
 warehouse`` (once mode), against a same-run baseline on the same Redis.
 
 The import and the baseline each run in a subprocess of their own, which reports its peak RSS
-(``ru_maxrss``) as it exits, so memory shows whether the file is streamed. The import's rate is
+(``ru_maxrss``) and CPU time as it exits, so memory shows whether the file is streamed; the
+server's CPU over the import is read from ``INFO cpu``. The import's rate is
 rows over the import's own time (its summary line), without process start-up. The baseline
 writes the same rows as raw pipelined HSETs (2,000 per round trip) after parsing them with
 ``csv``: what the hardware allows with no as-of rule, idempotency record or outbox event.
@@ -31,6 +32,7 @@ from bench.harness.servers import BenchRedis
 from stocksync.config import Settings
 from stocksync.domain.model import Location
 from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.stock_changes import STOCK_ROWS_PER_CALL
 
 LOCATIONS = 100
 NAMESPACE = "whbench"
@@ -102,7 +104,9 @@ def run(redis: BenchRedis, rows: int, work_dir: Path) -> list[Row]:
         "STOCKSYNC_NAMESPACE": NAMESPACE,
         "STOCKSYNC_DATA_DIR": str(work_dir),
     }
+    cpu_before = _server_cpu_s(redis)
     out, imported = _child("import", "--config", str(config), env=env)
+    server_cpu_s = _server_cpu_s(redis) - cpu_before
     found = _SUMMARY.search(out)
     if found is None:
         raise RuntimeError(f"no summary in the import's output: {out[-2000:]}")
@@ -114,7 +118,7 @@ def run(redis: BenchRedis, rows: int, work_dir: Path) -> list[Row]:
             scenario=f"warehouse import, {total:,}-row snapshot CSV",
             fsync=redis.appendfsync,
             workers=None,
-            concurrency="4x500",  # pipelines in flight x script calls per pipeline
+            concurrency=f"4x{STOCK_ROWS_PER_CALL}",  # batched calls in flight x rows per call
             ops_s=total / seconds,
             p50_ms=math.nan,
             p99_ms=math.nan,
@@ -130,6 +134,9 @@ def run(redis: BenchRedis, rows: int, work_dir: Path) -> list[Row]:
                 "file_mb": round(file_mb, 1),
                 "generate_s": round(generated_s, 1),
                 "peak_rss_mb": round(imported["maxrss_mb"], 1),
+                # CPU per row: the import process (start-up included) and the server
+                "import_cpu_us_per_row": round(imported["cpu_s"] / total * 1e6, 1),
+                "server_cpu_us_per_row": round(server_cpu_s / total * 1e6, 1),
                 "baseline_peak_rss_mb": round(base["maxrss_mb"], 1),
             },
         )
@@ -146,9 +153,10 @@ def notes(rows: list[Row]) -> list[str]:
             f"warehouse import: {x['rows']:,} rows ({x['file_mb']} MB CSV, generated in"
             f" {x['generate_s']} s) in {x['seconds']} s: {x['applied']:,} applied, {x['stale']}"
             f" stale, {row.errors} rejected; peak RSS {x['peak_rss_mb']} MB (baseline process"
-            f" {x['baseline_peak_rss_mb']} MB): the file is streamed, not loaded. Each row is one"
-            " set_count script call (as-of rule, idempotency record, outbox event), sent in"
-            " pipelines of 500 with 4 in flight."
+            f" {x['baseline_peak_rss_mb']} MB): the file is streamed, not loaded. Rows go in"
+            f" batched stock_changes calls of {STOCK_ROWS_PER_CALL} (each row with its as-of"
+            " rule, idempotency record and outbox event), 4 calls in flight; CPU per row:"
+            f" import {x['import_cpu_us_per_row']} µs, server {x['server_cpu_us_per_row']} µs."
         )
     return lines
 
@@ -157,8 +165,15 @@ def notes(rows: list[Row]) -> list[str]:
 
 
 def _report_peak_rss(extra: dict[str, float]) -> None:
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({**extra, "maxrss_mb": peak_kb / 1024}), file=sys.stderr, flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = usage.ru_utime + usage.ru_stime
+    report = {**extra, "maxrss_mb": usage.ru_maxrss / 1024, "cpu_s": cpu_s}  # maxrss: KiB
+    print(json.dumps(report), file=sys.stderr, flush=True)
+
+
+def _server_cpu_s(redis: BenchRedis) -> float:
+    cpu = redis.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])  # type: ignore[arg-type]
 
 
 async def _baseline(url: str, path: Path) -> float:

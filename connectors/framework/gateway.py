@@ -63,11 +63,11 @@ class EngineGateway:
     async def stock_batch(
         self, commands: Sequence[SetCount | Adjust]
     ) -> list[Applied | StockSyncError]:
-        """Counts and deltas in one pipelined round trip (each still its own script call);
-        a refused command gives its error in place of an outcome."""
+        """Counts and deltas in batched script calls (hundreds of rows per round trip, each
+        row applied as alone, in order); a refused command gives its error in its place."""
         calls = [self._stock_call(cmd) for cmd in commands]
         results = await self.store.stock_changes(calls)
-        return [r if isinstance(r, StockSyncError) else _stock_outcome(r) for r in results]
+        return [r if isinstance(r, StockSyncError) else Applied(r.outcome) for r in results]
 
     def _stock_call(self, cmd: SetCount | Adjust) -> StockCall:
         if isinstance(cmd, SetCount):

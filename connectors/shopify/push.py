@@ -30,10 +30,14 @@ from connectors.shopify.config import ShopifyConfig, ShopifyIdMap
 from connectors.shopify.mapping import Level, channel_available, mapped_levels, touched
 from stocksync.plugins import EngineContext
 from stocksync.store.outbox import Entry
+from stocksync.store.replies import POSITION_ROW, parse_position_row
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 1000  # outbox entries per read; coalescing makes the pushes far fewer
+# SKUs whose positions are read together: their reads share the store's batched calls, and
+# stay well under its queue bound (4,096 operations).
+READS_PER_ROUND_TRIP = 500
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -127,13 +131,22 @@ class AvailabilityPush:
         for sku, loc in keys:
             by_sku.setdefault(sku, []).append(loc)
         wanted: dict[Level, int] = {}
-        for sku, locations in sorted(by_sku.items()):
-            found = await self.ctx.store.positions(sku, sorted(locations))
-            for position, _ in found:
-                wanted[self.levels[(sku, position.location_id)]] = channel_available(position)
-            missing = set(locations) - {p.location_id for p, _ in found}
-            if missing:  # mapped, but unknown to the engine: never push a made-up zero
-                log.warning("shopify: locations %s unknown to the engine", sorted(missing))
+        items = sorted(by_sku.items())
+        for start in range(0, len(items), READS_PER_ROUND_TRIP):  # not one round trip per SKU
+            page = items[start : start + READS_PER_ROUND_TRIP]
+            replies = await self.ctx.store.run_pipelined(
+                [("read_positions", (sku, *sorted(locations))) for sku, locations in page]
+            )
+            for (sku, locations), flat in zip(page, replies, strict=True):
+                found = [
+                    parse_position_row(sku, flat[i : i + POSITION_ROW])[0]
+                    for i in range(0, len(flat), POSITION_ROW)
+                ]
+                for position in found:
+                    wanted[self.levels[(sku, position.location_id)]] = channel_available(position)
+                missing = set(locations) - {p.location_id for p in found}
+                if missing:  # mapped, but unknown to the engine: never push a made-up zero
+                    log.warning("shopify: locations %s unknown to the engine", sorted(missing))
         return wanted
 
     async def refresh(self, levels: Iterable[Level]) -> None:

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.framework.commands import SetCount, Unmappable
+from connectors.framework.commands import Adjust, Command, SetCount, Unmappable
 from connectors.framework.config import IdMap
-from connectors.framework.pipeline import DeadLettered, Pipeline
+from connectors.framework.pipeline import DeadLettered, Pipeline, occurred_ms
 from connectors.framework.retry import with_retries
 from connectors.square.client import SquareClient, SquareRefused
 from connectors.square.config import SquareConfig
@@ -147,8 +147,8 @@ class Poller:
             # The holds its till sales collect, before any of them is applied: a sale is keyed
             # with the hold it names, so it must name the same one whenever it is re-read.
             holds = await self.holds.holds(page.changes) if self.holds else {}
-            for raw in page.changes:
-                await self._apply(raw, summary, holds)  # a transient failure keeps the checkpoint
+            await self._apply_page(page.changes, summary, holds)  # a transient failure keeps
+            for raw in page.changes:  # the checkpoint where it was
                 high = _later(high, created_at(raw))
             if page.cursor:
                 point = replace(point, cursor=page.cursor, high=high)
@@ -185,20 +185,66 @@ class Poller:
         start = _rfc3339(newest - timedelta(seconds=self.config.overlap_seconds))
         return _later(updated_after, start) or start
 
-    async def _apply(
-        self, raw: dict[str, Any], summary: SweepSummary, holds: Mapping[str, str]
+    async def _apply_page(
+        self, raws: list[dict[str, Any]], summary: SweepSummary, holds: Mapping[str, str]
     ) -> None:
-        summary.changes += 1
-        text = json.dumps(raw, sort_keys=True)
-        try:
-            commands = map_change(raw, self.ids, self.config.reservation_prefix, holds)
-        except Unmappable as exc:
-            await self._dead_letter(raw, str(exc), text, summary)
+        """A page of changes in order: runs of counts and deltas go in one batched call each;
+        a till sale (or a change with no stock command) is applied on its own between them."""
+        run: list[tuple[dict[str, Any], str, list[SetCount | Adjust]]] = []
+        for raw in raws:
+            summary.changes += 1
+            text = json.dumps(raw, sort_keys=True)
+            try:
+                commands = map_change(raw, self.ids, self.config.reservation_prefix, holds)
+            except Unmappable as exc:
+                await self._dead_letter(raw, str(exc), text, summary)
+                continue
+            if not commands:  # a move between states that are not on hand
+                summary.count("ignored")
+                self.pipeline.metrics.outcome(self.pipeline.name, "ignored")
+                continue
+            stock = [c for c in commands if isinstance(c, SetCount | Adjust)]
+            if len(stock) == len(commands):
+                run.append((raw, text, stock))
+                continue
+            await self._apply_run(run, summary)
+            run = []
+            await self._apply_alone(raw, text, commands, summary)
+        await self._apply_run(run, summary)
+
+    async def _apply_run(
+        self, run: list[tuple[dict[str, Any], str, list[SetCount | Adjust]]], summary: SweepSummary
+    ) -> None:
+        """Changes whose commands are all counts and deltas: one batched call (retried whole:
+        each row is idempotent); a change with a refused command goes through the pipeline on
+        its own (retried or dead-lettered; its applied commands come back as duplicates)."""
+        if not run:
             return
-        if not commands:  # a move between states that are not on hand
-            summary.count("ignored")
-            self.pipeline.metrics.outcome(self.pipeline.name, "ignored")
-            return
+        commands = [command for _, _, stock in run for command in stock]
+        metrics, name = self.pipeline.metrics, self.pipeline.name
+        results = await with_retries(
+            lambda: self.pipeline.gateway.stock_batch(commands),
+            self.pipeline.backoff,
+            on_retry=lambda _exc: metrics.outcome(name, "retried"),
+        )
+        at = 0
+        for raw, text, stock in run:
+            mine = results[at : at + len(stock)]
+            at += len(stock)
+            if any(isinstance(r, StockSyncError) for r in mine):
+                await self._apply_alone(raw, text, list(stock), summary)
+                continue
+            for command, result in zip(stock, mine, strict=True):
+                assert not isinstance(result, StockSyncError)
+                metrics.outcome(name, result.value)
+                metrics.observe_lag(name, occurred_ms(command))
+            first = mine[0]
+            assert not isinstance(first, StockSyncError)
+            summary.count(first.value)
+
+    async def _apply_alone(
+        self, raw: dict[str, Any], text: str, commands: Sequence[Command], summary: SweepSummary
+    ) -> None:
         try:
             outcomes = await self.pipeline.apply(f"change:{raw.get('type')}", text, commands)
         except DeadLettered:

@@ -133,10 +133,13 @@ class RowReader:
         return row
 
     def _csv_row(self, number: int, text: str) -> RawRow:
-        try:
-            values = next(csv.reader([text]))
-        except csv.Error as exc:
-            return RawRow(number, text, None, RowRejected("bad_csv", str(exc)))
+        if '"' in text or "\0" in text:  # quotes (or a NUL): the csv module's rules
+            try:
+                values = next(csv.reader([text]))
+            except csv.Error as exc:
+                return RawRow(number, text, None, RowRejected("bad_csv", str(exc)))
+        else:  # what csv.reader gives for a line without quotes, at a fraction of its cost
+            values = text.split(",")
         if len(values) != len(self._header):
             error = RowRejected(
                 "wrong_fields", f"{len(values)} fields, the header has {len(self._header)}"

@@ -1,7 +1,9 @@
 """Importing one warehouse file: exactly once by content hash, streamed, applied in batches.
 
-Every row goes through the same idempotent script call as any other count or delta, so a file
-re-processed after a crash applies nothing twice (the rows come back as duplicates).
+Rows are applied in batched script calls (``rows_per_call`` rows per call, one round trip),
+each row exactly as a single count or delta would be: as-of rule, idempotency by (source,
+source_event_id), its outbox event and its own refusal. A file re-processed after a crash
+applies nothing twice (the rows come back as duplicates).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectSendStream
 from rich.progress import Progress
 
 from connectors.framework.commands import Adjust, SetCount
@@ -30,6 +34,7 @@ from stocksync.domain.errors import NotFound, StockSyncError
 from stocksync.plugins import EngineContext
 
 RowCommand = SetCount | Adjust
+READ_AHEAD_BATCHES = 1  # mapped batches waiting while one is applied (bounds memory)
 Outcome = Applied | StockSyncError
 
 
@@ -154,14 +159,41 @@ class FileImporter:
                 return
             summary.kind = reader.kind.value
             task = None if progress is None else progress.add_task(path.name, total=_size(path))
-            rows = iter(reader)
-            while batch := await anyio.to_thread.run_sync(self._next_batch, rows, fh, reader.kind):
-                await self._apply_batch(batch, summary, report)
-                await anyio.to_thread.run_sync(report.flush)
-                if progress is not None and task is not None:
-                    progress.update(task, completed=batch.offset)
+            # The next batch is read and mapped while this one is applied: at most
+            # READ_AHEAD_BATCHES wait in between, so memory stays flat whatever the file's size.
+            send, receive = anyio.create_memory_object_stream[Batch](READ_AHEAD_BATCHES)
+            failed: list[Exception] = []  # raised as itself, not inside an ExceptionGroup
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_batches, iter(reader), fh, reader.kind, send, failed)
+                try:
+                    async with receive:
+                        async for batch in receive:
+                            await self._apply_batch(batch, summary, report)
+                            await anyio.to_thread.run_sync(report.flush)
+                            if progress is not None and task is not None:
+                                progress.update(task, completed=batch.offset)
+                except Exception as exc:
+                    failed.append(exc)
+                    tg.cancel_scope.cancel()
+            if failed:
+                raise failed[0]
             if progress is not None and task is not None:
                 progress.update(task, completed=_size(path))
+
+    async def _read_batches(
+        self,
+        rows: Iterator[RawRow],
+        fh: BinaryIO,
+        kind: FileKind,
+        send: MemoryObjectSendStream[Batch],
+        failed: list[Exception],
+    ) -> None:
+        async with send:
+            try:
+                while batch := await anyio.to_thread.run_sync(self._next_batch, rows, fh, kind):
+                    await send.send(batch)
+            except Exception as exc:  # reading failed (I/O): the applying side stops too
+                failed.append(exc)
 
     def _next_batch(self, rows: Iterator[RawRow], fh: BinaryIO, kind: FileKind) -> Batch | None:
         """Up to ``batch_rows`` rows, mapped (runs in a worker thread: parsing is blocking)."""
@@ -190,6 +222,7 @@ class FileImporter:
                 self._reject(report, summary, row, str(mapped))
             else:
                 commands.append((row, mapped))
+        tally: Counter[str] = Counter()  # outcomes of the batch, counted once per batch
         # A repeated event id inside one batch waits for the first (first row in the file wins).
         for segment in _without_repeats(commands):
             outcomes = await self._apply_all([cmd for _, cmd in segment])
@@ -197,15 +230,17 @@ class FileImporter:
                 if isinstance(outcome, StockSyncError):
                     code = "unknown_location" if isinstance(outcome, NotFound) else outcome.code
                     self._reject(report, summary, row, f"{code}: {outcome.detail}")
-                    continue
-                setattr(summary, outcome.value, getattr(summary, outcome.value) + 1)
-                self.metrics.outcome(self.name, outcome.value)
-                summary.rows += 1
+                else:
+                    tally[outcome.value] += 1
             if segment:
                 last = segment[-1][1]
                 self.metrics.observe_lag(
                     self.name, last.as_of_ms if isinstance(last, SetCount) else last.occurred_at_ms
                 )
+        for value, n in tally.items():
+            setattr(summary, value, getattr(summary, value) + n)
+            self.metrics.outcome(self.name, value, n)
+            summary.rows += n
 
     def _reject(self, report: RejectsReport, summary: FileSummary, row: RawRow, why: str) -> None:
         report.add(row.line, why, row.text)
@@ -214,8 +249,9 @@ class FileImporter:
         self.metrics.outcome(self.name, "rejected")
 
     async def _apply_all(self, commands: list[RowCommand]) -> list[Outcome]:
-        """Apply in pipelined chunks, at most ``concurrency`` in flight; results in input order."""
-        size = self.config.pipeline_rows
+        """Apply in chunks of ``rows_per_call`` (one batched script call each), at most
+        ``concurrency`` in flight; results in input order."""
+        size = self.config.rows_per_call
         chunks = [commands[i : i + size] for i in range(0, len(commands), size)]
         results: list[list[Outcome]] = [[] for _ in chunks]
         work = iter(enumerate(chunks))
@@ -230,8 +266,9 @@ class FileImporter:
         return [outcome for chunk in results for outcome in chunk]
 
     async def _apply_chunk(self, chunk: list[RowCommand]) -> list[Outcome]:
-        """One round trip for the chunk (retried whole: every call in it is idempotent); a
-        command refused for a reason that may pass (a frozen SKU) is retried on its own."""
+        """One batched call for the chunk (retried whole: every row in it is idempotent, so
+        rows a lost reply had applied come back as duplicates); a row refused for a reason
+        that may pass (a frozen SKU) is retried on its own."""
         outcomes = await with_retries(
             lambda: self.gateway.stock_batch(chunk),
             self.backoff,

@@ -45,6 +45,7 @@ OPERATIONS = (
     "reindex",
     "audit_read",
     "audit_scan",
+    "stock_changes",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

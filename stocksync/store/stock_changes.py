@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict, Unpack
+from typing import Any, NamedTuple, NotRequired, TypedDict, Unpack
 
 from stocksync.domain.errors import StockSyncError
 from stocksync.domain.model import (
@@ -16,6 +16,12 @@ from stocksync.domain.model import (
 from stocksync.store.base import ScriptStore
 from stocksync.store.outbox import OutboxEvent, decode_stored_events
 from stocksync.store.replies import raise_for_refusal
+
+# Rows of one batched stock_changes call. A row costs the server 25-45 µs (measured: a dozen
+# commands for its idempotency record, position and outbox event, and their AOF entries), and
+# a call runs alone on the server: 50 rows keep a call near 1-2 ms, while the call's own cost
+# (the FCALL, three per-call reads, the round trip) is already small per row.
+STOCK_ROWS_PER_CALL = 50
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,28 @@ class StockCall:
     @property
     def action(self) -> str:
         return "count" if self.script == "set_count" else "adjust"
+
+    @property
+    def source(self) -> str:
+        return str(self.args[4] if self.script == "set_count" else self.args[2])
+
+    @property
+    def row(self) -> tuple[str | int, ...]:
+        """This call as one row of stock_changes.lua."""
+        if self.script == "set_count":
+            on_hand, as_of, expected, safety, _, event_id, fp = self.args
+            if expected != "" or safety != "":
+                raise ValueError("a count with expected_on_hand or safety_stock is its own call")
+            return ("c", self.sku, self.location_id, on_hand, as_of, "", event_id, fp)
+        delta, reason, _, event_id, occurred, fp = self.args
+        return ("a", self.sku, self.location_id, delta, occurred, reason, event_id, fp)
+
+
+class StockRowResult(NamedTuple):  # a tuple: built once per row of a file, cheaply
+    """What one row of a batched call did, compactly: no position, only its event's seq."""
+
+    outcome: str  # "applied" | "stale" (recorded, an as-of rule loser) | "duplicate" (replay)
+    seq: int  # the row's event (a duplicate's: the original's)
 
 
 @dataclass(frozen=True)
@@ -191,22 +219,69 @@ class StockChanges(ScriptStore):
 
     async def stock_changes(
         self, calls: Sequence[StockCall]
-    ) -> list[StockChangeResult | StockSyncError]:
-        """Many counts and deltas in one pipelined round trip (bulk imports).
+    ) -> list[StockRowResult | StockSyncError]:
+        """Many counts and deltas in batched script calls (bulk imports, polled pages): up to
+        ``STOCK_ROWS_PER_CALL`` rows of one source per call, sent one call after the other,
+        so rows apply in order.
 
-        Each call is still its own script run, atomic and idempotent as alone; they are not
-        one transaction. A call the engine refuses gives its error in place of a result.
+        Each row is applied as alone (as-of rule, idempotency, its outbox event); they are not
+        one transaction. A row the engine refuses gives its error in place of a result, and
+        the others go on. Counts here carry no compare-and-set or safety stock.
         """
-        replies = await self.run_pipelined(
-            [(c.script, (c.sku, c.location_id, *c.args)) for c in calls]
-        )
-        results: list[StockChangeResult | StockSyncError] = []
-        for call, reply in zip(calls, replies, strict=True):
-            try:
-                results.append(_stock_change_result(call, reply))
-            except StockSyncError as exc:
-                results.append(exc)
+        results: list[StockRowResult | StockSyncError] = []
+        for start, end, source in _runs(calls):
+            results += await self._stock_rows(calls[start:end], source)
         return results
+
+    async def _stock_rows(
+        self, calls: Sequence[StockCall], source: str
+    ) -> list[StockRowResult | StockSyncError]:
+        args: list[str | int] = [source]
+        for call in calls:
+            args += call.row
+        reply = await self.run("stock_changes", *args)
+        codes = reply[0]
+        results: list[StockRowResult | StockSyncError] = []
+        for call, code, seq in zip(calls, codes, reply[1:], strict=True):
+            outcome = _ROW_OUTCOMES.get(code)
+            if outcome is not None:
+                results.append(StockRowResult(outcome, int(seq)))
+            else:
+                results.append(_row_refusal(call, code))
+        return results
+
+
+# stock_changes.lua's row codes: what happened to a row it did not refuse.
+_ROW_OUTCOMES = {"a": "applied", "s": "stale", "d": "duplicate"}
+_ROW_REFUSALS = {"L": "unknown_location", "C": "idempotency_conflict", "R": "stock_regressed"}
+
+
+def _row_refusal(call: StockCall, code: str) -> StockSyncError:
+    status = _ROW_REFUSALS.get(code)
+    if status is None:
+        raise RuntimeError(f"unexpected row code {code!r} from stock_changes")
+    detail = {"unknown_location": call.location_id, "stock_regressed": call.sku}.get(status)
+    try:
+        raise_for_refusal([status, *([detail] if detail else [])], action=call.action)
+    except StockSyncError as exc:
+        return exc
+    raise AssertionError("a refusal status always raises")
+
+
+def _runs(calls: Sequence[StockCall]) -> list[tuple[int, int, str]]:
+    """(start, end, source) of consecutive calls with one source, at most
+    ``STOCK_ROWS_PER_CALL`` each."""
+    runs: list[tuple[int, int, str]] = []
+    start = 0
+    for i in range(1, len(calls) + 1):
+        if (
+            i == len(calls)
+            or calls[i].source != calls[start].source
+            or i - start == STOCK_ROWS_PER_CALL
+        ):
+            runs.append((start, i, calls[start].source))
+            start = i
+    return runs
 
 
 def _stock_change_result(call: StockCall, reply: list[Any]) -> StockChangeResult:

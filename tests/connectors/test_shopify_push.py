@@ -192,3 +192,27 @@ async def test_drift_reports_shopify_available_against_the_engine(
     assert [(d.sku, d.source, d.engine) for d in drifts] == [(sku, 4, 6)]
     gauge = connector_metrics(ctx.registry).drift.labels("shopify")._value.get()
     assert gauge == 2
+
+
+async def test_push_reads_the_positions_of_a_page_in_one_batched_call(
+    pusher: AvailabilityPush,
+    shop: ShopifyStub,
+    store: RedisStockStore,
+    stocked: Callable[..., Any],
+    sku: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await stocked(sku, 10)
+    await stocked(sku + "-other", 3)
+    sizes: list[int] = []
+    send = store._send_batch
+
+    async def observed(ops: Any) -> list[Any]:
+        sizes.append(len(ops))
+        return await send(ops)
+
+    monkeypatch.setattr(store.batcher, "_send", observed)
+    wanted = await pusher.targets([(sku, "store-a"), (sku + "-other", "store-a")])
+
+    assert sorted(wanted.values()) == [3, 10]
+    assert sizes == [2]  # both SKUs' reads in one FCALL, not one round trip per SKU

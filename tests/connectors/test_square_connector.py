@@ -346,3 +346,35 @@ async def test_counts_pass_resumes_after_its_newest_count_and_rereads_are_duplic
     assert ago(minutes=6, seconds=1) < point.counts_after < newest
     [letter] = ConnectorState(ctx.engine, "square").dead_letters()
     assert (letter.kind, "whole number" in letter.reason) == ("count", True)
+
+
+async def test_sync_once_applies_a_page_of_counts_and_moves_in_one_batched_call(
+    square: Square, ctx: EngineContext, store: RedisStockStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    square.stub.page_size = 6
+    square.stub.changes = [
+        physical_count("PC1", ITEM, SQ_LOC, "10", ago(minutes=60)),
+        adjustment("RCPT1", ITEM, SQ_LOC, "5", ago(minutes=50), "NONE", "IN_STOCK"),
+        adjustment("SALE1", ITEM, SQ_LOC, "2", ago(minutes=40)),  # a till sale: on its own
+        adjustment("WASTE1", ITEM, SQ_LOC, "1", ago(minutes=30), "IN_STOCK", "WASTE"),
+        physical_count("PC0", ITEM, SQ_LOC, "99", ago(minutes=70)),
+        adjustment("RCPT2", OTHER_ITEM, SQ_LOC2, "4", ago(minutes=20), "NONE", "IN_STOCK"),
+    ]
+    calls: list[str] = []
+    run = store.run
+
+    async def counted(name: str, *args: str | int) -> object:
+        calls.append(name)
+        return await run(name, *args)
+
+    monkeypatch.setattr(store, "run", counted)
+    summary = await square.connector.sync_once(ctx)
+
+    assert summary.outcomes == {"applied": 6}
+    assert await on_hand(store, square.sku) == 10 + 5 - 2 - 1
+    assert (await store.position(square.other_sku, LOC2)).on_hand == 4
+    # the changes before the sale (in Square's order) in one call, those after it in another
+    assert calls.count("stock_changes") == 2
+    assert calls.count("sell") == 1
+    assert "set_count" not in calls
+    assert "adjust" not in calls

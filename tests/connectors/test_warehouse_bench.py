@@ -8,6 +8,7 @@ import pytest
 
 from bench.harness.servers import BenchRedis
 from bench.scenarios import warehouse
+from stocksync.store.stock_changes import STOCK_ROWS_PER_CALL
 
 
 def test_generate_writes_a_snapshot_with_one_row_per_position(tmp_path: Path) -> None:
@@ -27,4 +28,6 @@ def test_warehouse_bench_imports_a_tiny_snapshot_and_reports_a_row(tmp_path: Pat
     assert row.errors == 0
     assert row.baseline_ops_s is not None
     assert isinstance(row.extra["peak_rss_mb"], float)
+    assert row.extra["server_cpu_us_per_row"] > 0
+    assert row.concurrency == f"4x{STOCK_ROWS_PER_CALL}"
     assert "300 rows" in warehouse.notes([row])[0]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from stocksync.domain.errors import IdempotencyConflict, NotFound
-from stocksync.domain.model import Line, Position, StockChangeResult
+from stocksync.domain.model import Line, Position
 from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.stock_changes import StockRowResult
 from tests.support.store import (
     Stocked,
     add_location,
@@ -237,7 +238,7 @@ async def test_adjust_flags_only_a_physical_shortfall_not_safety_stock(
     assert (await store.get_reservation("covered")).at_risk
 
 
-async def test_stock_changes_pipelines_calls_and_reports_each_outcome(
+async def test_stock_changes_batches_calls_and_reports_each_outcome(
     store: RedisStockStore, stocked: Stocked, sku: str
 ) -> None:
     await stocked(sku, 5)
@@ -249,11 +250,13 @@ async def test_stock_changes_pipelines_calls_and_reports_each_outcome(
     ]
     results = await store.stock_changes(calls)
     applied, replayed, refused, counted = results
-    assert isinstance(applied, StockChangeResult)
-    assert applied.position.on_hand == 8
-    assert isinstance(replayed, StockChangeResult)
-    assert replayed.replayed
+    assert isinstance(applied, StockRowResult)
+    assert isinstance(replayed, StockRowResult)
+    assert isinstance(counted, StockRowResult)
+    outcomes = (applied.outcome, replayed.outcome, counted.outcome)
+    assert outcomes == ("applied", "duplicate", "applied")
+    assert replayed.seq == applied.seq  # the original's event
+    assert counted.seq == applied.seq + 1
     assert isinstance(refused, NotFound)
-    assert isinstance(counted, StockChangeResult)
-    assert counted.position.on_hand == 20
+    assert "nowhere" in refused.detail
     assert (await store.position(sku, "store-a")).on_hand == 20

@@ -168,7 +168,7 @@ async def test_more_calls_at_once_than_the_queue_holds_is_a_caller_s_error(
     assert (await small.position(sku, "store-a")).on_hand == 5
 
 
-async def test_stock_changes_share_batches_bounded_in_size(
+async def test_many_operations_share_batches_bounded_in_size(
     redis_client: Redis, namespace: str, stocked: Stocked, sku: str
 ) -> None:
     await stocked(sku, 0)
@@ -180,8 +180,8 @@ async def test_stock_changes_share_batches_bounded_in_size(
         store.adjust_call(sku, "store-a", 1, reason="r", source="pos", source_event_id=f"e{i}")
         for i in range(10)
     ]
-    results = await store.stock_changes(calls)
-    assert [r.position.on_hand for r in results] == list(range(1, 11))  # type: ignore[union-attr]
+    replies = await store.run_many([(c.script, (c.sku, c.location_id, *c.args)) for c in calls])
+    assert [int(r[2]) for r in replies] == list(range(1, 11))  # on_hand after each, in order
     assert sizes == [4, 4, 2]  # one batch in flight; the rest gathered behind it
 
 

@@ -424,9 +424,11 @@ end
 -- cannot be refused (DESIGN rule 8): a negative delta is applied even when it drives
 -- availability below zero; when fewer units are left on hand than are reserved, holds there
 -- are flagged at risk.
+-- `reaped`: the caller knows no hold is due at the position (stock_changes.lua), else they
+-- are reaped here first.
 -- Returns applied (1, or 0 when stale), on_hand, reserved, safety, seq, flagged.
-local function apply_delta(sku, loc, delta, reason, source, event_id, occurred, fp)
-  reap_position(sku, loc)
+local function apply_delta(sku, loc, delta, reason, source, event_id, occurred, fp, reaped)
+  if not reaped then reap_position(sku, loc) end
   local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
   local event = { 'delta', delta, 'reason', reason, 'src', source, 'src_id', event_id,
     'occurred_at', occurred, 'fp', fp }
@@ -450,6 +452,60 @@ local function apply_delta(sku, loc, delta, reason, source, event_id, occurred, 
     flagged = flag_at_risk(sku, loc, reserved - new_on_hand)
   end
   return 1, new_on_hand, reserved, safety, seq, flagged
+end
+
+-- Apply an absolute count at a position (set_count.lua, and each count row of
+-- stock_changes.lua), after check_stock_change let it through and due holds there were reaped
+-- (reap_position). on_hand becomes count + the
+-- deltas that occurred after as_of. A count older than the newest applied count (or older than
+-- the kept delta window) is recorded in the outbox, not applied. `expected` ('' = none) is a
+-- compare-and-set, `safety_arg` ('' = unchanged) the new safety stock; `ik` the idempotency
+-- record's key (nil: the count has no source_event_id).
+-- Returns 'ok', applied (1, or 0 when stale), on_hand, reserved, safety, seq, flagged;
+-- or 'on_hand_mismatch', on_hand (nothing written).
+local function apply_count(sku, loc, count, as_of_arg, expected, safety_arg, source, event_id,
+  fp, ik)
+  local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
+  if expected ~= '' and tonumber(expected) ~= on_hand then
+    return 'on_hand_mismatch', on_hand
+  end
+
+  local as_of = NOW
+  if as_of_arg ~= '' then as_of = math.min(tonumber(as_of_arg), NOW) end
+  if (count_as_of and as_of < tonumber(count_as_of)) or as_of < NOW - DELTA_WINDOW_MS then
+    local seq = emit('count_stale', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of,
+      'src', source, 'src_id', event_id, 'on_hand', on_hand, 'reserved', reserved })
+    if ik then store_idempotency(ik, fp, 0, on_hand, reserved, safety, seq) end
+    return 'ok', 0, on_hand, reserved, safety, seq, 0
+  end
+
+  local dk = deltas_key(sku, loc)
+  local after = 0
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', dk, '(' .. as_of, '+inf')) do
+    after = after + tonumber(string.match(m, ':(-?%d+)$'))
+  end
+  local new_on_hand = count + after
+  if safety_arg ~= '' then safety = tonumber(safety_arg) end
+  local pk = pos_key(sku, loc)
+  -- reserved is not the count's to change; safety is written only when given (absent = 0)
+  if safety_arg ~= '' and safety ~= 0 then
+    redis.call('HSET', pk, ON_HAND, new_on_hand, COUNT_AS_OF, as_of, SAFETY, safety)
+  else
+    redis.call('HSET', pk, ON_HAND, new_on_hand, COUNT_AS_OF, as_of)
+    if safety_arg ~= '' then redis.call('HDEL', pk, SAFETY) end
+  end
+  redis.call('SADD', sku_locs_key(sku), loc)
+  redis.call('ZREMRANGEBYSCORE', dk, '-inf', as_of)
+  local seq = emit('counted', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of,
+    'src', source, 'src_id', event_id, 'd_on_hand', new_on_hand - on_hand, 'd_reserved', 0,
+    'on_hand', new_on_hand, 'reserved', reserved, 'safety', safety })
+
+  local flagged = 0
+  if new_on_hand < on_hand and new_on_hand < reserved then
+    flagged = flag_at_risk(sku, loc, reserved - new_on_hand)
+  end
+  if ik then store_idempotency(ik, fp, 1, new_on_hand, reserved, safety, seq) end
+  return 'ok', 1, new_on_hand, reserved, safety, seq, flagged
 end
 
 -- Success reply of a reservation script: {'ok', flag, field, value, ...} of the stored hash.

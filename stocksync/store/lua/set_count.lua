@@ -26,44 +26,7 @@ if event_id ~= '' then ik = idem_key(source, event_id) end
 local seen = check_stock_change(sku, loc, ik, fp)
 if seen then return seen end
 reap_position(sku, loc)
-
-local on_hand, reserved, safety, count_as_of = read_position(sku, loc)
-if expected ~= '' and tonumber(expected) ~= on_hand then
-  return { 'on_hand_mismatch', on_hand }
-end
-
-local as_of = NOW
-if as_of_arg ~= '' then as_of = math.min(tonumber(as_of_arg), NOW) end
-if (count_as_of and as_of < tonumber(count_as_of)) or as_of < NOW - DELTA_WINDOW_MS then
-  local seq = emit('count_stale', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of, 'src', source,
-    'src_id', event_id, 'on_hand', on_hand, 'reserved', reserved })
-  if ik then store_idempotency(ik, fp, 0, on_hand, reserved, safety, seq) end
-  return { 'ok', 0, on_hand, reserved, safety, seq, 0 }
-end
-
-local after = 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', deltas_key(sku, loc), '(' .. as_of, '+inf')) do
-  after = after + tonumber(string.match(m, ':(-?%d+)$'))
-end
-local new_on_hand = count + after
-if safety_arg ~= '' then safety = tonumber(safety_arg) end
-local pk = pos_key(sku, loc)
--- reserved is not the count's to change; safety is written only when given (absent = 0)
-if safety_arg ~= '' and safety ~= 0 then
-  redis.call('HSET', pk, ON_HAND, new_on_hand, COUNT_AS_OF, as_of, SAFETY, safety)
-else
-  redis.call('HSET', pk, ON_HAND, new_on_hand, COUNT_AS_OF, as_of)
-  if safety_arg ~= '' then redis.call('HDEL', pk, SAFETY) end
-end
-redis.call('SADD', sku_locs_key(sku), loc)
-redis.call('ZREMRANGEBYSCORE', deltas_key(sku, loc), '-inf', as_of)
-local seq = emit('counted', sku, loc, { 'fp', fp, 'count', count, 'as_of', as_of, 'src', source,
-  'src_id', event_id, 'd_on_hand', new_on_hand - on_hand, 'd_reserved', 0,
-  'on_hand', new_on_hand, 'reserved', reserved, 'safety', safety })
-
-local flagged = 0
-if new_on_hand < on_hand and new_on_hand < reserved then
-  flagged = flag_at_risk(sku, loc, reserved - new_on_hand)
-end
-if ik then store_idempotency(ik, fp, 1, new_on_hand, reserved, safety, seq) end
-return { 'ok', 1, new_on_hand, reserved, safety, seq, flagged }
+local status, applied, on_hand, reserved, safety, seq, flagged =
+  apply_count(sku, loc, count, as_of_arg, expected, safety_arg, source, event_id, fp, ik)
+if status ~= 'ok' then return { status, applied } end
+return { 'ok', applied, on_hand, reserved, safety, seq, flagged }

@@ -5,23 +5,24 @@ A sale's commit used to run in a worker thread as a transaction of several round
 interpreter busy, the thread waited for the GIL after every round trip, and a sale's commit
 took 60-120 ms where it took 10-20 ms on an idle process. Here a group of sales is one
 ``INSERT ... SELECT ... FROM unnest(<one array per column>) ON CONFLICT (event_id) DO NOTHING``
-sent on an autocommit connection of an asyncio pool: a single statement is atomic (all of the
+sent on an autocommit connection the committer keeps open: a single statement is atomic (all of the
 group's rows or none), it is one round trip, and no thread is involved.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import Engine
 
 from stocksync.ledger.rows import MOVEMENT_COLUMNS
 
-POOL_MAX = 2  # connections: as many as the commits the committer runs at once
-CONNECT_TIMEOUT_SECONDS = 3.0  # a sale waits at most this for a connection, then 503
+IDLE_MAX = 2  # connections kept open: as many as the commits the committer runs at once
+CONNECT_TIMEOUT_SECONDS = 3  # a sale waits at most this for a new connection, then 503
 
 _TYPES = {
     "seq": "bigint",
@@ -49,43 +50,56 @@ def conninfo(engine: Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _autocommit(conn: AsyncConnection[Any]) -> None:
-    await conn.set_autocommit(True)
-
-
 class PostgresSales:
-    """Writes sales' movement rows to PostgreSQL from the event loop."""
+    """Writes sales' movement rows to PostgreSQL from the event loop.
 
-    def __init__(self, engine: Engine, *, pool_max: int = POOL_MAX) -> None:
-        self._pool = AsyncConnectionPool(
-            conninfo(engine),
-            min_size=1,
-            max_size=pool_max,
-            open=False,
-            configure=_autocommit,
-            timeout=CONNECT_TIMEOUT_SECONDS,
-            name="stocksync-sales",
-        )
-        self._opened = False
+    It keeps up to ``idle_max`` connections open between commits and opens one when none is
+    idle. A connection that fails is closed, never reused; the next commit connects afresh at
+    once. (A pool with background reconnection, psycopg_pool's, keeps backing off for seconds
+    after an outage ends; a sale should learn at its own attempt whether the database is back.)
+    """
+
+    def __init__(self, engine: Engine, *, idle_max: int = IDLE_MAX) -> None:
+        self._conninfo = conninfo(engine)
+        self._idle: deque[AsyncConnection[Any]] = deque()
+        self._idle_max = idle_max
 
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """Insert ``rows`` (``MOVEMENT_COLUMNS`` order) in one statement; how many were new.
 
-        Raises psycopg's errors (``psycopg_pool.PoolTimeout`` when no connection could be had).
+        Raises psycopg's errors. A kept connection that turns out broken (the server restarted
+        since) is replaced once: the statement is idempotent, so sending it again is safe.
         """
         if not rows:
             return 0
-        if not self._opened:
-            await self._pool.open(wait=False)
-            self._opened = True
         columns = [
             [None if v is None else str(v) for v in column] for column in zip(*rows, strict=True)
         ]
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(_INSERT, columns)
-            return cursor.rowcount
+        reused = bool(self._idle)
+        conn = self._idle.popleft() if reused else await self._connect()
+        try:
+            try:
+                cursor = await conn.execute(_INSERT, columns)
+            except psycopg.OperationalError:
+                if not reused:
+                    raise
+                await conn.close()
+                conn = await self._connect()
+                cursor = await conn.execute(_INSERT, columns)
+        except BaseException:
+            await conn.close()
+            raise
+        if len(self._idle) < self._idle_max and not conn.broken:
+            self._idle.append(conn)
+        else:
+            await conn.close()
+        return cursor.rowcount
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        return await AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        )
 
     async def close(self) -> None:
-        if self._opened:
-            await self._pool.close()
-            self._opened = False
+        while self._idle:
+            await self._idle.popleft().close()

@@ -26,7 +26,6 @@ from time import perf_counter
 
 import anyio.to_thread
 import psycopg
-from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -182,13 +181,11 @@ class SaleCommitter:
             return
         try:
             await self._postgres.insert(self.ledger.movement_rows(events))
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # a failed connect too (OperationalError)
             raise _as_sqlalchemy(exc) from exc
-        except PoolTimeout as exc:  # no connection within the timeout: the database is away
-            raise OperationalError("connect", None, exc) from exc
 
     async def aclose(self) -> None:
-        """Close the connections the committer opened (PostgreSQL's pool)."""
+        """Close the connections the committer keeps open (PostgreSQL)."""
         if self._postgres is not None:
             await self._postgres.close()
 

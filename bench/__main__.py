@@ -87,6 +87,7 @@ def main(argv: list[str]) -> int:
         return 1
 
     from bench import suite
+    from bench.harness import ledger_targets
     from bench.harness.config import FULL, QUICK
     from bench.harness.report import render_table, write_results
     from bench.harness.targets import render_targets, targets
@@ -114,14 +115,19 @@ def main(argv: list[str]) -> int:
     if not outcome.rows:
         return status or 1
     notes = suite.notes(outcome)
-    figures = render_targets(targets(outcome.rows))
+    figures = (
+        "issue 18's figures (2026-11-28, target, this run):\n\n"
+        + render_targets(targets(outcome.rows))
+        + "\n\nissue 12's figures (the ledger and bulk paths; 2026-11-28, target, this run):\n\n"
+        + render_targets(targets(outcome.rows, ledger_targets.FIGURES))
+    )
     json_path, md_path = write_results(outcome.rows, notes, outcome.meta, targets=figures)
     print()
     print(render_table(outcome.rows))
     print()
     for note in notes:
         print(f"- {note}")
-    print(f"\nissue 18's figures (2026-11-28, target, this run):\n\n{figures}")
+    print(f"\n{figures}")
     print(f"\nwritten: {json_path} and {md_path}")
     return status
 

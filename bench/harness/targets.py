@@ -6,7 +6,7 @@ A figure this run did not measure (its section was not run) shows "-".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.harness.report import Row
@@ -17,12 +17,16 @@ from bench.harness.report import Row
 FIRST_CPU_US_PER_RESERVATION = 1396.0
 
 
+# rows -> (this run, met?), or None when this run did not measure the figure
+Measured = Callable[[list[Row]], tuple[str, bool | None] | None]
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str
     then: str  # as measured on 2026-11-28
     target: str
-    measure: Callable[[list[Row]], tuple[str, bool | None] | None]  # (this run, met?)
+    measure: Measured
 
 
 def _find(rows: list[Row], match: Callable[[Row], bool]) -> list[Row]:
@@ -162,10 +166,10 @@ FIGURES = (
 )
 
 
-def targets(rows: list[Row]) -> list[dict[str, str]]:
+def targets(rows: list[Row], figures: Sequence[Figure] = FIGURES) -> list[dict[str, str]]:
     """One entry per figure: name, 2026-11-28, target, this run, met (yes/no/-)."""
     out = []
-    for figure in FIGURES:
+    for figure in figures:
         found = figure.measure(rows)
         value, met = found if found is not None else ("-", None)
         out.append(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.harness import ledger_targets
 from bench.harness.config import QUICK
 from bench.harness.report import Row, render_table
 from bench.harness.servers import BenchRedis
@@ -112,3 +113,52 @@ def test_targets_table_has_every_figure_and_shows_unmeasured_ones_as_dashes() ->
     assert by_name["Redis bytes per position at 1M"]["this run"] == "-"
     table = render_targets(entries)
     assert table.count("\n") == len(FIGURES) + 1
+
+
+def _row(scenario: str, ops_s: float, baseline_ops_s: float | None, **extra: object) -> Row:
+    return Row(
+        section="audit" if scenario.startswith("audit") else "ledger",
+        scenario=scenario,
+        fsync="always",
+        workers=None,
+        concurrency="1",
+        ops_s=ops_s,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        baseline="b" if baseline_ops_s else "",
+        baseline_ops_s=baseline_ops_s,
+        extra=dict(extra),
+    )
+
+
+def test_issue_12_table_judges_each_figure_from_its_rows() -> None:
+    rows = [
+        _row("ledger drain_once -> PostgreSQL", 11_000.0, 10_000.0),
+        _row("ledger drain_once -> SQLite", 5_000.0, 10_000.0),
+        _row(
+            "ledger lag at saturation -> SQLite (ops/s col: max, ms of traffic)",
+            400.0,
+            1000.0,
+            event_rate=1500.0,
+        ),
+        _row("ledger drain after saturation -> SQLite (ops/s col: ms to 0 events)", 6000.0, 5000.0),
+        _row(
+            "audit: full audit at 1,000,000 positions (PostgreSQL ledger)",
+            200_000.0,
+            100_000.0,
+            audit_s=5.0,
+            positions=1_000_000,
+        ),
+    ]
+    by_name = {e["figure"]: e for e in targets(rows, ledger_targets.FIGURES)}
+    assert [e for e in by_name] == [f.name for f in ledger_targets.FIGURES]
+    pg = by_name["ledger drain -> PostgreSQL ÷ raw executemany"]
+    assert (pg["this run"], pg["met"]) == ("1.10x (11,000 events/s)", "yes")
+    assert by_name["ledger drain -> SQLite ÷ raw executemany"]["met"] == "no"  # 0.5 < 0.6
+    lag = by_name["ledger lag, reserves at saturation 60 s -> SQLite"]
+    # within the lag budget, but the drain took 6 s of a 5 s budget
+    assert lag["this run"] == "max 0.40 s of traffic, drained in 6.0 s (at 1,500 events/s)"
+    assert lag["met"] == "no"
+    audit = by_name["full audit at 1,000,000 positions"]
+    assert (audit["this run"], audit["met"]) == ("5.0 s at 1,000,000 (2.00x SCAN+HGETALL)", "yes")
+    assert by_name["warehouse import ÷ CSV + pipelined HSET"]["this run"] == "-"

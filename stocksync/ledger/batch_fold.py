@@ -24,7 +24,8 @@ after the row is locked, so it includes what a concurrent writer committed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from stocksync.domain.clock import EPOCH
@@ -40,6 +41,18 @@ from stocksync.ledger.fold import (
 # per SKU of a reservation: (events recorded of it, the highest seq of a non-flag event or None)
 Recorded = Mapping[str, tuple[int, int | None]]
 
+
+@dataclass
+class Locked:
+    """A chunk of a batch's reservations once their rows are locked: the ledger's summary of
+    each (:data:`Recorded`), the rows folded from the batch alone (computed while the
+    database locked them), and the current rows, read on demand (most are not needed)."""
+
+    recorded: Mapping[str, Recorded]
+    speculated: Mapping[str, dict[str, Any]]
+    current: Callable[[str], Mapping[str, Any]]
+
+
 _NEEDS_ALL = frozenset({EventKind.HELD, EventKind.MOVED, EventKind.AT_RISK})
 _NON_STATE = frozenset(k.value for k in RESERVATION_NON_STATE_KINDS)
 _TERMINAL = frozenset(k.value for k in TERMINAL_STATES)
@@ -49,12 +62,18 @@ def _rank(kind: str) -> tuple[int, str]:
     return STATE_RANK[kind], kind
 
 
+def complete(events: Sequence[ReservationEvent], recorded: Recorded) -> bool:
+    """Every event of the reservation the ledger holds is among ``events`` (this batch's, each
+    once): its row is ``reservation_row(events)``, whatever the row holds now."""
+    return sum(count for count, _ in recorded.values()) == len(events)
+
+
 def fold_batch(
     current: Mapping[Any, Any], events: Sequence[ReservationEvent], recorded: Recorded
 ) -> dict[str, Any] | None:
     """The row after ``events`` (this batch's, each once), from the ``current`` row and the
     ledger's summary; None when only every recorded event can tell."""
-    if sum(count for count, _ in recorded.values()) == len(events):
+    if complete(events, recorded):
         return reservation_row(events)
     if current["updated_at"] == EPOCH:  # a placeholder: nothing but flags folded yet
         return None

@@ -5,12 +5,14 @@ this session (``ON COMMIT DELETE ROWS``: emptied by the commit that writes them)
 one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``: a re-delivered event is
 skipped, and as everything runs in the caller's transaction, a batch that fails half-way
 (a constraint, a lost connection) leaves nothing behind. The reservation rows and transitions
-are written with one statement each over arrays (``unnest``), not one statement per row.
+are written with one statement each over arrays (``unnest``), not one statement per row, and
+the rows are seeded, locked and summarised in one pipelined round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -18,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from stocksync.domain.clock import EPOCH, ms_to_datetime
 from stocksync.domain.events import RESERVATION_KINDS, EventKind
-from stocksync.ledger.batch_fold import Recorded
+from stocksync.ledger.batch_fold import Locked
 from stocksync.ledger.rows import MOVEMENT_COLUMNS, postgres_time
 from stocksync.ledger.tables import utcnow
 
@@ -66,20 +68,34 @@ _TRANSITIONS = (
     " SELECT %s, v.r, v.s, v.a FROM unnest(%b::text[], %b::text[], %b::timestamptz[])"
     " AS v(r, s, a) ON CONFLICT (namespace, reservation_id, state, at) DO NOTHING"
 )
+_ROW_COLUMNS = (
+    "reservation_id",
+    "channel",
+    "state",
+    "lines",
+    "customer_ref",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "at_risk",
+)
+_LOCK = (
+    f"SELECT {', '.join(_ROW_COLUMNS)} FROM reservations"
+    " WHERE namespace = %s AND reservation_id = ANY(%b::text[])"
+    " ORDER BY reservation_id FOR UPDATE"
+)
 _KINDS = sorted(k.value for k in RESERVATION_KINDS)
 _AT_RISK = EventKind.AT_RISK.value
 
 
-def copy_rows(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``COPY ... FROM STDIN`` of ``rows`` on the connection's psycopg connection, inside its
-    transaction. A driver error is raised as SQLAlchemy's (as for any statement), and a lost
-    connection is invalidated so the pool does not hand it out again."""
+@contextmanager
+def driver_errors(conn: Connection, sql: str) -> Iterator[None]:
+    """Statements run on the connection's psycopg connection itself (COPY, a pipeline) fail
+    as through SQLAlchemy: a driver error is raised as SQLAlchemy's, and a lost connection is
+    invalidated so the pool does not hand it out again."""
     dialect = conn.dialect
-    driver = conn.connection.driver_connection
     try:
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(row)
+        yield
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
         if lost:
@@ -92,6 +108,15 @@ def copy_rows(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> No
             connection_invalidated=lost,
             dialect=dialect,
         ) from exc
+
+
+def copy_rows(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``COPY ... FROM STDIN`` of ``rows`` on the connection's psycopg connection, inside its
+    transaction."""
+    driver = conn.connection.driver_connection
+    with driver_errors(conn, sql), driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row)
 
 
 class PostgresCopy:
@@ -114,21 +139,48 @@ class PostgresCopy:
         return int(conn.exec_driver_sql(_MOVE).rowcount)
 
     @staticmethod
-    def seed_reservations(conn: Connection, namespace: str, ids: Sequence[str]) -> None:
-        """A placeholder row for each reservation that has none yet (in one lock order)."""
-        conn.exec_driver_sql(_SEED, (namespace, EPOCH, EPOCH, list(ids)))
+    def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+        """Reservations locked together: all of a batch's (arrays have no length limit)."""
+        if ids:
+            yield ids
 
     @staticmethod
-    def recorded(conn: Connection, namespace: str, ids: Sequence[str]) -> Mapping[str, Recorded]:
-        """Per reservation and SKU: its events the ledger holds, the highest non-flag seq."""
-        out: dict[str, dict[str, tuple[int, int | None]]] = {}
-        for res, sku, kind, seq in conn.exec_driver_sql(_RECORDED, (namespace, list(ids), _KINDS)):
-            skus = out.setdefault(res, {})
+    def lock_reservations(
+        conn: Connection,
+        namespace: str,
+        ids: Sequence[str],
+        speculate: Callable[[], Mapping[str, dict[str, Any]]],
+    ) -> Locked:
+        """Seed a placeholder row for each reservation that has none, lock the rows (in one
+        order) and read the ledger's summary of their events, in one round trip (a
+        pipeline); ``speculate`` runs while the database works."""
+        driver = conn.connection.driver_connection
+        keys = list(ids)
+        with (
+            driver_errors(conn, _LOCK),
+            driver.pipeline(),  # type: ignore[union-attr]
+            driver.cursor() as seed,  # type: ignore[union-attr]
+            driver.cursor() as lock,  # type: ignore[union-attr]
+            driver.cursor() as summary,  # type: ignore[union-attr]
+        ):
+            seed.execute(_SEED, (namespace, EPOCH, EPOCH, keys))
+            lock.execute(_LOCK, (namespace, keys))
+            summary.execute(_RECORDED, (namespace, keys, _KINDS))
+            speculated = speculate()
+            rows = {row[0]: row for row in lock.fetchall()}
+            found = summary.fetchall()
+        recorded: dict[str, dict[str, tuple[int, int | None]]] = {}
+        for res, sku, kind, seq in found:
+            skus = recorded.setdefault(res, {})
             count, top = skus.get(sku, (0, None))
             if kind != _AT_RISK and (top is None or seq > top):
                 top = seq
             skus[sku] = (count + 1, top)
-        return out
+
+        def current(reservation_id: str) -> dict[str, Any]:
+            return dict(zip(_ROW_COLUMNS, rows[reservation_id], strict=True))
+
+        return Locked(recorded, speculated, current)
 
     @staticmethod
     def update_reservations(

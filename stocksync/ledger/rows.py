@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import pairwise
 from time import gmtime, strftime
 from typing import Any
 
@@ -23,7 +22,7 @@ import orjson
 from stocksync.domain.clock import ms_to_datetime
 from stocksync.domain.events import RESERVATION_KINDS, TRANSITION_KINDS
 from stocksync.ledger.fold import ReservationEvent
-from stocksync.store.outbox import Entry, OutboxEvent, decode_event, stream_order
+from stocksync.store.outbox import Entry, OutboxEvent, decode_event
 
 MOVEMENT_COLUMNS = (
     "event_id",
@@ -95,6 +94,11 @@ def postgres_time(ms: int) -> str:
     return f"{_second_text(second)}.{milli:03d}+00"
 
 
+@lru_cache(maxsize=4096)  # bounded; a batch's events share far fewer milliseconds
+def _moment(ms: int) -> datetime:
+    return ms_to_datetime(ms)
+
+
 @dataclass
 class NamespaceRows:
     """The rows of one namespace's events in a batch."""
@@ -107,25 +111,24 @@ class NamespaceRows:
     others: list[OutboxEvent] = field(default_factory=list)  # not about a SKU, stream order
 
 
-def _ordered(entries: Sequence[Entry]) -> Sequence[Entry]:
-    """``entries`` in stream order (XREADGROUP already returns them so)."""
-    keys = [stream_order(i) for i, _ in entries]
-    if all(a < b for a, b in pairwise(keys)):
-        return entries
-    return [e for _, e in sorted(zip(keys, entries, strict=True), key=lambda p: p[0])]
-
-
 def build(
     namespace: str, entries: Sequence[Entry], time_format: TimeFormat, recorded_at: Any
 ) -> NamespaceRows:
     """The rows of ``entries`` (stream id, fields with the header); each stream id once,
-    deleted entries (no fields) skipped. Raises ValueError on a malformed entry."""
+    deleted entries (no fields) skipped. Raises ValueError on a malformed entry.
+
+    The movements keep the order the entries came in (XREADGROUP's: the stream's): each row
+    is keyed by its event id and the reservation fold does not depend on order, so only the
+    rare events that are not about a SKU are put in stream order.
+    """
     out = NamespaceRows(namespace)
-    movements = out.movements
+    append = out.movements.append
     reservations = out.reservations
+    transitions = out.transitions
+    others: list[OutboxEvent] = []
     seen: set[str] = set()
     prefix = namespace + "/"
-    for stream_id, f in _ordered(entries):
+    for stream_id, f in entries:
         if not f or stream_id in seen:
             continue
         seen.add(stream_id)
@@ -135,21 +138,23 @@ def build(
         except (KeyError, ValueError) as exc:
             raise ValueError(f"malformed outbox entry {stream_id}: {f!r}") from exc
         if not sku:
-            out.others.append(decode_event(namespace, stream_id, f))
+            others.append(decode_event(namespace, stream_id, f))
             continue
-        details = {k: v for k, v in f.items() if k not in _NOT_DETAILS}
-        occurred = f.get("occurred_at") or f.get("as_of")
+        extra = f.keys() - _NOT_DETAILS  # a set operation: most events have 0-6 such fields
+        details = {k: f[k] for k in extra} if extra else {}
+        get = f.get
+        occurred = get("occurred_at") or get("as_of")
         if occurred:
             occurred_ms = int(occurred)
             details["at"] = str(at_ms)  # when the engine applied it
         else:
             occurred_ms = at_ms
-        res = f.get("res") or None
-        channel = f.get("ch") or None
-        qty = f.get("qty")
-        on_hand, reserved = f.get("on_hand"), f.get("reserved")
-        d_on_hand, d_reserved = f.get("d_on_hand"), f.get("d_reserved")
-        movements.append(
+        res = get("res") or None
+        channel = get("ch") or None
+        qty = get("qty")
+        on_hand, reserved = get("on_hand"), get("reserved")
+        d_on_hand, d_reserved = get("d_on_hand"), get("d_reserved")
+        append(
             (
                 prefix + stream_id,
                 namespace,
@@ -164,21 +169,27 @@ def build(
                 int(d_reserved) if d_reserved else 0,
                 int(on_hand) if on_hand else None,
                 int(reserved) if reserved else None,
-                f.get("src") or None,
-                f.get("src_id") or None,
-                f.get("reason") or None,
-                f.get("actor") or None,
+                get("src") or None,
+                get("src_id") or None,
+                get("reason") or None,
+                get("actor") or None,
                 time_format(occurred_ms),
                 recorded_at,
                 encode_details(details) if details else None,
             )
         )
         if res is not None and kind in _RESERVATION_KINDS:
-            at = ms_to_datetime(occurred_ms)
+            at = _moment(occurred_ms)
             event = ReservationEvent(kind, sku, loc, seq, at, channel or "", int(qty or 0), details)
-            reservations.setdefault(res, []).append(event)
+            if res in reservations:
+                reservations[res].append(event)
+            else:
+                reservations[res] = [event]
             if kind in _TRANSITION_KINDS:
-                out.transitions.add((res, kind, at_ms))
+                transitions.add((res, kind, at_ms))
+    if len(others) > 1:
+        others.sort(key=lambda e: e.order)
+    out.others = others
     return out
 
 

@@ -15,7 +15,7 @@ check, rebuild and audit read it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
@@ -44,13 +44,6 @@ RESERVATIONS = cast(Table, LedgerReservation.__table__)  # type: ignore[attr-def
 TRANSITIONS = cast(Table, ReservationTransition.__table__)  # type: ignore[attr-defined]
 LOCATIONS = cast(Table, LedgerLocation.__table__)  # type: ignore[attr-defined]
 ERASURES = cast(Table, CustomerErasure.__table__)  # type: ignore[attr-defined]
-
-CHUNK = 500  # reservations per IN (...) list and lock round
-
-
-def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 class SqlLedger:
@@ -119,25 +112,27 @@ class SqlLedger:
 
     def _write_reservations(self, conn: Connection, batch: NamespaceRows) -> None:
         namespace = batch.namespace
-        t = RESERVATIONS
-        for ids in _chunks(sorted(batch.reservations)):  # one lock order for every writer
+        by_id = batch.reservations
+        for ids in self._batch.chunks(sorted(by_id)):  # one lock order for every writer
+
+            def fold_from_batch(ids: Sequence[str] = ids) -> dict[str, dict[str, Any]]:
+                # Each row as if the batch held every event of it (the common case: born in
+                # this batch); computed while the database seeds and locks the rows.
+                return {r: fold.reservation_row(by_id[r]) for r in ids}
+
             # Make sure each row exists, then lock it: a concurrent writer of the same
-            # reservation waits here until this transaction commits, and then sees its events.
-            self._batch.seed_reservations(conn, namespace, ids)
-            rows = conn.execute(
-                select(t)
-                .where(t.c.namespace == namespace, t.c.reservation_id.in_(ids))
-                .order_by(t.c.reservation_id)
-                .with_for_update()
-            ).mappings()
-            current = {row["reservation_id"]: row for row in rows}
-            recorded = self._batch.recorded(conn, namespace, ids)
+            # reservation waits until this transaction commits, and then sees its events.
+            locked = self._batch.lock_reservations(conn, namespace, ids, fold_from_batch)
             changes: list[tuple[str, dict[str, Any]]] = []
             redo: list[str] = []
             for reservation_id in ids:
-                row = current[reservation_id]
-                events = batch.reservations[reservation_id]
-                new = batch_fold.fold_batch(row, events, recorded.get(reservation_id, {}))
+                events = by_id[reservation_id]
+                recorded = locked.recorded.get(reservation_id, {})
+                if batch_fold.complete(events, recorded):
+                    changes.append((reservation_id, locked.speculated[reservation_id]))
+                    continue
+                row = locked.current(reservation_id)
+                new = batch_fold.fold_batch(row, events, recorded)
                 if new is None:
                     redo.append(reservation_id)
                 elif batch_fold.changed(row, new):
@@ -146,7 +141,7 @@ class SqlLedger:
                 every = self._reservation_events(conn, namespace, redo)
                 for reservation_id in redo:
                     new = fold.reservation_row(every.get(reservation_id, []))
-                    if batch_fold.changed(current[reservation_id], new):
+                    if batch_fold.changed(locked.current(reservation_id), new):
                         changes.append((reservation_id, new))
             self._batch.update_reservations(conn, namespace, changes)
 

@@ -8,14 +8,15 @@ SQLAlchemy, as for any other statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from stocksync.domain.clock import EPOCH
 from stocksync.domain.events import RESERVATION_KINDS
-from stocksync.ledger.batch_fold import Recorded
+from stocksync.ledger.batch_fold import Locked
 from stocksync.ledger.rows import MOVEMENT_COLUMNS, sqlite_datetime, sqlite_time
 from stocksync.ledger.tables import utcnow
 
@@ -41,7 +42,34 @@ _TRANSITIONS = (
     " VALUES (?, ?, ?, ?) ON CONFLICT (namespace, reservation_id, state, at) DO NOTHING"
 )
 _KINDS = sorted(k.value for k in RESERVATION_KINDS)
+_KIND_MARKS = ", ".join("?" * len(_KINDS))
+_RECORDED = (
+    "SELECT reservation_id, sku, count(*),"
+    " max(CASE WHEN kind <> 'at_risk' THEN seq END) FROM stock_movements"
+    " WHERE namespace = ? AND reservation_id IN ({ids}) AND kind IN ({kinds})"
+    " GROUP BY reservation_id, sku"
+)
+_ROW_COLUMNS = (
+    "reservation_id",
+    "channel",
+    "state",
+    "lines",
+    "customer_ref",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "at_risk",
+)
+_ROWS = (
+    f"SELECT {', '.join(_ROW_COLUMNS)} FROM reservations"
+    " WHERE namespace = ? AND reservation_id IN ({ids})"
+)
 _EPOCH_TEXT = sqlite_datetime(EPOCH)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A datetime column as SQLite returns it (SQLAlchemy's text form, UTC) as a datetime."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -66,24 +94,38 @@ class SqliteBatch:
         return int(conn.exec_driver_sql(_INSERT_MOVEMENTS, list(rows)).rowcount)
 
     @staticmethod
-    def seed_reservations(conn: Connection, namespace: str, ids: Sequence[str]) -> None:
-        """A placeholder row for each reservation that has none yet."""
-        conn.exec_driver_sql(_SEED, [(namespace, i, _EPOCH_TEXT, _EPOCH_TEXT) for i in ids])
+    def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+        """Reservations locked together: up to CHUNK (the length of an IN (...) list)."""
+        return _chunks(ids)
 
     @staticmethod
-    def recorded(conn: Connection, namespace: str, ids: Sequence[str]) -> Mapping[str, Recorded]:
-        """Per reservation and SKU: its events the ledger holds, the highest non-flag seq."""
-        out: dict[str, dict[str, tuple[int, int | None]]] = {}
-        for chunk in _chunks(ids):
-            sql = (
-                "SELECT reservation_id, sku, count(*),"
-                " max(CASE WHEN kind <> 'at_risk' THEN seq END) FROM stock_movements"
-                f" WHERE namespace = ? AND reservation_id IN ({', '.join('?' * len(chunk))})"
-                f" AND kind IN ({', '.join('?' * len(_KINDS))}) GROUP BY reservation_id, sku"
-            )
-            for res, sku, count, top in conn.exec_driver_sql(sql, (namespace, *chunk, *_KINDS)):
-                out.setdefault(res, {})[sku] = (int(count), None if top is None else int(top))
-        return out
+    def lock_reservations(
+        conn: Connection,
+        namespace: str,
+        ids: Sequence[str],
+        speculate: Callable[[], Mapping[str, dict[str, Any]]],
+    ) -> Locked:
+        """Seed a placeholder row for each reservation that has none, read the ledger's
+        summary of their events and their rows (the transaction already holds SQLite's write
+        lock: the movements went first)."""
+        conn.exec_driver_sql(_SEED, [(namespace, i, _EPOCH_TEXT, _EPOCH_TEXT) for i in ids])
+        marks = ", ".join("?" * len(ids))
+        recorded: dict[str, dict[str, tuple[int, int | None]]] = {}
+        sql = _RECORDED.format(ids=marks, kinds=_KIND_MARKS)
+        for res, sku, count, top in conn.exec_driver_sql(sql, (namespace, *ids, *_KINDS)):
+            recorded.setdefault(res, {})[sku] = (int(count), None if top is None else int(top))
+        rows = {
+            row[0]: row for row in conn.exec_driver_sql(_ROWS.format(ids=marks), (namespace, *ids))
+        }
+
+        def current(reservation_id: str) -> dict[str, Any]:
+            row = dict(zip(_ROW_COLUMNS, rows[reservation_id], strict=True))
+            for column in ("created_at", "updated_at", "expires_at"):
+                row[column] = _moment(row[column])
+            row["at_risk"] = bool(row["at_risk"])
+            return row
+
+        return Locked(recorded, speculate(), current)
 
     @staticmethod
     def update_reservations(

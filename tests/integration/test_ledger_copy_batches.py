@@ -187,3 +187,41 @@ def test_copy_on_a_lost_connection_raises_and_invalidates_it(postgres_url: str) 
             assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("action", ["raise", "terminate"])
+async def test_a_failure_while_locking_reservations_leaves_nothing(
+    postgres_url: str,
+    store: RedisStockStore,
+    stocked: Stocked,
+    sku: str,
+    namespace: str,
+    action: str,
+) -> None:
+    """The reservations are seeded, locked and summarised in one pipelined round trip: a
+    statement failing there (or the connection lost) fails the whole batch as any other."""
+    from stocksync.ledger.db import create_tables, make_engine
+
+    engine = make_engine(postgres_url)
+    create_tables(engine)
+    poisoned = [s.replace("reservation_transitions", "reservations") for s in POSTGRES_POISON]
+    try:
+        with engine.begin() as conn:
+            for statement in poisoned:
+                conn.exec_driver_sql(statement)
+        set_poison(engine, action)
+        await drive(store, stocked, sku, sku + "-b")
+        entries = await entries_of(store)
+        ledger = SqlLedger(engine)
+        with pytest.raises(DBAPIError) as failed:
+            ledger.record_entries({namespace: entries})
+        assert failed.value.connection_invalidated == (action == "terminate")
+        assert rows_of(engine, namespace) == dict.fromkeys(TABLES, 0)
+        set_poison(engine, None)
+        assert ledger.record_entries({namespace: entries}) == sum(1 for _, f in entries if f["sku"])
+        ns = namespace + "r"
+        ledger.record_entries({ns: entries})
+        assert dump(engine, namespace) == dump(engine, ns)
+    finally:
+        engine.dispose()

@@ -24,8 +24,9 @@ from stocksync.store.redis_store import RedisStockStore
 log = logging.getLogger(__name__)
 
 AUDIT_PAGE = 500  # positions per audit_read call (~2 µs of Redis time each: a call ≲ 1 ms)
-SCAN_COUNT = 1_000  # keys per audit_scan step (~1 µs each, keys only)
+SCAN_COUNT = 1_500  # keys per audit_scan step (~1 µs each, keys only: a step ≲ 2 ms)
 READERS = 2  # audit_read calls in flight: Redis reads one page while a reply travels
+STEPS_PER_LOOKUP = 4  # SCAN steps looked up together
 AHEAD = 4  # pages a stage may run ahead of the next (bounds memory)
 SUSPECTS_MAX = 1_000  # positions only Redis has, judged together (bounds their list)
 BUCKETS = 1 << 16  # of _LedgerKeys
@@ -290,11 +291,15 @@ async def _stages() -> AsyncIterator[TaskGroup]:
 async def _scan(store: RedisStockStore, scan_count: int, send: ObjectSendStream[list[str]]) -> None:
     """Every position key, a SCAN step per call (a key may come twice: SCAN's rule)."""
     async with send:
-        cursor = "0"
+        cursor, found = "0", []
         while True:
             cursor, keys = (str(v) for v in await store.run("audit_scan", cursor, scan_count))
             if keys:
-                await send.send(keys.split("\n"))
+                found += keys.split("\n")
+            # Handed on a few steps at a time: fewer hand-overs to the thread that looks them up.
+            if len(found) >= STEPS_PER_LOOKUP * scan_count or (cursor == "0" and found):
+                await send.send(found)
+                found = []
             if cursor == "0":
                 return
 

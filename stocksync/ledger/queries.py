@@ -6,48 +6,106 @@ millions of rows is never held in memory at once: the callers compare page by pa
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, distinct, func, select
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy import Select, Table, case, distinct, func, select, type_coerce
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import NullType
 
 from stocksync.ledger.tables import Movement
 from stocksync.store.outbox import stream_order
 
 MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
 PAGE_ROWS = 5_000  # rows per fetch from the server-side cursor
+SKU_PAGE_ROWS = 1_000  # SKU rows (each with all its positions) per fetch
 
 
 @dataclass(frozen=True, slots=True)
-class FoldedPosition:
-    """One position's sums in the ledger, with its SKU's seq coverage."""
+class FoldedSku:
+    """One SKU's positions in the ledger, with their sums, and the SKU's seq coverage.
+
+    Columns rather than a row per position: the audit sends ``locations`` to Redis as it is
+    and compares the sums as whole lists.
+    """
 
     sku: str
-    location_id: str
-    on_hand: int  # Σ d_on_hand
-    reserved: int  # Σ d_reserved
+    locations: str  # each position's location id, one a line
+    on_hand: list[int]  # Σ d_on_hand, per position in the order of locations
+    reserved: list[int]  # Σ d_reserved, likewise
     complete_seq: int  # N when the ledger holds every seq 1..N of the SKU, else -1
 
 
-def folded_positions(
-    engine: Engine, namespace: str, page_rows: int = PAGE_ROWS
-) -> Generator[list[FoldedPosition], None, None]:
-    """Every position's fold, in pages, grouped by SKU (a SKU's positions are consecutive).
+def folded_skus(
+    engine: Engine,
+    namespace: str,
+    skus: Sequence[str] | None = None,
+    page_rows: int = SKU_PAGE_ROWS,
+) -> Generator[list[FoldedSku], None, None]:
+    """Every SKU's fold (or only ``skus``'), in pages of SKUs in SKU order.
 
-    One statement: the per-position sums joined with the per-SKU seq coverage, so the caller
-    needs no lookup table of either.
+    On PostgreSQL one statement groups the positions per SKU on the server (strings and
+    integer arrays, which the driver decodes in C); elsewhere the per-position rows are
+    grouped here.
     """
-    stmt = folded_positions_statement(namespace)
+    per_sku = engine.dialect.name == "postgresql"
+    if per_sku:
+        stmt = folded_positions_statement(namespace, skus)
+    else:
+        stmt = _per_position_statement(namespace, skus)
     with engine.connect() as conn:
-        result = conn.execution_options(yield_per=page_rows).execute(stmt)
-        for rows in result.partitions():
-            yield [_folded(r) for r in rows]
+        if per_sku:  # a statement run in pages gains nothing from JIT compiling it first
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        result = conn.execution_options(yield_per=page_rows if per_sku else PAGE_ROWS).execute(stmt)
+        if per_sku:
+            for rows in result.partitions():
+                yield [FoldedSku(*r) for r in rows]
+        else:
+            yield from _grouped(result, page_rows)
 
 
-def folded_positions_statement(namespace: str) -> Select[Any]:
-    """The statement :func:`folded_positions` streams."""
+def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None) -> Select[Any]:
+    """The statement :func:`folded_skus` streams from PostgreSQL: the per-position sums,
+    grouped per SKU, joined with the SKU's seq coverage; both sides read the position index
+    in SKU order (index-only), so they merge without a sort."""
+    m = MOVEMENTS
+    where = _where(namespace, skus)
+    fold = (
+        select(
+            m.c.sku,
+            m.c.location_id,
+            func.sum(m.c.d_on_hand).label("on_hand"),
+            func.sum(m.c.d_reserved).label("reserved"),
+        )
+        .where(*where)
+        .group_by(m.c.sku, m.c.location_id)
+        .subquery()
+    )
+    # One aggregate node feeds the three aggregates the same rows in the same order, so the
+    # n-th line of locations and the n-th element of each array are the same position.
+    positions = (
+        select(
+            fold.c.sku,
+            func.string_agg(fold.c.location_id, "\n").label("locations"),
+            # Typed as nothing: the driver's lists of ints as they are, not re-processed.
+            type_coerce(func.array_agg(fold.c.on_hand), NullType()).label("on_hand"),
+            type_coerce(func.array_agg(fold.c.reserved), NullType()).label("reserved"),
+        )
+        .group_by(fold.c.sku)
+        .subquery()
+    )
+    cover = _cover(namespace, skus)
+    return (
+        select(positions, cover.c.complete)
+        .join(cover, cover.c.sku == positions.c.sku)
+        .order_by(positions.c.sku)
+    )
+
+
+def _per_position_statement(namespace: str, skus: Sequence[str] | None) -> Select[Any]:
     m = MOVEMENTS
     fold = (
         select(
@@ -56,32 +114,56 @@ def folded_positions_statement(namespace: str) -> Select[Any]:
             func.sum(m.c.d_on_hand).label("on_hand"),
             func.sum(m.c.d_reserved).label("reserved"),
         )
-        .where(m.c.namespace == namespace)
+        .where(*_where(namespace, skus))
         .group_by(m.c.sku, m.c.location_id)
         .subquery()
     )
-    cover = (
-        select(
-            m.c.sku,
-            func.max(m.c.seq).label("top"),
-            func.count(distinct(m.c.seq)).label("seqs"),
-        )
-        .where(m.c.namespace == namespace)
-        .group_by(m.c.sku)
-        .subquery()
-    )
+    cover = _cover(namespace, skus)
     return (
-        select(fold, cover.c.top, cover.c.seqs)
+        select(fold, cover.c.complete)
         .join(cover, cover.c.sku == fold.c.sku)
         .order_by(fold.c.sku, fold.c.location_id)
     )
 
 
-def _folded(r: Row[tuple[str, str, int, int, int, int]]) -> FoldedPosition:
-    top, seqs = int(r.top), int(r.seqs)
-    return FoldedPosition(
-        r.sku, r.location_id, int(r.on_hand), int(r.reserved), top if top == seqs else -1
+def _where(namespace: str, skus: Sequence[str] | None) -> list[Any]:
+    m = MOVEMENTS
+    return [m.c.namespace == namespace] + ([] if skus is None else [m.c.sku.in_(skus)])
+
+
+def _cover(namespace: str, skus: Sequence[str] | None) -> Any:
+    """Per SKU: N when seqs 1..N are all in the ledger (max = count of distinct), else -1."""
+    m = MOVEMENTS
+    top = func.max(m.c.seq)
+    return (
+        select(
+            m.c.sku, case((top == func.count(distinct(m.c.seq)), top), else_=-1).label("complete")
+        )
+        .where(*_where(namespace, skus))
+        .group_by(m.c.sku)
+        .subquery()
     )
+
+
+def _grouped(rows: Iterable[Any], page_rows: int) -> Generator[list[FoldedSku], None, None]:
+    """Per-position rows in SKU order as FoldedSku pages."""
+    page: list[FoldedSku] = []
+    for sku, group in groupby(rows, key=itemgetter(0)):
+        positions = list(group)
+        page.append(
+            FoldedSku(
+                sku,
+                "\n".join(loc for _, loc, _, _, _ in positions),
+                [int(on_hand) for _, _, on_hand, _, _ in positions],
+                [int(reserved) for _, _, _, reserved, _ in positions],
+                int(positions[0][4]),
+            )
+        )
+        if len(page) == page_rows:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def max_seqs(
@@ -125,18 +207,3 @@ def newest_stream_id(engine: Engine, namespace: str) -> str | None:
             )
         ).scalars()
         return max((str(e).rpartition("/")[2] for e in same_ms), key=stream_order)
-
-
-def complete_seqs(engine: Engine, namespace: str, skus: Sequence[str]) -> dict[str, int]:
-    """SKU -> N for those of ``skus`` whose seqs 1..N are all in the ledger (no gap)."""
-    m = MOVEMENTS
-    out: dict[str, int] = {}
-    with engine.connect() as conn:
-        for start in range(0, len(skus), PAGE_ROWS):
-            stmt = (
-                select(m.c.sku, func.max(m.c.seq), func.count(distinct(m.c.seq)))
-                .where(m.c.namespace == namespace, m.c.sku.in_(skus[start : start + PAGE_ROWS]))
-                .group_by(m.c.sku)
-            )
-            out.update({str(s): int(top) for s, top, n in conn.execute(stmt) if top == n})
-    return out

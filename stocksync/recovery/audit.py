@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import logging
 from array import array
-from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
-from hashlib import blake2b
+from struct import Struct
 
 import anyio
 import anyio.to_thread
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from stocksync.ledger.queries import FoldedPosition, complete_seqs, folded_positions
+from stocksync.ledger.queries import FoldedSku, folded_skus
 from stocksync.metrics import Metrics
 from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
 from stocksync.store.redis_store import RedisStockStore
 
 log = logging.getLogger(__name__)
 
-AUDIT_PAGE = 1_000  # positions per script call (each call is ~1 ms of Redis time)
+AUDIT_PAGE = 500  # positions per audit_read call (~2 µs of Redis time each: a call ≲ 1 ms)
+SCAN_COUNT = 1_500  # keys per audit_scan step (~1 µs each, keys only: a step ≲ 2 ms)
+READERS = 2  # audit_read calls in flight: Redis reads one page while a reply travels
+STEPS_PER_LOOKUP = 4  # SCAN steps looked up together
+AHEAD = 4  # pages a stage may run ahead of the next (bounds memory)
+SUSPECTS_MAX = 1_000  # positions only Redis has, judged together (bounds their list)
+BUCKETS = 1 << 16  # of _LedgerKeys
 
 
 @dataclass(frozen=True)
@@ -52,85 +59,6 @@ class AuditReport:
         return sum(d.units for d in self.drifts)
 
 
-async def audit(
-    store: RedisStockStore, engine: Engine, namespace: str, page: int = AUDIT_PAGE
-) -> AuditReport:
-    """Every position whose SKU the ledger has caught up with, compared unit by unit.
-
-    Two streamed passes, one round trip per page each, memory bounded by a page plus 8 bytes
-    per ledger position: the ledger's fold drives reads of the same positions in Redis
-    (``audit_read``); then a SCAN of Redis's position keys (``audit_scan``) finds positions
-    the ledger has never seen. A SKU counts as settled when Redis's seq equals N and the ledger
-    holds every seq 1..N; its positions are compared, the others are in flight.
-    """
-    tally = _Tally()
-    ledger_positions = array("q")
-    settled_skus = array("q")
-    pages = folded_positions(engine, namespace)
-    try:
-        while (chunk := await anyio.to_thread.run_sync(next, pages, None)) is not None:
-            for start in range(0, len(chunk), page):
-                await _compare_page(store, chunk[start : start + page], tally, settled_skus)
-            ledger_positions.extend(_digest(f"{p.location_id}:{p.sku}") for p in chunk)
-    finally:
-        await anyio.to_thread.run_sync(pages.close)
-    known = array("q", sorted(ledger_positions))
-    settled = array("q", sorted(settled_skus))
-    del ledger_positions, settled_skus
-    suspects: list[tuple[str, str]] = []  # only in Redis, not zero, of a settled SKU
-    async for sku, loc, on_hand, reserved in _scan_positions(store, page):
-        if _has(known, _digest(f"{loc}:{sku}")):
-            continue  # compared, or counted in flight, by the first pass
-        if not _has(settled, _digest(sku)):
-            tally.in_flight += 1
-        elif (on_hand, reserved) == (0, 0):
-            tally.positions += 1
-        else:
-            suspects.append((sku, loc))
-    await _compare_unknown(store, engine, namespace, suspects, tally)
-    return AuditReport(tally.positions, tally.in_flight, tally.drifts)
-
-
-async def _scan_positions(
-    store: RedisStockStore, page: int
-) -> AsyncIterator[tuple[str, str, int, int]]:
-    """Every position key of the namespace with its numbers, a SCAN step per call."""
-    marker = store.keys.positions_pattern[:-1]  # ss:{ns}:pos:
-    cursor = "0"
-    while True:
-        reply = await store.run("audit_scan", cursor, page)
-        cursor = str(reply[0])
-        for i in range(1, len(reply), 3):
-            loc, _, sku = str(reply[i])[len(marker) :].partition(":")
-            yield sku, loc, int(reply[i + 1]), int(reply[i + 2])
-        if cursor == "0":
-            return
-
-
-async def _compare_unknown(
-    store: RedisStockStore,
-    engine: Engine,
-    namespace: str,
-    suspects: list[tuple[str, str]],
-    tally: _Tally,
-) -> None:
-    """Positions the ledger has no row for, of SKUs settled in the first pass: settled still
-    (a write between the passes puts them in flight), they drift by all of their units."""
-    skus = sorted({sku for sku, _ in suspects})
-    ledger = await anyio.to_thread.run_sync(complete_seqs, engine, namespace, skus)
-    for start in range(0, len(suspects), AUDIT_PAGE):
-        rows = suspects[start : start + AUDIT_PAGE]
-        reply = await store.run("audit_read", *(v for row in rows for v in row))
-        for i, (sku, loc) in enumerate(rows):
-            on_hand, reserved, seq = (int(v) for v in reply[3 * i : 3 * i + 3])
-            if seq != ledger.get(sku, -1):
-                tally.in_flight += 1
-                continue
-            tally.positions += 1
-            if (on_hand, reserved) != (0, 0):
-                tally.drifts.append(Drift(sku, loc, on_hand, 0, reserved, 0))
-
-
 @dataclass
 class _Tally:
     positions: int = 0
@@ -138,36 +66,291 @@ class _Tally:
     drifts: list[Drift] = field(default_factory=list)
 
 
-async def _compare_page(
-    store: RedisStockStore, rows: list[FoldedPosition], tally: _Tally, settled: array[int]
+async def audit(
+    store: RedisStockStore,
+    engine: Engine,
+    namespace: str,
+    page: int = AUDIT_PAGE,
+    scan_count: int = SCAN_COUNT,
+) -> AuditReport:
+    """Every position whose SKU the ledger has caught up with, compared unit by unit.
+
+    Two streamed passes; memory is a few pages plus 8 bytes per ledger position. First the
+    ledger's fold, a row per SKU, drives reads of the same positions in Redis (``audit_read``,
+    a page of ``page`` positions per call); the next SQL page is fetched in a thread and the
+    next call is in Redis while a reply is compared, so the database, Redis and this process
+    work at once. A SKU counts as settled when Redis's seq equals N and the ledger (read
+    first) holds every seq 1..N; its positions are compared, the others are in flight. Then a
+    SCAN of Redis's position keys (``audit_scan``, keys only) finds the positions the ledger
+    had no row for; those few are read again, ledger first, and judged by the same rule.
+    """
+    tally = _Tally()
+    known = _LedgerKeys(store)
+    await _compare_ledger(store, engine, namespace, page, known, tally)
+    await _find_redis_only(store, engine, namespace, page, scan_count, known, tally)
+    return AuditReport(tally.positions, tally.in_flight, tally.drifts)
+
+
+async def _compare_ledger(
+    store: RedisStockStore,
+    engine: Engine,
+    namespace: str,
+    page: int,
+    known: _LedgerKeys,
+    tally: _Tally,
 ) -> None:
-    args: list[str | int] = []
-    for p in rows:
-        args += (p.sku, p.location_id)
-    reply = await store.run("audit_read", *args)
-    for i, p in enumerate(rows):
-        on_hand, reserved, seq = (int(v) for v in reply[3 * i : 3 * i + 3])
-        if seq != p.complete_seq:
-            tally.in_flight += 1
+    """The first pass: SQL pages (fetched in a thread, one ahead) -> audit_read calls
+    (READERS tasks, each a SQL page at a time) -> compare."""
+    sql_in, sql_pages = anyio.create_memory_object_stream[list[FoldedSku]](1)
+    replies_in, replies = anyio.create_memory_object_stream[tuple[list[FoldedSku], list[int]]](
+        AHEAD
+    )
+    async with _stages() as tg, replies:
+        tg.start_soon(_stream_ledger, engine, namespace, known, sql_in)
+        async with sql_pages, replies_in:
+            for _ in range(READERS):
+                tg.start_soon(_read_redis, store, page, sql_pages.clone(), replies_in.clone())
+        async for rows, reply in replies:
+            _compare(rows, reply, tally)
+
+
+async def _stream_ledger(
+    engine: Engine, namespace: str, known: _LedgerKeys, send: ObjectSendStream[list[FoldedSku]]
+) -> None:
+    """The fold in SQL pages, each fetched (and its positions noted in ``known``) in a thread."""
+    sql_pages = folded_skus(engine, namespace)
+
+    def fetch() -> list[FoldedSku] | None:
+        rows = next(sql_pages, None)
+        for f in rows or ():
+            known.add(f)
+        return rows
+
+    async with send:
+        try:
+            while (rows := await anyio.to_thread.run_sync(fetch)) is not None:
+                await send.send(rows)
+        finally:
+            with anyio.CancelScope(shield=True):  # give the connection back, also when cancelled
+                await anyio.to_thread.run_sync(sql_pages.close)
+
+
+async def _read_redis(
+    store: RedisStockStore,
+    page: int,
+    sql_pages: ObjectReceiveStream[list[FoldedSku]],
+    send: ObjectSendStream[tuple[list[FoldedSku], list[int]]],
+) -> None:
+    """audit_read calls of ``page`` positions, a SQL page after another."""
+    async with sql_pages, send:
+        async for rows in sql_pages:
+            for chunk in _paged(rows, page):
+                await send.send((chunk, await _read(store, chunk)))
+
+
+async def _read(store: RedisStockStore, rows: list[FoldedSku]) -> list[int]:
+    """audit_read of ``rows``: per SKU its seq, then on_hand and reserved per position."""
+    reply: list[int] = await store.run(
+        "audit_read", *(v for f in rows for v in (f.sku, f.locations))
+    )
+    return reply
+
+
+def _paged(rows: list[FoldedSku], page: int) -> Iterator[list[FoldedSku]]:
+    """``rows`` in pages of at most ``page`` positions (a SKU with more is split)."""
+    chunk: list[FoldedSku] = []
+    size = 0
+    for f in rows:
+        for part in _split(f, page):
+            n = len(part.on_hand)
+            if size + n > page and chunk:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(part)
+            size += n
+    if chunk:
+        yield chunk
+
+
+def _split(f: FoldedSku, page: int) -> list[FoldedSku]:
+    if len(f.on_hand) <= page:
+        return [f]
+    locations = f.locations.split("\n")
+    return [
+        FoldedSku(
+            f.sku,
+            "\n".join(locations[i : i + page]),
+            f.on_hand[i : i + page],
+            f.reserved[i : i + page],
+            f.complete_seq,
+        )
+        for i in range(0, len(locations), page)
+    ]
+
+
+def _compare(rows: list[FoldedSku], reply: list[int], tally: _Tally) -> None:
+    """An audit_read reply against the ledger's sums, a SKU's lists at a time (positions are
+    looked at one by one only when the lists differ)."""
+    i = 0
+    for f in rows:
+        n = len(f.on_hand)
+        seq, end = reply[i], i + 1 + 2 * n
+        on_hand, reserved = reply[i + 1 : end : 2], reply[i + 2 : end : 2]
+        i = end
+        if seq != f.complete_seq:
+            tally.in_flight += n
             continue
-        if i == 0 or rows[i - 1].sku != p.sku:
-            settled.append(_digest(p.sku))  # a SKU's positions are consecutive
-        tally.positions += 1
-        if (on_hand, reserved) != (p.on_hand, p.reserved):
-            tally.drifts.append(
-                Drift(p.sku, p.location_id, on_hand, p.on_hand, reserved, p.reserved)
+        tally.positions += n
+        if on_hand != f.on_hand or reserved != f.reserved:
+            for loc, r_on, l_on, r_res, l_res in zip(
+                f.locations.split("\n"), on_hand, f.on_hand, reserved, f.reserved, strict=True
+            ):
+                if (r_on, r_res) != (l_on, l_res):
+                    tally.drifts.append(Drift(f.sku, loc, r_on, l_on, r_res, l_res))
+
+
+_PACK = Struct("<q").pack
+
+
+class _LedgerKeys:
+    """The ledger's positions as the hash() of their Redis keys (stable within a process),
+    8 bytes each, in byte strings bucketed by SKU: exact membership (bar a 64-bit collision,
+    which could only hide a position only Redis has) with no object per position and no sort.
+    """
+
+    def __init__(self, store: RedisStockStore) -> None:
+        self.marker = store.keys.positions_pattern[:-1]  # marker + '<location>:<sku>'
+        self._buckets: list[bytearray | None] = [None] * BUCKETS
+
+    def add(self, f: FoldedSku) -> None:
+        marker, tail = self.marker, ":" + f.sku
+        hashes = array("q", [hash(marker + loc + tail) for loc in f.locations.split("\n")])
+        k = hash(f.sku) % BUCKETS
+        bucket = self._buckets[k]
+        if bucket is None:
+            self._buckets[k] = bytearray(hashes)
+        else:
+            bucket += hashes
+
+    def missing(self, keys: list[str]) -> list[tuple[str, str]]:
+        """(sku, location id) of those of ``keys`` (position keys) not added."""
+        out = []
+        buckets = self._buckets
+        for key in keys:
+            bucket = buckets[hash(key.rpartition(":")[2]) % BUCKETS]
+            if bucket is not None:
+                needle = _PACK(hash(key))
+                at = bucket.find(needle)
+                while at > 0 and at % 8:  # a match across two hashes: look further
+                    at = bucket.find(needle, at + 1)
+                if at >= 0:
+                    continue
+            loc, _, sku = key[len(self.marker) :].partition(":")
+            out.append((sku, loc))
+        return out
+
+
+async def _find_redis_only(
+    store: RedisStockStore,
+    engine: Engine,
+    namespace: str,
+    page: int,
+    scan_count: int,
+    known: _LedgerKeys,
+    tally: _Tally,
+) -> None:
+    """The second pass: Redis's position keys not in ``known``, judged SUSPECTS_MAX at a
+    time; the next SCAN step runs while a step's keys are looked up."""
+    steps_in, steps = anyio.create_memory_object_stream[list[str]](AHEAD)
+    found: list[tuple[str, str]] = []
+    async with _stages() as tg, steps:
+        tg.start_soon(_scan, store, scan_count, steps_in)
+        async for keys in steps:
+            found += await anyio.to_thread.run_sync(known.missing, keys)
+            while len(found) >= SUSPECTS_MAX:
+                await _judge_redis_only(store, engine, namespace, found[:SUSPECTS_MAX], page, tally)
+                del found[:SUSPECTS_MAX]
+    if found:
+        await _judge_redis_only(store, engine, namespace, found, page, tally)
+
+
+@asynccontextmanager
+async def _stages() -> AsyncIterator[TaskGroup]:
+    """A task group for the stages of a pass whose failure raises as the failing stage's own
+    error (callers catch RedisError and SQLAlchemyError), not as an exception group."""
+    try:
+        async with anyio.create_task_group() as tg:
+            yield tg
+    except BaseExceptionGroup as group:
+        first: BaseException = group
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group
+
+
+async def _scan(store: RedisStockStore, scan_count: int, send: ObjectSendStream[list[str]]) -> None:
+    """Every position key, a SCAN step per call (a key may come twice: SCAN's rule)."""
+    async with send:
+        cursor, found = "0", []
+        while True:
+            cursor, keys = (str(v) for v in await store.run("audit_scan", cursor, scan_count))
+            if keys:
+                found += keys.split("\n")
+            # Handed on a few steps at a time: fewer hand-overs to the thread that looks them up.
+            if len(found) >= STEPS_PER_LOOKUP * scan_count or (cursor == "0" and found):
+                await send.send(found)
+                found = []
+            if cursor == "0":
+                return
+
+
+async def _judge_redis_only(
+    store: RedisStockStore,
+    engine: Engine,
+    namespace: str,
+    positions: list[tuple[str, str]],
+    page: int,
+    tally: _Tally,
+) -> None:
+    """(sku, location id) of positions the ledger had no row for in the first pass: their
+    SKUs' fold read again (first), then Redis; a settled SKU's position drifts by its units,
+    or by the difference when the ledger has written the position since."""
+    by_sku: dict[str, list[str]] = {}
+    for sku, loc in dict.fromkeys(positions):  # a SCAN may return a key twice
+        by_sku.setdefault(sku, []).append(loc)
+
+    def fold() -> dict[str, FoldedSku]:
+        return {f.sku: f for rows in folded_skus(engine, namespace, sorted(by_sku)) for f in rows}
+
+    ledger = await anyio.to_thread.run_sync(fold)
+    asked = [
+        FoldedSku(sku, "\n".join(locs), [0] * len(locs), [0] * len(locs), -1)
+        for sku, locs in by_sku.items()
+    ]
+    for chunk in _paged(asked, page):
+        reply = await _read(store, chunk)
+        i = 0
+        for f in chunk:
+            n = len(f.on_hand)
+            seq, end = reply[i], i + 1 + 2 * n
+            values = zip(reply[i + 1 : end : 2], reply[i + 2 : end : 2], strict=True)
+            i = end
+            led = ledger.get(f.sku)
+            if led is None or seq != led.complete_seq:
+                tally.in_flight += n
+                continue
+            sums = dict(
+                zip(
+                    led.locations.split("\n"),
+                    zip(led.on_hand, led.reserved, strict=True),
+                    strict=True,
+                )
             )
-
-
-def _digest(text: str) -> int:
-    """A 64-bit digest: the compact stand-in for a position or SKU in the sets above (a
-    collision, odds ~1e-7 at a million positions, could only hide a Redis-only position)."""
-    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
-
-
-def _has(sorted_digests: array[int], digest: int) -> bool:
-    i = bisect_left(sorted_digests, digest)
-    return i < len(sorted_digests) and sorted_digests[i] == digest
+            tally.positions += n
+            for loc, (r_on, r_res) in zip(f.locations.split("\n"), values, strict=True):
+                l_on, l_res = sums.get(loc, (0, 0))
+                if (r_on, r_res) != (l_on, l_res):
+                    tally.drifts.append(Drift(f.sku, loc, r_on, l_on, r_res, l_res))
 
 
 @dataclass(frozen=True)

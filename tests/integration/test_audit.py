@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 
 import anyio
+import pytest
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from stocksync.domain.model import Line, Location
+from stocksync.ledger.db import make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import AuditReport, audit, audit_lease, run_audits
@@ -127,6 +131,42 @@ async def test_audit_with_a_small_page_equals_one_large_page(
     large = await audit(store, engine, namespace, page=1000)
     assert small == large
     assert [(d.sku, d.units) for d in small.drifts] == [(skus[11], 1)]
+
+
+async def test_audit_splits_a_sku_larger_than_a_page_and_judges_redis_only_positions(
+    engine: Engine, store: RedisStockStore, sku: str, namespace: str
+) -> None:
+    skus = [f"{sku}-{i}" for i in range(3)]
+    locations = [f"grid-{j:02d}" for j in range(12)]
+    await seed_grid(store, skus, locations)
+    await record_outbox(store, engine, namespace)
+    # Planted: drift in the last page of a SKU split over three calls; positions only Redis
+    # has: one of a settled SKU at zero (compared, no drift), one of a SKU the ledger has
+    # never seen (in flight, not drift).
+    await store.client.hincrby(store.keys.position(skus[1], "grid-11"), ON_HAND, 3)
+    await store.client.hset(store.keys.position(skus[2], "grid-zero"), "s", 0)
+    await store.client.hset(store.keys.position(f"{sku}-new", "grid-00"), ON_HAND, 7)
+    split = await audit(store, engine, namespace, page=5, scan_count=3)
+    whole = await audit(store, engine, namespace, page=1000)
+
+    assert split == whole
+    assert [(d.sku, d.location_id, d.redis_on_hand - d.ledger_on_hand) for d in split.drifts] == [
+        (skus[1], "grid-11", 3)
+    ]
+    assert split.positions == len(skus) * len(locations) + 1  # and the zero one
+    assert split.in_flight == 1
+
+
+async def test_audit_raises_the_stage_error_itself_so_the_loop_can_log_it(
+    store: RedisStockStore, stocked: Stocked, sku: str, namespace: str, tmp_path: Path
+) -> None:
+    await stocked(sku, 5)
+    no_tables = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # a ledger never set up
+    try:
+        with pytest.raises(SQLAlchemyError):  # what run_audits catches, not an exception group
+            await audit(store, no_tables, namespace)
+    finally:
+        no_tables.dispose()
 
 
 async def first_to_finish(events: list[anyio.Event]) -> int:

@@ -1,17 +1,22 @@
--- audit_read.lua: read a page of positions and their SKU's seq, as they are (no reaping), for
+-- audit_read.lua: read pages of positions and their SKU's seq, as they are (no reaping), for
 -- the audit. Read only.
 --
--- ARGV[3…] sku, location id, sku, location id, … (a page: the caller bounds it)
+-- ARGV[3…] sku, locations, sku, locations, … where locations are the location ids of that
+--          SKU's positions, one a line (the ledger hands them over in that form, so the caller
+--          never splits them). The caller bounds the page (~2 µs of Redis time per position).
 --
--- Returns a flat array, 3 values per position, in order: on_hand, reserved, the SKU's seq
--- (each 0 when absent).
+-- Returns a flat array of integers (0 when absent): per sku, its seq, then on_hand and reserved
+-- of each of its positions in the order given.
 
-local out = {}
+local out, n = {}, 0
 for i = 3, NARGS - 1, 2 do
-  local sku, loc = ARGV[i], ARGV[i + 1]
-  local pos = redis.call('HMGET', pos_key(sku, loc), ON_HAND, RESERVED)
-  table.insert(out, num(pos[1]))
-  table.insert(out, num(pos[2]))
-  table.insert(out, num(redis.call('HGET', SEQ_KEY, sku)))
+  local sku = ARGV[i]
+  n = n + 1
+  out[n] = num(redis.call('HGET', SEQ_KEY, sku))
+  for loc in string.gmatch(ARGV[i + 1], '[^\n]+') do
+    local pos = redis.call('HMGET', pos_key(sku, loc), ON_HAND, RESERVED)
+    out[n + 1], out[n + 2] = num(pos[1]), num(pos[2])
+    n = n + 2
+  end
 end
 return out

@@ -84,6 +84,15 @@ _LOCK = (
     " WHERE namespace = %s AND reservation_id = ANY(%b::text[])"
     " ORDER BY reservation_id FOR UPDATE"
 )
+# The lock and the summary look a batch's reservations up by id. Left to the planner, a few
+# thousand ids against a table it has no fresh statistics for (a ledger filling fast, before
+# autovacuum's next analyze) get a scan of the namespace's every row, whose cost grows with
+# the table: the ledger copy fell behind a 60 s reserve load at saturation (lag growing to 24 s
+# of traffic). Index lookups by (namespace, reservation_id) cost the same at any table size
+# (measured at 100k rows: 5.6 and 6.5 ms for 2,000 ids against 14.5 and 13.1 ms scanning), so
+# both statements run with scans switched off, for this transaction and only around them.
+_BY_INDEX = ("SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off")
+_BY_ANY_PLAN = ("SET LOCAL enable_seqscan = on", "SET LOCAL enable_bitmapscan = on")
 _KINDS = sorted(k.value for k in RESERVATION_KINDS)
 _AT_RISK = EventKind.AT_RISK.value
 
@@ -164,8 +173,12 @@ class PostgresCopy:
             driver.cursor() as summary,  # type: ignore[union-attr]
         ):
             seed.execute(_SEED, (namespace, EPOCH, EPOCH, keys))
+            for setting in _BY_INDEX:
+                seed.execute(setting)
             lock.execute(_LOCK, (namespace, keys))
             summary.execute(_RECORDED, (namespace, keys, _KINDS))
+            for setting in _BY_ANY_PLAN:
+                seed.execute(setting)
             speculated = speculate()
             rows = {row[0]: row for row in lock.fetchall()}
             found = summary.fetchall()

@@ -78,6 +78,7 @@ class SqlLedger:
         if not any(b.movements or b.others for b in batches):
             return 0
         with self.engine.begin() as conn:
+            self._batch.begin(conn)
             # The movements go first: on SQLite that takes the write lock before any read.
             inserted = self._batch.insert_movements(conn, [m for b in batches for m in b.movements])
             for b in batches:

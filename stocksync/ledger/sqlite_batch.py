@@ -87,6 +87,10 @@ class SqliteBatch:
         return sqlite_datetime(utcnow())
 
     @staticmethod
+    def begin(conn: Connection) -> None:
+        """At the start of a batch's transaction: nothing to set on SQLite."""
+
+    @staticmethod
     def insert_movements(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
         """Insert the movements not yet recorded; returns how many were new."""
         if not rows:

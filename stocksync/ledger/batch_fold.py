@@ -41,6 +41,19 @@ from stocksync.ledger.fold import (
 # per SKU of a reservation: (events recorded of it, the highest seq of a non-flag event or None)
 Recorded = Mapping[str, tuple[int, int | None]]
 
+# A `reservations` row as the batch writers read it back (lock) and merge into.
+RESERVATION_COLUMNS = (
+    "reservation_id",
+    "channel",
+    "state",
+    "lines",
+    "customer_ref",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "at_risk",
+)
+
 
 @dataclass
 class Locked:

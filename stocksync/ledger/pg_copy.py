@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from stocksync.domain.clock import EPOCH, ms_to_datetime
 from stocksync.domain.events import RESERVATION_KINDS, EventKind
-from stocksync.ledger.batch_fold import Locked
+from stocksync.ledger.batch_fold import RESERVATION_COLUMNS, Locked
 from stocksync.ledger.rows import MOVEMENT_COLUMNS, postgres_time
 from stocksync.ledger.tables import utcnow
 
@@ -68,19 +68,8 @@ _TRANSITIONS = (
     " SELECT %s, v.r, v.s, v.a FROM unnest(%b::text[], %b::text[], %b::timestamptz[])"
     " AS v(r, s, a) ON CONFLICT (namespace, reservation_id, state, at) DO NOTHING"
 )
-_ROW_COLUMNS = (
-    "reservation_id",
-    "channel",
-    "state",
-    "lines",
-    "customer_ref",
-    "created_at",
-    "updated_at",
-    "expires_at",
-    "at_risk",
-)
 _LOCK = (
-    f"SELECT {', '.join(_ROW_COLUMNS)} FROM reservations"
+    f"SELECT {', '.join(RESERVATION_COLUMNS)} FROM reservations"
     " WHERE namespace = %s AND reservation_id = ANY(%b::text[])"
     " ORDER BY reservation_id FOR UPDATE"
 )
@@ -196,7 +185,7 @@ class PostgresCopy:
             skus[sku] = (count + 1, top)
 
         def current(reservation_id: str) -> dict[str, Any]:
-            return dict(zip(_ROW_COLUMNS, rows[reservation_id], strict=True))
+            return dict(zip(RESERVATION_COLUMNS, rows[reservation_id], strict=True))
 
         return Locked(recorded, speculated, current)
 

@@ -12,7 +12,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, case, distinct, func, select, type_coerce
+from sqlalchemy import Select, Subquery, Table, case, distinct, func, select, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import NullType
 
@@ -71,19 +71,7 @@ def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None
     """The statement :func:`folded_skus` streams from PostgreSQL: the per-position sums,
     grouped per SKU, joined with the SKU's seq coverage; both sides read the position index
     in SKU order (index-only), so they merge without a sort."""
-    m = MOVEMENTS
-    where = _where(namespace, skus)
-    fold = (
-        select(
-            m.c.sku,
-            m.c.location_id,
-            func.sum(m.c.d_on_hand).label("on_hand"),
-            func.sum(m.c.d_reserved).label("reserved"),
-        )
-        .where(*where)
-        .group_by(m.c.sku, m.c.location_id)
-        .subquery()
-    )
+    fold = _position_sums(namespace, skus)
     # One aggregate node feeds the three aggregates the same rows in the same order, so the
     # n-th line of locations and the n-th element of each array are the same position.
     positions = (
@@ -106,8 +94,19 @@ def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None
 
 
 def _per_position_statement(namespace: str, skus: Sequence[str] | None) -> Select[Any]:
+    fold = _position_sums(namespace, skus)
+    cover = _cover(namespace, skus)
+    return (
+        select(fold, cover.c.complete)
+        .join(cover, cover.c.sku == fold.c.sku)
+        .order_by(fold.c.sku, fold.c.location_id)
+    )
+
+
+def _position_sums(namespace: str, skus: Sequence[str] | None) -> Subquery:
+    """(sku, location, Σ d_on_hand, Σ d_reserved) per position of the ledger."""
     m = MOVEMENTS
-    fold = (
+    return (
         select(
             m.c.sku,
             m.c.location_id,
@@ -117,12 +116,6 @@ def _per_position_statement(namespace: str, skus: Sequence[str] | None) -> Selec
         .where(*_where(namespace, skus))
         .group_by(m.c.sku, m.c.location_id)
         .subquery()
-    )
-    cover = _cover(namespace, skus)
-    return (
-        select(fold, cover.c.complete)
-        .join(cover, cover.c.sku == fold.c.sku)
-        .order_by(fold.c.sku, fold.c.location_id)
     )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from stocksync.domain.clock import EPOCH
 from stocksync.domain.events import RESERVATION_KINDS
-from stocksync.ledger.batch_fold import Locked
+from stocksync.ledger.batch_fold import RESERVATION_COLUMNS, Locked
 from stocksync.ledger.rows import MOVEMENT_COLUMNS, sqlite_datetime, sqlite_time
 from stocksync.ledger.tables import utcnow
 
@@ -49,19 +49,8 @@ _RECORDED = (
     " WHERE namespace = ? AND reservation_id IN ({ids}) AND kind IN ({kinds})"
     " GROUP BY reservation_id, sku"
 )
-_ROW_COLUMNS = (
-    "reservation_id",
-    "channel",
-    "state",
-    "lines",
-    "customer_ref",
-    "created_at",
-    "updated_at",
-    "expires_at",
-    "at_risk",
-)
 _ROWS = (
-    f"SELECT {', '.join(_ROW_COLUMNS)} FROM reservations"
+    f"SELECT {', '.join(RESERVATION_COLUMNS)} FROM reservations"
     " WHERE namespace = ? AND reservation_id IN ({ids})"
 )
 _EPOCH_TEXT = sqlite_datetime(EPOCH)
@@ -123,7 +112,7 @@ class SqliteBatch:
         }
 
         def current(reservation_id: str) -> dict[str, Any]:
-            row = dict(zip(_ROW_COLUMNS, rows[reservation_id], strict=True))
+            row = dict(zip(RESERVATION_COLUMNS, rows[reservation_id], strict=True))
             for column in ("created_at", "updated_at", "expires_at"):
                 row[column] = _moment(row[column])
             row["at_risk"] = bool(row["at_risk"])

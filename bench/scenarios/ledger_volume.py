@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from bench.harness.pg import TempDatabase
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.queries import MOVEMENTS, folded_positions_statement, max_seqs_statement
+from stocksync.ledger.sql_ledger import latest_positions_statement
 
 NAMESPACE = "default"
 LOCATIONS = 20
@@ -141,7 +142,9 @@ def queries() -> dict[str, str]:
         "rebuild: one SKU's movements in seq order": sql(
             select(m).where(m.c.namespace == ns, m.c.sku == sku).order_by(m.c.seq)
         ),
-        "rebuild: latest movement per position (SqlLedger.positions)": sql(_latest(ns)),
+        "rebuild: latest movement per position (SqlLedger.positions)": sql(
+            latest_positions_statement(ns)
+        ),
         "regression check: max seq per SKU (streamed)": sql(max_seqs_statement(ns)),
         "audit: fold per position joined with seq coverage per SKU (streamed)": sql(
             folded_positions_statement(ns)
@@ -150,21 +153,6 @@ def queries() -> dict[str, str]:
             select(m.c.event_id).where(m.c.namespace == ns).order_by(m.c.event_id.desc()).limit(1)
         ),
     }
-
-
-def _latest(ns: str) -> Select[Any]:
-    m = MOVEMENTS
-    rank = (
-        func.row_number()
-        .over(partition_by=(m.c.sku, m.c.location_id), order_by=(m.c.seq.desc(), m.c.id.desc()))
-        .label("rank")
-    )
-    latest = (
-        select(m.c.sku, m.c.location_id, m.c.on_hand, m.c.reserved, m.c.seq, rank)
-        .where(m.c.namespace == ns, m.c.on_hand.is_not(None))
-        .subquery()
-    )
-    return select(latest).where(latest.c.rank == 1)
 
 
 def explain(engine: Engine, sql: str) -> list[str]:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -292,20 +292,26 @@ class SqlLedger:
         Events that carry no position (confirm, ready, extend, oversell_risk) change neither
         number, so this is the position as of everything the ledger has recorded.
         """
-        m = MOVEMENTS
-        rank = (
-            func.row_number()
-            .over(partition_by=(m.c.sku, m.c.location_id), order_by=(m.c.seq.desc(), m.c.id.desc()))
-            .label("rank")
-        )
-        latest = (
-            select(m.c.sku, m.c.location_id, m.c.on_hand, m.c.reserved, m.c.seq, rank)
-            .where(m.c.namespace == namespace, m.c.on_hand.is_not(None))
-            .subquery()
-        )
-        stmt = select(latest).where(latest.c.rank == 1)
+        stmt = latest_positions_statement(namespace)
         with self.engine.connect() as conn:
             return {
                 (r.sku, r.location_id): (int(r.on_hand), int(r.reserved or 0), int(r.seq))
                 for r in conn.execute(stmt)
             }
+
+
+def latest_positions_statement(namespace: str) -> Select[Any]:
+    """Each position's newest movement that carries its numbers: (sku, location_id, on_hand,
+    reserved, seq, rank = 1)."""
+    m = MOVEMENTS
+    rank = (
+        func.row_number()
+        .over(partition_by=(m.c.sku, m.c.location_id), order_by=(m.c.seq.desc(), m.c.id.desc()))
+        .label("rank")
+    )
+    latest = (
+        select(m.c.sku, m.c.location_id, m.c.on_hand, m.c.reserved, m.c.seq, rank)
+        .where(m.c.namespace == namespace, m.c.on_hand.is_not(None))
+        .subquery()
+    )
+    return select(latest).where(latest.c.rank == 1)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from stocksync.ledger.db import create_tables, make_engine
-
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.support.postgres import fresh_postgres_database
 
 
 def postgres_reachable() -> bool:
@@ -29,14 +26,8 @@ def postgres_url() -> Iterator[str]:
     """A database of its own for this test session on the local PostgreSQL, dropped after."""
     if not postgres_reachable():
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = "stocksync_test_" + uuid.uuid4().hex[:10]
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres_database("stocksync_test_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

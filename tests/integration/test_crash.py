@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
 from stocksync.domain.model import Line as DomainLine
 from stocksync.ledger.sql_ledger import SqlLedger
@@ -46,6 +42,7 @@ from tests.support.crash_load import (
     load_with_crash,
     settle,
 )
+from tests.support.postgres import fresh_postgres_database
 from tests.support.processes import Processes, Stack, running_stack
 from tests.support.serve import stocksync_cli
 from tests.support.store import Stocked
@@ -53,27 +50,6 @@ from tests.support.store import Stocked
 pytestmark = pytest.mark.slow
 
 ACTIVE = frozenset({"held", "confirmed", "ready"})
-POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"  # trust auth (CI and dev)
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A database of its own on the local PostgreSQL server (skips the test when there is
-    none), dropped afterwards even if the killed processes left connections open."""
-    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    name = "stocksync_crash_" + uuid.uuid4().hex[:10]
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc.orig}")
-    try:
-        yield f"{POSTGRES_SERVER}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -82,7 +58,7 @@ def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
-    with fresh_postgres_database() as url:
+    with fresh_postgres_database("stocksync_crash_") as url:
         yield url
 
 

@@ -25,6 +25,7 @@ from stocksync.store.batcher import BATCH_MAX, QUEUE_MAX, Batcher, Operation
 from stocksync.store.keys import Keys
 from stocksync.store.outbox import Outbox
 from stocksync.store.scripts import BATCHED, LIBRARY_PREFIX, Library, library
+from stocksync.store.transport import StandaloneTransport, Transport
 
 ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
 BatchObserver = Callable[[int], None]  # operations in one batch FCALL
@@ -61,8 +62,10 @@ class ScriptStore:
         batch_max: int = BATCH_MAX,
         queue_max: int = QUEUE_MAX,
         functions: Library | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.client = client
+        self.transport: Transport = transport or StandaloneTransport(client)
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.outbox = Outbox(client, self.keys)
@@ -79,8 +82,7 @@ class ScriptStore:
 
     async def libraries(self) -> list[str]:
         """The stocksync libraries the server holds (this build's and other builds')."""
-        listed: list[Any] = await self.client.function_list(library=f"{LIBRARY_PREFIX}*")
-        return sorted(str(_field(entry, "library_name")) for entry in listed)
+        return await self.transport.libraries(LIBRARY_PREFIX)
 
     async def library_loaded(self) -> bool:
         """Whether the server has this build's library; a restart without data or a failover
@@ -96,9 +98,9 @@ class ScriptStore:
         if prune:
             for name in await self.libraries():
                 if name != self.library.name:
-                    await self.client.function_delete(name)
+                    await self.transport.delete_library(name)
                     pruned.append(name)
-        await self.client.function_load(self.library.source, replace=True)
+        await self.transport.load_library(self.library.source)
         return pruned
 
     async def _reload_library(self) -> None:
@@ -110,17 +112,20 @@ class ScriptStore:
     async def _load_missing(self) -> None:
         await self.load_library(prune=False)
 
-    async def fcall(self, function: str, args: Sequence[str | int]) -> Any:
+    async def fcall(
+        self, function: str, args: Sequence[str | int], *, durable: bool = False
+    ) -> Any:
         """FCALL one of this build's functions; a missing library is loaded and the call
         retried once (a missing function never ran, so the retry is safe)."""
         name = self.library.function(function)
+        key = self.keys.prefix
         try:
-            return await self.client.fcall(name, 1, self.keys.prefix, *args)
+            return await self.transport.fcall(name, key, args, durable=durable)
         except ResponseError as exc:
             if "function not found" not in str(exc).lower():
                 raise
         await self._reload_library()
-        return await self.client.fcall(name, 1, self.keys.prefix, *args)
+        return await self.transport.fcall(name, key, args, durable=durable)
 
     async def run(self, name: str, *args: str | int) -> Any:
         """Run one operation; its reply as Redis gave it (a Lua error raises)."""
@@ -157,17 +162,10 @@ class ScriptStore:
             args += (op.name, len(op.args) + 1, *op.args, op.actor)
         started = perf_counter()
         try:
-            replies: list[Any] = await self.fcall("batch", args)
+            replies: list[Any] = await self.fcall("batch", args, durable=True)
             return replies
         finally:
             if self._observe is not None:
                 self._observe("batch", perf_counter() - started)
             if self._observe_batch is not None:
                 self._observe_batch(len(ops))
-
-
-def _field(entry: Any, name: str) -> Any:
-    """A field of one FUNCTION LIST entry (a flat list in RESP2, a dict in RESP3)."""
-    if isinstance(entry, dict):
-        return entry[name]
-    return entry[entry.index(name) + 1]

@@ -13,6 +13,8 @@ from stocksync.domain.codes import HOLD_CODE_PATTERN
 from stocksync.domain.geo import GEO_LAT_MAX, GEO_LON_MAX
 from stocksync.domain.model import (
     CHANNEL_PATTERN,
+    DEFAULT_DOMAIN,
+    DOMAIN_PATTERN,
     ID_PATTERN,
     LOCATION_PATTERN,
     MAX_LINES,
@@ -75,6 +77,9 @@ class LocationIn(Request):
     lon: Annotated[float, Field(strict=True, ge=-GEO_LON_MAX, le=GEO_LON_MAX)] | None = None
     pickup: Flag = False
     ship: Flag = False
+    # The stock domain (DESIGN rule 2): set when the location is created; moving it to
+    # another domain is an offline operation (`stocksync domains move-location`).
+    domain: Annotated[str, Field(pattern=DOMAIN_PATTERN, examples=["de"])] = DEFAULT_DOMAIN
 
 
 class LocationOut(BaseModel):
@@ -85,6 +90,7 @@ class LocationOut(BaseModel):
     lon: float | None
     pickup: bool
     ship: bool
+    domain: str
 
 
 class LocationList(BaseModel):

@@ -152,3 +152,30 @@ class TooManyStreamsForKey(TooManyStreams):
     """One API key has its share of event streams open: the client must close one first."""
 
     status = 429
+
+
+class CrossDomain(StockSyncError):
+    """A request's locations are in more than one stock domain (DESIGN rule 2): one script call
+    can only touch one domain's slot, so nothing was changed."""
+
+    code = "cross_domain"
+    status = 409
+    title = "Locations in more than one stock domain"
+
+
+class DomainChange(StockSyncError):
+    """An upsert named another domain for an existing location: moving a location between
+    domains is an offline operation (`stocksync domains move-location`)."""
+
+    code = "domain_change"
+    status = 409
+    title = "A location's stock domain changes only offline"
+
+
+class DomainMoving(StockSyncError):
+    """The stock domain is being moved to another Redis node; nothing was done. Retry."""
+
+    code = "domain_moving"
+    status = 503
+    title = "Stock domain moving to another node"
+    retry_after_seconds = 1

@@ -67,6 +67,11 @@ def transition_outcome(state: State, action: Action) -> State | None:
     return None
 
 
+# Stock domains (DESIGN rule 2): every location belongs to one; one domain unless configured.
+DEFAULT_DOMAIN = "default"
+DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
 @dataclass(frozen=True)
 class Line:
     sku: str
@@ -117,6 +122,7 @@ class Location:
     lon: float | None = None
     pickup: bool = False
     ship: bool = False
+    domain: str = DEFAULT_DOMAIN  # the stock domain it belongs to (DESIGN rule 2)
 
 
 @dataclass(frozen=True)

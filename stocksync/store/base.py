@@ -1,11 +1,12 @@
 """ScriptStore: a namespace's Redis client, its key names and its function library.
 
-Every change goes through :meth:`ScriptStore.run`: one operation of the function library with
-the namespace's key prefix as ``KEYS[1]`` and the settings every operation reads (retention,
-outbox cap) first in ``ARGV``. Operations that change state are queued to the store's
-:class:`Batcher` and go to Redis in one ``batch`` FCALL with the others that arrived together
-(group commit); reads are their own FCALL. The store's parts (reads, stock changes,
-reservations, pickups, recovery) build on it.
+Every change goes through :meth:`ScriptStore.run`: one operation of the function library on one
+stock domain (``KEYS[1]`` = the domain's anchor key, so the call goes to the node serving the
+domain's slot) with the settings every operation reads (retention, outbox cap) first in
+``ARGV``. Operations that change state are queued to the domain's :class:`Batcher` and go to
+Redis in one ``batch`` FCALL with the others that arrived together (group commit); reads are
+their own FCALL. The namespace's directory (which domain holds what) is called the same way.
+The store's parts (routing, reads, stock changes, reservations, pickups, recovery) build on it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from stocksync.config import Settings
+from stocksync.domain.errors import DomainMoving
+from stocksync.domain.model import DEFAULT_DOMAIN
 from stocksync.store.batcher import BATCH_MAX, QUEUE_MAX, Batcher, Operation
-from stocksync.store.keys import Keys
+from stocksync.store.keys import Directory, Keys
 from stocksync.store.outbox import Outbox
 from stocksync.store.scripts import BATCHED, LIBRARY_PREFIX, Library, library
 from stocksync.store.transport import StandaloneTransport, Transport
+
+# Domains a process keeps key names, outboxes and batchers for; a namespace has far fewer.
+DOMAINS_MAX = 256
 
 ScriptObserver = Callable[[str, float], None]  # script name, seconds it took
 BatchObserver = Callable[[int], None]  # operations in one batch FCALL
@@ -67,14 +73,51 @@ class ScriptStore:
         self.client = client
         self.transport: Transport = transport or StandaloneTransport(client)
         self.settings = settings
-        self.keys = Keys(settings.namespace)
+        self.keys = Keys(settings.namespace)  # the default domain's
+        self.directory = Directory(settings.namespace)
         self.outbox = Outbox(client, self.keys)
         self.library = functions or library()
         self._head = (settings.retention_seconds, settings.outbox_maxlen)
         self._observe = observe
         self._observe_batch = observe_batch
-        self.batcher = Batcher(self._send_batch, batch_max=batch_max, queue_max=queue_max)
+        self._batch_limits = (batch_max, queue_max)
+        self._keys: dict[str, Keys] = {DEFAULT_DOMAIN: self.keys}
+        self._outboxes: dict[str, Outbox] = {DEFAULT_DOMAIN: self.outbox}
+        self._batchers: dict[str, Batcher] = {}
+        self.batcher = self._batcher(self.keys.anchor)
         self._reload: asyncio.Future[None] | None = None
+
+    def keys_of(self, domain: str) -> Keys:
+        """The key names of a domain (raises ValueError for an invalid domain name)."""
+        found = self._keys.get(domain)
+        if found is None:
+            if len(self._keys) >= DOMAINS_MAX:
+                raise ValueError(f"more than {DOMAINS_MAX} stock domains")
+            found = self._keys[domain] = Keys(self.settings.namespace, domain)
+        return found
+
+    def outbox_of(self, domain: str) -> Outbox:
+        """A domain's outbox stream."""
+        found = self._outboxes.get(domain)
+        if found is None:
+            found = self._outboxes[domain] = Outbox(self.client, self.keys_of(domain))
+        return found
+
+    def _batcher(self, anchor: str) -> Batcher:
+        found = self._batchers.get(anchor)
+        if found is None:
+            batch_max, queue_max = self._batch_limits
+
+            async def send(ops: Sequence[Operation]) -> list[Any]:
+                return await self._send_batch(ops, anchor)
+
+            found = Batcher(send, batch_max=batch_max, queue_max=queue_max)
+            self._batchers[anchor] = found
+        return found
+
+    def _anchor(self, domain: str | None) -> str:
+        """KEYS[1] for a domain; None is the namespace's directory."""
+        return self.directory.anchor if domain is None else self.keys_of(domain).anchor
 
     async def ping(self) -> None:
         """Raises when Redis does not answer (readiness)."""
@@ -113,56 +156,79 @@ class ScriptStore:
         await self.load_library(prune=False)
 
     async def fcall(
-        self, function: str, args: Sequence[str | int], *, durable: bool = False
+        self,
+        function: str,
+        args: Sequence[str | int],
+        *,
+        durable: bool = False,
+        anchor: str | None = None,
     ) -> Any:
-        """FCALL one of this build's functions; a missing library is loaded and the call
-        retried once (a missing function never ran, so the retry is safe)."""
+        """FCALL one of this build's functions with ``KEYS[1] = anchor`` (default: the default
+        domain's); a missing library is loaded and the call retried once (a missing function
+        never ran, so the retry is safe). A frozen domain (moving to another node) raises
+        :class:`DomainMoving`: nothing ran."""
         name = self.library.function(function)
-        key = self.keys.prefix
+        key = self.keys.anchor if anchor is None else anchor
         try:
             return await self.transport.fcall(name, key, args, durable=durable)
         except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
+            text = str(exc)
+            if text.startswith("FROZEN"):
+                raise DomainMoving(text.removeprefix("FROZEN ")) from exc
+            if "function not found" not in text.lower():
                 raise
         await self._reload_library()
         return await self.transport.fcall(name, key, args, durable=durable)
 
-    async def run(self, name: str, *args: str | int) -> Any:
-        """Run one operation; its reply as Redis gave it (a Lua error raises)."""
+    async def run(self, name: str, *args: str | int, domain: str = DEFAULT_DOMAIN) -> Any:
+        """Run one operation on a domain; its reply as Redis gave it (a Lua error raises)."""
+        return await self._run(name, args, self._anchor(domain))
+
+    async def run_directory(self, name: str, *args: str | int) -> Any:
+        """Run one operation on the namespace's directory."""
+        return await self._run(name, args, self.directory.anchor)
+
+    async def _run(self, name: str, args: Sequence[str | int], anchor: str) -> Any:
         started = perf_counter()
         try:
             if name in BATCHED:
-                (future,) = self.batcher.submit([(name, args)], ACTOR.get())
+                (future,) = self._batcher(anchor).submit([(name, args)], ACTOR.get())
                 return await future
-            return await self.fcall(name, [*self._head, *args, ACTOR.get()])
+            return await self.fcall(name, [*self._head, *args, ACTOR.get()], anchor=anchor)
         finally:
             if self._observe is not None:
                 self._observe(name, perf_counter() - started)
 
-    async def run_many(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
-        """Queue many changes at once (they share batches); each reply, or the exception of
-        a Lua error, in order. Each is its own atomic operation, not one transaction. At most
-        the batcher's queue bound (4,096) at once: callers send files and pages in chunks."""
-        if len(calls) > self.batcher.queue_max:  # could never fit: a caller's error
-            raise ValueError(f"{len(calls)} operations at once; at most {self.batcher.queue_max}")
-        futures = self.batcher.submit(calls, ACTOR.get())
+    async def run_many(
+        self, calls: Sequence[tuple[str, Sequence[str | int]]], *, domain: str = DEFAULT_DOMAIN
+    ) -> list[Any]:
+        """Queue many changes of one domain at once (they share batches); each reply, or the
+        exception of a Lua error, in order. Each is its own atomic operation, not one
+        transaction. At most the batcher's queue bound (4,096) at once: callers send files and
+        pages in chunks."""
+        batcher = self._batcher(self._anchor(domain))
+        if len(calls) > batcher.queue_max:  # could never fit: a caller's error
+            raise ValueError(f"{len(calls)} operations at once; at most {batcher.queue_max}")
+        futures = batcher.submit(calls, ACTOR.get())
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
-    async def run_pipelined(self, calls: Sequence[tuple[str, Sequence[str | int]]]) -> list[Any]:
+    async def run_pipelined(
+        self, calls: Sequence[tuple[str, Sequence[str | int]]], *, domain: str = DEFAULT_DOMAIN
+    ) -> list[Any]:
         """:meth:`run_many`, raising the first Lua error."""
-        replies = await self.run_many(calls)
+        replies = await self.run_many(calls, domain=domain)
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
         return replies
 
-    async def _send_batch(self, ops: Sequence[Operation]) -> list[Any]:
+    async def _send_batch(self, ops: Sequence[Operation], anchor: str) -> list[Any]:
         args: list[str | int] = [*self._head, len(ops)]
         for op in ops:
             args += (op.name, len(op.args) + 1, *op.args, op.actor)
         started = perf_counter()
         try:
-            replies: list[Any] = await self.fcall("batch", args, durable=True)
+            replies: list[Any] = await self.fcall("batch", args, durable=True, anchor=anchor)
             return replies
         finally:
             if self._observe is not None:

@@ -21,7 +21,7 @@ from stocksync.config import Settings
 from stocksync.store.base import BatchObserver, ScriptObserver
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.keys import Keys
-from stocksync.store.migrate import migrate_store, reindex_reservations
+from stocksync.store.migrate import migrate_store, migrate_to_domains, reindex_reservations
 from stocksync.store.redis_store import RedisStockStore
 
 POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay the connect
@@ -156,6 +156,7 @@ async def open_store(
     try:
         require_supported_server(await client.info("server"))
         # Before any script of this release runs: keys an older release wrote get its layout.
+        await migrate_to_domains(client, settings.namespace)
         await migrate_store(client, Keys(settings.namespace))
         store = RedisStockStore(client, settings, observe=observe, observe_batch=observe_batch)
         await store.load_library()

@@ -1,17 +1,31 @@
 """Every Redis key name stocksync uses, in one place.
 
-All keys of a namespace share the hash tag ``{namespace}`` so that each script, which may touch
-any position and reservation of the namespace, runs within one Redis Cluster slot. The Lua
-scripts receive :attr:`Keys.prefix` as ``KEYS[1]`` and build the same names with the helpers at
-the top of ``lua/_lib.lua``; ``tests/store/test_lua_vocabulary.py`` runs those helpers on a
-real server and fails when a name differs from the one built here.
+A namespace (one deployment) holds many *stock domains* (DESIGN rule 2): a region, a country or
+a brand, each a set of locations. All keys of a domain share the hash tag
+``{<namespace>:<domain>}`` so that each script, which may touch any position and reservation of
+the domain, runs within one Redis Cluster slot, and domains spread over a cluster's primaries.
+The Lua scripts receive :attr:`Keys.anchor` (the domain's ``meta`` hash, a real key of the slot)
+as ``KEYS[1]`` and build the same names from its prefix with the helpers at the top of
+``lua/_lib.lua``; ``tests/store/test_lua_vocabulary.py`` runs those helpers on a real server and
+fails when a name differs from the one built here.
+
+The namespace's *directory* (:class:`Directory`, hash tag ``{<namespace>}``, a slot of its own)
+says which domain each location and reservation lives in, so a request is routed to its domain.
 """
 
 from __future__ import annotations
 
 import re
 
+from stocksync.domain.model import DEFAULT_DOMAIN
+from stocksync.domain.model import DOMAIN_PATTERN as _DOMAIN
+
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+DOMAIN_PATTERN = re.compile(_DOMAIN)
+# KEYS[1] of every script call: the domain's meta hash (``frozen`` while the domain moves to
+# another node, see stocksync.store.domain_moves). A real key, so Redis Cluster routes a call
+# during a slot migration by where that key is.
+ANCHOR = "meta"
 
 # Fields of a position hash, one letter each and absent when 0 (count_as_of: absent = never
 # counted), so that a position is a tiny listpack: a million positions fit in ~120 MB. The Lua
@@ -25,10 +39,28 @@ POSITION_FIELDS = (ON_HAND, RESERVED, SAFETY, COUNT_AS_OF)
 LEGACY_POSITION_FIELDS = ("on_hand", "reserved", "safety", "count_as_of")
 
 
-def prefix(namespace: str) -> str:
+def prefix(namespace: str, domain: str = DEFAULT_DOMAIN) -> str:
+    """The key prefix of a domain: ``ss:{<namespace>:<domain>}:``."""
+    if not NAMESPACE_PATTERN.match(namespace):
+        raise ValueError(f"invalid namespace {namespace!r}")
+    if not DOMAIN_PATTERN.match(domain):
+        raise ValueError(f"invalid stock domain {domain!r}")
+    return f"ss:{{{namespace}:{domain}}}:"
+
+
+def directory_prefix(namespace: str) -> str:
+    """The key prefix of a namespace's directory (and of the layout before domains)."""
     if not NAMESPACE_PATTERN.match(namespace):
         raise ValueError(f"invalid namespace {namespace!r}")
     return f"ss:{{{namespace}}}:"
+
+
+def ledger_namespace(namespace: str, domain: str) -> str:
+    """The ledger's name for a domain's events (``stock_movements.namespace``, the part before
+    the ``/`` of an event id): the namespace itself for ``default``, so a ledger written before
+    domains existed continues, and ``<namespace>:<domain>`` for the others. Each domain has its
+    own outbox stream and per-SKU seq, so the ledger keeps them apart like namespaces."""
+    return namespace if domain == DEFAULT_DOMAIN else f"{namespace}:{domain}"
 
 
 def ordered_member(reservation_id: str, created_at_ms: int) -> str:
@@ -37,11 +69,14 @@ def ordered_member(reservation_id: str, created_at_ms: int) -> str:
 
 
 class Keys:
-    """Key names of one namespace."""
+    """Key names of one stock domain of a namespace."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, domain: str = DEFAULT_DOMAIN) -> None:
         self.namespace = namespace
-        self.prefix = prefix(namespace)
+        self.domain = domain
+        self.prefix = prefix(namespace, domain)
+        self.anchor = self.prefix + ANCHOR
+        self.ledger_namespace = ledger_namespace(namespace, domain)
 
     # -- per position ----------------------------------------------------------------------
 
@@ -163,4 +198,51 @@ class Keys:
     def lease(self, job: str) -> str:
         """A periodic job's lease (token, PX): the one process of a deployment that runs it;
         written from Python (``stocksync.recovery.lease``), no script reads it."""
+        return f"{self.prefix}lease:{job}"
+
+
+class Directory:
+    """Key names of a namespace's directory: which domain holds each location and reservation.
+
+    In its own slot (hash tag ``{<namespace>}``). Written by scripts of the function library
+    like a domain (``KEYS[1]`` = :attr:`anchor`; ``claim_reservation.lua``) and by
+    ``upsert_location``'s caller; read with plain commands and cached in each process.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.prefix = directory_prefix(namespace)
+        self.anchor = self.prefix + ANCHOR
+
+    @property
+    def domains(self) -> str:
+        """Set: every domain of the namespace."""
+        return f"{self.prefix}domains"
+
+    @property
+    def location_domains(self) -> str:
+        """Hash: location id -> its domain."""
+        return f"{self.prefix}locdomain"
+
+    @property
+    def reservation_domains(self) -> str:
+        """Hash: reservation id -> ``<domain>|<claimed at, ms>`` (the first reserve claims it;
+        swept once the reservation is gone from its domain)."""
+        return f"{self.prefix}resdomain"
+
+    @property
+    def layout(self) -> str:
+        """Set once the namespace's keys are in domains (see stocksync.store.migrate)."""
+        return f"{self.prefix}domains-layout"
+
+    def is_directory_key(self, key: str) -> bool:
+        """Whether ``key`` is one of the directory's own (not a key of the layout before
+        domains, which shared its prefix)."""
+        rest = key.removeprefix(self.prefix)
+        return rest in {"domains", "locdomain", "resdomain", "domains-layout", ANCHOR} or (
+            rest.startswith("lease:")
+        )
+
+    def lease(self, job: str) -> str:
+        """A namespace-wide periodic job's lease (see :meth:`Keys.lease`)."""
         return f"{self.prefix}lease:{job}"

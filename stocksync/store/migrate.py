@@ -19,12 +19,15 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from stocksync.store.keys import Keys
+from stocksync.domain.model import DEFAULT_DOMAIN
+from stocksync.store.keys import Directory, Keys
 
 if TYPE_CHECKING:
     from stocksync.store.base import ScriptStore
 
+DOMAINS_LAYOUT = 1  # the directory's mark: every key is in a stock domain
 POSITIONS_LAYOUT = 2  # one-letter position fields
 LAYOUT_VERSION = 3  # ordered reservation indexes
 MIGRATE_BATCH_KEYS = 500  # keys rewritten per script call (and asked of each SCAN step)
@@ -88,3 +91,48 @@ async def reindex_reservations(store: ScriptStore, batch: int = REINDEX_BATCH) -
             await client.unlink(*stale[start : start + 500])
     await client.set(keys.layout, LAYOUT_VERSION)
     return indexed
+
+
+async def migrate_to_domains(client: Redis, namespace: str, batch: int = MIGRATE_BATCH_KEYS) -> int:
+    """Move the keys of a namespace written before stock domains (prefix ``ss:{<ns>}:``) into
+    the ``default`` domain (``ss:{<ns>:default}:``) and record its locations and reservations
+    in the directory; returns how many keys moved. Runs before the other migrations (they then
+    work on the default domain) and is idempotent: a key already moved is skipped, and the
+    directory's mark makes a migrated namespace cost one GET."""
+    directory, target = Directory(namespace), Keys(namespace, DEFAULT_DOMAIN)
+    if await client.get(directory.layout):
+        return 0
+    moved = 0
+    async for key in client.scan_iter(match=directory.prefix + "*", count=batch):
+        if directory.is_directory_key(key):
+            continue
+        moved += await _move_key(client, key, target.prefix + key.removeprefix(directory.prefix))
+    locations = await client.smembers(target.locations)
+    for location_id in locations:
+        await client.hsetnx(directory.location_domains, str(location_id), DEFAULT_DOMAIN)
+    async for key in client.scan_iter(match=target.prefix + "res:*", count=batch):
+        reservation_id = key.removeprefix(target.prefix + "res:")
+        await client.hsetnx(directory.reservation_domains, reservation_id, DEFAULT_DOMAIN + "|0")
+    await client.sadd(directory.domains, DEFAULT_DOMAIN)
+    await client.set(directory.layout, DOMAINS_LAYOUT)
+    return moved
+
+
+async def _move_key(client: Redis, source: str, target: str) -> int:
+    """RENAME, or (on a cluster, where the two names are in different slots) DUMP, RESTORE
+    with the same TTL, and DEL; 0 when another process moved it first."""
+    try:
+        await client.rename(source, target)
+        return 1
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return 0
+        if "crossslot" not in str(exc).lower():
+            raise
+    dumped = await client.dump(source)
+    if dumped is None:
+        return 0
+    ttl = max(int(await client.pttl(source)), 0)
+    await client.restore(target, ttl, dumped, replace=True)
+    await client.delete(source)
+    return 1

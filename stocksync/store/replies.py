@@ -22,7 +22,7 @@ from stocksync.domain.errors import (
     StockRegressed,
     Unprocessable,
 )
-from stocksync.domain.model import Line, Location, Position, Reservation, State
+from stocksync.domain.model import DEFAULT_DOMAIN, Line, Location, Position, Reservation, State
 
 SUCCESS = frozenset({"ok", "replay"})
 
@@ -97,9 +97,15 @@ def optional_int(value: str | None) -> int | None:
     return int(value) if value not in (None, "", "inf") else None
 
 
+_STATE_RANK = {state.value: rank for rank, state in enumerate(State)}
+
+
 def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservation:
+    # By time, then in the states' order: two transitions in one millisecond (confirm, then
+    # ready) would otherwise come in the hash's field order, which Redis does not promise.
     history = sorted(
-        ((k[2:], int(v)) for k, v in fields.items() if k.startswith("h:")), key=lambda h: h[1]
+        ((k[2:], int(v)) for k, v in fields.items() if k.startswith("h:")),
+        key=lambda h: (h[1], _STATE_RANK.get(h[0], len(_STATE_RANK))),
     )
     return Reservation(
         reservation_id=reservation_id,
@@ -117,7 +123,7 @@ def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservatio
     )
 
 
-def parse_location(location_id: str, f: dict[str, str]) -> Location:
+def parse_location(location_id: str, f: dict[str, str], domain: str = DEFAULT_DOMAIN) -> Location:
     return Location(
         location_id=location_id,
         name=f.get("name", ""),
@@ -126,14 +132,20 @@ def parse_location(location_id: str, f: dict[str, str]) -> Location:
         lon=float(f["lon"]) if f.get("lon") else None,
         pickup=f.get("pickup") == "1",
         ship=f.get("ship") == "1",
+        domain=domain,
     )
 
 
 POSITION_ROW = 10  # location, on_hand, reserved, safety, then the location's six fields
 
 
-def parse_position_row(sku: str, row: Sequence[Any]) -> tuple[Position, Location]:
-    """One row of read_positions.lua or nearby.lua (which adds a distance after it)."""
+def parse_position_row(
+    sku: str, row: Sequence[Any], domain: str = DEFAULT_DOMAIN
+) -> tuple[Position, Location]:
+    """One row of read_positions.lua or nearby.lua (which adds a distance after it), read
+    from ``domain``."""
     loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship = row[:POSITION_ROW]
     fields = {"kind": kind, "name": name, "lat": lat, "lon": lon, "pickup": pickup, "ship": ship}
-    return Position(sku, loc, int(on_hand), int(reserved), int(safety)), parse_location(loc, fields)
+    return Position(sku, loc, int(on_hand), int(reserved), int(safety)), parse_location(
+        loc, fields, domain
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from stocksync.domain.codes import new_hold_code
+from stocksync.domain.errors import IdempotencyConflict, NotFound
 from stocksync.domain.model import (
+    DEFAULT_DOMAIN,
     Line,
     Reservation,
     ReserveResult,
@@ -15,7 +19,6 @@ from stocksync.domain.model import (
     normalize_lines,
     reservation_fingerprint,
 )
-from stocksync.store.base import ScriptStore
 from stocksync.store.outbox import OutboxEvent, decode_stored_events
 from stocksync.store.replies import (
     field_pairs,
@@ -23,6 +26,7 @@ from stocksync.store.replies import (
     parse_reservation,
     raise_for_refusal,
 )
+from stocksync.store.routing import Routing
 
 CODE_ATTEMPTS = 8  # a code is taken with odds (active holds / 31^7): one retry is already rare
 
@@ -41,7 +45,7 @@ class TransitionResult:
     sale_events: tuple[OutboxEvent, ...] = ()  # a fulfilment's events, for the ledger
 
 
-class Reservations(ScriptStore):
+class Reservations(Routing):
     async def reserve(
         self,
         reservation_id: str,
@@ -66,28 +70,37 @@ class Reservations(ScriptStore):
         if confirm:  # same id as a plain hold but another request: a conflict, not a replay
             fp += ":confirmed"
         lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in normalized])
-        for _ in range(CODE_ATTEMPTS):
-            code = new_hold_code()
-            reply = await self.run(
-                "reserve",
-                reservation_id,
-                channel,
-                ttl_seconds * 1000,
-                fp,
-                customer_ref or "",
-                lines_json,
-                code,
-                key_id or "",
-                self.settings.max_active_holds_per_key.get(channel, 0),
-                self.settings.max_active_holds_per_customer,
-                "1" if confirm else "",
-                "" if pickup_seconds is None else pickup_seconds * 1000,
-                self.settings.max_held_units_per_location_per_key.get(channel, 0) if key_id else 0,
-            )
-            if reply[0] != "code_taken":
-                break
-        else:
-            raise RuntimeError(f"no free hold code after {CODE_ATTEMPTS} attempts")
+        domain = await self.domain_of_lines(normalized)
+        args = (
+            reservation_id,
+            channel,
+            ttl_seconds * 1000,
+            fp,
+            customer_ref or "",
+            lines_json,
+            key_id or "",
+            self.settings.max_active_holds_per_key.get(channel, 0),
+            self.settings.max_active_holds_per_customer,
+            "1" if confirm else "",
+            "" if pickup_seconds is None else pickup_seconds * 1000,
+            self.settings.max_held_units_per_location_per_key.get(channel, 0) if key_id else 0,
+        )
+        # The directory's claim and the hold go out together (two slots, two batches in
+        # flight at once; the hold is queued first, as a lone change would be), and the answer
+        # waits for both: a claim that finds the id in another domain undoes a hold this call
+        # created (released at once) before refusing.
+        claim = asyncio.ensure_future(self.claim_reservation(reservation_id, domain))
+        try:
+            reply, code = await self._hold(domain, args)
+        except BaseException:
+            await asyncio.gather(claim, return_exceptions=True)
+            raise
+        try:
+            await claim
+        except IdempotencyConflict:
+            if reply[0] == "ok" and int(reply[1]):
+                await self.run("release", reservation_id, "", domain=domain)
+            raise
         raise_for_refusal(reply, action="reserve", subject=reservation_id)
         if not int(reply[1]):  # a retry of the same request: the stored reservation
             return ReserveResult(parse_reservation(reservation_id, field_pairs(reply[2:])), False)
@@ -95,7 +108,7 @@ class Reservations(ScriptStore):
         history = [(State.HELD.value, created_at)]
         if confirm:
             history.append((State.CONFIRMED.value, created_at))
-        held = Reservation(
+        reservation = Reservation(
             reservation_id=reservation_id,
             channel=channel,
             state=State.CONFIRMED if confirm else State.HELD,
@@ -108,7 +121,17 @@ class Reservations(ScriptStore):
             hold_code=code,
             key_id=key_id,
         )
-        return ReserveResult(held, created=True)
+        return ReserveResult(reservation, created=True)
+
+    async def _hold(self, domain: str, args: tuple[str | int, ...]) -> tuple[list[Any], str]:
+        """The reserve script's reply (with a fresh hold code, again if the code was taken)
+        and the code it was given."""
+        for _ in range(CODE_ATTEMPTS):
+            code = new_hold_code()
+            reply: list[Any] = await self.run("reserve", *args[:6], code, *args[6:], domain=domain)
+            if reply[0] != "code_taken":
+                return reply, code
+        raise RuntimeError(f"no free hold code after {CODE_ATTEMPTS} attempts")
 
     # Each transition takes the caller's ``access`` (reservation_access.access_spec): a
     # reservation the caller may not access is not found, checked in the same script call as
@@ -141,10 +164,13 @@ class Reservations(ScriptStore):
     async def _transition(
         self, action: str, reservation_id: str, *args: str | int
     ) -> TransitionResult:
-        reply = await self.run(action, reservation_id, *args)
+        domain = await self.domain_of_reservation(reservation_id)
+        if domain is None:
+            raise NotFound(f"reservation {reservation_id!r} not found", resource="reservation")
+        reply = await self.run(action, reservation_id, *args, domain=domain)
         raise_for_refusal(reply, action=action, subject=reservation_id)
         fields = field_pairs(reply[2:])
-        sale = decode_stored_events(self.keys.namespace, fields.get("events", ""))
+        sale = decode_stored_events(self.keys_of(domain).ledger_namespace, fields.get("events", ""))
         return TransitionResult(
             parse_reservation(reservation_id, fields), bool(int(reply[1])), sale
         )
@@ -152,10 +178,18 @@ class Reservations(ScriptStore):
     async def erase_customer(self, customer_ref: str, reservation_ids: Sequence[str]) -> int:
         """Remove ``customer_ref`` from its reservations (active ones, and ``reservation_ids``
         the ledger knows); returns how many Redis reservations carried it."""
-        reply = await self.run("erase_customer", customer_ref, *reservation_ids)
-        return int(reply[1])
+        grouped: dict[str, list[str]] = {domain: [] for domain in await self.domains()}
+        for reservation_id in reservation_ids:
+            domain = await self.domain_of_reservation(reservation_id)
+            if domain is not None:
+                grouped.setdefault(domain, []).append(reservation_id)
+        erased = 0
+        for domain, ids in grouped.items():
+            reply = await self.run("erase_customer", customer_ref, *ids, domain=domain)
+            erased += int(reply[1])
+        return erased
 
-    async def reap(self, limit: int = 16) -> ReapResult:
-        """Expire up to ``limit`` reservations whose deadline passed."""
-        expired, lag_ms, active = await self.run("expire", limit)
+    async def reap(self, limit: int = 16, *, domain: str = DEFAULT_DOMAIN) -> ReapResult:
+        """Expire up to ``limit`` of a domain's reservations whose deadline passed."""
+        expired, lag_ms, active = await self.run("expire", limit, domain=domain)
         return ReapResult(int(expired), int(lag_ms) / 1000, int(active))

@@ -46,6 +46,7 @@ OPERATIONS = (
     "audit_read",
     "audit_scan",
     "stock_changes",
+    "claim_reservation",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.
@@ -63,6 +64,7 @@ BATCHED = frozenset(
         "expire",
         "upsert_location",
         "move",
+        "claim_reservation",
     }
 )
 LIBRARY_PREFIX = "stocksync_"
@@ -79,10 +81,21 @@ local OPS = {
 %(table)s
 }
 
--- batch: KEYS[1] key prefix. ARGV: retention, outbox cap, count, then per operation:
+-- A domain being moved to another node (stocksync.store.domain_moves) is frozen: every call is
+-- refused before it reads or writes anything, and the caller retries once the move is done.
+local function frozen(keys)
+  if redis.call('HEXISTS', keys[1], 'frozen') == 1 then
+    return redis.error_reply('FROZEN this stock domain is moving to another node; retry shortly')
+  end
+  return nil
+end
+
+-- batch: KEYS[1] the domain's meta hash. ARGV: retention, outbox cap, count, then per operation:
 -- name, n, and n values (the operation's own arguments, then its actor).
 -- Returns one reply per operation, in order; an operation's error is an error in its slot.
 local function batch(keys, args)
+  local refused = frozen(keys)
+  if refused then return refused end
   local now = server_now()
   local results = {}
   local i = 4
@@ -113,6 +126,8 @@ end
 
 local function direct(op)
   return function(keys, args)
+    local refused = frozen(keys)
+    if refused then return refused end
     begin(keys, args, server_now())
     return op(keys, args)
   end

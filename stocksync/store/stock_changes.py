@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NotRequired, TypedDict, Unpack
 
-from stocksync.domain.errors import StockSyncError
+from stocksync.domain.errors import DomainChange, StockSyncError
 from stocksync.domain.model import (
     Location,
     Position,
     StockChangeResult,
     event_fingerprint,
 )
-from stocksync.store.base import ScriptStore
 from stocksync.store.outbox import OutboxEvent, decode_stored_events
 from stocksync.store.replies import raise_for_refusal
+from stocksync.store.routing import Routing
 
 # Rows of one batched stock_changes call. A row costs the server 25-45 µs (measured: a dozen
 # commands for its idempotency record, position and outbox event, and their AOF entries), and
@@ -107,9 +107,19 @@ def _arg(value: int | None) -> str | int:
     return "" if value is None else value
 
 
-class StockChanges(ScriptStore):
+class StockChanges(Routing):
     async def upsert_location(self, location: Location) -> bool:
-        """Create or update a location; True when it was created."""
+        """Create or update a location in its domain; True when it was created. A location
+        keeps the domain it was created in (:class:`DomainChange` otherwise: moving it is an
+        offline operation)."""
+        held = await self.register_location(location.location_id, location.domain)
+        if held != location.domain:
+            raise DomainChange(
+                f"location {location.location_id!r} is in stock domain {held!r}, not "
+                f"{location.domain!r}; a location moves to another domain only with "
+                "`stocksync domains move-location` (refused while it has active holds)",
+                domain=held,
+            )
         reply = await self.run(
             "upsert_location",
             location.location_id,
@@ -119,6 +129,7 @@ class StockChanges(ScriptStore):
             "" if location.lon is None else repr(location.lon),
             int(location.pickup),
             int(location.ship),
+            domain=location.domain,
         )
         raise_for_refusal(reply, action="upsert_location", subject=location.location_id)
         return bool(int(reply[1]))
@@ -186,6 +197,7 @@ class StockChanges(ScriptStore):
         # sale applied as a delta before is replayed, not refused as a conflict.
         parts: list[object] = ["adjust", sku, location_id, -qty, "sale", occurred_at_ms]
         fp = event_fingerprint(*parts, *([reservation_id] if reservation_id else []))
+        domain = await self.domain_of_location(location_id)
         reply = await self.run(
             "sell",
             sku,
@@ -196,6 +208,7 @@ class StockChanges(ScriptStore):
             options["source_event_id"],
             _arg(occurred_at_ms),
             fp,
+            domain=domain,
         )
         raise_for_refusal(reply, action="sale")
         applied, on_hand, reserved, safety, seq, flagged = (int(v) for v in reply[1:7])
@@ -209,12 +222,13 @@ class StockChanges(ScriptStore):
             applied=bool(applied),
             seq=seq,
             at_risk_reservations=flagged,
-            sale_events=decode_stored_events(self.keys.namespace, events),
+            sale_events=decode_stored_events(self.keys_of(domain).ledger_namespace, events),
         )
 
     async def stock_change(self, call: StockCall) -> StockChangeResult:
         """Run one count or delta built by ``count_call`` or ``adjust_call``."""
-        reply = await self.run(call.script, call.sku, call.location_id, *call.args)
+        domain = await self.domain_of_location(call.location_id)
+        reply = await self.run(call.script, call.sku, call.location_id, *call.args, domain=domain)
         return _stock_change_result(call, reply)
 
     async def stock_changes(
@@ -229,17 +243,18 @@ class StockChanges(ScriptStore):
         the others go on. Counts here carry no compare-and-set or safety stock.
         """
         results: list[StockRowResult | StockSyncError] = []
-        for start, end, source in _runs(calls):
-            results += await self._stock_rows(calls[start:end], source)
+        domains = [await self.domain_of_location(call.location_id) for call in calls]
+        for start, end, source in _runs(calls, domains):
+            results += await self._stock_rows(calls[start:end], source, domains[start])
         return results
 
     async def _stock_rows(
-        self, calls: Sequence[StockCall], source: str
+        self, calls: Sequence[StockCall], source: str, domain: str
     ) -> list[StockRowResult | StockSyncError]:
         args: list[str | int] = [source]
         for call in calls:
             args += call.row
-        reply = await self.run("stock_changes", *args)
+        reply = await self.run("stock_changes", *args, domain=domain)
         codes = reply[0]
         results: list[StockRowResult | StockSyncError] = []
         for call, code, seq in zip(calls, codes, reply[1:], strict=True):
@@ -268,8 +283,8 @@ def _row_refusal(call: StockCall, code: str) -> StockSyncError:
     raise AssertionError("a refusal status always raises")
 
 
-def _runs(calls: Sequence[StockCall]) -> list[tuple[int, int, str]]:
-    """(start, end, source) of consecutive calls with one source, at most
+def _runs(calls: Sequence[StockCall], domains: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(start, end, source) of consecutive calls with one source in one domain, at most
     ``STOCK_ROWS_PER_CALL`` each."""
     runs: list[tuple[int, int, str]] = []
     start = 0
@@ -277,6 +292,7 @@ def _runs(calls: Sequence[StockCall]) -> list[tuple[int, int, str]]:
         if (
             i == len(calls)
             or calls[i].source != calls[start].source
+            or domains[i] != domains[start]
             or i - start == STOCK_ROWS_PER_CALL
         ):
             runs.append((start, i, calls[start].source))

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from stocksync.domain.events import EventKind
 from stocksync.domain.model import ACTIVE, State
-from stocksync.store.keys import POSITION_FIELDS, Keys, ordered_member
+from stocksync.store.keys import POSITION_FIELDS, Directory, Keys, ordered_member
 from stocksync.store.scripts import OPERATIONS, library_source
 
 LUA = resources.files("stocksync.store") / "lua"
@@ -70,7 +70,7 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         " ATRISK, ACTIVE_KEY, ordered_member('R', 1712345678901),"
         " OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY, states }"
     )
-    reply = await redis_client.eval(probe, 1, keys.prefix, 60, 0)  # type: ignore[no-untyped-call]
+    reply = await redis_client.eval(probe, 1, keys.anchor, 60, 0)  # type: ignore[no-untyped-call]
     *names, states = reply
     assert names == [
         keys.position("S", "L"),
@@ -101,5 +101,12 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
 
 async def test_lua_position_fields_are_the_ones_python_reads(redis_client: Redis) -> None:
     probe = library_source() + "\nreturn { ON_HAND, RESERVED, SAFETY, COUNT_AS_OF }"
-    reply = await redis_client.eval(probe, 1, Keys("vocab").prefix, 60, 0)  # type: ignore[no-untyped-call]
+    reply = await redis_client.eval(probe, 1, Keys("vocab").anchor, 60, 0)  # type: ignore[no-untyped-call]
     assert tuple(reply) == POSITION_FIELDS
+
+
+async def test_the_directory_helper_builds_the_name_python_builds(redis_client: Redis) -> None:
+    directory = Directory("vocab")
+    probe = library_source() + "\nreturn resdomain_key()"
+    reply = await redis_client.eval(probe, 1, directory.anchor, 60, 0)  # type: ignore[no-untyped-call]
+    assert reply == directory.reservation_domains

@@ -169,8 +169,12 @@ async def seed(store: RedisStockStore) -> int:
         for i in range(KEY_CAP)
     ]
     for start in range(0, len(calls), PIPELINE):
-        replies = await store.run_pipelined(calls[start : start + PIPELINE])
+        chunk = calls[start : start + PIPELINE]
+        replies = await store.run_pipelined(chunk)
         assert all(reply[0] == "ok" for reply in replies), replies[0]
+        # What Reservations.reserve claims beside each hold: the directory routes by it.
+        claims = {str(args[0]): "default|0" for _, args in chunk}
+        await store.client.hset(store.directory.reservation_domains, mapping=claims)  # type: ignore[misc]
     return len(calls) + SKUS + 1
 
 

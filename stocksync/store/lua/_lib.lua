@@ -1,7 +1,8 @@
 -- _lib.lua: helpers shared by every operation of the function library (stocksync/store/scripts.py).
 --
--- KEYS[1]  key prefix with the namespace hash tag, e.g. "ss:{default}:". Every key a script
---          touches is built from it, so all of them hash to one slot (Redis Cluster safe).
+-- KEYS[1]  the stock domain's meta hash, e.g. "ss:{default:default}:meta": its prefix (without
+--          "meta") has the domain's hash tag, every key a script touches is built from that
+--          prefix, so all of them hash to one slot (Redis Cluster safe).
 -- ARGV[1]  retention in seconds for terminal reservations and idempotency records
 -- ARGV[2]  approximate maximum length of the outbox stream (0 = no cap)
 -- ARGV[3…] the operation's own arguments (each script names them at its top)
@@ -25,7 +26,7 @@ local function server_now()
 end
 
 local function begin(keys, argv, now)
-  P = keys[1]
+  P = string.sub(keys[1], 1, -5) -- without 'meta'
   RETENTION = tonumber(argv[1])
   OUTBOX_MAXLEN = tonumber(argv[2])
   NARGS = #argv - 1
@@ -61,6 +62,8 @@ local function ages_key(loc) return P .. 'ages:' .. loc end
 -- Units an API key holds per location on a channel capped in units (hash: location -> units).
 local function heldunits_key(key_id, channel) return P .. 'heldunits:' .. key_id .. ':' .. channel end
 local function code_key(code) return P .. 'code:' .. code end
+-- The namespace directory's (P is the directory's prefix when KEYS[1] is its anchor).
+local function resdomain_key() return P .. 'resdomain' end
 -- ATRISK and the namespace's single keys (ACTIVE_KEY, OUTBOX_KEY, ...) are set by begin().
 
 local function num(v) return tonumber(v) or 0 end

@@ -52,7 +52,8 @@ async def test_a_lone_reserve_goes_out_alone(
     sizes.clear()
     result = await batched.reserve("alone", "web", [Line(sku, "store-a", 1)], TTL)
     assert result.created
-    assert sizes == [1, 1]  # its claim and its hold, each alone  # flushed on the next loop turn: it waited for no company
+    # Its hold and its claim, each flushed on the next loop turn: they waited for no company.
+    assert sizes == [1, 1]
 
 
 async def test_a_short_reservation_fails_only_itself_in_its_batch(

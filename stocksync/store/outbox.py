@@ -139,11 +139,14 @@ def _stream_entries(reply: Any) -> list[Entry]:
 
 
 class Outbox:
-    """Reads, consumer groups and trimming of one namespace's outbox stream."""
+    """Reads, consumer groups and trimming of one stock domain's outbox stream."""
 
     def __init__(self, client: Redis, keys: Keys) -> None:
         self.client = client
-        self.namespace = keys.namespace
+        self.keys = keys
+        self.domain = keys.domain
+        # The ledger's name for the domain's events (the namespace itself for `default`).
+        self.namespace = keys.ledger_namespace
         self.stream = keys.outbox
 
     def decode(self, entries: Sequence[Entry]) -> list[OutboxEvent]:
@@ -303,7 +306,7 @@ class Outbox:
         pool = self.client.connection_pool
         kwargs = {**pool.connection_kwargs, "socket_timeout": None}
         own = ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
-        return Outbox(Redis.from_pool(own), Keys(self.namespace))
+        return Outbox(Redis.from_pool(own), self.keys)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -318,6 +318,12 @@ class ValkeyCluster:
         assert not node.alive
         self._launch(node)
         self.wait_healthy()
+        # Its first AOF after the resync: until written, the node refuses SIGTERM.
+        wait_until(
+            f"{node.name} wrote its AOF",
+            lambda: node.info("persistence")["aof_rewrite_in_progress"] == 0
+            and node.info("persistence")["aof_rewrite_scheduled"] == 0,
+        )
 
     # -- slot migration -------------------------------------------------------------------------
 

@@ -321,8 +321,10 @@ class ValkeyCluster:
         # Its first AOF after the resync: until written, the node refuses SIGTERM.
         wait_until(
             f"{node.name} wrote its AOF",
-            lambda: node.info("persistence")["aof_rewrite_in_progress"] == 0
-            and node.info("persistence")["aof_rewrite_scheduled"] == 0,
+            lambda: (
+                node.info("persistence")["aof_rewrite_in_progress"] == 0
+                and node.info("persistence")["aof_rewrite_scheduled"] == 0
+            ),
         )
 
     # -- slot migration -------------------------------------------------------------------------

@@ -46,6 +46,33 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
     redis_pool_timeout: float = 5.0
 
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL names one seed node of a Redis/Valkey Cluster: script calls go "
+        "to the primary of their stock domain's slot, following MOVED/ASK redirects",
+    )
+    replica_wait: Literal["auto", "off", "wait", "waitaof"] = Field(
+        default="auto",
+        description="after a change, wait for a replica before answering: wait = one replica "
+        "has it in memory (WAIT 1), waitaof = the primary and one replica fsynced it to their "
+        "AOF (WAITAOF 1 1), off = never (a failover can lose acknowledged changes); auto = "
+        "wait on a cluster shard that has a replica, off on a standalone server",
+    )
+    replica_wait_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="how long a change waits for its replica; then 503 replication_timeout "
+        "(the change was applied on the primary; an idempotent retry is safe)",
+    )
+    redis_cluster_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="on a cluster, how long a script call keeps retrying (topology refreshed, "
+        "backing off) while its slot's primary is down or the cluster is failing over",
+    )
+
     channels: list[Annotated[str, Field(pattern=CHANNEL_PATTERN)]] = Field(
         default_factory=lambda: ["web", "app", "chat", "pos", "marketplace"],
         min_length=1,

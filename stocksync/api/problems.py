@@ -208,6 +208,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "payload_too_large",
         422: "validation_error: nothing was changed",
         503: "store_unavailable (retry the same request; Retry-After) | stock_regressed | "
-        "ledger_unavailable | ledger_busy",
+        "ledger_unavailable | ledger_busy | replication_timeout (applied on the primary, "
+        "not yet on a replica: retry the same request; Retry-After)",
     }.items()
 }

@@ -110,6 +110,18 @@ class StoreBusy(StockSyncError):
     retry_after_seconds = 1
 
 
+class ReplicationTimeout(StockSyncError):
+    """No replica confirmed a change within the wait (``replica_wait``). The change WAS
+    applied on the primary, so it is not lost unless that primary fails before a replica
+    copies it; the client must not read this as a refusal, and retrying the same request is
+    safe because every operation is idempotent."""
+
+    code = "replication_timeout"
+    status = 503
+    title = "No replica confirmed the change in time"
+    retry_after_seconds = 1
+
+
 class HoldLimitReached(StockSyncError):
     """Too many active reservations for one API key or one customer, or too many units held
     by one API key at one location (``scope``: key, customer or units)."""

@@ -3,26 +3,32 @@
 The API, ``stocksync worker``, ``rebuild``, ``audit``, ``demo`` and ``connector run`` all get
 their Redis URL from :func:`redis_url` (the configured server, or the bundled one started in
 the data dir) and their store from :func:`open_store` (a warmed blocking pool and a
-:class:`RedisStockStore` built from the same :class:`Settings`).
+:class:`RedisStockStore` built from the same :class:`Settings`). With
+``STOCKSYNC_REDIS_CLUSTER=true`` the URL names one seed node of a cluster: the store's plain
+key commands go through redis-py's :class:`RedisCluster` and its script calls through a
+:class:`ClusterTransport` (one blocking pool per primary).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import hiredis
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.connection import AbstractConnection, parse_url
 
 from stocksync.config import Settings
 from stocksync.store.base import BatchObserver, ScriptObserver
+from stocksync.store.cluster_transport import ClusterTransport
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.keys import Keys
 from stocksync.store.migrate import migrate_store, migrate_to_domains, reindex_reservations
 from stocksync.store.redis_store import RedisStockStore
+from stocksync.store.replica_wait import ReplicaWait
+from stocksync.store.transport import StandaloneTransport, Transport
 
 POOL_WARM_MAX = 16  # connections opened at start: the first requests don't pay the connect
 # Oldest servers with what the store needs: functions (FUNCTION LOAD / FCALL), and the stream
@@ -136,6 +142,75 @@ async def open_redis(url: str, pool_size: int, pool_timeout: float) -> Redis:
     return client
 
 
+def node_client(url: str, host: str, port: int, pool_size: int, pool_timeout: float) -> Redis:
+    """A client on a blocking pool for one cluster node: the seed ``url``'s credentials and
+    options, another host and port. Connections open on first use."""
+    options: dict[str, Any] = dict(parse_url(url))
+    options.update(host=host, port=port)
+    pool = BlockingConnectionPool(
+        max_connections=pool_size,
+        timeout=pool_timeout,
+        decode_responses=True,
+        health_check_interval=30,
+        **options,
+    )
+    pool.connection_class = hiredis_packing(pool.connection_class)
+    return Redis.from_pool(pool)
+
+
+async def open_cluster(url: str, pool_size: int, pool_timeout: float) -> RedisCluster:
+    """A cluster client from one seed node, its slot map read before any concurrent use.
+
+    Its per-node pools do not block when full (redis-py raises MaxConnectionsError), so they
+    get twice the script pools' size: they carry only the plain key commands."""
+    cluster = RedisCluster.from_url(
+        url, decode_responses=True, max_connections=2 * pool_size, health_check_interval=30
+    )
+    await cluster.initialize()
+    return cluster
+
+
+def replica_wait(settings: Settings) -> ReplicaWait:
+    return ReplicaWait(settings.replica_wait, settings.replica_wait_timeout_ms)
+
+
+@asynccontextmanager
+async def open_client(
+    settings: Settings, url: str, pool_size: int
+) -> AsyncIterator[tuple[Redis, Transport]]:
+    """The client for plain key commands and the transport for script calls, both checked
+    against :func:`require_supported_server` (on a cluster: every primary); closed on exit."""
+    if not settings.redis_cluster:
+        client = await open_redis(url, pool_size, settings.redis_pool_timeout)
+        try:
+            require_supported_server(await client.info("server"))
+            yield client, StandaloneTransport(client, replica_wait(settings))
+        finally:
+            await client.aclose()
+        return
+    cluster = await open_cluster(url, pool_size, settings.redis_pool_timeout)
+    transport = ClusterTransport(
+        cluster,
+        lambda host, port: node_client(url, host, port, pool_size, settings.redis_pool_timeout),
+        wait=replica_wait(settings),
+        retry_seconds=settings.redis_cluster_retry_seconds,
+    )
+    try:
+
+        async def info(client: Redis) -> dict[str, Any]:
+            server: dict[str, Any] = await client.info("server")
+            return server
+
+        for server in await transport.on_each_primary(info):
+            require_supported_server(server)
+        # The store types its client as Redis: the plain key commands it sends (one slot
+        # each) are the same calls on a RedisCluster.
+        yield cast("Redis", cluster), transport
+    finally:
+        await transport.aclose()
+        await cluster.aclose()
+
+
 @asynccontextmanager
 async def open_store(
     settings: Settings,
@@ -152,15 +227,17 @@ async def open_store(
     stocksync builds are removed: see :meth:`ScriptStore.load_library`).
     """
     size = settings.redis_pool_size if pool_size is None else pool_size
-    client = await open_redis(url, size, settings.redis_pool_timeout)
-    try:
-        require_supported_server(await client.info("server"))
+    async with open_client(settings, url, size) as (client, transport):
         # Before any script of this release runs: keys an older release wrote get its layout.
         await migrate_to_domains(client, settings.namespace)
         await migrate_store(client, Keys(settings.namespace))
-        store = RedisStockStore(client, settings, observe=observe, observe_batch=observe_batch)
+        store = RedisStockStore(
+            client,
+            settings,
+            observe=observe,
+            observe_batch=observe_batch,
+            transport=transport,
+        )
         await store.load_library()
         await reindex_reservations(store)  # needs the library: the `reindex` operation
         yield store
-    finally:
-        await client.aclose()

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import redis
 
-from stocksync.domain.model import event_fingerprint
-from stocksync.store.keys import Keys
-from stocksync.store.migrate import LAYOUT_VERSION
+from stocksync.domain.model import DEFAULT_DOMAIN, event_fingerprint
+from stocksync.store.keys import Directory, Keys
+from stocksync.store.migrate import DOMAINS_LAYOUT, LAYOUT_VERSION
 from stocksync.store.scripts import library
 
 RETENTION_SECONDS = 7 * 24 * 3600  # the store's default (script head: retention, outbox cap)
@@ -39,14 +39,14 @@ def seed_grid(
         upsert, set_count = functions.function("upsert_location"), functions.function("set_count")
         for location_id in locations:
             args = [*head, location_id, location_id, "warehouse", 52.5, 13.4, 1, 1, ACTOR]
-            client.fcall(upsert, 1, keys.prefix, *args)
+            client.fcall(upsert, 1, keys.anchor, *args)
         pipe = client.pipeline(transaction=False)
         queued = 0
         for sku in skus:
             for location_id in locations:
                 fp = event_fingerprint("count", sku, location_id, on_hand, None, None, None)
                 args = [*head, sku, location_id, on_hand, "", "", "", "bench-seed", "", fp, ACTOR]
-                pipe.fcall(set_count, 1, keys.prefix, *args)
+                pipe.fcall(set_count, 1, keys.anchor, *args)
                 queued += 1
                 if queued == CHUNK:
                     _flush(pipe, keys)
@@ -54,6 +54,10 @@ def seed_grid(
         _flush(pipe, keys)
         # Written in this release's layout: the API's start-up has nothing to migrate.
         client.set(keys.layout, LAYOUT_VERSION)
+        directory = Directory(namespace)  # the locations routed to the default domain
+        client.hset(directory.location_domains, mapping=dict.fromkeys(locations, DEFAULT_DOMAIN))
+        client.sadd(directory.domains, DEFAULT_DOMAIN)
+        client.set(directory.layout, DOMAINS_LAYOUT)
     finally:
         client.close()
     return time.monotonic() - started

@@ -124,7 +124,7 @@ def pipelined_pair_step(client: Redis, store: RedisStockStore, tag: str, batch: 
     fp = reservation_fingerprint(CHANNEL, lines, TTL_SECONDS, None)
     lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in lines])
     tail: list[str | int] = [CHANNEL, TTL_SECONDS * 1000, fp, "", lines_json]
-    prefix = [store.keys.prefix]
+    prefix = [store.keys.anchor]
 
     async def step(task_id: int, i: int) -> object:
         ids = [f"{tag}-{task_id}-{i}-{k}" for k in range(batch // 2)]

@@ -19,7 +19,7 @@ from connectors.square.client import SquareRefused
 from connectors.square.connector import SquareConnector, create
 from connectors.square.mapping import map_change
 from connectors.square.poller import Checkpoint
-from stocksync.domain.model import Line, Location, State
+from stocksync.domain.model import DEFAULT_DOMAIN, Line, Location, State
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.square_connector import (
@@ -363,9 +363,9 @@ async def test_sync_once_applies_a_page_of_counts_and_moves_in_one_batched_call(
     calls: list[str] = []
     run = store.run
 
-    async def counted(name: str, *args: str | int) -> object:
+    async def counted(name: str, *args: str | int, domain: str = DEFAULT_DOMAIN) -> object:
         calls.append(name)
-        return await run(name, *args)
+        return await run(name, *args, domain=domain)
 
     monkeypatch.setattr(store, "run", counted)
     summary = await square.connector.sync_once(ctx)

@@ -27,7 +27,7 @@ from connectors.framework.commands import Sale
 from connectors.framework.gateway import Applied, EngineGateway
 from stocksync.config import Settings
 from stocksync.domain.errors import InvalidTransition
-from stocksync.domain.model import ACTIVE, Line, Location, State
+from stocksync.domain.model import ACTIVE, DEFAULT_DOMAIN, Line, Location, State
 from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sale_commits import SaleCommitter
 from stocksync.ledger.sql_ledger import SqlLedger
@@ -62,11 +62,11 @@ class HoldEndsAroundFirstCall(RedisStockStore):
         self._pending: tuple[str, HoldEnding] | None = (reservation_id, end)
         self._before = before
 
-    async def run(self, name: str, *args: str | int) -> Any:
+    async def run(self, name: str, *args: str | int, domain: str = DEFAULT_DOMAIN) -> Any:
         pending, self._pending = self._pending, None
         if pending and self._before:
             await self._end(*pending)
-        reply = await super().run(name, *args)
+        reply = await super().run(name, *args, domain=domain)
         if pending and not self._before:
             await self._end(*pending)
         return reply

@@ -18,12 +18,14 @@ from stocksync.store.keys import (
     RESERVED,
     SAFETY,
     Keys,
+    directory_prefix,
 )
 from stocksync.store.migrate import (
     LAYOUT_VERSION,
     POSITIONS_LAYOUT,
     layout_version,
     migrate_store,
+    migrate_to_domains,
     reindex_reservations,
 )
 from stocksync.store.pickups import PickupOps
@@ -178,3 +180,32 @@ async def test_reindex_puts_an_older_release_s_active_reservations_in_the_new_in
     assert store.keys.prefix + "atrisk" not in legacy
     assert await layout_version(store.client, store.keys) == LAYOUT_VERSION
     assert await reindex_reservations(store) == 0  # marked: one GET
+
+
+async def test_keys_written_before_domains_move_into_the_default_domain(
+    store: RedisStockStore, stocked: object, sku: str
+) -> None:
+    """A namespace as the release before stock domains left it (every key under the
+    namespace's own hash tag, no directory) becomes the `default` domain, its locations and
+    reservations routed by the directory."""
+    await stocked(sku, 5)  # type: ignore[operator]
+    await store.reserve("before-domains", "web", [Line(sku, "store-a", 2)], 600)
+    client, namespace = store.client, store.keys.namespace
+    old, new = directory_prefix(namespace), store.keys.prefix
+    written = [key async for key in client.scan_iter(match=new + "*")]
+    for key in written:  # the previous release's names: the same keys, the namespace's tag
+        await client.rename(key, old + key.removeprefix(new))
+    directory = store.directory  # its keys share the old tag: not there before domains
+    await client.delete(
+        directory.domains, directory.location_domains, directory.reservation_domains
+    )
+
+    moved = await migrate_to_domains(client, namespace, batch=3)
+    assert moved == len(written)
+    assert sorted([key async for key in client.scan_iter(match=new + "*")]) == sorted(written)
+    fresh = RedisStockStore(client, store.settings)  # a process that routes from the directory
+    assert await fresh.domain_of_location("store-a") == "default"
+    assert await fresh.domain_of_reservation("before-domains") == "default"
+    assert (await fresh.fulfill("before-domains")).reservation.state == State.FULFILLED
+    assert await fresh.position(sku, "store-a") == Position(sku, "store-a", 3, 0, 0)
+    assert await migrate_to_domains(client, namespace) == 0  # marked: nothing to do again

@@ -19,6 +19,7 @@ SECTIONS = (
     "warehouse",
     "webhooks",
     "audit",
+    "cluster",
 )
 WRK_SECTIONS = frozenset({"http", "ledger", "hot"})  # the sections that run wrk
 
@@ -29,7 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="stocksync benchmarks: script path vs the Redis ceiling, HTTP path (wrk),"
         " open-loop latency, ledger writer throughput and lag, and against a row-lock peer on"
         " PostgreSQL: hot SKU flash sale, spread load; scale (memory and latency by positions);"
-        " connectors: warehouse file import, webhook ingest; audit at scale.",
+        " connectors: warehouse file import, webhook ingest; audit at scale; store.reserve on a"
+        " standalone server vs Valkey Clusters of 1, 2 and 3 primaries.",
         epilog=f"The {_listed(WRK_SECTIONS)} sections run wrk (apt-get install wrk).",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, ~1.5 min")

@@ -22,6 +22,7 @@ from bench.scenarios import (
     ceiling,
     ceiling_picklist,
     ceiling_reserve,
+    cluster,
     hot,
     http,
     ledger,
@@ -111,6 +112,10 @@ def run(options: Options, outcome: Outcome) -> None:
             outcome.notes += found
         if "audit" in options.sections:
             audit_section(stack, options, outcome)
+        if "cluster" in options.sections:
+            log("cluster: store.reserve on a standalone server vs clusters of 1, 2, 3 primaries")
+            outcome.rows += cluster.run(options.profile, options.tmp_dir, log)
+            outcome.meta.setdefault("redis_version", cluster.server_version())
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
@@ -338,6 +343,7 @@ def notes(outcome: Outcome) -> list[str]:
     lines += ledger.notes(outcome.rows) + outcome.notes
     lines += warehouse.notes(outcome.rows)
     lines += audit.notes(outcome.rows)
+    lines += cluster.notes(outcome.rows)
     cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)

@@ -68,6 +68,9 @@ class Profile:
     reserve_concurrency: int = 32
     # ceiling: the pick list's longest script with this many active holds at one location
     picklist_carts: int = 20_000
+    # cluster: store.reserve on standalone vs clusters of 1-3 primaries, this many each
+    cluster_reservations: int = 20_000
+    cluster_concurrency: int = 64
 
 
 FULL = Profile(
@@ -146,4 +149,5 @@ QUICK = Profile(
     audit_positions=20_000,
     webhook_seconds=1.5,
     webhook_rounds=1,
+    cluster_reservations=4_000,
 )

@@ -23,6 +23,7 @@ from stocksync.config import Settings
 from stocksync.domain.errors import InsufficientStock, InvalidTransition
 from stocksync.domain.model import (
     ACTIVE,
+    DEFAULT_DOMAIN,
     Action,
     Line,
     Location,
@@ -46,21 +47,21 @@ lines_strategy = st.lists(
 
 
 class StoreMachine(RuleBasedStateMachine):
-    """Each example gets its own event loop, client and namespace on the shared server."""
+    """Each example gets its own event loop, client and namespace on the shared server.
+
+    Subclasses run the same model elsewhere (a cluster: tests/cluster) by overriding
+    :meth:`open_store` and :meth:`close_store`, and may put the locations in another ``domain``.
+    """
 
     url: ClassVar[str] = ""
+    domain: str = DEFAULT_DOMAIN  # where the locations are (a subclass may choose per example)
     reservations = Bundle("reservations")
 
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.client: Redis = self.run(self.connect())
         self.batch_sizes: list[int] = []
-        self.store = RedisStockStore(
-            self.client,
-            Settings(namespace="sm" + uuid.uuid4().hex[:12]),
-            observe_batch=self.batch_sizes.append,
-        )
+        self.store = self.run(self.open_store("sm" + uuid.uuid4().hex[:12]))
         self.on_hand = dict.fromkeys(LOCATIONS, 0)
         self.reserved = dict.fromkeys(LOCATIONS, 0)
         self.safety = dict.fromkeys(LOCATIONS, 0)
@@ -69,21 +70,27 @@ class StoreMachine(RuleBasedStateMachine):
         self.events = 0
         self.last_adjust: tuple[str, int, str] | None = None
         for loc in LOCATIONS:
-            self.run(self.store.upsert_location(Location(loc, loc, "store")))
+            self.run(self.store.upsert_location(Location(loc, loc, "store", domain=self.domain)))
 
-    async def connect(self) -> Redis:
+    async def open_store(self, namespace: str) -> RedisStockStore:
         client = Redis.from_url(self.url, decode_responses=True)
         await client.ping()
-        return client
+        return RedisStockStore(
+            client, Settings(namespace=namespace), observe_batch=self.batch_sizes.append
+        )
+
+    async def close_store(self) -> None:
+        await self.store.client.aclose()
 
     async def active_ids(self) -> list[str]:
-        return cast("list[str]", await self.client.zrange(self.store.keys.active, 0, -1))
+        active = self.store.keys_of(self.domain).active
+        return cast("list[str]", await self.store.client.zrange(active, 0, -1))
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
-        self.run(self.client.aclose())
+        self.run(self.close_store())
         self.loop.close()
 
     def available(self, loc: str) -> int:

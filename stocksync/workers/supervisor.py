@@ -23,9 +23,10 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit_lease, run_audits
 from stocksync.recovery.regression import regression_lease, run_regression_checks
 from stocksync.store.base import acting_as
-from stocksync.store.recovery import RecoveryOps
+from stocksync.store.outbox import Outbox
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import LedgerCopy
+from stocksync.workers.ledger_domains import run_ledger_copies
 from stocksync.workers.reaper import run_reaper
 
 log = logging.getLogger(__name__)
@@ -71,29 +72,32 @@ async def run_workers(
     settings: Settings,
 ) -> None:
     """Hold reaper, ledger copy, periodic regression check and audit, until cancelled."""
-    ledger_copy = LedgerCopy(
-        store.outbox,
-        ledger,
-        metrics,
-        consumer=consumer_name(),
-        batch=settings.ledger_batch,
-        claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
-        dead_group_idle_ms=int(settings.outbox_group_idle_seconds * 1000),
-    )
+    consumer = consumer_name()
+
+    def ledger_copy(outbox: Outbox) -> LedgerCopy:
+        return LedgerCopy(
+            outbox,
+            ledger,
+            metrics,
+            consumer=consumer,
+            batch=settings.ledger_batch,
+            claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
+            dead_group_idle_ms=int(settings.outbox_group_idle_seconds * 1000),
+        )
+
     jobs: dict[str, Callable[[], Awaitable[None]]] = {
         "reaper": lambda: run_reaper(
             store, metrics, interval=settings.reaper_interval_seconds, batch=settings.reaper_batch
         ),
-        "ledger_copy": ledger_copy.run,
+        "ledger_copy": lambda: run_ledger_copies(store, ledger_copy),
         # Once per deployment, not once per process: each loop runs its check only while it
         # holds the check's lease in Redis (see stocksync.recovery.lease).
         "regression_check": lambda: run_regression_checks(
-            RecoveryOps(store),
+            store,
             engine,
-            settings.namespace,
             metrics,
             interval=settings.regression_check_seconds,
-            lease=regression_lease(RecoveryOps(store), settings.regression_check_seconds),
+            lease=regression_lease(store, settings.regression_check_seconds),
         ),
         "audit": lambda: run_audits(
             store,

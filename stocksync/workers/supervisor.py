@@ -21,6 +21,7 @@ from stocksync.config import Settings
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit_lease, run_audits
+from stocksync.recovery.claims import SWEEP_INTERVAL_SECONDS, claims_lease, run_claim_sweeps
 from stocksync.recovery.regression import regression_lease, run_regression_checks
 from stocksync.store.base import acting_as
 from stocksync.store.outbox import Outbox
@@ -71,7 +72,8 @@ async def run_workers(
     metrics: Metrics,
     settings: Settings,
 ) -> None:
-    """Hold reaper, ledger copy, periodic regression check and audit, until cancelled."""
+    """Hold reaper, ledger copy, periodic regression check, audit and the sweep of the
+    directory's reservation claims, until cancelled."""
     consumer = consumer_name()
 
     def ledger_copy(outbox: Outbox) -> LedgerCopy:
@@ -106,6 +108,9 @@ async def run_workers(
             metrics,
             settings.audit_interval_seconds,
             lease=audit_lease(store, settings.audit_interval_seconds),
+        ),
+        "claims_sweep": lambda: run_claim_sweeps(
+            store, lease=claims_lease(store, SWEEP_INTERVAL_SECONDS)
         ),
     }
     backoff = settings.worker_restart_backoff_seconds

@@ -244,11 +244,12 @@ class Outbox:
     async def _lag(self, group: dict[str, Any], oldest_pending: str | None) -> GroupLag:
         """The lag of ``group`` (an XINFO GROUPS entry) whose oldest pending entry is
         ``oldest_pending``."""
+        # TIME on its own: a cluster client's pipeline refuses a command without a key.
+        seconds, micros = await self.client.time()
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.time()
             pipe.xlen(self.stream)
             pipe.xrange(self.stream, "(" + str(group["last-delivered-id"]), "+", count=1)
-            (seconds, micros), length, undelivered = await pipe.execute()
+            length, undelivered = await pipe.execute()
         oldest = oldest_pending
         if oldest is None and undelivered:
             oldest = str(undelivered[0][0])

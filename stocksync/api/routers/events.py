@@ -59,6 +59,15 @@ HIDDEN = frozenset({"fp", "key", "actor"})  # internal: fingerprints and key ids
 # admins see these; any other reader gets the stock changes without them (ownership rule).
 RESERVATION_DETAILS = frozenset({"res", "cref", "code", "lines", "flagged_ids"})
 BATCH = 500
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": EVENT_ID},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "the event as a JSON object"},
+    },
+    "required": ["id", "event", "data"],
+}
 
 
 class StreamSlots:
@@ -201,7 +210,8 @@ async def _stream(
     "/v1/locations/{location_id}/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        # One event (OpenAPI before 3.2: a text/event-stream's schema describes each event).
+        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}},
         429: problem_response("too_many_event_streams: this key's streams are all open"),
         503: problem_response("too_many_event_streams | store_unavailable"),
     },

@@ -33,7 +33,8 @@ from sqlalchemy.engine import Engine
 
 from stocksync import __version__
 from stocksync.config import Settings
-from stocksync.recovery.audit import AuditSummary, last_audit
+from stocksync.domain.model import DEFAULT_DOMAIN
+from stocksync.recovery.audit import AuditSummary, last_audits, summed
 from stocksync.store.outbox import Consumer, GroupLag
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
@@ -42,6 +43,7 @@ from stocksync.workers.ledger_copy import GROUP as LEDGER_GROUP
 CHECK_TIMEOUT_SECONDS = 2.0  # a dependency slower than this is reported as failing
 CONSUMERS_SHOWN_MAX = 10  # a group keeps a consumer per process that ever ran: show the newest
 REGRESSED_SHOWN_MAX = 50
+DOMAINS_SHOWN_MAX = 50  # per-domain ledger lag shown by /readyz and `stocksync status`
 ERROR_MAX_CHARS = 300
 
 
@@ -87,8 +89,10 @@ class Status:
     readiness: Readiness
     regressed: list[str]  # sorted, at most REGRESSED_SHOWN_MAX
     regressed_count: int
-    audit: AuditSummary | None
+    audit: AuditSummary | None  # every domain's newest audit added up
     now_ms: int  # Redis server time; 0 when Redis did not answer
+    regressed_by_domain: dict[str, int] = field(default_factory=dict)  # domains with some
+    audits: dict[str, AuditSummary] = field(default_factory=dict)  # each domain's newest
 
     @property
     def audit_age_seconds(self) -> float | None:
@@ -101,10 +105,18 @@ class Status:
         return {
             **self.readiness.as_json(),
             "errors": errors,
-            "regressed_skus": {"count": self.regressed_count, "skus": self.regressed},
+            "regressed_skus": {
+                "count": self.regressed_count,
+                "skus": self.regressed,
+                "by_domain": self.regressed_by_domain,
+            },
             "last_audit": None
             if self.audit is None
-            else {**asdict(self.audit), "age_seconds": self.audit_age_seconds},
+            else {
+                **asdict(self.audit),
+                "age_seconds": self.audit_age_seconds,
+                "by_domain": {d: asdict(a) for d, a in self.audits.items()},
+            },
         }
 
 
@@ -163,9 +175,40 @@ def ledger_copy_check(
 
 
 async def check_ledger_copy(store: RedisStockStore, idle_seconds_max: float) -> Check:
-    consumers = await store.outbox.consumers(LEDGER_GROUP)
-    lag = None if consumers is None else await store.outbox.group_lag(LEDGER_GROUP)
-    return ledger_copy_check(consumers, lag, idle_seconds_max)
+    """The ledger copy of every stock domain: the default domain's consumers as before,
+    ``domains`` with each domain's lag (at most DOMAINS_SHOWN_MAX), and the lag over all of
+    them (events summed, seconds the worst). A domain whose group has no live consumer makes
+    the state ``no_live_consumer``; one with no group yet (no event so far) is left out."""
+    found: dict[str, tuple[list[Consumer] | None, GroupLag | None]] = {}
+    for domain in await store.domains():
+        outbox = store.outbox_of(domain)
+        consumers = await outbox.consumers(LEDGER_GROUP)
+        found[domain] = (
+            consumers,
+            None if consumers is None else await outbox.group_lag(LEDGER_GROUP),
+        )
+    check = ledger_copy_check(*found[DEFAULT_DOMAIN], idle_seconds_max)
+    if len(found) == 1:
+        return check
+    per_domain = {d: ledger_copy_check(c, lag, idle_seconds_max) for d, (c, lag) in found.items()}
+    lags = [lag for _, lag in found.values() if lag is not None]
+    details = {
+        **check.details,
+        "lag_events": sum(lag.events for lag in lags) if lags else None,
+        "lag_seconds": max(lag.seconds for lag in lags) if lags else None,
+        "domains": {
+            d: {
+                "state": c.state,
+                "lag_events": c.details.get("lag_events"),
+                "lag_seconds": c.details.get("lag_seconds"),
+            }
+            for d, c in list(per_domain.items())[:DOMAINS_SHOWN_MAX]
+        },
+    }
+    state = check.state
+    if state == "ok" and any(c.state == "no_live_consumer" for c in per_domain.values()):
+        state = "no_live_consumer"
+    return Check(state, False, details)
 
 
 async def _bounded(run: Callable[[], Awaitable[Check]], required: bool) -> Check:
@@ -206,8 +249,23 @@ async def status(store: RedisStockStore, engine: Engine, settings: Settings) -> 
     ready = await readiness(store, engine, settings)
     if not ready.checks["redis"].ok:
         return Status(ready, [], 0, None, 0)
-    regressed = sorted(await RecoveryOps(store).regressed())
-    audit = await last_audit(store)
+    regressed: list[str] = []
+    by_domain: dict[str, int] = {}
+    for domain in await store.domains(fresh=True):
+        frozen = sorted(await RecoveryOps(store, domain).regressed())
+        if frozen:
+            by_domain[domain] = len(frozen)
+            # Another domain's SKUs are named with their domain: the same SKU is in many.
+            regressed += frozen if domain == DEFAULT_DOMAIN else [f"{domain}/{s}" for s in frozen]
+    audits = await last_audits(store)
     seconds, micros = await store.client.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    return Status(ready, regressed[:REGRESSED_SHOWN_MAX], len(regressed), audit, now_ms)
+    return Status(
+        ready,
+        regressed[:REGRESSED_SHOWN_MAX],
+        len(regressed),
+        summed(audits),
+        now_ms,
+        by_domain,
+        audits,
+    )

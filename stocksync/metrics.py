@@ -6,6 +6,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stocksync.metrics_domains import DomainGauges
+
 KNOWN_CHANNELS = frozenset({"web", "app", "chat", "pos", "marketplace", "wms", "api"})
 # The methods our routes answer; the HTTP parser knows ~35 (PROPFIND, MKCOL, …).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -192,6 +194,13 @@ class Metrics:
             "Outbox consumer groups idle past OUTBOX_GROUP_IDLE_SECONDS, no longer holding back "
             "the trim",
             registry=r,
+        )
+        # Lag and frozen SKUs per stock domain (bounded labels), the totals above kept too.
+        self.domains = DomainGauges(
+            r,
+            lag_events_total=self.ledger_lag_events,
+            lag_seconds_total=self.ledger_lag_seconds,
+            regressed_total=self.regressed_skus,
         )
 
     def reservation_outcomes(self, channel: str) -> BoundChildren:

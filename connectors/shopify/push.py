@@ -29,7 +29,7 @@ from connectors.shopify.client import SetQuantity, ShopifyClient, ShopifyError
 from connectors.shopify.config import ShopifyConfig, ShopifyIdMap
 from connectors.shopify.mapping import Level, channel_available, mapped_levels, touched
 from stocksync.plugins import EngineContext
-from stocksync.store.outbox import Entry
+from stocksync.store.outbox import Entry, Outbox
 from stocksync.store.replies import POSITION_ROW, parse_position_row
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class AvailabilityPush:
         self.config = config
         self.levels = mapped_levels(idmap)
         self.levels_hint = max(1, len(idmap.locations))  # levels a read expects per item
-        self.outbox = ctx.store.outbox
+        self.outbox = ctx.store.outbox  # the default domain's; `outboxes` has every one read
+        self.outboxes: list[Outbox] = [self.outbox]
         self.group = f"connector:{name}"
         self.consumer = f"{name}-{socket.gethostname()}-{os.getpid()}"
         self.metrics = connector_metrics(ctx.registry)
@@ -73,34 +74,57 @@ class AvailabilityPush:
 
     # -- the consumer group ---------------------------------------------------------------
 
+    async def domains(self) -> list[str]:
+        """The stock domains of the mapped locations (their events are in those outboxes)."""
+        store = self.ctx.store
+        found = {await store.domain_of_location(loc) for _, loc in self.levels}
+        return sorted(found or {self.outbox.domain})
+
     async def attach(self) -> None:
-        """(Re)create the group at ``$``: a previous run's pending entries are dropped, the
-        full sync that follows covers them."""
+        """(Re)create the group at ``$`` on the outbox of every domain a mapped location is
+        in: a previous run's pending entries are dropped, the full sync that follows covers
+        them."""
         await self.detach()
-        await self.outbox.create_group(self.group, start="$")
+        self.outboxes = [self.ctx.store.outbox_of(d) for d in await self.domains()]
+        for outbox in self.outboxes:
+            await outbox.create_group(self.group, start="$")
 
     async def detach(self) -> None:
-        await self.outbox.destroy_group(self.group)
+        for outbox in self.outboxes:
+            await outbox.destroy_group(self.group)
 
-    async def _read(self, start: str, block_ms: int | None) -> list[Entry]:
-        return await self.outbox.read_group(
+    async def _read(self, outbox: Outbox, start: str, block_ms: int | None) -> list[Entry]:
+        return await outbox.read_group(
             self.group, self.consumer, start=start, count=READ_BATCH, block_ms=block_ms
         )
 
     # -- one pass ---------------------------------------------------------------------------
 
     async def drain_once(self, block_ms: int | None = None) -> int:
+        """One batch of each domain's outbox (see :meth:`drain_outbox`); with several domains
+        no read blocks (each would hold a connection): when none had anything the pass
+        waits ``block_ms`` instead. Returns how many entries were acknowledged."""
+        if len(self.outboxes) == 1:
+            return await self.drain_outbox(self.outboxes[0], block_ms)
+        done = 0
+        for outbox in self.outboxes:
+            done += await self.drain_outbox(outbox, None)
+        if not done and block_ms:
+            await anyio.sleep(block_ms / 1000)
+        return done
+
+    async def drain_outbox(self, outbox: Outbox, block_ms: int | None = None) -> int:
         """Read one batch (this consumer's pending entries first after a failure), push what
         it touched, acknowledge it; returns how many entries were acknowledged."""
         entries: list[Entry] = []
         if self._recovering:
-            entries = await self._read("0", None)
+            entries = await self._read(outbox, "0", None)
             self._recovering = bool(entries)
         if not entries:
-            entries = await self._read(">", block_ms)
+            entries = await self._read(outbox, ">", block_ms)
         if not entries:
             return 0
-        events = self.outbox.decode(entries)
+        events = outbox.decode(entries)
         keys = touched(((e.sku, e.location_id) for e in events), self.levels)
         try:
             if keys:
@@ -113,7 +137,7 @@ class AvailabilityPush:
         except BaseException:
             self._recovering = True  # re-read our pending entries before anything new
             raise
-        await self.outbox.ack(self.group, [i for i, _ in entries])
+        await outbox.ack(self.group, [i for i, _ in entries])
         self.metrics.observe_lag(self.name, min((e.at_ms for e in events), default=None))
         return len(entries)
 
@@ -126,16 +150,26 @@ class AvailabilityPush:
     # -- pushing ----------------------------------------------------------------------------
 
     async def targets(self, keys: Iterable[tuple[str, str]]) -> dict[Level, int]:
-        """The engine's channel availability now, per Shopify level."""
-        by_sku: dict[str, list[str]] = {}
+        """The engine's channel availability now, per Shopify level (each location's
+        positions read in its own stock domain)."""
+        by_domain: dict[str, dict[str, list[str]]] = {}
         for sku, loc in keys:
-            by_sku.setdefault(sku, []).append(loc)
+            domain = await self.ctx.store.domain_of_location(loc)
+            by_domain.setdefault(domain, {}).setdefault(sku, []).append(loc)
         wanted: dict[Level, int] = {}
+        for domain, by_sku in sorted(by_domain.items()):
+            await self._targets_in(domain, by_sku, wanted)
+        return wanted
+
+    async def _targets_in(
+        self, domain: str, by_sku: dict[str, list[str]], wanted: dict[Level, int]
+    ) -> None:
         items = sorted(by_sku.items())
         for start in range(0, len(items), READS_PER_ROUND_TRIP):  # not one round trip per SKU
             page = items[start : start + READS_PER_ROUND_TRIP]
             replies = await self.ctx.store.run_pipelined(
-                [("read_positions", (sku, *sorted(locations))) for sku, locations in page]
+                [("read_positions", (sku, *sorted(locations))) for sku, locations in page],
+                domain=domain,
             )
             for (sku, locations), flat in zip(page, replies, strict=True):
                 found = [
@@ -147,7 +181,6 @@ class AvailabilityPush:
                 missing = set(locations) - {p.location_id for p in found}
                 if missing:  # mapped, but unknown to the engine: never push a made-up zero
                     log.warning("shopify: locations %s unknown to the engine", sorted(missing))
-        return wanted
 
     async def refresh(self, levels: Iterable[Level]) -> None:
         """Re-read Shopify's ``available`` of these levels into ``known``."""

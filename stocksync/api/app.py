@@ -37,13 +37,12 @@ from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
 from stocksync.recovery.regression import (
-    check_regression,
+    check_regression_domains,
     check_regression_once,
-    redis_behind_ledger,
+    domains_behind_ledger,
     regression_lease,
 )
 from stocksync.store.connection import open_store, redis_endpoint
-from stocksync.store.recovery import RecoveryOps
 from stocksync.ui.router import router as ui_router
 from stocksync.workers.supervisor import run_workers
 
@@ -78,22 +77,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # SKUs): it runs in the background and freezes what it finds. Only when the cheap
             # guard says Redis went back in time, writes could sell from stale stock before the
             # freeze, so then the check runs first (the frozen-SKU gauge is the workers' to keep).
-            ops = RecoveryOps(store)
-            behind = await redis_behind_ledger(ops, engine, settings.namespace)
+            # Every stock domain is guarded: each has its own stream, seqs and ledger rows.
+            behind = await domains_behind_ledger(store, engine)
             if behind:
-                log.error("Redis is behind the ledger: checking every SKU before serving")
-                await check_regression(
-                    ops, engine, settings.namespace, metrics, set_gauge=settings.run_workers
+                log.error(
+                    "Redis is behind the ledger in domain(s) %s: checking every SKU of every "
+                    "domain before serving",
+                    ", ".join(behind),
+                )
+                await check_regression_domains(
+                    store, engine, metrics, set_gauge=settings.run_workers
                 )
             async with anyio.create_task_group() as tg:
                 if not behind:
-                    lease = regression_lease(ops, settings.regression_check_seconds)
+                    lease = regression_lease(store, settings.regression_check_seconds)
                     tg.start_soon(
                         partial(
                             startup_regression_check,
-                            ops,
+                            store,
                             engine,
-                            settings.namespace,
                             metrics,
                             lease,
                             set_gauge=settings.run_workers,

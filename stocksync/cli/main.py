@@ -32,20 +32,18 @@ from stocksync.ledger.db import create_tables, make_engine
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
-from stocksync.recovery.audit import AuditReport, record_audit
-from stocksync.recovery.audit import audit as run_audit
-from stocksync.recovery.rebuild import rebuild as recovery_rebuild
+from stocksync.recovery.audit import AuditReport, audit_domains, merged, record_audit
+from stocksync.recovery.rebuild import rebuild_domains
 from stocksync.recovery.regression import (
-    check_regression,
+    check_regression_domains,
     check_regression_once,
-    redis_behind_ledger,
+    domains_behind_ledger,
     regression_lease,
 )
 from stocksync.store.base import acting_as
 from stocksync.store.connection import open_redis, open_store, redis_url
 from stocksync.store.keys import Keys
 from stocksync.store.migrate import layout_version, migrate_store, reindex_reservations
-from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.process import WorkersProcess, worker_command
 from stocksync.workers.supervisor import run_workers
@@ -222,12 +220,11 @@ def worker(
         # without the API beside them, this is the only place Prometheus can read them.
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-        ops = RecoveryOps(store)
-        if await redis_behind_ledger(ops, engine, settings.namespace):
-            await check_regression(ops, engine, settings.namespace, metrics)
+        if await domains_behind_ledger(store, engine):
+            await check_regression_domains(store, engine, metrics)
         else:  # one process of the deployment checks; the others' loops take over later
-            lease = regression_lease(ops, settings.regression_check_seconds)
-            await check_regression_once(ops, engine, settings.namespace, metrics, lease)
+            lease = regression_lease(store, settings.regression_check_seconds)
+            await check_regression_once(store, engine, metrics, lease)
         console.print(f"stocksync worker on namespace {settings.namespace!r}")
         await run_workers(store, SqlLedger(engine), engine, metrics, settings)
 
@@ -245,17 +242,14 @@ def rebuild(
     create_tables(engine)
     results = run_with_store(
         settings,
-        lambda store: recovery_rebuild(
-            RecoveryOps(store),
-            engine,
-            settings.namespace,
-            list(sku) if sku else None,
-            settings.retention_seconds,
+        lambda store: rebuild_domains(
+            store, engine, list(sku) if sku else None, settings.retention_seconds
         ),
     )
-    for r in results:
+    for done in results:
+        r, where = done.result, "" if done.domain == "default" else f" in domain {done.domain}"
         console.print(
-            f"rebuilt {r.sku}: seq {r.seq}, {r.positions} position(s), "
+            f"rebuilt {r.sku}{where}: seq {r.seq}, {r.positions} position(s), "
             f"{r.reservations} active reservation(s)"
         )
     if not results:
@@ -299,9 +293,10 @@ def audit(
     create_tables(engine)
 
     async def job(store: RedisStockStore) -> AuditReport:
-        report = await run_audit(store, engine, settings.namespace)
-        await record_audit(store, report)  # `stocksync status` shows the newest audit
-        return report
+        reports = await audit_domains(store, engine)
+        for domain, report in reports.items():  # `stocksync status` shows the newest audits
+            await record_audit(store, report, domain)
+        return merged(reports)
 
     report = run_with_store(settings, job)
     console.print(

@@ -62,6 +62,11 @@ def summary(name: str, check: health.Check) -> str:
         text = f"{d['consumers_alive']} consumer(s) alive, {d['consumers_idle']} idle"
         if d["lag_events"] is not None:
             text += f"; lag {d['lag_events']} event(s), {d['lag_seconds']:.1f} s"
+        for domain, lag in d.get("domains", {}).items():
+            if lag["lag_events"] is not None:
+                text += f"; {domain}: {lag['lag_events']} event(s), {lag['lag_seconds']:.1f} s" + (
+                    "" if lag["state"] == "ok" else f" ({lag['state']})"
+                )
         return text
     if name == "ledger_copy" and check.state == "absent":
         return "no consumer group yet: no worker has run on this namespace"
@@ -91,6 +96,12 @@ def show(settings: Settings, report: health.Status) -> None:
                 f"position(s) compared, {audit.in_flight} in flight, {audit.drifting} drifting, "
                 f"{audit.units} unit(s) of drift"
             )
+            if len(report.audits) > 1:  # each domain's own line
+                for domain, one in report.audits.items():
+                    console.print(
+                        f"  {domain}: {one.positions} compared, {one.drifting} drifting, "
+                        f"{one.units} unit(s)"
+                    )
     console.print("ready" if report.readiness.ready else "[bold red]NOT READY[/]")
 
 

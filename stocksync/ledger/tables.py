@@ -37,8 +37,8 @@ class Movement(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True)
     )
-    event_id: str = Field(max_length=80, unique=True, description="namespace/stream-id")
-    namespace: str = Field(max_length=32)
+    event_id: str = Field(max_length=120, unique=True, description="namespace/stream-id")
+    namespace: str = Field(max_length=80)
     kind: str = Field(max_length=32)
     sku: str = Field(max_length=64)
     location_id: str = Field(max_length=64)
@@ -66,7 +66,7 @@ class LedgerReservation(SQLModel, table=True):
 
     __tablename__ = "reservations"
 
-    namespace: str = Field(primary_key=True, max_length=32)
+    namespace: str = Field(primary_key=True, max_length=80)
     reservation_id: str = Field(primary_key=True, max_length=128)
     channel: str = Field(max_length=32)
     state: str = Field(max_length=16)
@@ -87,7 +87,7 @@ class CustomerErasure(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True)
     )
-    namespace: str = Field(max_length=32)
+    namespace: str = Field(max_length=80)
     ref_hash: str = Field(max_length=64, description="sha256 of namespace and reference")
     actor: str | None = Field(default=None, max_length=80)
     reservations: int = Field(description="ledger reservations the reference was erased from")
@@ -101,7 +101,7 @@ class ReservationTransition(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("namespace", "reservation_id", "state", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    namespace: str = Field(max_length=32)
+    namespace: str = Field(max_length=80)
     reservation_id: str = Field(max_length=128, index=True)
     state: str = Field(max_length=16)
     at: datetime
@@ -110,7 +110,7 @@ class ReservationTransition(SQLModel, table=True):
 class LedgerLocation(SQLModel, table=True):
     __tablename__ = "locations"
 
-    namespace: str = Field(primary_key=True, max_length=32)
+    namespace: str = Field(primary_key=True, max_length=80)
     location_id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=100)
     kind: str = Field(max_length=16)

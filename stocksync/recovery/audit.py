@@ -1,13 +1,19 @@
-"""Audit: compare Redis with the fold of the ledger for every position."""
+"""Audit: compare Redis with the fold of the ledger for every position.
+
+Per stock domain: a domain's positions are compared with the ledger rows of its ledger
+namespace (each domain has its own per-SKU seqs), and each domain's summary is kept in the
+domain (``last_audit``); `stocksync status` shows each and their sum.
+"""
 
 from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from struct import Struct
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -16,9 +22,11 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from stocksync.domain.model import DEFAULT_DOMAIN
 from stocksync.ledger.queries import FoldedSku, folded_skus
 from stocksync.metrics import Metrics
 from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
+from stocksync.store.keys import Keys
 from stocksync.store.redis_store import RedisStockStore
 
 log = logging.getLogger(__name__)
@@ -66,12 +74,29 @@ class _Tally:
     drifts: list[Drift] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Domain:
+    """The store's calls and key names of the one domain an audit looks at."""
+
+    store: RedisStockStore
+    name: str
+
+    async def run(self, script: str, *args: str | int) -> Any:
+        return await self.store.run(script, *args, domain=self.name)
+
+    @property
+    def keys(self) -> Keys:
+        return self.store.keys_of(self.name)
+
+
 async def audit(
     store: RedisStockStore,
     engine: Engine,
     namespace: str,
     page: int = AUDIT_PAGE,
     scan_count: int = SCAN_COUNT,
+    *,
+    domain: str = DEFAULT_DOMAIN,
 ) -> AuditReport:
     """Every position whose SKU the ledger has caught up with, compared unit by unit.
 
@@ -85,14 +110,35 @@ async def audit(
     had no row for; those few are read again, ledger first, and judged by the same rule.
     """
     tally = _Tally()
-    known = _LedgerKeys(store)
-    await _compare_ledger(store, engine, namespace, page, known, tally)
-    await _find_redis_only(store, engine, namespace, page, scan_count, known, tally)
+    target = _Domain(store, domain)
+    known = _LedgerKeys(target)
+    await _compare_ledger(target, engine, namespace, page, known, tally)
+    await _find_redis_only(target, engine, namespace, page, scan_count, known, tally)
     return AuditReport(tally.positions, tally.in_flight, tally.drifts)
 
 
+async def audit_domains(
+    store: RedisStockStore, engine: Engine, page: int = AUDIT_PAGE, scan_count: int = SCAN_COUNT
+) -> dict[str, AuditReport]:
+    """:func:`audit` of every domain, each against its ledger namespace."""
+    reports = {}
+    for domain in await store.domains(fresh=True):
+        namespace = store.keys_of(domain).ledger_namespace
+        reports[domain] = await audit(store, engine, namespace, page, scan_count, domain=domain)
+    return reports
+
+
+def merged(reports: Mapping[str, AuditReport]) -> AuditReport:
+    """Every domain's report as one (positions and drifts added up)."""
+    return AuditReport(
+        sum(r.positions for r in reports.values()),
+        sum(r.in_flight for r in reports.values()),
+        [d for r in reports.values() for d in r.drifts],
+    )
+
+
 async def _compare_ledger(
-    store: RedisStockStore,
+    store: _Domain,
     engine: Engine,
     namespace: str,
     page: int,
@@ -136,7 +182,7 @@ async def _stream_ledger(
 
 
 async def _read_redis(
-    store: RedisStockStore,
+    store: _Domain,
     page: int,
     sql_pages: ObjectReceiveStream[list[FoldedSku]],
     send: ObjectSendStream[tuple[list[FoldedSku], list[int]]],
@@ -148,7 +194,7 @@ async def _read_redis(
                 await send.send((chunk, await _read(store, chunk)))
 
 
-async def _read(store: RedisStockStore, rows: list[FoldedSku]) -> list[int]:
+async def _read(store: _Domain, rows: list[FoldedSku]) -> list[int]:
     """audit_read of ``rows``: per SKU its seq, then on_hand and reserved per position."""
     reply: list[int] = await store.run(
         "audit_read", *(v for f in rows for v in (f.sku, f.locations))
@@ -218,7 +264,7 @@ class _LedgerKeys:
     which could only hide a position only Redis has) with no object per position and no sort.
     """
 
-    def __init__(self, store: RedisStockStore) -> None:
+    def __init__(self, store: _Domain) -> None:
         self.marker = store.keys.positions_pattern[:-1]  # marker + '<location>:<sku>'
         self._buckets: list[bytearray | None] = [None] * BUCKETS
 
@@ -251,7 +297,7 @@ class _LedgerKeys:
 
 
 async def _find_redis_only(
-    store: RedisStockStore,
+    store: _Domain,
     engine: Engine,
     namespace: str,
     page: int,
@@ -288,7 +334,7 @@ async def _stages() -> AsyncIterator[TaskGroup]:
         raise first from group
 
 
-async def _scan(store: RedisStockStore, scan_count: int, send: ObjectSendStream[list[str]]) -> None:
+async def _scan(store: _Domain, scan_count: int, send: ObjectSendStream[list[str]]) -> None:
     """Every position key, a SCAN step per call (a key may come twice: SCAN's rule)."""
     async with send:
         cursor, found = "0", []
@@ -305,7 +351,7 @@ async def _scan(store: RedisStockStore, scan_count: int, send: ObjectSendStream[
 
 
 async def _judge_redis_only(
-    store: RedisStockStore,
+    store: _Domain,
     engine: Engine,
     namespace: str,
     positions: list[tuple[str, str]],
@@ -364,9 +410,11 @@ class AuditSummary:
     units: int
 
 
-async def record_audit(store: RedisStockStore, report: AuditReport) -> AuditSummary:
-    """Keep ``report``'s summary: the workers audit in a process of their own, and an
-    operator's `stocksync status` reads it from here."""
+async def record_audit(
+    store: RedisStockStore, report: AuditReport, domain: str = DEFAULT_DOMAIN
+) -> AuditSummary:
+    """Keep ``report``'s summary (of ``domain``): the workers audit in a process of their own,
+    and an operator's `stocksync status` reads it from here."""
     seconds, micros = await store.client.time()
     summary = AuditSummary(
         at_ms=int(seconds) * 1000 + int(micros) // 1000,
@@ -375,16 +423,41 @@ async def record_audit(store: RedisStockStore, report: AuditReport) -> AuditSumm
         drifting=len(report.drifts),
         units=report.drift_units,
     )
-    await store.client.hset(store.keys.last_audit, mapping=asdict(summary))  # type: ignore[arg-type]
+    last = store.keys_of(domain).last_audit
+    await store.client.hset(last, mapping=asdict(summary))  # type: ignore[arg-type]
     return summary
 
 
-async def last_audit(store: RedisStockStore) -> AuditSummary | None:
-    """The newest recorded audit, if any ran on this namespace."""
-    raw: dict[str, str] = await store.client.hgetall(store.keys.last_audit)  # type: ignore[assignment]
+async def last_audit(store: RedisStockStore, domain: str = DEFAULT_DOMAIN) -> AuditSummary | None:
+    """The newest recorded audit of ``domain``, if any ran."""
+    raw: dict[str, str] = await store.client.hgetall(store.keys_of(domain).last_audit)  # type: ignore[assignment]
     if not raw:
         return None
     return AuditSummary(**{f.name: int(raw.get(f.name, 0)) for f in fields(AuditSummary)})
+
+
+async def last_audits(store: RedisStockStore) -> dict[str, AuditSummary]:
+    """The newest recorded audit of every domain that has one."""
+    found = {}
+    for domain in await store.domains():
+        summary = await last_audit(store, domain)
+        if summary is not None:
+            found[domain] = summary
+    return found
+
+
+def summed(summaries: Mapping[str, AuditSummary]) -> AuditSummary | None:
+    """Every domain's newest audit added up (``at_ms``: the oldest of them); None if none."""
+    if not summaries:
+        return None
+    values = summaries.values()
+    return AuditSummary(
+        at_ms=min(s.at_ms for s in values),
+        positions=sum(s.positions for s in values),
+        in_flight=sum(s.in_flight for s in values),
+        drifting=sum(s.drifting for s in values),
+        units=sum(s.units for s in values),
+    )
 
 
 async def run_audits(
@@ -397,16 +470,20 @@ async def run_audits(
     lease: Lease | None = None,
     on_report: Callable[[AuditReport], None] | None = None,
 ) -> None:
-    """Audit periodically and export the drift (``stocksync_ledger_drift_units``); with a
-    ``lease``, only while this process holds it (one audit per deployment and interval)."""
+    """Audit every domain periodically and export the drift over all of them
+    (``stocksync_ledger_drift_units``); with a ``lease``, only while this process holds it
+    (one audit per deployment and interval). ``namespace`` is the deployment's; each domain
+    is compared with its own ledger namespace."""
 
     async def once() -> None:
         try:
-            report = await audit(store, engine, namespace)
-            await record_audit(store, report)
+            reports = await audit_domains(store, engine)
+            for domain, domain_report in reports.items():
+                await record_audit(store, domain_report, domain)
         except (RedisError, SQLAlchemyError) as exc:
             log.warning("audit failed: %s", exc)
             return
+        report = merged(reports)
         metrics.ledger_drift_units.set(report.drift_units)
         metrics.ledger_drift_positions.set(len(report.drifts))
         if report.drifts:

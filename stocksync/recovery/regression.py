@@ -1,4 +1,9 @@
-"""Detect a Redis that went back in time: its per-SKU seq lower than the ledger's."""
+"""Detect a Redis that went back in time: its per-SKU seq lower than the ledger's.
+
+Per stock domain (DESIGN rule 6): a domain's Redis seqs are compared with the ledger's rows of
+the domain's ledger namespace, and its frozen SKUs are its own (``RecoveryOps(store, domain)``).
+The ``*_domains`` functions cover every domain of the namespace, read afresh each time.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from stocksync.metrics import Metrics
 from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
 from stocksync.store.outbox import stream_order
 from stocksync.store.recovery import RecoveryOps
+from stocksync.store.redis_store import RedisStockStore
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +54,38 @@ async def check_regression(
     if metrics is not None:
         metrics.stock_regressed.inc(len(frozen))
         if set_gauge:
-            metrics.regressed_skus.set(len(await ops.regressed()))
+            metrics.domains.set_regressed(ops.domain, len(await ops.regressed()))
     return frozen
+
+
+async def check_regression_domains(
+    store: RedisStockStore,
+    engine: Engine,
+    metrics: Metrics | None = None,
+    *,
+    set_gauge: bool = True,
+) -> dict[str, list[str]]:
+    """:func:`check_regression` of every domain; the SKUs newly frozen, by domain (only the
+    domains that had some)."""
+    found: dict[str, list[str]] = {}
+    for domain in await store.domains(fresh=True):
+        ops = RecoveryOps(store, domain)
+        frozen = await check_regression(
+            ops, engine, ops.keys.ledger_namespace, metrics, set_gauge=set_gauge
+        )
+        if frozen:
+            found[domain] = frozen
+    return found
+
+
+async def domains_behind_ledger(store: RedisStockStore, engine: Engine) -> list[str]:
+    """The domains for which :func:`redis_behind_ledger` answers True (two reads each)."""
+    behind = []
+    for domain in await store.domains(fresh=True):
+        ops = RecoveryOps(store, domain)
+        if await redis_behind_ledger(ops, engine, ops.keys.ledger_namespace):
+            behind.append(domain)
+    return behind
 
 
 async def redis_behind_ledger(ops: RecoveryOps, engine: Engine, namespace: str) -> bool:
@@ -62,32 +98,30 @@ async def redis_behind_ledger(ops: RecoveryOps, engine: Engine, namespace: str) 
 
 
 async def check_regression_once(
-    ops: RecoveryOps,
+    store: RedisStockStore,
     engine: Engine,
-    namespace: str,
     metrics: Metrics | None,
     lease: Lease,
     *,
     set_gauge: bool = True,
-) -> list[str]:
-    """:func:`check_regression` unless another process holds ``lease`` (its own periodic
-    check covers it); errors are logged, not raised (a background start-up check)."""
+) -> dict[str, list[str]]:
+    """:func:`check_regression_domains` unless another process holds ``lease`` (its own
+    periodic check covers it); errors are logged, not raised (a background start-up check)."""
     try:
         if not await lease.hold():
-            return []
+            return {}
         try:
-            return await check_regression(ops, engine, namespace, metrics, set_gauge=set_gauge)
+            return await check_regression_domains(store, engine, metrics, set_gauge=set_gauge)
         finally:
             await lease.release()
     except (RedisError, SQLAlchemyError) as exc:
         log.warning("start-up regression check failed: %s", exc)
-        return []
+        return {}
 
 
 async def run_regression_checks(
-    ops: RecoveryOps,
+    store: RedisStockStore,
     engine: Engine,
-    namespace: str,
     metrics: Metrics,
     interval: float = 10.0,
     *,
@@ -98,7 +132,7 @@ async def run_regression_checks(
 
     async def once() -> None:
         try:
-            await check_regression(ops, engine, namespace, metrics)
+            await check_regression_domains(store, engine, metrics)
         except (RedisError, SQLAlchemyError) as exc:
             log.warning("regression check failed: %s", exc)
 
@@ -106,6 +140,7 @@ async def run_regression_checks(
     await run_under_lease(lease, interval, once)
 
 
-def regression_lease(ops: RecoveryOps, interval: float) -> Lease:
-    """The lease the regression checks of a namespace share, the start-up one included."""
-    return Lease(ops.store.client, ops.store.keys.lease("regression"), lease_seconds(interval))
+def regression_lease(store: RedisStockStore, interval: float) -> Lease:
+    """The lease the regression checks of a namespace share, the start-up one included (one
+    check of every domain at a time). Kept where it always was, in the default domain."""
+    return Lease(store.client, store.keys.lease("regression"), lease_seconds(interval))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.exceptions import ResponseError
 
 from stocksync.domain.clock import ms_to_datetime
@@ -244,11 +244,12 @@ class Outbox:
     async def _lag(self, group: dict[str, Any], oldest_pending: str | None) -> GroupLag:
         """The lag of ``group`` (an XINFO GROUPS entry) whose oldest pending entry is
         ``oldest_pending``."""
+        # TIME on its own: a cluster client's pipeline refuses a command without a key.
+        seconds, micros = await self.client.time()
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.time()
             pipe.xlen(self.stream)
             pipe.xrange(self.stream, "(" + str(group["last-delivered-id"]), "+", count=1)
-            (seconds, micros), length, undelivered = await pipe.execute()
+            length, undelivered = await pipe.execute()
         oldest = oldest_pending
         if oldest is None and undelivered:
             oldest = str(undelivered[0][0])
@@ -302,10 +303,22 @@ class Outbox:
     def dedicated(self) -> Outbox:
         """This outbox on a connection of its own, without a read timeout: a blocking tail
         holds its connection, so it must not take one of the shared pool's. Close it with
-        :meth:`aclose`."""
-        pool = self.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "socket_timeout": None}
-        own = ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
+        :meth:`aclose`.
+
+        On a cluster the connection is a plain one to the node that serves the stream's slot
+        now (a cluster client has no pool of its own); after a failover or a slot migration
+        the tail's read fails and the reader opens a new one."""
+        if isinstance(self.client, RedisCluster):
+            node = self.client.get_node_from_key(self.stream)
+            if node is None:
+                raise ConnectionError(f"no cluster node serves {self.stream!r}")
+            kwargs = {**node.connection_kwargs, "host": node.host, "port": node.port}
+            connection_class = node.connection_class
+        else:
+            pool = self.client.connection_pool
+            kwargs, connection_class = dict(pool.connection_kwargs), pool.connection_class
+        kwargs["socket_timeout"] = None
+        own = ConnectionPool(connection_class=connection_class, max_connections=1, **kwargs)
         return Outbox(Redis.from_pool(own), self.keys)
 
     async def aclose(self) -> None:

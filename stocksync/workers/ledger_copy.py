@@ -1,4 +1,8 @@
-"""The ledger copy: the worker that copies the outbox stream into the SQL ledger (DESIGN rule 5).
+"""The ledger copy: the worker that copies an outbox stream into the SQL ledger (DESIGN rule 5).
+
+One :class:`LedgerCopy` per stock domain (each domain has its own stream, in its own slot; see
+``stocksync.workers.ledger_domains``); its batches carry the domain's ledger namespace, so
+event ids and per-SKU seqs stay the domain's own.
 
 Entries are read through the consumer group ``ledger``, written to SQL in one transaction per
 batch (in a worker thread) and acknowledged only after the commit, so a crash between the two
@@ -44,8 +48,28 @@ class LedgerCopy:
     claim_idle_ms: int = 30_000
     dead_group_idle_ms: int = 3_600_000
 
+    # Shared by the copies of one process: how many may block in XREADGROUP at once (each
+    # holds a pooled connection while it waits). A copy that finds none free reads without
+    # blocking and, when nothing came, waits as long as the block would have.
+    blocking: anyio.CapacityLimiter | None = None
+
     async def read(self, start: str, block_ms: int | None = None) -> list[Entry]:
         """New entries (``start`` '>') or this consumer's own pending ones ('0')."""
+        if block_ms is not None and self.blocking is not None:
+            try:
+                self.blocking.acquire_nowait()
+            except anyio.WouldBlock:
+                entries = await self._read(start, None)
+                if not entries:
+                    await anyio.sleep(block_ms / 1000)
+                return entries
+            try:
+                return await self._read(start, block_ms)
+            finally:
+                self.blocking.release()
+        return await self._read(start, block_ms)
+
+    async def _read(self, start: str, block_ms: int | None) -> list[Entry]:
         entries = await self.outbox.read_group(
             GROUP, self.consumer, start=start, count=self.batch, block_ms=block_ms
         )
@@ -100,8 +124,7 @@ class LedgerCopy:
         if report.dead_groups:
             log.warning("outbox groups idle too long, trimmed past: %s", report.dead_groups)
         if report.lag is not None:
-            self.metrics.ledger_lag_events.set(report.lag.events)
-            self.metrics.ledger_lag_seconds.set(report.lag.seconds)
+            self.metrics.domains.set_lag(self.outbox.domain, report.lag.events, report.lag.seconds)
 
     async def redo_own_pending(self) -> int:
         """At start and after a failure: (re)create the group, then this consumer's pending
@@ -177,7 +200,11 @@ class LedgerCopy:
             except Exception as exc:  # keep copying after any failure; the lag metric shows it
                 self.metrics.ledger_errors.inc()
                 log.warning(
-                    "ledger copy pass failed: %r; retrying in %.1fs", exc, backoff, exc_info=True
+                    "ledger copy of domain %s failed: %r; retrying in %.1fs",
+                    self.outbox.domain,
+                    exc,
+                    backoff,
+                    exc_info=True,
                 )
                 recovering = True
                 await anyio.sleep(backoff)

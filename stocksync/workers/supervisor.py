@@ -21,11 +21,13 @@ from stocksync.config import Settings
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.metrics import Metrics
 from stocksync.recovery.audit import audit_lease, run_audits
+from stocksync.recovery.claims import SWEEP_INTERVAL_SECONDS, claims_lease, run_claim_sweeps
 from stocksync.recovery.regression import regression_lease, run_regression_checks
 from stocksync.store.base import acting_as
-from stocksync.store.recovery import RecoveryOps
+from stocksync.store.outbox import Outbox
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import LedgerCopy
+from stocksync.workers.ledger_domains import run_ledger_copies
 from stocksync.workers.reaper import run_reaper
 
 log = logging.getLogger(__name__)
@@ -70,30 +72,34 @@ async def run_workers(
     metrics: Metrics,
     settings: Settings,
 ) -> None:
-    """Hold reaper, ledger copy, periodic regression check and audit, until cancelled."""
-    ledger_copy = LedgerCopy(
-        store.outbox,
-        ledger,
-        metrics,
-        consumer=consumer_name(),
-        batch=settings.ledger_batch,
-        claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
-        dead_group_idle_ms=int(settings.outbox_group_idle_seconds * 1000),
-    )
+    """Hold reaper, ledger copy, periodic regression check, audit and the sweep of the
+    directory's reservation claims, until cancelled."""
+    consumer = consumer_name()
+
+    def ledger_copy(outbox: Outbox) -> LedgerCopy:
+        return LedgerCopy(
+            outbox,
+            ledger,
+            metrics,
+            consumer=consumer,
+            batch=settings.ledger_batch,
+            claim_idle_ms=int(settings.ledger_claim_idle_seconds * 1000),
+            dead_group_idle_ms=int(settings.outbox_group_idle_seconds * 1000),
+        )
+
     jobs: dict[str, Callable[[], Awaitable[None]]] = {
         "reaper": lambda: run_reaper(
             store, metrics, interval=settings.reaper_interval_seconds, batch=settings.reaper_batch
         ),
-        "ledger_copy": ledger_copy.run,
+        "ledger_copy": lambda: run_ledger_copies(store, ledger_copy),
         # Once per deployment, not once per process: each loop runs its check only while it
         # holds the check's lease in Redis (see stocksync.recovery.lease).
         "regression_check": lambda: run_regression_checks(
-            RecoveryOps(store),
+            store,
             engine,
-            settings.namespace,
             metrics,
             interval=settings.regression_check_seconds,
-            lease=regression_lease(RecoveryOps(store), settings.regression_check_seconds),
+            lease=regression_lease(store, settings.regression_check_seconds),
         ),
         "audit": lambda: run_audits(
             store,
@@ -102,6 +108,9 @@ async def run_workers(
             metrics,
             settings.audit_interval_seconds,
             lease=audit_lease(store, settings.audit_interval_seconds),
+        ),
+        "claims_sweep": lambda: run_claim_sweeps(
+            store, lease=claims_lease(store, SWEEP_INTERVAL_SECONDS)
         ),
     }
     backoff = settings.worker_restart_backoff_seconds

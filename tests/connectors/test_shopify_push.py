@@ -12,7 +12,7 @@ import pytest
 from connectors.framework.metrics import connector_metrics
 from connectors.shopify.connector import ShopifyConnector, create
 from connectors.shopify.push import AvailabilityPush
-from stocksync.domain.model import Line
+from stocksync.domain.model import Line, Location
 from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.shopify_connector import ITEM, OTHER_ITEM, SHOP_LOC, drain, table, write_mapping
@@ -205,7 +205,7 @@ async def test_push_reads_the_positions_of_a_page_in_one_batched_call(
     await stocked(sku, 10)
     await stocked(sku + "-other", 3)
     sizes: list[int] = []
-    send = store._send_batch
+    send = store.batcher._send
 
     async def observed(ops: Any) -> list[Any]:
         sizes.append(len(ops))
@@ -216,3 +216,40 @@ async def test_push_reads_the_positions_of_a_page_in_one_batched_call(
 
     assert sorted(wanted.values()) == [3, 10]
     assert sizes == [2]  # both SKUs' reads in one FCALL, not one round trip per SKU
+
+
+EU_SHOP_LOC = "gid://shopify/Location/655441492"
+
+
+async def test_push_reads_every_mapped_domain(
+    stub_server: StubServer, ctx: EngineContext, store: RedisStockStore, sku: str, tmp_path: Path
+) -> None:
+    """Mapped locations in two stock domains: both domains' positions are pushed, and a
+    change in either domain's outbox reaches Shopify."""
+    shop = ShopifyStub(levels={(ITEM, SHOP_LOC): 0, (ITEM, EU_SHOP_LOC): 0})
+    await store.upsert_location(Location("store-a", "A", "store"))
+    await store.upsert_location(Location("store-eu", "EU", "store", domain="eu"))
+    await store.set_count(sku, "store-a", 10)
+    await store.set_count(sku, "store-eu", 20)
+    mapping = write_mapping(
+        tmp_path / "map.toml", {ITEM: sku}, {SHOP_LOC: "store-a", EU_SHOP_LOC: "store-eu"}
+    )
+    async with stub_server(shop.app()) as base_url:
+        connector = create(table(base_url, mapping, order_location_id="store-a"))
+        async with connector.client() as client:
+            push = connector.pusher(ctx, client)
+            await push.attach()
+            try:
+                assert sorted(o.domain for o in push.outboxes) == ["default", "eu"]
+                assert await push.sync_all() == 2
+                assert (shop.levels[(ITEM, SHOP_LOC)], shop.levels[(ITEM, EU_SHOP_LOC)]) == (10, 20)
+                await store.adjust(
+                    sku, "store-eu", -3, reason="sale", source="t", source_event_id="e1"
+                )
+                await store.adjust(
+                    sku, "store-a", -1, reason="sale", source="t", source_event_id="a1"
+                )
+                assert await drain(push) == 2
+                assert (shop.levels[(ITEM, SHOP_LOC)], shop.levels[(ITEM, EU_SHOP_LOC)]) == (9, 17)
+            finally:
+                await push.detach()

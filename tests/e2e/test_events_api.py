@@ -228,3 +228,34 @@ async def test_store_events_show_reservation_details_only_to_staff_and_admins(
     assert not {"res", "cref", "code", "lines"} & set(seen["shop"])
     assert (seen["staff"]["res"], seen["staff"]["cref"]) == ("ev-staff", "crm-5")
     assert seen["staff"]["code"]
+
+
+async def test_a_store_in_another_domain_streams_its_domains_events(
+    client: httpx.AsyncClient, streaming: httpx.AsyncClient, seed: Seed, sku: str
+) -> None:
+    """Each store's stream tails its own domain's outbox; ids name the domain outside
+    ``default``, and a resume after such an id continues in that domain's stream."""
+    await seed(sku, 5, "store-a")
+    await seed(sku, 5, "store-eu", domain="eu")
+    async with (
+        streaming.stream("GET", "/v1/locations/store-eu/events") as eu,
+        streaming.stream("GET", EVENTS) as default,
+    ):
+        eu_lines, default_lines = eu.aiter_lines(), default.aiter_lines()
+        assert (await client.post("/v1/reservations", json=hold("d-a", sku, "store-a"))).is_success
+        assert (
+            await client.post("/v1/reservations", json=hold("d-eu", sku, "store-eu"))
+        ).is_success
+        event = await next_event(eu_lines)
+        assert (event["event"], event["data"]["res"]) == ("held", "d-eu")
+        assert event["id"].startswith("eu/")
+        eu_first = event["id"]
+        event = await next_event(default_lines)
+        assert (event["event"], event["data"]["res"]) == ("held", "d-a")
+        assert "/" not in event["id"]  # the default domain's ids are as they always were
+    await client.post("/v1/reservations/d-eu/release", json={})
+    async with streaming.stream(
+        "GET", "/v1/locations/store-eu/events", headers={"Last-Event-ID": eu_first}
+    ) as r:
+        event = await next_event(r.aiter_lines())
+        assert (event["event"], event["data"]["res"]) == ("released", "d-eu")

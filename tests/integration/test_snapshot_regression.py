@@ -43,6 +43,7 @@ from stocksync.recovery.audit import audit
 from stocksync.recovery.rebuild import rebuild
 from stocksync.recovery.regression import check_regression, redis_behind_ledger
 from stocksync.store.embedded import EmbeddedRedis
+from stocksync.store.keys import Directory
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import LedgerCopy
@@ -208,9 +209,15 @@ async def regress(rig: Rig) -> Regressed:
 
 
 async def namespace_dump(client: Redis, namespace: str) -> dict[str, Any]:
-    """Every key of the namespace with its serialized value (DUMP), to prove nothing changed."""
+    """Every key of the namespace (its domains' and its directory's) with its serialized value
+    (DUMP), to prove nothing changed. The directory's claims of reservation ids are left out:
+    a reserve claims its id before its domain's script refuses it (the claim alone reserves
+    nothing, and the sweeper drops it once no reservation has that id)."""
     out: dict[str, Any] = {}
-    async for key in client.scan_iter(match=f"ss:{{{namespace}}}:*", count=1000):
+    claims = Directory(namespace).reservation_domains
+    async for key in client.scan_iter(match=f"ss:{{{namespace}[:}}]*", count=1000):
+        if key == claims:
+            continue
         dumped = await client.execute_command("DUMP", key, NEVER_DECODE=True)  # type: ignore[no-untyped-call]
         out[key] = (dumped, await client.ttl(key))
     return out

@@ -74,10 +74,47 @@ async def test_cli_status_reports_lag_frozen_skus_and_the_last_audit(
     assert report["checks"] == {"redis": "ok", "database": "ok"}
     assert report["reported"]["ledger_copy"] == "ok"
     assert report["details"]["ledger_copy"]["lag_events"] == 1
-    assert report["regressed_skus"] == {"count": 1, "skus": ["SKU-FROZEN"]}
+    assert report["regressed_skus"] == {
+        "count": 1,
+        "skus": ["SKU-FROZEN"],
+        "by_domain": {"default": 1},
+    }
     assert report["last_audit"]["positions"] == 1
     assert report["last_audit"]["drifting"] == 0
     assert report["last_audit"]["age_seconds"] >= 0
+    engine.dispose()
+
+
+async def test_cli_status_shows_each_domains_lag_and_frozen_skus(
+    store: RedisStockStore,
+    redis_client: Redis,
+    redis_url: str,
+    namespace: str,
+    sku: str,
+    tmp_path: Path,
+) -> None:
+    env = env_for(redis_url, namespace, tmp_path)
+    await store.upsert_location(Location("store-a", "A", "store"))
+    await store.upsert_location(Location("store-eu", "EU", "store", domain="eu"))
+    engine = make_engine(Settings(data_dir=tmp_path).sqlalchemy_url)
+    create_tables(engine)
+    for domain in ("default", "eu"):
+        copy = LedgerCopy(store.outbox_of(domain), SqlLedger(engine), Metrics(), consumer="c")
+        await copy.drain_once()
+    await store.set_count(sku, "store-eu", 4)  # eu: one event the copy has not read
+    await store.set_count(sku, "store-eu", 5)
+    await redis_client.sadd(store.keys_of("eu").regressed, "SKU-EU")
+
+    result = await invoke(env, "status", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    domains = report["details"]["ledger_copy"]["domains"]
+    assert (domains["eu"]["lag_events"], domains["default"]["lag_events"]) == (2, 0)
+    assert report["details"]["ledger_copy"]["lag_events"] == 2
+    assert report["regressed_skus"]["skus"] == ["eu/SKU-EU"]
+    assert report["regressed_skus"]["by_domain"] == {"eu": 1}
+    result = await invoke(env, "status")
+    assert "1: eu/SKU-EU" in result.stdout
     engine.dispose()
 
 

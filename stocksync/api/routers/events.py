@@ -1,4 +1,13 @@
-"""Live events of a store (Server-Sent Events), read from the outbox stream."""
+"""Live events of a store (Server-Sent Events), read from its stock domain's outbox stream.
+
+A location belongs to one stock domain, and all its events are in that domain's stream, so a
+store's stream tails that one outbox (on its own connection, to the node serving the domain's
+slot on a cluster). Event ids are the stream ids for the ``default`` domain, as before domains
+existed, and ``<domain>/<stream id>`` for the others, so a ``Last-Event-ID`` says which stream
+it belongs to: after a location moved to another domain (an offline operation) a cursor of the
+old domain's stream resumes from the start of the new domain's stream (filtered by location,
+as always) instead of a position in a stream it never came from.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from stocksync.api.schemas import LocationPath
 from stocksync.domain.codes import display_hold_code
 from stocksync.domain.errors import Forbidden, TooManyStreams, TooManyStreamsForKey
 from stocksync.domain.events import EventKind
+from stocksync.domain.model import DEFAULT_DOMAIN
 from stocksync.store.outbox import Outbox, OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -37,7 +47,8 @@ KINDS = frozenset(
 # A Redis stream id, `<ms>` or `<ms>-<seq>`. ASCII digits only (`\d` would also match, say,
 # Arabic-Indic digits, which Redis refuses mid-stream), at most 19 of them per part so both
 # parts are within Redis's 0..2^64-1 (ids from `*` carry a 13-digit millisecond time).
-STREAM_ID = r"^[0-9]{1,19}(-[0-9]{1,19})?$"
+# An event id: such a stream id, prefixed by the domain (and a `/`) outside the default domain.
+EVENT_ID = r"^([a-z0-9][a-z0-9_-]{0,31}/)?[0-9]{1,19}(-[0-9]{1,19})?$"
 # Event fields sent as numbers; the rest stay strings. Internal fields are left out.
 NUMERIC = frozenset(
     {"seq", "at", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "safety", "delta"}
@@ -48,6 +59,15 @@ HIDDEN = frozenset({"fp", "key", "actor"})  # internal: fingerprints and key ids
 # admins see these; any other reader gets the stock changes without them (ownership rule).
 RESERVATION_DETAILS = frozenset({"res", "cref", "code", "lines", "flagged_ids"})
 BATCH = 500
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": EVENT_ID},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "the event as a JSON object"},
+    },
+    "required": ["id", "event", "data"],
+}
 
 
 class StreamSlots:
@@ -147,6 +167,19 @@ async def _still_allowed(request: Request, key: str, location_id: str) -> bool:
     return True
 
 
+def event_id(domain: str, stream_id: str) -> str:
+    """The SSE id of an event of ``domain``'s stream (see the module's note)."""
+    return stream_id if domain == DEFAULT_DOMAIN else f"{domain}/{stream_id}"
+
+
+def stream_cursor(domain: str, last: str) -> str:
+    """Where a stream of ``domain`` resumes after the event id ``last``."""
+    cursor_domain, _, stream_id = last.rpartition("/")
+    if (cursor_domain or DEFAULT_DOMAIN) != domain:
+        return "0-0"  # an id of another domain's stream: this one from its start
+    return stream_id
+
+
 async def _stream(
     request: Request, outbox: Outbox, location_id: str, cursor: str, key: str, staff: bool
 ) -> AsyncGenerator[str, None]:
@@ -169,14 +202,16 @@ async def _stream(
         for event in events:
             cursor = event.stream_id
             if event.location_id == location_id and event.kind in KINDS:
-                yield f"id: {event.stream_id}\nevent: {event.kind}\ndata: {_data(event, staff)}\n\n"
+                sse_id = event_id(outbox.domain, event.stream_id)
+                yield f"id: {sse_id}\nevent: {event.kind}\ndata: {_data(event, staff)}\n\n"
 
 
 @router.get(
     "/v1/locations/{location_id}/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        # One event (OpenAPI before 3.2: a text/event-stream's schema describes each event).
+        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}},
         429: problem_response("too_many_event_streams: this key's streams are all open"),
         503: problem_response("too_many_event_streams | store_unavailable"),
     },
@@ -188,8 +223,8 @@ async def location_events(
     request: Request,
     # Typed `str`, not `str | None`, so the schema does not offer null (sent as "null" in a
     # header); absent (None) means "from now on".
-    since: str = Query(None, pattern=STREAM_ID, description="a stream id"),
-    last_event_id: str = Header(None, pattern=STREAM_ID, description="the last id seen"),
+    since: str = Query(None, pattern=EVENT_ID, description="an event id"),
+    last_event_id: str = Header(None, pattern=EVENT_ID, description="the last id seen"),
 ) -> StreamingResponse:
     """Server-Sent Events of this store's stock and reservation changes, from now on (or
     after ``Last-Event-ID`` / ``since``); a ``: keepalive`` comment every ~15 s.
@@ -203,17 +238,20 @@ async def location_events(
     svc = services(request)
     slots = _slots(request)
     slots.take(principal.key_id)
+    domain = await svc.store.domain_of_location(location_id)
     # A blocking XREAD holds its connection: each stream gets its own, not one of the pool's.
-    outbox = svc.store.outbox.dedicated()
+    outbox = svc.store.outbox_of(domain).dedicated()
 
     async def close() -> None:
         slots.give_back(principal.key_id)
         await outbox.aclose()
 
     try:
-        cursor = last_event_id or since
-        if cursor is None:  # '$' resolved now, so nothing between two reads is missed
+        last = last_event_id or since
+        if last is None:  # '$' resolved now, so nothing between two reads is missed
             cursor = await outbox.last_id()
+        else:
+            cursor = stream_cursor(domain, last)
     except BaseException:
         await close()
         raise

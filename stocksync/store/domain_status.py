@@ -48,12 +48,26 @@ async def _standalone_replicas(store: RedisStockStore) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _placement(client: RedisCluster, slot: int) -> tuple[str, tuple[str, ...]]:
+def _placement(client: RedisCluster, slot: int) -> str:
     nodes = client.nodes_manager.slots_cache.get(slot) or []
-    if not nodes:
-        return "uncovered", ()
-    primary, *replicas = nodes
-    return primary.name, tuple(n.name for n in replicas)
+    return nodes[0].name if nodes else "uncovered"
+
+
+async def _cluster_replicas(client: RedisCluster) -> dict[str, tuple[str, ...]]:
+    """Primary host:port -> its healthy replicas, from CLUSTER NODES (CLUSTER SLOTS leaves out
+    replicas that are still syncing, and the client's slot map only has what it said)."""
+    text = await client.execute_command("CLUSTER", "NODES", target_nodes=client.get_primaries())
+    if isinstance(text, dict):  # one reply per node asked: any one will do
+        text = next(iter(text.values()))
+    addresses: dict[str, str] = {}
+    replicas: dict[str, list[str]] = {}
+    for line in str(text).splitlines():
+        node_id, address, flags, master_id, *_ = line.split()
+        host_port = address.split("@")[0]
+        addresses[node_id] = host_port
+        if "slave" in flags and "fail" not in flags:
+            replicas.setdefault(master_id, []).append(host_port)
+    return {addresses[m]: tuple(sorted(r)) for m, r in replicas.items() if m in addresses}
 
 
 async def domain_statuses(
@@ -63,15 +77,16 @@ async def domain_statuses(
     outbox lag too."""
     client: Any = store.client
     on_cluster = isinstance(client, RedisCluster)
-    standalone_replicas = () if on_cluster else await _standalone_replicas(store)
+    if on_cluster:
+        replicas_of = await _cluster_replicas(client)
+    else:
+        replicas_of = {STANDALONE: await _standalone_replicas(store)}
     out = []
     for domain in await store.domains(fresh=True):
         keys = store.keys_of(domain)
         slot = domain_slot(store, domain)
-        if on_cluster:
-            node, replicas = _placement(client, slot)
-        else:
-            node, replicas = STANDALONE, standalone_replicas
+        node = _placement(client, slot) if on_cluster else STANDALONE
+        replicas = replicas_of.get(node, ())
         entries: int | None = None
         seconds: float | None = None
         if group is not None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from stocksync.domain.model import Line, Location
 from stocksync.ledger.queries import folded_skus, max_seqs
 from stocksync.ledger.sql_ledger import SqlLedger
+from stocksync.ledger.tables import LedgerLocation
 from stocksync.recovery.rebuild import ledger_payload
 from stocksync.recovery.regression import check_regression
 from stocksync.store.domain_moves import move_location
@@ -65,6 +66,10 @@ async def test_both_ledgers_balance_and_no_seq_goes_back(
         assert await check_regression(ops, engine, namespace) == []
         ledger_seqs = dict(pair for page in max_seqs(engine, namespace) for pair in page)
         assert ledger_seqs == await ops.seqs()
+
+    with Session(engine) as session:
+        rows = session.exec(select(LedgerLocation.namespace, LedgerLocation.location_id)).all()
+    assert sorted(rows) == sorted([(north_ns, LOC), (north_ns, "store-n")])
 
     # A rebuild of north from its ledger restores the moved position, safety stock included.
     with Session(engine) as session:

@@ -23,8 +23,10 @@ from rich.table import Table
 from stocksync.api.app import create_app
 from stocksync.api.server import uvicorn_options
 from stocksync.auth.repository import SqlApiKeys
+from stocksync.cli.cluster import cluster_app
 from stocksync.cli.connectors import connector_app, drift
 from stocksync.cli.demo import load_demo
+from stocksync.cli.domains import domains_app
 from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.cli.status import status
 from stocksync.config import Settings
@@ -56,6 +58,8 @@ app.add_typer(stock_app, name="stock")
 db_app = typer.Typer(help="The SQL ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(connector_app, name="connector")
+app.add_typer(domains_app, name="domains")
+app.add_typer(cluster_app, name="cluster")
 app.command("drift")(drift)
 app.command("status")(status)
 console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no truncation

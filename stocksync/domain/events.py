@@ -30,8 +30,13 @@ class EventKind(StrEnum):
     ADJUST_STALE = "adjust_stale"
     OVERSELL_RISK = "oversell_risk"
     REBUILT = "rebuilt"
+    # A position left its stock domain, or arrived in one (``stocksync domains
+    # move-location``): its units out of one domain's ledger and into the other's.
+    POSITION_MOVED_OUT = "position_moved_out"
+    POSITION_MOVED_IN = "position_moved_in"
     # Not about a SKU.
     LOCATION_UPSERTED = "location_upserted"
+    LOCATION_MOVED_OUT = "location_moved_out"  # sealed for a move to another domain ('to')
     CUSTOMER_ERASED = "customer_erased"  # carries the reference until the ledger erased it
 
 

@@ -189,8 +189,18 @@ class SqlLedger:
     ) -> None:
         latest: dict[str, OutboxEvent] = {}
         for e in events:  # in stream order: the last one of a location wins in this batch
-            if e.kind == EventKind.LOCATION_UPSERTED:
+            if e.kind in (EventKind.LOCATION_UPSERTED, EventKind.LOCATION_MOVED_OUT):
                 latest[e.location_id] = e
+        # A location moved to another stock domain leaves this domain's list (the other
+        # domain's events record it there).
+        gone = sorted(loc for loc, e in latest.items() if e.kind == EventKind.LOCATION_MOVED_OUT)
+        if gone:
+            conn.execute(
+                LOCATIONS.delete().where(
+                    LOCATIONS.c.namespace == namespace, LOCATIONS.c.location_id.in_(gone)
+                )
+            )
+        latest = {loc: e for loc, e in latest.items() if e.kind == EventKind.LOCATION_UPSERTED}
         if not latest:
             return
         values = [

@@ -26,6 +26,7 @@ from stocksync.store.redis_store import RedisStockStore
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = sorted(state.value for state in ACTIVE)
+_SETS_SAFETY = frozenset({EventKind.COUNTED, EventKind.POSITION_MOVED_IN})
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,15 @@ def _position(location: str, rows: list[Movement]) -> list[Any] | None:
     """The position as rebuild.lua restores it; None when no movement of the location carries
     its numbers (only flags or notices reached the ledger): there is nothing to restore."""
     carrying = [m for m in rows if m.on_hand is not None]
-    if not carrying:
-        return None
+    if not carrying or carrying[-1].kind == EventKind.POSITION_MOVED_OUT:
+        return None  # nothing to restore, or the position moved to another domain
     last = carrying[-1]
-    counts = [m for m in rows if m.kind == EventKind.COUNTED]
-    count_as_of = int(_details(counts[-1]).get("as_of", 0)) if counts else 0
-    safety = int(_details(counts[-1]).get("safety", 0)) if counts else 0
+    # A count sets the safety stock and the count's time; so does a move into this domain
+    # (the source's newest count came along).
+    counts = [m for m in rows if m.kind in _SETS_SAFETY]
+    newest = _details(counts[-1]) if counts else {}
+    count_as_of = int(newest.get("as_of") or newest.get("counted_as_of") or 0)
+    safety = int(newest.get("safety", 0))
     deltas = []
     for m in rows:
         if m.kind in DELTA_KINDS and _ms(m.occurred_at) > count_as_of:

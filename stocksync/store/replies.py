@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stocksync.domain.errors import (
+    DomainMoving,
     HoldLimitReached,
     IdempotencyConflict,
     InsufficientStock,
@@ -46,6 +47,10 @@ def raise_for_refusal(reply: Sequence[Any], *, action: str, subject: str = "") -
     if status == "unknown_location":
         names = ", ".join(repr(loc) for loc in sorted(set(rest)))
         raise NotFound(f"unknown location {names}", resource="location")
+    if status == "location_moving":
+        raise DomainMoving(
+            f"location {rest[0]!r} is moving to another stock domain; retry once the move is done"
+        )
     if status == "invalid_coordinates":
         raise Unprocessable(
             f"coordinates lat={rest[0]!r} lon={rest[1]!r} are outside Redis GEO's range "

@@ -27,6 +27,7 @@ from stocksync.store.replies import (
     raise_for_refusal,
 )
 from stocksync.store.routing import Routing
+from stocksync.store.stale_routes import reroute, unknown_location
 
 CODE_ATTEMPTS = 8  # a code is taken with odds (active holds / 31^7): one retry is already rare
 
@@ -101,6 +102,11 @@ class Reservations(Routing):
             if reply[0] == "ok" and int(reply[1]):
                 await self.run("release", reservation_id, "", domain=domain)
             raise
+        if unknown_location(reply):  # a stale route: the location moved to another domain
+            fresh = await reroute(self, (ln.location_id for ln in normalized), domain)
+            if fresh is not None:
+                await self._reclaim(reservation_id, fresh, domain)
+                reply, code = await self._hold(fresh, args)
         raise_for_refusal(reply, action="reserve", subject=reservation_id)
         if not int(reply[1]):  # a retry of the same request: the stored reservation
             return ReserveResult(parse_reservation(reservation_id, field_pairs(reply[2:])), False)
@@ -122,6 +128,17 @@ class Reservations(Routing):
             key_id=key_id,
         )
         return ReserveResult(reservation, created=True)
+
+    async def _reclaim(self, reservation_id: str, domain: str, stale: str) -> None:
+        """Move the id's claim from ``stale`` (whose reserve answered unknown_location: no
+        reservation of the id is there) to ``domain``."""
+        held = str(await self.run_directory("claim_reservation", reservation_id, domain, stale))
+        self._remember_reservation(reservation_id, held)
+        if held != domain:
+            raise IdempotencyConflict(
+                f"reservation {reservation_id!r} already exists in stock domain {held!r}; "
+                "the same id with other lines is another request"
+            )
 
     async def _hold(self, domain: str, args: tuple[str | int, ...]) -> tuple[list[Any], str]:
         """The reserve script's reply (with a fresh hold code, again if the code was taken)

@@ -47,6 +47,7 @@ OPERATIONS = (
     "audit_scan",
     "stock_changes",
     "claim_reservation",
+    "move_location",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

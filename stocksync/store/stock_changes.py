@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NotRequired, TypedDict, Unpack
 
-from stocksync.domain.errors import DomainChange, StockSyncError
+from stocksync.domain.errors import DomainChange, NotFound, StockSyncError
 from stocksync.domain.model import (
     Location,
     Position,
@@ -16,6 +16,7 @@ from stocksync.domain.model import (
 from stocksync.store.outbox import OutboxEvent, decode_stored_events
 from stocksync.store.replies import raise_for_refusal
 from stocksync.store.routing import Routing
+from stocksync.store.stale_routes import reroute, unknown_location
 
 # Rows of one batched stock_changes call. A row costs the server 25-45 µs (measured: a dozen
 # commands for its idempotency record, position and outbox event, and their AOF entries), and
@@ -198,8 +199,7 @@ class StockChanges(Routing):
         parts: list[object] = ["adjust", sku, location_id, -qty, "sale", occurred_at_ms]
         fp = event_fingerprint(*parts, *([reservation_id] if reservation_id else []))
         domain = await self.domain_of_location(location_id)
-        reply = await self.run(
-            "sell",
+        args = (
             sku,
             location_id,
             qty,
@@ -208,8 +208,11 @@ class StockChanges(Routing):
             options["source_event_id"],
             _arg(occurred_at_ms),
             fp,
-            domain=domain,
         )
+        reply = await self.run("sell", *args, domain=domain)
+        if unknown_location(reply) and (fresh := await reroute(self, [location_id], domain)):
+            domain = fresh  # a stale route: the location moved to another domain
+            reply = await self.run("sell", *args, domain=domain)
         raise_for_refusal(reply, action="sale")
         applied, on_hand, reserved, safety, seq, flagged = (int(v) for v in reply[1:7])
         hold, covered, events = str(reply[7]), int(reply[8]), str(reply[9])
@@ -229,6 +232,10 @@ class StockChanges(Routing):
         """Run one count or delta built by ``count_call`` or ``adjust_call``."""
         domain = await self.domain_of_location(call.location_id)
         reply = await self.run(call.script, call.sku, call.location_id, *call.args, domain=domain)
+        if unknown_location(reply) and (fresh := await reroute(self, [call.location_id], domain)):
+            # a stale route: the location moved to another domain
+            args = (call.sku, call.location_id, *call.args)
+            reply = await self.run(call.script, *args, domain=fresh)
         return _stock_change_result(call, reply)
 
     async def stock_changes(
@@ -246,6 +253,18 @@ class StockChanges(Routing):
         domains = [await self.domain_of_location(call.location_id) for call in calls]
         for start, end, source in _runs(calls, domains):
             results += await self._stock_rows(calls[start:end], source, domains[start])
+        # Rows refused as unknown_location by a stale route (their location moved to another
+        # domain) go once more, in order, to the domain the directory now names.
+        stale = [
+            i
+            for i, r in enumerate(results)
+            if isinstance(r, NotFound)
+            and await reroute(self, [calls[i].location_id], domains[i]) is not None
+        ]
+        if stale:
+            again = await self.stock_changes([calls[i] for i in stale])
+            for i, result in zip(stale, again, strict=True):
+                results[i] = result
         return results
 
     async def _stock_rows(

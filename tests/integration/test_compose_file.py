@@ -35,6 +35,17 @@ DATABASE_URL = "postgresql+psycopg://stocksync:stocksync@postgres:5432/stocksync
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
+    return compose_config()
+
+
+@pytest.fixture(scope="module")
+def cluster_config() -> dict[str, Any]:
+    return compose_config("cluster")
+
+
+def compose_config(*profiles: str) -> dict[str, Any]:
+    """``docker-compose [--profile P] config``, parsed."""
+    profile = [arg for name in profiles for arg in ("--profile", name)]
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip(
@@ -44,7 +55,7 @@ def config() -> dict[str, Any]:
     # Variables such as COMPOSE_FILE or COMPOSE_PROFILES would change what gets resolved.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
     proc = subprocess.run(
-        [binary, "--file", str(COMPOSE_FILE), "--project-directory", str(ROOT), "config"],
+        [binary, "--file", str(COMPOSE_FILE), "--project-directory", str(ROOT), *profile, "config"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -112,8 +123,13 @@ def published(svc: dict[str, Any]) -> set[tuple[str, str, str]]:
     return result
 
 
+def default_services(config: dict[str, Any]) -> set[str]:
+    """The services `docker-compose up` starts: those of no profile."""
+    return {name for name, svc in config["services"].items() if not svc.get("profiles")}
+
+
 def test_services_are_the_engine_its_stores_and_its_monitoring(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {
+    assert default_services(config) == {
         "redis",
         "postgres",
         "api",
@@ -342,3 +358,53 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(
     home = Path(environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
     assert str(home.parent) == folder
     assert (dashboards / home.name).is_file()
+
+
+# -- the `cluster` profile ---------------------------------------------------------------------
+
+VALKEY_NODES = [f"valkey-{n}" for n in range(1, 7)]
+
+
+def test_the_cluster_profile_is_six_valkey_nodes_an_init_and_stocksync_on_them(
+    cluster_config: dict[str, Any],
+) -> None:
+    services = cluster_config["services"]
+    in_profile = {name for name, svc in services.items() if "cluster" in svc.get("profiles", [])}
+    assert in_profile == {*VALKEY_NODES, "cluster-init", "api-cluster", "worker-cluster"}
+    for name in VALKEY_NODES:
+        node = service(cluster_config, name)
+        assert node["image"].startswith("valkey/valkey:")
+        command = " ".join(argv(node["command"]))
+        assert "--cluster-enabled yes" in command
+        assert "--appendfsync always" in command
+        assert mounts(node).get("/data") in cluster_config["volumes"]
+        assert node["hostname"] == name
+    data = {mounts(service(cluster_config, name))["/data"] for name in VALKEY_NODES}
+    assert len(data) == 6, "each node needs a data volume of its own"
+
+
+def test_cluster_init_creates_three_primaries_with_a_replica_each_once(
+    cluster_config: dict[str, Any],
+) -> None:
+    init = service(cluster_config, "cluster-init")
+    script = argv(init["command"])[-1]
+    assert "--cluster create" in script
+    assert "--cluster-replicas 1" in script
+    assert "--cluster-yes" in script
+    assert "cluster_state:ok" in script  # an existing cluster is left alone
+    for node in VALKEY_NODES:
+        assert init["depends_on"][node]["condition"] == "service_healthy"
+    assert str(init.get("restart", "no")) == "no"
+
+
+def test_stocksync_on_the_cluster_names_one_seed_node_in_cluster_mode(
+    cluster_config: dict[str, Any],
+) -> None:
+    for name in ("api-cluster", "worker-cluster"):
+        env = environment(service(cluster_config, name))
+        assert env["STOCKSYNC_REDIS_CLUSTER"] == "true"
+        assert urlsplit(env["STOCKSYNC_REDIS_URL"]).hostname in VALKEY_NODES
+        assert env["STOCKSYNC_DATABASE_URL"] == DATABASE_URL
+    api = service(cluster_config, "api-cluster")
+    assert api["depends_on"]["cluster-init"]["condition"] == "service_completed_successfully"
+    assert ("", "8001", "8000") in published(api)  # beside the default stack's :8000

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from stocksync.domain.events import EventKind
 from stocksync.domain.model import ACTIVE, State
+from stocksync.store.domain_moves import moving_key, parked_key
 from stocksync.store.keys import POSITION_FIELDS, Directory, Keys, ordered_member
 from stocksync.store.scripts import OPERATIONS, library_source
 
@@ -110,3 +111,12 @@ async def test_the_directory_helper_builds_the_name_python_builds(redis_client: 
     probe = library_source() + "\nreturn resdomain_key()"
     reply = await redis_client.eval(probe, 1, directory.anchor, 60, 0)  # type: ignore[no-untyped-call]
     assert reply == directory.reservation_domains
+
+
+async def test_the_location_move_helpers_build_the_names_python_builds(
+    redis_client: Redis,
+) -> None:
+    keys = Keys("vocab", "north")
+    probe = library_source() + "\nreturn { moving_key('L'), parked_key('L') }"
+    reply = await redis_client.eval(probe, 1, keys.anchor, 60, 0)  # type: ignore[no-untyped-call]
+    assert reply == [moving_key(keys, "L"), parked_key(keys, "L")]

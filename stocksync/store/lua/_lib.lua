@@ -62,6 +62,11 @@ local function ages_key(loc) return P .. 'ages:' .. loc end
 -- Units an API key holds per location on a channel capped in units (hash: location -> units).
 local function heldunits_key(key_id, channel) return P .. 'heldunits:' .. key_id .. ':' .. channel end
 local function code_key(code) return P .. 'code:' .. code end
+-- A location being moved to another domain (move_location.lua, stocksync.store.domain_moves):
+-- its record while it is sealed (hash: the location's fields and 'to'), and its positions
+-- parked out of the domain until the target has them (hash: SKU -> JSON).
+local function moving_key(loc) return P .. 'moving:' .. loc end
+local function parked_key(loc) return P .. 'parked:' .. loc end
 -- The namespace directory's (P is the directory's prefix when KEYS[1] is its anchor).
 local function resdomain_key() return P .. 'resdomain' end
 -- ATRISK and the namespace's single keys (ACTIVE_KEY, OUTBOX_KEY, ...) are set by begin().

@@ -4,7 +4,8 @@
 -- ARGV[7] lon ('' = none)   ARGV[8] pickup ('1'|'0')   ARGV[9] ship ('1'|'0')
 --
 -- Returns {'ok', created}, or {'invalid_coordinates', lat, lon} (nothing written) when lat/lon
--- are not numbers within Redis GEO's range (GEOADD would fail after the HSET: no rollback).
+-- are not numbers within Redis GEO's range (GEOADD would fail after the HSET: no rollback),
+-- or {'location_moving', loc} while the location moves to another stock domain.
 
 local loc = ARGV[3]
 local name = ARGV[4]
@@ -23,6 +24,9 @@ end
 if (lat ~= '' and not within(lat, GEO_LAT_MAX)) or (lon ~= '' and not within(lon, GEO_LON_MAX)) then
   return { 'invalid_coordinates', lat, lon }
 end
+
+-- A location being moved to another stock domain (move_location.lua) is not re-created here.
+if redis.call('EXISTS', moving_key(loc)) == 1 then return { 'location_moving', loc } end
 
 local lk = loc_key(loc)
 local created = 1 - redis.call('EXISTS', lk)

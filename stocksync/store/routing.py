@@ -70,6 +70,14 @@ class Routing(ScriptStore):
         if len(self._location_domains) >= LOCATIONS_CACHED:
             self._location_domains.clear()
         self._location_domains[location_id] = domain
+        self._note_domain(domain)
+
+    def _note_domain(self, domain: str) -> None:
+        """A domain this process just saw (created a location in, or routed to) is in its
+        list at once; other processes see a new domain within DOMAINS_TTL_SECONDS."""
+        read_at, found = self._domains_read
+        if domain not in found:
+            self._domains_read = (read_at, tuple(sorted({*found, domain})))
 
     def forget_location(self, location_id: str) -> None:
         """Drop a cached location (after an answer showed the cache stale)."""

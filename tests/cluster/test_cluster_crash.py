@@ -5,11 +5,12 @@ applied twice (DESIGN promise 2, rules 5 and 6).
 The same stack, driver and checks as the standalone suite (tests/integration/test_crash.py):
 ``stocksync serve`` and ``stocksync worker`` as subprocesses in cluster mode (a seed node of
 the session's cluster, the default ``replica_wait=auto``: each acknowledgement waits for the
-shard's replica), a ledger on SQLite, the flows' locations in a domain on a primary other than
-the directory's. Killing "redis" kills that primary: its replica is promoted while the driver
-retries its failed calls with the same ids, and the killed node is restarted once the load is
-over (it rejoins as a replica). Then every acknowledged operation must be in Redis and in the
-ledger exactly once, and ``stocksync audit`` must find no drift.
+shard's replica), a ledger on SQLite (and on PostgreSQL for the primary's kill), the flows'
+locations in a domain on a primary other than the directory's. Killing "redis" kills that
+primary: its replica is promoted while the driver retries its failed calls with the same ids,
+and the killed node is restarted once the load is over (it rejoins as a replica). Then every
+acknowledged operation must be in Redis and in the ledger exactly once, and ``stocksync
+audit`` must find no drift.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.support.cluster_domains import domain_slot
 from tests.support.cluster_stack import ClusterRedis, crash_domain
 from tests.support.crash_checks import check_invariants
 from tests.support.crash_load import load_with_crash
+from tests.support.postgres import fresh_postgres_database
 from tests.support.processes import Processes, Stack, running_stack
 
 
@@ -38,6 +40,17 @@ def processes() -> Iterator[Processes]:
 
 
 @pytest.fixture
+def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite, unless a test asks for PostgreSQL (``indirect`` parametrisation): one scenario
+    runs on both, which costs seconds, not all three."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    with fresh_postgres_database("stocksync_ccrash_") as url:
+        yield url
+
+
+@pytest.fixture
 def backend(cluster: ValkeyCluster) -> ClusterRedis:
     namespace = "ccrash" + uuid.uuid4().hex[:8]
     return ClusterRedis(cluster, namespace, crash_domain(cluster, namespace))
@@ -45,13 +58,13 @@ def backend(cluster: ValkeyCluster) -> ClusterRedis:
 
 @pytest.fixture
 async def stack(
-    tmp_path: Path, processes: Processes, backend: ClusterRedis
+    tmp_path: Path, processes: Processes, backend: ClusterRedis, ledger_database_url: str
 ) -> AsyncIterator[Stack]:
     try:
         async with running_stack(
             tmp_path,
             processes,
-            f"sqlite:///{tmp_path / 'ledger.db'}",
+            ledger_database_url,
             redis=backend,
             namespace=backend.namespace,
             domain=backend.domain,
@@ -73,6 +86,11 @@ async def test_kill_ledger_worker_mid_load_on_a_cluster(stack: Stack) -> None:
     await check_invariants(stack, crash)
 
 
+@pytest.mark.parametrize(
+    "ledger_database_url",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 async def test_kill_the_domains_primary_mid_load(
     stack: Stack, backend: ClusterRedis, cluster: ValkeyCluster
 ) -> None:

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from stocksync.domain.model import DEFAULT_DOMAIN
 from stocksync.ledger.sql_ledger import MOVEMENTS, RESERVATIONS
-from stocksync.store.keys import ON_HAND, RESERVED, Keys
-from tests.support.processes import Stack, kill_and_restart
+from stocksync.store.keys import ON_HAND, RESERVED
+from tests.support.processes import Stack, kill_and_restart, ledger_pending
 
 SKUS = ("CRASH-A", "CRASH-B", "CRASH-C")
 LOCATIONS = ("store-north", "wh-south")
@@ -182,10 +183,12 @@ def api_client(stack: Stack) -> httpx.AsyncClient:
     )
 
 
-async def seed(client: httpx.AsyncClient) -> None:
+async def seed(client: httpx.AsyncClient, domain: str = DEFAULT_DOMAIN) -> None:
     for loc in LOCATIONS:
         kind = "warehouse" if loc.startswith("wh-") else "store"
-        body = {"name": loc, "kind": kind, "pickup": kind == "store", "ship": True}
+        body: dict[str, Any] = {"name": loc, "kind": kind, "pickup": kind == "store", "ship": True}
+        if domain != DEFAULT_DOMAIN:
+            body["domain"] = domain
         r = await client.put(f"/v1/locations/{loc}", json=body)
         assert r.status_code in (200, 201), r.text
         for sku in SKUS:
@@ -214,7 +217,7 @@ async def load_with_crash(stack: Stack, victim: str) -> Crash:
     restart it, let the load finish. Returns what the driver saw."""
     flows = make_flows(random.randrange(1_000_000))
     async with api_client(stack) as client:
-        await seed(client)
+        await seed(client, stack.domain)
         driver = Driver(client, flows, KILL_AFTER_ACKS)
         load = asyncio.create_task(driver.run())
         try:
@@ -225,6 +228,7 @@ async def load_with_crash(stack: Stack, victim: str) -> Crash:
                 held = await kill_and_restart(stack, victim)
                 acks_at_restart = driver.acks
                 await asyncio.wait_for(asyncio.shield(load), timeout=LOAD_TIMEOUT)
+                await stack.redis.restore()
             except TimeoutError as exc:
                 raise AssertionError(
                     f"the load did not finish in {LOAD_TIMEOUT}s: {driver.acks} acknowledged, "
@@ -258,16 +262,21 @@ def ledger_seqs(engine: Engine, namespace: str) -> dict[str, tuple[int, int, int
         return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in conn.execute(stmt)}
 
 
-async def wait_drained(stack: Stack, client: Redis) -> None:
+async def wait_drained(stack: Stack, client: Redis | RedisCluster) -> None:
     """Bounded poll until every SKU event in Redis is in the ledger: for each SKU the ledger
     holds seq 1..N exactly, N being Redis's seq, and the ledger group has nothing pending."""
-    keys = Keys(stack.namespace)
+    keys = stack.keys
     deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
     while True:
         seqs = {str(k): int(v) for k, v in (await client.hgetall(keys.seq)).items()}
-        pending = int((await client.xpending(keys.outbox, "ledger"))["pending"])
-        ledger = await asyncio.to_thread(ledger_seqs, stack.engine, stack.namespace)
-        if pending == 0 and all(ledger.get(s) == (n, n, n) for s, n in seqs.items()):
+        summary = await ledger_pending(client, keys.outbox)
+        pending = int(summary["pending"])
+        ledger = await asyncio.to_thread(ledger_seqs, stack.engine, stack.ledger_namespace)
+        if (
+            summary["group"]
+            and pending == 0
+            and all(ledger.get(s) == (n, n, n) for s, n in seqs.items())
+        ):
             return
         assert stack.worker is not None
         if stack.worker.poll() is not None:
@@ -327,10 +336,10 @@ async def settle(stack: Stack, flows: list[Tracked]) -> Settled:
     """Wait for the worker to drain the outbox into the ledger, then read back the flows'
     reservations and every position from Redis, and the reservations and movements from the
     ledger."""
-    client = Redis.from_url(stack.redis.url, decode_responses=True)
+    client = stack.redis.client()
     try:
         await wait_drained(stack, client)
-        keys = Keys(stack.namespace)
+        keys = stack.keys
         async with client.pipeline(transaction=False) as pipe:
             for t in flows:
                 pipe.hmget(keys.reservation(t.rid), "state", "lines")
@@ -354,6 +363,6 @@ async def settle(stack: Stack, flows: list[Tracked]) -> Settled:
         )
     }
     ledger_reservations, movements = await asyncio.to_thread(
-        fetch_ledger, stack.engine, stack.namespace
+        fetch_ledger, stack.engine, stack.ledger_namespace
     )
     return Settled(in_redis, positions, ledger_reservations, movements)

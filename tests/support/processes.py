@@ -1,6 +1,11 @@
 """The crash tests' stack of child processes: redis-server, ``stocksync serve`` (API only) and
 ``stocksync worker``, each in a session of its own; started, waited for, SIGKILLed, restarted;
-and the SQL ledger they share (a SQLite file, or a PostgreSQL database of the test's own)."""
+and the SQL ledger they share (a SQLite file, or a PostgreSQL database of the test's own).
+
+The Redis side is a :class:`RedisBackend`: a standalone redis-server of the stack's own here
+(:class:`StandaloneRedis`), or a cluster (``tests.support.cluster_stack``), so the same load and
+the same checks run against both; the flows' locations live in ``Stack.domain``.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.engine import Engine
 
+from stocksync.domain.model import DEFAULT_DOMAIN
 from stocksync.ledger.db import make_engine
 from stocksync.store.embedded import EmbeddedRedis
 from stocksync.store.keys import Keys
@@ -60,6 +67,70 @@ class Processes:
                 self.kill(process)
 
 
+class RedisBackend(Protocol):
+    """Where a stack's Redis data lives, and what killing "redis" means there."""
+
+    @property
+    def url(self) -> str:
+        """What ``STOCKSYNC_REDIS_URL`` names (a cluster's seed node)."""
+        ...
+
+    def env(self) -> dict[str, str]:
+        """Settings the stack's processes need beyond the URL."""
+        ...
+
+    def client(self) -> Redis | RedisCluster:
+        """A client (decode_responses) for the test's own reads; the caller closes it."""
+        ...
+
+    async def kill_and_recover(self) -> None:
+        """SIGKILL the server holding the stack's domain; return once a server answers for it."""
+        ...
+
+    async def restore(self) -> None:
+        """Bring back whatever :meth:`kill_and_recover` left down (once the load is over)."""
+        ...
+
+
+class StandaloneRedis:
+    """A redis-server of the stack's own (AOF, ``appendfsync always``): killed, it is started
+    again on the same data directory and port and loads its AOF."""
+
+    def __init__(self, root: Path, processes: Processes) -> None:
+        self.server = EmbeddedRedis(root, port=free_port(), appendonly=True, appendfsync="always")
+        self.processes = processes
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url, decode_responses=True)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.server.start)
+        assert self.server.process is not None
+        self.processes.track(self.server.process)
+
+    async def kill_and_recover(self) -> None:
+        assert self.server.process is not None
+        Processes.kill(self.server.process)
+        self.server = EmbeddedRedis(
+            self.server.data_dir,
+            port=self.server.port,
+            appendonly=True,
+            appendfsync="always",
+        )
+        await self.start()
+        await wait_redis_ping(self.url)
+
+    async def restore(self) -> None:
+        """Nothing: the restarted server is already back."""
+
+
 def tail(path: Path, chars: int = 3000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
@@ -69,7 +140,7 @@ class Stack:
     root: Path
     env: dict[str, str]
     namespace: str
-    redis: EmbeddedRedis
+    redis: RedisBackend
     api_port: int
     key: str
     engine: Engine
@@ -77,6 +148,16 @@ class Stack:
     api: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     logs: Counter[str] = field(default_factory=Counter)
+    domain: str = DEFAULT_DOMAIN  # the flows' locations are in it
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.namespace, self.domain)
+
+    @property
+    def ledger_namespace(self) -> str:
+        """The ledger's namespace of the domain's events."""
+        return self.keys.ledger_namespace
 
     @property
     def url(self) -> str:
@@ -108,19 +189,6 @@ class Stack:
         self.worker, log = self.spawn("worker", "worker")
         # The worker prints this line after its start-up regression check, before running.
         await wait_for_log_line(log, "stocksync worker on namespace", self.worker)
-
-    def restart_redis_in_thread(self) -> EmbeddedRedis:
-        """A new redis-server on the same data directory and port (loads the AOF)."""
-        server = EmbeddedRedis(
-            self.redis.data_dir,
-            port=self.redis.port,
-            appendonly=True,
-            appendfsync="always",
-        )
-        server.start()
-        assert server.process is not None
-        self.processes.track(server.process)
-        return server
 
 
 async def wait_http_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -169,16 +237,21 @@ async def wait_redis_ping(url: str) -> None:
 
 @asynccontextmanager
 async def running_stack(
-    root: Path, processes: Processes, database_url: str
+    root: Path,
+    processes: Processes,
+    database_url: str,
+    redis: RedisBackend | None = None,
+    namespace: str | None = None,
+    domain: str = DEFAULT_DOMAIN,
 ) -> AsyncIterator[Stack]:
-    """A stack of its own in ``root``: redis-server (AOF, ``appendfsync always``) on a free
-    port, an admin key in the fresh, empty ledger at ``database_url``, the API and the worker;
-    all killed on exit."""
-    redis = EmbeddedRedis(root / "redis", port=free_port(), appendonly=True, appendfsync="always")
-    await asyncio.to_thread(redis.start)
-    assert redis.process is not None
-    processes.track(redis.process)
-    namespace = "crash" + uuid.uuid4().hex[:8]
+    """A stack of its own in ``root``: ``redis`` (default: a redis-server of its own, AOF,
+    ``appendfsync always``, on a free port), an admin key in the fresh, empty ledger at
+    ``database_url``, the API and the worker; all killed on exit."""
+    if redis is None:
+        standalone = StandaloneRedis(root / "redis", processes)
+        await standalone.start()
+        redis = standalone
+    namespace = namespace or "crash" + uuid.uuid4().hex[:8]
     env = {
         **os.environ,
         "STOCKSYNC_REDIS_URL": redis.url,
@@ -190,6 +263,7 @@ async def running_stack(
         "STOCKSYNC_REAPER_INTERVAL_SECONDS": "0.5",
         "STOCKSYNC_REGRESSION_CHECK_SECONDS": "2",
         "STOCKSYNC_LEDGER_CLAIM_IDLE_SECONDS": str(CLAIM_IDLE_SECONDS),
+        **redis.env(),
     }
     # Creating the key also brings the schema to head before two processes open the database.
     created = await asyncio.to_thread(
@@ -212,6 +286,7 @@ async def running_stack(
         key=created.stdout.strip().splitlines()[0],
         engine=engine,
         processes=processes,
+        domain=domain,
     )
     try:
         await asyncio.gather(stack.start_api(), stack.start_worker())
@@ -232,13 +307,22 @@ async def kill_and_restart(stack: Stack, victim: str) -> int:
         held = await kill_worker_holding_entries(stack)
         await stack.start_worker()
     elif victim == "redis":
-        assert stack.redis.process is not None
-        Processes.kill(stack.redis.process)
-        stack.redis = await asyncio.to_thread(stack.restart_redis_in_thread)
-        await wait_redis_ping(stack.redis.url)
+        await stack.redis.kill_and_recover()
     else:
         raise ValueError(victim)
     return held
+
+
+async def ledger_pending(client: Redis | RedisCluster, outbox: str) -> dict[str, Any]:
+    """XPENDING of the ledger group on ``outbox``; no entries while the group does not exist
+    yet (a worker starts copying a new domain's outbox within its rescan period)."""
+    try:
+        summary: dict[str, Any] = await client.xpending(outbox, "ledger")
+    except ResponseError as exc:
+        if not str(exc).startswith("NOGROUP"):
+            raise
+        return {"pending": 0, "consumers": [], "group": False}
+    return {**summary, "group": True}
 
 
 async def kill_worker_holding_entries(stack: Stack) -> int:
@@ -249,13 +333,13 @@ async def kill_worker_holding_entries(stack: Stack) -> int:
     worker = stack.worker
     assert worker is not None
     consumer = f"{socket.gethostname()}-{worker.pid}"  # stocksync.workers.supervisor
-    outbox = Keys(stack.namespace).outbox
-    client = Redis.from_url(stack.redis.url, decode_responses=True)
+    outbox = stack.keys.outbox
+    client = stack.redis.client()
     deadline = asyncio.get_running_loop().time() + KILL_WINDOW
     try:
         while True:
             os.kill(worker.pid, signal.SIGSTOP)
-            summary = await client.xpending(outbox, "ledger")
+            summary = await ledger_pending(client, outbox)
             held = {c["name"]: int(c["pending"]) for c in summary["consumers"]}.get(consumer, 0)
             if held > 0 or asyncio.get_running_loop().time() > deadline:
                 Processes.kill(worker)

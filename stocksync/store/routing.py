@@ -135,17 +135,32 @@ class Routing(ScriptStore):
             )
 
     async def domain_of_reservation(self, reservation_id: str) -> str | None:
-        """The domain that holds a reservation; None when no reserve ever claimed the id."""
+        """The domain that holds a reservation; None when there is none of that id."""
         held = self._reservation_domains.get(reservation_id)
         if held is not None:
             self._reservation_domains.move_to_end(reservation_id)
             return held
         value = await self.client.hget(self.directory.reservation_domains, reservation_id)
         if value is None:
-            return None
+            return await self._unclaimed_reservation(reservation_id)
         domain = str(value).partition("|")[0]
         self._remember_reservation(reservation_id, domain)
         return domain
+
+    async def _unclaimed_reservation(self, reservation_id: str) -> str | None:
+        """A reservation the directory does not know: its hold was applied but its claim was
+        lost (the process or the directory's node died between the two, which go out
+        together) — or there is none. Look in every domain (one EXISTS each, pipelined) and
+        claim it where it is, so it is routed from then on; None when no domain has it."""
+        domains = await self.domains()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for domain in domains:
+                pipe.exists(self.keys_of(domain).reservation(reservation_id))
+            found = [d for d, n in zip(domains, await pipe.execute(), strict=True) if n]
+        if len(found) != 1:  # none; or one per domain (a compensated cross-domain retry)
+            return None
+        await self.claim_reservation(reservation_id, found[0])
+        return found[0]
 
     def _remember_reservation(self, reservation_id: str, domain: str) -> None:
         self._reservation_domains[reservation_id] = domain

@@ -13,6 +13,7 @@ from enum import StrEnum
 SKU_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 LOCATION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+POOL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # a channel pool (online stock), in one domain
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 MAX_QTY = 10_000
 MAX_LINES = 100

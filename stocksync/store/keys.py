@@ -115,6 +115,18 @@ class Keys:
         """Locations with coordinates (GEOADD by upsert_location.lua)."""
         return f"{self.prefix}geo"
 
+    # -- channel pools (online stock) --------------------------------------------------------
+
+    def pool(self, pool_id: str) -> str:
+        """Hash: a pool's ``name``, ``channels`` (JSON list), ``strategy``, ``locs`` (JSON
+        ``[[location_id, priority, buffer], ...]`` by priority, then id) and ``updated_at``."""
+        return f"{self.prefix}pool:{pool_id}"
+
+    @property
+    def pools(self) -> str:
+        """Set: the domain's pool ids."""
+        return f"{self.prefix}pools"
+
     # -- reservations ----------------------------------------------------------------------
 
     def reservation(self, reservation_id: str) -> str:
@@ -225,6 +237,11 @@ class Directory:
         return f"{self.prefix}locdomain"
 
     @property
+    def pool_domains(self) -> str:
+        """Hash: pool id -> its domain."""
+        return f"{self.prefix}pooldomain"
+
+    @property
     def reservation_domains(self) -> str:
         """Hash: reservation id -> ``<domain>|<claimed at, ms>`` (the first reserve claims it;
         swept once the reservation is gone from its domain)."""
@@ -239,9 +256,14 @@ class Directory:
         """Whether ``key`` is one of the directory's own (not a key of the layout before
         domains, which shared its prefix)."""
         rest = key.removeprefix(self.prefix)
-        return rest in {"domains", "locdomain", "resdomain", "domains-layout", ANCHOR} or (
-            rest.startswith("lease:")
-        )
+        return rest in {
+            "domains",
+            "locdomain",
+            "resdomain",
+            "pooldomain",
+            "domains-layout",
+            ANCHOR,
+        } or (rest.startswith("lease:"))
 
     def lease(self, job: str) -> str:
         """A namespace-wide periodic job's lease (see :meth:`Keys.lease`)."""

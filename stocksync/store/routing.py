@@ -38,6 +38,7 @@ class Routing(ScriptStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._location_domains: dict[str, str] = {}
+        self._pool_domains: dict[str, str] = {}
         self._reservation_domains: OrderedDict[str, str] = OrderedDict()
         self._domains_read: tuple[float, tuple[str, ...]] = (float("-inf"), (DEFAULT_DOMAIN,))
 
@@ -117,6 +118,35 @@ class Routing(ScriptStore):
             pipe.sadd(self.directory.domains, domain)
             _, held, _ = await pipe.execute()
         self._remember_location(location_id, str(held))
+        return str(held)
+
+    # -- channel pools -----------------------------------------------------------------------
+
+    async def domain_of_pool(self, pool_id: str) -> str | None:
+        """A pool's domain; None when no pool of that id was created. Cached per process (a
+        pool keeps its domain for life)."""
+        found = self._pool_domains.get(pool_id)
+        if found is None:
+            held = await self.client.hget(self.directory.pool_domains, pool_id)
+            if held is None:
+                return None
+            found = str(held)
+            if len(self._pool_domains) >= LOCATIONS_CACHED:
+                self._pool_domains.clear()
+            self._pool_domains[pool_id] = found
+        return found
+
+    async def register_pool(self, pool_id: str, domain: str) -> str:
+        """Record a pool's domain in the directory unless it has one; returns the domain it
+        has (``domain`` when this call set it)."""
+        self.keys_of(domain)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(self.directory.pool_domains, pool_id, domain)
+            pipe.hget(self.directory.pool_domains, pool_id)
+            pipe.sadd(self.directory.domains, domain)
+            _, held, _ = await pipe.execute()
+        self._pool_domains[pool_id] = str(held)
+        self._note_domain(str(held))
         return str(held)
 
     # -- reservations ----------------------------------------------------------------------

@@ -68,7 +68,7 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         " sku_locs_key('S'), loc_key('L'), res_key('R'), locstate_key('L', 'held'),"
         " ages_key('L'), bykey_key('K'), bycust_key('C'), locrisk_key('L'),"
         " heldunits_key('K', 'C'), code_key('X'), idem_key('src', 'E'),"
-        " ATRISK, ACTIVE_KEY, ordered_member('R', 1712345678901),"
+        " ATRISK, ACTIVE_KEY, ordered_member('R', 1712345678901), pool_key('W'), POOLS_KEY,"
         " OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY, states }"
     )
     reply = await redis_client.eval(probe, 1, keys.anchor, 60, 0)  # type: ignore[no-untyped-call]
@@ -91,6 +91,8 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
         keys.at_risk,
         keys.active,
         ordered_member("R", 1712345678901),
+        keys.pool("W"),
+        keys.pools,
         keys.outbox,
         keys.seq,
         keys.regressed,

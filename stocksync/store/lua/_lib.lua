@@ -16,7 +16,7 @@
 -- operation (the function library in scripts.py calls it once per operation, also inside a
 -- batch, so each operation has its own retention, outbox cap and actor).
 local P, RETENTION, OUTBOX_MAXLEN, NARGS, ACTOR, NOW
-local ATRISK, ACTIVE_KEY, OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY
+local ATRISK, ACTIVE_KEY, OUTBOX_KEY, SEQ_KEY, REGRESSED_KEY, LOCATIONS_KEY, GEO_KEY, POOLS_KEY
 -- ACTIVE (the active states) and DELTA_WINDOW_MS come from Python, prepended by scripts.py.
 
 -- Redis server time in ms (read once per call: every operation of a batch shares it).
@@ -40,6 +40,7 @@ local function begin(keys, argv, now)
   REGRESSED_KEY = P .. 'regressed'
   LOCATIONS_KEY = P .. 'locations'
   GEO_KEY = P .. 'geo'
+  POOLS_KEY = P .. 'pools'
 end
 
 local function pos_key(sku, loc) return P .. 'pos:' .. loc .. ':' .. sku end
@@ -67,6 +68,8 @@ local function code_key(code) return P .. 'code:' .. code end
 -- parked out of the domain until the target has them (hash: SKU -> JSON).
 local function moving_key(loc) return P .. 'moving:' .. loc end
 local function parked_key(loc) return P .. 'parked:' .. loc end
+-- A channel pool's configuration (hash: name, channels, strategy, locs; see keys.py).
+local function pool_key(pool_id) return P .. 'pool:' .. pool_id end
 -- The namespace directory's (P is the directory's prefix when KEYS[1] is its anchor).
 local function resdomain_key() return P .. 'resdomain' end
 -- ATRISK and the namespace's single keys (ACTIVE_KEY, OUTBOX_KEY, ...) are set by begin().

@@ -38,6 +38,7 @@ class EventKind(StrEnum):
     LOCATION_UPSERTED = "location_upserted"
     LOCATION_MOVED_OUT = "location_moved_out"  # sealed for a move to another domain ('to')
     CUSTOMER_ERASED = "customer_erased"  # carries the reference until the ledger erased it
+    POOL_UPSERTED = "pool_upserted"  # a channel pool created or replaced (its whole config)
 
 
 # Events of a reservation that change no state: an extension, a move, an at-risk flag.

@@ -126,6 +126,74 @@ class Location:
     domain: str = DEFAULT_DOMAIN  # the stock domain it belongs to (DESIGN rule 2)
 
 
+# Channel pools (online stock, DESIGN "channel pool"): how a pool reservation chooses its
+# locations, and the bounds of a pool's configuration.
+POOL_STRATEGIES = ("priority", "nearest", "most_available", "fewest_splits")
+MAX_POOL_LOCATIONS = 200
+MAX_POOL_PRIORITY = 10_000
+MAX_POOL_BUFFER = 1_000_000
+MAX_BATCH_SKUS = 500  # SKUs of one batch availability read (a listing page)
+
+
+@dataclass(frozen=True)
+class PoolLocation:
+    """A location of a pool: its sourcing priority (lowest first) and the units it keeps back
+    from the pool's channels (the buffer is never offered through the pool)."""
+
+    location_id: str
+    priority: int
+    buffer: int
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A channel pool: the locations of one domain an online channel sells from.
+
+    ``locations`` are kept in the stored order, by priority then location id (whatever order
+    they are given in), so two pools with the same configuration compare equal. ``domain`` is
+    the domain of its locations (set by the store when read; a write derives it from them).
+    """
+
+    pool_id: str
+    name: str
+    channels: tuple[str, ...]
+    strategy: str
+    locations: tuple[PoolLocation, ...]
+    domain: str = DEFAULT_DOMAIN
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.locations, key=lambda p: (p.priority, p.location_id)))
+        object.__setattr__(self, "locations", ordered)
+        object.__setattr__(self, "channels", tuple(self.channels))
+
+
+@dataclass(frozen=True)
+class PoolLocationAvailability:
+    """One location of a pool read for a SKU: ``available`` as channels see it (clamped at
+    zero), the pool's ``buffer`` there and what the pool ``offered`` from it:
+    max(0, on_hand - reserved - safety - buffer)."""
+
+    location_id: str
+    available: int
+    buffer: int
+    offered: int
+
+
+@dataclass(frozen=True)
+class PoolAvailability:
+    """A SKU's availability through a pool: the sum of what each location offers."""
+
+    sku: str
+    pool_id: str
+    available: int
+    locations: tuple[PoolLocationAvailability, ...]
+
+
+def offered_units(on_hand: int, reserved: int, safety: int, buffer: int) -> int:
+    """What a pool offers of a position (the Lua scripts compute the same)."""
+    return max(0, on_hand - reserved - safety - buffer)
+
+
 @dataclass(frozen=True)
 class Position:
     sku: str

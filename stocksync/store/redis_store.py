@@ -6,13 +6,14 @@ so the configured retention, outbox cap and hold caps apply wherever a change is
 
 from __future__ import annotations
 
+from stocksync.store.pools import Pools
 from stocksync.store.reads import StoreReads
 from stocksync.store.reservations import Reservations
 from stocksync.store.stock_changes import StockChanges
 
 
-class RedisStockStore(StoreReads, StockChanges, Reservations):
-    """Stock positions, locations and reservations of one namespace in Redis.
+class RedisStockStore(StoreReads, StockChanges, Reservations, Pools):
+    """Stock positions, locations, reservations and channel pools of one namespace in Redis.
 
     ``RedisStockStore(client, settings, observe=...)``: see :class:`ScriptStore`.
     """

@@ -48,6 +48,8 @@ OPERATIONS = (
     "stock_changes",
     "claim_reservation",
     "move_location",
+    "upsert_pool",
+    "pool_availability",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.
@@ -66,6 +68,7 @@ BATCHED = frozenset(
         "upsert_location",
         "move",
         "claim_reservation",
+        "upsert_pool",
     }
 )
 LIBRARY_PREFIX = "stocksync_"

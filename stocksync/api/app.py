@@ -25,6 +25,7 @@ from stocksync.api.routers import (
     locations,
     ops,
     pickups,
+    pools,
     reservations,
     resourcing,
     stock,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         locations,
         stock,
         availability,
+        pools,
         reservations,
         resourcing,
         pickups,
@@ -152,7 +154,12 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     app.add_middleware(RequestLog)  # outermost: its id is on every answer, even a 413
     if settings.lean_path:
         app.lane = LeanLane(
-            routes_of(reservations.LEAN_ROUTES, stock.LEAN_ROUTES, availability.LEAN_ROUTES)
+            routes_of(
+                reservations.LEAN_ROUTES,
+                stock.LEAN_ROUTES,
+                availability.LEAN_ROUTES,
+                pools.LEAN_ROUTES,
+            )
         )
     return app
 

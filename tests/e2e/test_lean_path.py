@@ -73,6 +73,7 @@ def hold(rid: str, **extra: Any) -> dict[str, Any]:
 
 
 R = "/v1/reservations"
+B = "/v1/availability/batch"
 JSON = {"Content-Type": "application/json"}
 # (key, method, path, keyword arguments of httpx's request), sent in this order to both apps.
 REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -139,6 +140,26 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("admin", "GET", "/v1/availability?sku=LEAN-1&near=99,13&radius_km=0", {}),
     ("admin", "GET", "/v1/availability?sku=&near=&radius_km=&channel=", {}),
     ("bound", "GET", "/v1/availability", {"params": {"sku": "LEAN-1"}}),
+    ("admin", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "pool": "web-a"}}),
+    ("admin", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "pool": "nope"}}),
+    ("admin", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "pool": "Bad Pool"}}),
+    ("admin", "GET", "/v1/availability?sku=LEAN-1&pool=web-a&near=52.5,13.4&channel=web", {}),
+    ("bound", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "pool": "web-a"}}),
+    ("admin", "POST", B, {"json": {"pool": "web-a", "skus": ["LEAN-1", "LEAN-2"]}}),
+    ("admin", "POST", B, {"json": {"location_id": "store-a", "skus": ["LEAN-1"]}}),
+    ("admin", "POST", B, {"json": {"pool": "web-a", "location_id": "store-a", "skus": ["A"]}}),
+    ("admin", "POST", B, {"json": {"skus": ["LEAN-1"]}}),
+    ("admin", "POST", B, {"json": {"pool": "web-a", "skus": ["LEAN-1", "LEAN-1"]}}),
+    ("admin", "POST", B, {"json": {"pool": "web-a", "skus": [f"S-{i}" for i in range(501)]}}),
+    ("admin", "POST", B, {"json": {"pool": "web-a", "skus": []}}),
+    ("admin", "POST", B, {"json": {"pool": "web-a", "skus": ["LEAN-1"], "x": 1}}),
+    ("admin", "POST", B, {"json": {"pool": "nope", "skus": ["LEAN-1"]}}),
+    ("admin", "POST", B, {"json": {"location_id": "ghost", "skus": ["LEAN-1"]}}),
+    ("admin", "POST", B, {"content": b'{"pool": "web-a", "pool": "x"}', "headers": JSON}),
+    ("bound", "POST", B, {"json": {"pool": "web-a", "skus": ["LEAN-1"]}}),
+    ("bound", "POST", B, {"json": {"location_id": "store-b", "skus": ["LEAN-1"]}}),
+    ("bound", "POST", B, {"json": {"location_id": "store-a", "skus": ["LEAN-1"]}}),
+    ("none", "POST", B, {"json": {"pool": "web-a", "skus": ["LEAN-1"]}}),
 ]
 
 
@@ -153,6 +174,12 @@ async def _seed(app: FastAPI, key: str) -> None:
             body = {"name": loc, "kind": "store", "lat": 52.5, "lon": 13.4, "pickup": True}
             assert (await c.put(f"/v1/locations/{loc}", json=body)).is_success
         assert (await c.put("/v1/stock/store-a/LEAN-1", json={"on_hand": 5})).is_success
+        pool = {
+            "name": "Web",
+            "channels": ["web"],
+            "locations": [{"location_id": "store-a", "buffer": 1}, {"location_id": "store-b"}],
+        }
+        assert (await c.put("/v1/pools/web-a", json=pool)).is_success
 
 
 async def test_lean_path_answers_as_fastapi_does(

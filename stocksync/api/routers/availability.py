@@ -1,4 +1,5 @@
-"""Availability of a SKU across locations, nearest first when a point is given."""
+"""Availability of a SKU across locations, nearest first when a point is given, or through a
+channel pool (``pool``: what it offers, per location; see stocksync.api.routers.pools)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pydantic import TypeAdapter
 
 from stocksync.api.deps import Reader, Services, services
 from stocksync.api.lean import LeanRequest, LeanResponse, LeanRoute
+from stocksync.api.pool_schemas import PoolAvailabilityOut, PoolQuery
 from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.routers.pools import pool_availability
 from stocksync.api.schemas import AvailabilityOut, LocationAvailability
 from stocksync.auth.principal import Principal
 from stocksync.domain.geo import parse_point
@@ -33,7 +36,7 @@ ChannelQuery = Annotated[str | None, Query(pattern=CHANNEL_PATTERN)]
 PickupQuery = Annotated[bool | None, Query(description="only pickup-enabled stores")]
 
 
-@router.get("", response_model=AvailabilityOut)
+@router.get("", response_model=AvailabilityOut | PoolAvailabilityOut)
 async def get_availability(
     principal: Reader,
     request: Request,
@@ -42,13 +45,38 @@ async def get_availability(
     radius_km: RadiusQuery = None,
     channel: ChannelQuery = None,
     pickup: PickupQuery = None,
-) -> AvailabilityOut:
+    pool: PoolQuery = None,
+) -> AvailabilityOut | PoolAvailabilityOut:
     """Per-location availability and the total (safety stock held back, clamped at zero).
 
     With ``near``: only locations within ``radius_km`` (Redis GEOSEARCH), nearest first, each
-    with ``distance_km``.
+    with ``distance_km``. With ``pool`` (and none of the others): what the channel pool offers
+    of the SKU, ``{sku, pool, available, locations: [{location_id, available, buffer,
+    offered}]}``, in one script call whatever the pool's size.
     """
-    return await _availability(services(request), principal, sku, near, radius_km, channel, pickup)
+    svc = services(request)
+    if pool is not None:
+        _pool_alone(near, radius_km, channel, pickup)
+        return await pool_availability(svc, principal, sku, pool)
+    return await _availability(svc, principal, sku, near, radius_km, channel, pickup)
+
+
+def _pool_alone(
+    near: str | None, radius_km: float | None, channel: str | None, pickup: bool | None
+) -> None:
+    """A pool read takes no location filter: the pool says which locations count."""
+    given = {"near": near, "radius_km": radius_km, "channel": channel, "pickup": pickup}
+    errors = [
+        {
+            "loc": ("query", name),
+            "msg": f"{name} does not apply to a pool read",
+            "type": "value_error",
+        }
+        for name, value in given.items()
+        if value is not None
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def _availability(
@@ -102,7 +130,9 @@ _NEAR = TypeAdapter(NearQuery)
 _RADIUS = TypeAdapter(RadiusQuery)
 _CHANNEL = TypeAdapter(ChannelQuery)
 _PICKUP = TypeAdapter(PickupQuery)
+_POOL = TypeAdapter(PoolQuery)
 _OUT = TypeAdapter(AvailabilityOut)
+_POOL_OUT = TypeAdapter(PoolAvailabilityOut)
 
 
 async def lean_get_availability(req: LeanRequest) -> LeanResponse:
@@ -113,7 +143,12 @@ async def lean_get_availability(req: LeanRequest) -> LeanResponse:
     radius_km = req.query("radius_km", _RADIUS, None)
     channel = req.query("channel", _CHANNEL, None)
     pickup = req.query("pickup", _PICKUP, None)
+    pool = req.query("pool", _POOL, None)
     req.raise_errors()
+    if pool is not None:
+        _pool_alone(near, radius_km, channel, pickup)
+        read = await pool_availability(req.services, principal, sku, pool)
+        return LeanResponse(200, _POOL_OUT.dump_json(read))
     out = await _availability(req.services, principal, sku, near, radius_km, channel, pickup)
     return LeanResponse(200, _OUT.dump_json(out))
 

@@ -37,7 +37,9 @@ RULES_BEYOND_THE_SCHEMA = {
     ("POST", "/v1/reservations/{reservation_id}/move"): "to_location_id differs from the source",
     ("GET", "/v1/reservations"): "at_risk=true or customer_ref is given",
     ("GET", "/v1/locations/{location_id}/pickups"): "only active states make a pick list",
-    ("GET", "/v1/availability"): "near is a point within Redis GEO's range",
+    ("GET", "/v1/availability"): "near is a point within Redis GEO's range; pool comes alone",
+    ("PUT", "/v1/pools/{pool_id}"): "configured channels, each location once, in one domain",
+    ("POST", "/v1/availability/batch"): "exactly one of pool and location_id, SKUs each once",
 }
 
 

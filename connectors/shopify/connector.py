@@ -53,9 +53,12 @@ class ShopifyConnector:
         return AvailabilityPush(self.name, ctx, client, self.idmap, self.config)
 
     async def run(self, ctx: EngineContext) -> None:
-        """Push availability as the outbox changes, and check drift every interval."""
+        """Push availability as the outbox changes, and check drift every interval. A pool
+        the mapping names that does not exist stops it before anything runs
+        (:class:`~connectors.shopify.pool_reads.UnknownPool`)."""
         async with self.client() as client:
             pusher = self.pusher(ctx, client)
+            await pusher.load_pools()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pusher.run)
                 tg.start_soon(

@@ -4,6 +4,7 @@ engine."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import anyio
 import pytest
 
+from connectors.framework.metrics import connector_metrics
 from connectors.shopify.connector import ShopifyConnector, create
-from connectors.shopify.pool_reads import UnknownPool
+from connectors.shopify.pool_reads import UnknownPool, get_pool, pool_available_many
 from connectors.shopify.push import AvailabilityPush
 from stocksync.domain.model import Line, Location
 from stocksync.plugins import EngineContext
@@ -218,3 +220,53 @@ async def test_pool_in_another_domain_is_read_from_its_outbox(
                 assert shop.levels[(ITEM, WEB_LOC)] == 9 + 4
             finally:
                 await push.detach()
+
+
+async def test_pool_drift_compares_shopify_with_the_pool_offer(
+    connector: ShopifyConnector, ctx: EngineContext, shop: ShopifyStub, stocked_pool: None, sku: str
+) -> None:
+    shop.levels[(ITEM, WEB_LOC)] = 13  # the pool offers 10
+    shop.levels[(ITEM, SHOP_LOC)] = 5  # store-a's own level is right
+    drifts = await connector.drift(ctx)
+    assert drifts is not None
+    assert [(d.sku, d.location_id, d.source, d.engine) for d in drifts] == [
+        (sku, f"pool:{POOL}", 13, 10)
+    ]
+    gauge = connector_metrics(ctx.registry).drift.labels("shopify")._value.get()
+    assert gauge == 3
+
+
+async def test_pool_offer_equals_a_python_model_over_random_positions(
+    ctx: EngineContext, store: RedisStockStore, sku: str
+) -> None:
+    """Σ max(0, on_hand - reserved - safety - buffer) per SKU, for 30 SKUs of random stock,
+    holds and buffers (some locations below their buffer, some oversold by a till)."""
+    rng = random.Random(14)
+    locations = [
+        (loc, prio, rng.randint(0, 5)) for prio, loc in enumerate(["wh-a", "st-a", "st-b"])
+    ]
+    for loc, _, _ in locations:
+        await store.upsert_location(Location(loc, loc, "store"))
+    await put_pool(store, POOL, locations)
+    skus = [f"{sku}-{n}" for n in range(30)]
+    expected: dict[str, int] = {}
+    for n, each in enumerate(skus):
+        total = 0
+        for loc, _, buffer in locations:
+            count, safety, held = rng.randint(0, 12), rng.randint(0, 2), rng.randint(0, 4)
+            await store.set_count(each, loc, count, safety_stock=safety)
+            if 0 < held <= count - safety:
+                await store.reserve(f"h-{n}-{loc}", "web", [Line(each, loc, held)], 600)
+            else:
+                held = 0
+            sold = rng.randint(0, 3)  # a till may sell past the holds
+            if sold:
+                await sale(store, each, loc, sold, f"t-{n}-{loc}")
+            total += max(0, count - sold - held - safety - buffer)
+        expected[each] = total
+    pool = await get_pool(store, POOL)
+    assert pool is not None
+    assert pool.domain == "default"
+    assert await pool_available_many(store, pool, skus) == expected
+    assert any(v == 0 for v in expected.values())
+    assert any(v > 0 for v in expected.values())

@@ -10,15 +10,33 @@ from typing import Self
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from connectors.framework.config import ConnectorConfig, IdMap, Secret
-from stocksync.domain.model import CHANNEL_PATTERN, LOCATION_PATTERN
+from stocksync.domain.model import CHANNEL_PATTERN, LOCATION_PATTERN, POOL_PATTERN
+
+_POOL_ID = re.compile(POOL_PATTERN)
 
 
 class ShopifyIdMap(IdMap):
     """``[skus]``: inventory item GID -> SKU (what pushes address); ``[locations]``: Shopify
-    location GID -> location_id; ``[variants]``: product variant id (number or GID) -> SKU, for
-    order lines whose ``sku`` field is not one of ours."""
+    location GID -> location_id; ``[pools]``: Shopify location GID -> channel pool id (the
+    Shopify location then shows the pool's offered units: the web shop sells exactly what the
+    pool offers); ``[variants]``: product variant id (number or GID) -> SKU, for order lines
+    whose ``sku`` field is not one of ours."""
 
+    pools: dict[str, str] = Field(default_factory=dict)
     variants: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source_per_shopify_location(self) -> Self:
+        for shop_location, pool_id in self.pools.items():
+            if not _POOL_ID.match(pool_id):
+                raise ValueError(f"[pools] {shop_location}: {pool_id!r} is not a valid pool id")
+        both = sorted(set(self.pools) & set(self.locations))
+        if both:  # two numbers for one Shopify level: each push would undo the other's
+            raise ValueError(
+                f"Shopify location {both[0]} is mapped in both [locations] and [pools]; "
+                "a Shopify location shows either one location's stock or one pool's"
+            )
+        return self
 
 
 # The oldest Admin API version our queries run on: inventorySetQuantities' changeFromQuantity
@@ -55,6 +73,12 @@ class ShopifyConfig(ConnectorConfig):
     read_block_ms: int = Field(default=1000, ge=10, le=60_000)
     cas_attempts: int = Field(default=5, ge=1, le=50, description="re-reads on a stale value")
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    full_sync_interval_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="re-read pool configurations and push every mapped level whose Shopify "
+        "value differs, this often (0: only at start)",
+    )
 
     @field_validator("api_version")
     @classmethod
@@ -82,7 +106,8 @@ class ShopifyConfig(ConnectorConfig):
             idmap = ShopifyIdMap.model_validate(tomllib.load(fh))
         if self.order_location_id is None and len(set(idmap.locations.values())) != 1:
             raise ValueError(
-                "order_location_id is required when the mapping has more than one location"
+                "order_location_id is required when the mapping's [locations] does not name "
+                "exactly one location"
             )
         return idmap
 

@@ -14,11 +14,20 @@ from starlette.responses import JSONResponse, Response
 
 from connectors.framework.commands import Unmappable
 from connectors.framework.drift import check_periodically, measure
+from connectors.framework.metrics import connector_metrics
 from connectors.framework.pipeline import DeadLettered, Pipeline
 from connectors.framework.retry import Backoff
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.config import ShopifyConfig
-from connectors.shopify.mapping import ORDER_TOPICS, Order, mapped_levels, order_commands
+from connectors.shopify.mapping import (
+    ORDER_TOPICS,
+    Level,
+    Order,
+    mapped_levels,
+    mapped_pool_levels,
+    order_commands,
+)
+from connectors.shopify.pool_reads import get_pool, pool_available_many
 from connectors.shopify.push import AvailabilityPush
 from connectors.shopify.webhook import HMAC_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, verify
 from stocksync.domain.errors import Unauthorized
@@ -53,9 +62,12 @@ class ShopifyConnector:
         return AvailabilityPush(self.name, ctx, client, self.idmap, self.config)
 
     async def run(self, ctx: EngineContext) -> None:
-        """Push availability as the outbox changes, and check drift every interval."""
+        """Push availability as the outbox changes, and check drift every interval. A pool
+        the mapping names that does not exist stops it before anything runs
+        (:class:`~connectors.shopify.pool_reads.UnknownPool`)."""
         async with self.client() as client:
             pusher = self.pusher(ctx, client)
+            await pusher.load_pools()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pusher.run)
                 tg.start_soon(
@@ -112,18 +124,50 @@ class ShopifyConnector:
             return await self.drift_with(ctx, client)
 
     async def drift_with(self, ctx: EngineContext, client: ShopifyClient) -> list[Drift]:
-        """Shopify's ``available`` per mapped level against the engine's channel availability."""
+        """Shopify's ``available`` per mapped level against the engine's channel availability
+        (a pool's level against the pool's offered units; its drift's ``location_id`` is
+        ``pool:<pool_id>``)."""
         levels = mapped_levels(self.idmap)
+        pool_levels = mapped_pool_levels(self.idmap)
         current = await client.available(
-            (level.item_id for level in levels.values()),
-            levels_hint=max(1, len(self.idmap.locations)),
+            (level.item_id for level in [*levels.values(), *pool_levels.values()]),
+            levels_hint=max(1, len(self.idmap.locations) + len(self.idmap.pools)),
         )
         counts: SourceCounts = {}
         for key, level in levels.items():
             value = current.get((level.item_id, level.location_id))
             if value is not None:  # not stocked there: nothing to compare
                 counts[key] = value
-        return await measure(ctx, self.name, counts, "available")
+        drifts = await measure(ctx, self.name, counts, "available")
+        if pool_levels:
+            drifts += await self._pool_drift(ctx, pool_levels, current)
+            metrics = connector_metrics(ctx.registry)
+            metrics.drift.labels(self.name).set(sum(d.units for d in drifts))
+            metrics.drift_positions.labels(self.name).set(len(drifts))
+        return drifts
+
+    async def _pool_drift(
+        self,
+        ctx: EngineContext,
+        pool_levels: Mapping[tuple[str, str], Level],
+        current: Mapping[tuple[str, str], int],
+    ) -> list[Drift]:
+        skus_of_pool: dict[str, list[str]] = {}
+        for sku, pool_id in pool_levels:
+            skus_of_pool.setdefault(pool_id, []).append(sku)
+        drifts: list[Drift] = []
+        for pool_id, skus in sorted(skus_of_pool.items()):
+            pool = await get_pool(ctx.store, pool_id)
+            if pool is None:
+                log.warning("shopify drift: pool %r does not exist", pool_id)
+                continue
+            ours = await pool_available_many(ctx.store, pool, sorted(skus))
+            for sku in sorted(skus):
+                level = pool_levels[(sku, pool_id)]
+                theirs = current.get((level.item_id, level.location_id))
+                if theirs is not None and theirs != ours.get(sku, 0):
+                    drifts.append(Drift(sku, f"pool:{pool_id}", theirs, ours.get(sku, 0)))
+        return drifts
 
 
 def create(table: Mapping[str, Any]) -> ShopifyConnector:

@@ -175,6 +175,51 @@ def touched(
     return found
 
 
+def mapped_pool_levels(idmap: ShopifyIdMap) -> dict[tuple[str, str], Level]:
+    """(sku, pool_id) -> the Shopify level it is pushed to, for every SKU at every Shopify
+    location mapped to a pool."""
+    return {
+        (sku, pool_id): Level(item, shop_loc)
+        for item, sku in idmap.skus.items()
+        for shop_loc, pool_id in idmap.pools.items()
+    }
+
+
+def pools_touched(
+    changed: Iterable[tuple[str, str]],
+    levels: Mapping[tuple[str, str], Level],
+    pool_locations: Mapping[str, frozenset[str]],
+) -> set[tuple[str, str]]:
+    """The mapped (sku, pool_id) whose availability an outbox batch may have changed: a
+    change at any location of a pool touches the pool (its offered units are a sum over
+    them); a location of '' stands for every location of the SKU."""
+    pools_of_location: dict[str, list[str]] = {}
+    for pool_id, locations in pool_locations.items():
+        for location_id in locations:
+            pools_of_location.setdefault(location_id, []).append(pool_id)
+    pools_of_sku: dict[str, list[str]] = {}
+    for sku, pool_id in levels:
+        pools_of_sku.setdefault(sku, []).append(pool_id)
+    found: set[tuple[str, str]] = set()
+    for sku, loc in changed:
+        mapped = pools_of_sku.get(sku)
+        if not mapped:
+            continue
+        if not loc:  # a SKU-wide event: every mapped pool of the SKU
+            found.update((sku, pool_id) for pool_id in mapped)
+            continue
+        found.update(
+            (sku, pool_id) for pool_id in pools_of_location.get(loc, ()) if (sku, pool_id) in levels
+        )
+    return found
+
+
+def offered(position: Position, buffer: int) -> int:
+    """What a pool offers of one of its locations: the location's availability less the
+    buffer kept back for the store, never below 0 (buffers are never sold through a pool)."""
+    return max(0, position.available_raw - buffer)
+
+
 def channel_available(position: Position) -> int:
     """What the web shop may sell: on_hand - reserved - safety, never below 0."""
     return position.available

@@ -11,6 +11,14 @@ and a full sync of every mapped position follows: nothing that happened while th
 was stopped is needed from the stream. On a clean stop the group is destroyed, so a stopped
 connector never holds back the ledger copy's trimming (which keeps what any group has not
 acknowledged). A killed connector's group does hold it back until the connector starts again.
+
+A Shopify location mapped to a channel pool (``[pools]``) is set to the pool's offered units
+(Σ max(0, available - buffer) over its locations): a change at any of the pool's locations
+pushes it, read fresh like a location's. The pools are read at start (an unknown pool is a
+configuration error: the connector refuses to run) and again at every full sync, which runs
+at start and every ``full_sync_interval_seconds``: a pool's buffers are read with its
+availability, so a re-configured pool's number is right from the next push, and a changed
+set of locations is followed from the next full sync.
 """
 
 from __future__ import annotations
@@ -27,7 +35,15 @@ from connectors.framework.metrics import connector_metrics
 from connectors.framework.state import ConnectorState
 from connectors.shopify.client import SetQuantity, ShopifyClient, ShopifyError
 from connectors.shopify.config import ShopifyConfig, ShopifyIdMap
-from connectors.shopify.mapping import Level, channel_available, mapped_levels, touched
+from connectors.shopify.mapping import (
+    Level,
+    channel_available,
+    mapped_levels,
+    mapped_pool_levels,
+    pools_touched,
+    touched,
+)
+from connectors.shopify.pool_reads import PoolView, UnknownPool, get_pool, pool_available_many
 from stocksync.plugins import EngineContext
 from stocksync.store.outbox import Entry, Outbox
 from stocksync.store.replies import POSITION_ROW, parse_position_row
@@ -61,7 +77,10 @@ class AvailabilityPush:
         self.client = client
         self.config = config
         self.levels = mapped_levels(idmap)
-        self.levels_hint = max(1, len(idmap.locations))  # levels a read expects per item
+        self.pool_levels = mapped_pool_levels(idmap)  # (sku, pool_id) -> level
+        self.pools: dict[str, PoolView] = {}  # read by load_pools
+        # levels a read expects per item
+        self.levels_hint = max(1, len(idmap.locations) + len(idmap.pools))
         self.outbox = ctx.store.outbox  # the default domain's; `outboxes` has every one read
         self.outboxes: list[Outbox] = [self.outbox]
         self.group = f"connector:{name}"
@@ -74,17 +93,38 @@ class AvailabilityPush:
 
     # -- the consumer group ---------------------------------------------------------------
 
+    async def load_pools(self) -> None:
+        """Read every mapped pool's domain and locations; a pool that does not exist is a
+        configuration error (:class:`UnknownPool`), not something to push zeros for."""
+        wanted = sorted({pool_id for _, pool_id in self.pool_levels})
+        found: dict[str, PoolView] = {}
+        for pool_id in wanted:
+            pool = await get_pool(self.ctx.store, pool_id)
+            if pool is None:
+                raise UnknownPool(
+                    f"the Shopify mapping's [pools] names pool {pool_id!r}, which does not "
+                    f"exist: create it (PUT /v1/pools/{pool_id}) or fix the mapping file"
+                )
+            found[pool_id] = pool
+        self.pools = found
+
+    def pool_locations(self) -> dict[str, frozenset[str]]:
+        return {pool_id: pool.location_ids for pool_id, pool in self.pools.items()}
+
     async def domains(self) -> list[str]:
-        """The stock domains of the mapped locations (their events are in those outboxes)."""
+        """The stock domains of the mapped locations and pools (their events are in those
+        outboxes)."""
         store = self.ctx.store
         found = {await store.domain_of_location(loc) for _, loc in self.levels}
+        found |= {pool.domain for pool in self.pools.values()}  # a pool keeps its domain
         return sorted(found or {self.outbox.domain})
 
     async def attach(self) -> None:
-        """(Re)create the group at ``$`` on the outbox of every domain a mapped location is
-        in: a previous run's pending entries are dropped, the full sync that follows covers
-        them."""
+        """(Re)create the group at ``$`` on the outbox of every domain a mapped location or
+        pool is in: a previous run's pending entries are dropped, the full sync that follows
+        covers them. Raises :class:`UnknownPool` when a mapped pool does not exist."""
         await self.detach()
+        await self.load_pools()
         self.outboxes = [self.ctx.store.outbox_of(d) for d in await self.domains()]
         for outbox in self.outboxes:
             await outbox.create_group(self.group, start="$")
@@ -125,13 +165,15 @@ class AvailabilityPush:
         if not entries:
             return 0
         events = outbox.decode(entries)
-        keys = touched(((e.sku, e.location_id) for e in events), self.levels)
+        changed = [(e.sku, e.location_id) for e in events]
+        keys = touched(changed, self.levels)
+        pool_keys = pools_touched(changed, self.pool_levels, self.pool_locations())
         try:
-            if keys:
-                await self.push(keys, reference=entries[-1][0])
+            if keys or pool_keys:
+                await self.push(keys, reference=entries[-1][0], pool_keys=pool_keys)
         except ShopifyError as exc:  # refused for good: keep it, with why, and move on
             reason = f"Shopify refused the push: {exc}"
-            raw = repr(sorted(keys))
+            raw = repr(sorted(keys) + sorted(("pool", *key) for key in pool_keys))
             await anyio.to_thread.run_sync(self.state.dead_letter, "availability_push", reason, raw)
             self.metrics.outcome(self.name, "dead_letter")
         except BaseException:
@@ -142,16 +184,24 @@ class AvailabilityPush:
         return len(entries)
 
     async def sync_all(self) -> int:
-        """Push every mapped position whose Shopify value differs (read fresh from Shopify)."""
+        """Re-read the mapped pools, then push every mapped position and pool whose Shopify
+        value differs (read fresh from Shopify)."""
+        await self.load_pools()
         return await self.push(
-            set(self.levels), reference=f"full-{int(time.time() * 1000)}", refresh=True
+            set(self.levels),
+            reference=f"full-{int(time.time() * 1000)}",
+            refresh=True,
+            pool_keys=set(self.pool_levels),
         )
 
     # -- pushing ----------------------------------------------------------------------------
 
-    async def targets(self, keys: Iterable[tuple[str, str]]) -> dict[Level, int]:
-        """The engine's channel availability now, per Shopify level (each location's
-        positions read in its own stock domain)."""
+    async def targets(
+        self, keys: Iterable[tuple[str, str]], pool_keys: Iterable[tuple[str, str]] = ()
+    ) -> dict[Level, int]:
+        """The engine's channel availability now, per Shopify level: each location's
+        positions read in its own stock domain, each pool's offered units (Σ over its
+        locations, buffers withheld) in the pool's domain."""
         by_domain: dict[str, dict[str, list[str]]] = {}
         for sku, loc in keys:
             domain = await self.ctx.store.domain_of_location(loc)
@@ -159,6 +209,13 @@ class AvailabilityPush:
         wanted: dict[Level, int] = {}
         for domain, by_sku in sorted(by_domain.items()):
             await self._targets_in(domain, by_sku, wanted)
+        skus_of_pool: dict[str, list[str]] = {}
+        for sku, pool_id in pool_keys:
+            skus_of_pool.setdefault(pool_id, []).append(sku)
+        for pool_id, skus in sorted(skus_of_pool.items()):
+            available = await pool_available_many(self.ctx.store, self.pools[pool_id], sorted(skus))
+            for sku, qty in available.items():
+                wanted[self.pool_levels[(sku, pool_id)]] = qty
         return wanted
 
     async def _targets_in(
@@ -196,11 +253,15 @@ class AvailabilityPush:
                 self.known[level] = value
 
     async def push(
-        self, keys: Iterable[tuple[str, str]], reference: str, refresh: bool = False
+        self,
+        keys: Iterable[tuple[str, str]],
+        reference: str,
+        refresh: bool = False,
+        pool_keys: Iterable[tuple[str, str]] = (),
     ) -> int:
-        """Set Shopify's ``available`` of these positions to the engine's; returns how many
-        levels were set."""
-        wanted = await self.targets(keys)
+        """Set Shopify's ``available`` of these positions (sku, location_id) and pools (sku,
+        pool_id) to the engine's; returns how many levels were set."""
+        wanted = await self.targets(keys, pool_keys)
         unknown = [level for level in wanted if level not in self.known]
         if refresh or unknown:
             await self.refresh(wanted if refresh else unknown)
@@ -249,18 +310,26 @@ class AvailabilityPush:
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def _sync_due(self, last_sync: float | None) -> bool:
+        if last_sync is None:
+            return True
+        interval = self.config.full_sync_interval_seconds
+        return interval > 0 and time.monotonic() - last_sync >= interval
+
     async def run(self, initial_backoff: float = 0.5) -> None:
-        """Attach, full sync, then push until cancelled; failures back off and retry (their
-        entries stay pending). The group is destroyed on the way out."""
+        """Attach, full sync, then push until cancelled, with a full sync again every
+        ``full_sync_interval_seconds``; failures back off and retry (their entries stay
+        pending). The group is destroyed on the way out. A mapped pool that does not exist
+        at start ends the run with :class:`UnknownPool`."""
         await self.attach()
         try:
-            synced = False
+            last_sync: float | None = None
             backoff = initial_backoff
             while True:
                 try:
-                    if not synced:
+                    if self._sync_due(last_sync):
                         await self.sync_all()
-                        synced = True
+                        last_sync = time.monotonic()
                     await self.drain_once(self.config.read_block_ms)
                     backoff = initial_backoff
                 except Exception as exc:

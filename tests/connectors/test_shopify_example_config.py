@@ -21,6 +21,8 @@ def test_create_loads_the_example_config(monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(connector, ShopifyConnector)
     assert connector.orders_location == "warehouse-berlin"
     assert connector.idmap.variants == {"808950810": "SOFA-VELVET-GREEN"}
+    assert connector.idmap.pools == {"gid://shopify/Location/76543210": "web-berlin"}
+    assert connector.config.full_sync_interval_seconds == 300
     assert connector.config.access_token.get_secret_value() == "shpat_example"
 
 

@@ -15,12 +15,15 @@ from connectors.shopify.mapping import (
     Level,
     Order,
     mapped_levels,
+    mapped_pool_levels,
+    offered,
     order_commands,
+    pools_touched,
     reservation_id,
     touched,
 )
 from connectors.shopify.webhook import signature, verify
-from stocksync.domain.model import Line
+from stocksync.domain.model import Line, Position
 from tests.support.shopify_payloads import ORDER, order
 
 ITEM = "gid://shopify/InventoryItem/808950810"
@@ -120,6 +123,59 @@ def test_touched_coalesces_a_burst_to_mapped_positions() -> None:
         ("IPOD2008RED", "store-b"),
     }
     assert levels[("IPOD2008PINK", "store-a")] == Level(ITEM, SHOP_LOC)
+
+
+WEB_LOC = "gid://shopify/Location/1"
+APP_LOC = "gid://shopify/Location/2"
+POOLED = ShopifyIdMap(skus=IDMAP.skus, pools={WEB_LOC: "web-berlin", APP_LOC: "app-berlin"})
+POOL_LOCATIONS = {
+    "web-berlin": frozenset({"store-a", "warehouse-1"}),
+    "app-berlin": frozenset({"warehouse-1"}),
+}
+
+
+def test_pools_touched_a_change_at_any_pool_location_touches_the_pool() -> None:
+    levels = mapped_pool_levels(POOLED)
+    assert levels[("IPOD2008PINK", "web-berlin")] == Level(ITEM, WEB_LOC)
+    changed = [("IPOD2008PINK", "store-a")] * 20 + [
+        ("IPOD2008RED", "warehouse-1"),  # in both pools
+        ("IPOD2008PINK", "store-z"),  # in no pool
+        ("OTHER", "store-a"),  # not mapped
+    ]
+    assert pools_touched(changed, levels, POOL_LOCATIONS) == {
+        ("IPOD2008PINK", "web-berlin"),
+        ("IPOD2008RED", "web-berlin"),
+        ("IPOD2008RED", "app-berlin"),
+    }
+
+
+def test_pools_touched_a_sku_wide_event_touches_every_pool_of_the_sku() -> None:
+    levels = mapped_pool_levels(POOLED)
+    assert pools_touched([("IPOD2008RED", "")], levels, POOL_LOCATIONS) == {
+        ("IPOD2008RED", "web-berlin"),
+        ("IPOD2008RED", "app-berlin"),
+    }
+    assert pools_touched([("", "store-a")], levels, POOL_LOCATIONS) == set()
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "reserved", "safety", "buffer", "expected"),
+    [(10, 0, 0, 2, 8), (10, 3, 1, 2, 4), (3, 0, 0, 4, 0), (2, 5, 0, 0, 0), (5, 0, 0, 0, 5)],
+)
+def test_offered_withholds_the_buffer_and_never_goes_below_zero(
+    on_hand: int, reserved: int, safety: int, buffer: int, expected: int
+) -> None:
+    assert offered(Position("S", "L", on_hand, reserved, safety), buffer) == expected
+
+
+def test_idmap_refuses_an_invalid_pool_id() -> None:
+    with pytest.raises(ValidationError, match="not a valid pool id"):
+        ShopifyIdMap(pools={WEB_LOC: "Web Berlin"})
+
+
+def test_idmap_refuses_a_shopify_location_mapped_to_a_location_and_a_pool() -> None:
+    with pytest.raises(ValidationError, match="both \\[locations\\] and \\[pools\\]"):
+        ShopifyIdMap(locations={WEB_LOC: "store-a"}, pools={WEB_LOC: "web-berlin"})
 
 
 def test_signature_is_base64_hmac_sha256_of_the_raw_body() -> None:

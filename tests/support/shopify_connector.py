@@ -3,10 +3,13 @@ map, the mapping file, the connector's config table, and draining the availabili
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from connectors.shopify.push import AvailabilityPush
+from stocksync.store.redis_store import RedisStockStore
 from tests.support.shopify_stub import API_VERSION, TOKEN
 
 ITEM = "gid://shopify/InventoryItem/808950810"
@@ -15,15 +18,49 @@ SHOP_LOC = "gid://shopify/Location/655441491"
 
 
 def write_mapping(
-    path: Path, skus: dict[str, str], locations: dict[str, str] | None = None
+    path: Path,
+    skus: dict[str, str],
+    locations: dict[str, str] | None = None,
+    pools: dict[str, str] | None = None,
 ) -> Path:
     """A mapping file: ``skus`` (item GID -> SKU) at ``locations`` (Shopify location GID ->
-    location id; default: SHOP_LOC as ``store-a``)."""
-    locations = locations or {SHOP_LOC: "store-a"}
+    location id; default: SHOP_LOC as ``store-a`` unless ``pools`` are given) and ``pools``
+    (Shopify location GID -> pool id)."""
+    if locations is None:
+        locations = {} if pools else {SHOP_LOC: "store-a"}
     lines = ["[skus]", *(f'"{item}" = "{sku}"' for item, sku in skus.items())]
     lines += ["[locations]", *(f'"{shop}" = "{loc}"' for shop, loc in locations.items())]
+    lines += ["[pools]", *(f'"{shop}" = "{pool}"' for shop, pool in (pools or {}).items())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+async def put_pool(
+    store: RedisStockStore, pool_id: str, locations: Sequence[tuple[str, int, int]]
+) -> str:
+    """Create or re-configure a pool over ``locations`` ((location_id, priority, buffer)) in
+    their domain, written in the pool hash's documented format (as the pools API stores it);
+    returns the domain."""
+    domain = await store.domain_of_locations(loc for loc, _, _ in locations)
+    await store.register_pool(pool_id, domain)
+    keys = store.keys_of(domain)
+    locs = sorted(([loc, priority, buffer] for loc, priority, buffer in locations), key=_by_rank)
+    await store.client.hset(
+        keys.pool(pool_id),
+        mapping={
+            "name": pool_id,
+            "channels": json.dumps(["web"]),
+            "strategy": "priority",
+            "locs": json.dumps(locs),
+            "updated_at": 0,
+        },
+    )
+    await store.client.sadd(keys.pools, pool_id)  # type: ignore[misc]
+    return domain
+
+
+def _by_rank(entry: list[Any]) -> tuple[int, str]:
+    return int(entry[1]), str(entry[0])
 
 
 def table(base_url: str, mapping: Path, **extra: Any) -> dict[str, Any]:

@@ -3,12 +3,12 @@ map, the mapping file, the connector's config table, and draining the availabili
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from connectors.shopify.push import AvailabilityPush
+from stocksync.domain.model import Pool, PoolLocation
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.shopify_stub import API_VERSION, TOKEN
 
@@ -39,28 +39,12 @@ async def put_pool(
     store: RedisStockStore, pool_id: str, locations: Sequence[tuple[str, int, int]]
 ) -> str:
     """Create or re-configure a pool over ``locations`` ((location_id, priority, buffer)) in
-    their domain, written in the pool hash's documented format (as the pools API stores it);
-    returns the domain."""
-    domain = await store.domain_of_locations(loc for loc, _, _ in locations)
-    await store.register_pool(pool_id, domain)
-    keys = store.keys_of(domain)
-    locs = sorted(([loc, priority, buffer] for loc, priority, buffer in locations), key=_by_rank)
-    await store.client.hset(
-        keys.pool(pool_id),
-        mapping={
-            "name": pool_id,
-            "channels": json.dumps(["web"]),
-            "strategy": "priority",
-            "locs": json.dumps(locs),
-            "updated_at": 0,
-        },
-    )
-    await store.client.sadd(keys.pools, pool_id)  # type: ignore[misc]
+    their domain, as the pools API does; returns the domain."""
+    members = tuple(PoolLocation(loc, priority, buffer) for loc, priority, buffer in locations)
+    await store.upsert_pool(Pool(pool_id, pool_id, ("web",), "priority", members))
+    domain = await store.domain_of_pool(pool_id)
+    assert domain is not None
     return domain
-
-
-def _by_rank(entry: list[Any]) -> tuple[int, str]:
-    return int(entry[1]), str(entry[0])
 
 
 def table(base_url: str, mapping: Path, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from stocksync.domain.model import Location
+from stocksync.domain.model import Location, Pool, PoolLocation
 from stocksync.store.redis_store import RedisStockStore
 
 LOCATIONS = [
@@ -25,6 +25,21 @@ LOCATIONS = [
     Location("store-potsdam", "Potsdam", "store", 52.3989, 13.0657, True, True),
     Location("wh-berlin-sued", "Warehouse Berlin-Süd", "warehouse", 52.3700, 13.5000, False, True),
 ]
+
+# Online stock for the Berlin web shop and app: the warehouse first, then the ship-enabled
+# stores, each store keeping a buffer back for its own walk-in customers (never sold online).
+WEB_BERLIN = Pool(
+    "web-berlin",
+    "Berlin web shop",
+    ("web", "app"),
+    "priority",
+    (
+        PoolLocation("wh-berlin-sued", 1, 0),
+        PoolLocation("store-berlin-mitte", 2, 1),
+        PoolLocation("store-berlin-charlottenburg", 2, 1),
+        PoolLocation("store-potsdam", 3, 2),
+    ),
+)
 
 PRODUCTS = {
     "SOFA-VELVET-GREEN": "3-seat velvet sofa, green",
@@ -63,7 +78,8 @@ PRODUCTS = {
 
 
 async def load_demo(store: RedisStockStore) -> int:
-    """Create the demo locations and counts; returns the number of positions.
+    """Create the demo locations, counts and the ``web-berlin`` pool; returns the number of
+    positions.
 
     Counts carry a fixed source_event_id, so loading again keeps the stock as it is now.
     """
@@ -86,4 +102,5 @@ async def load_demo(store: RedisStockStore) -> int:
                 source_event_id=f"demo-{location.location_id}-{sku}",
             )
             positions += 1
+    await store.upsert_pool(WEB_BERLIN)
     return positions

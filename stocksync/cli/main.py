@@ -25,7 +25,7 @@ from stocksync.api.server import uvicorn_options
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.cluster import cluster_app
 from stocksync.cli.connectors import connector_app, drift
-from stocksync.cli.demo import load_demo
+from stocksync.cli.demo import LOCATIONS, WEB_BERLIN, load_demo
 from stocksync.cli.domains import domains_app
 from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.cli.status import status
@@ -92,7 +92,10 @@ def create_demo(settings: Settings, url: str) -> str:
     key_file = settings.data_dir / "demo-key"
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
-    console.print(f"Loaded the demo data set: 6 locations, {positions} positions.")
+    console.print(
+        f"Loaded the demo data set: {len(LOCATIONS)} locations, {positions} positions, "
+        f"the {WEB_BERLIN.pool_id} pool."
+    )
     console.print(f"Demo API key (also in {key_file}):")
     print(key, flush=True)
     return key

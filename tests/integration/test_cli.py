@@ -62,6 +62,7 @@ def test_cli_demo_loads_data_and_stock_show_prints_a_table(env: dict[str, str]) 
     out = run(env, "demo")
     assert "6 locations" in out
     assert f"{len(LOCATIONS) * len(PRODUCTS)} positions" in out
+    assert "the web-berlin pool" in out
     table = run(env, "stock", "show", "SOFA-VELVET-GREEN")
     for location in LOCATIONS:
         assert location.location_id in table

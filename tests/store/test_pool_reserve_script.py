@@ -15,6 +15,7 @@ from stocksync.domain.errors import (
 from stocksync.domain.model import Line, Location, PoolLine, PoolSource, State
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.pools import put_pool
+from tests.support.store import wait_for_state
 
 BERLIN = (52.52, 13.40)
 HAMBURG = (53.55, 9.99)
@@ -147,3 +148,20 @@ async def test_refusals_change_nothing(store: RedisStockStore, sku: str) -> None
             "r3", "web", [PoolLine(sku, "web", 1), Line(sku, "st-eu", 1)], ttl_seconds=60
         )
     assert (await store.position(sku, "wh")).reserved == 0
+
+
+async def test_released_and_expired_pool_holds_give_the_units_back(
+    store: RedisStockStore, sku: str
+) -> None:
+    await _three(store, sku, (4, 0, 0))
+    await put_pool(store, "web", [("wh", 1, 1)])
+    await store.reserve("r1", "web", [PoolLine(sku, "web", 3)], ttl_seconds=60)
+    with pytest.raises(InsufficientStock):
+        await store.reserve("r2", "web", [PoolLine(sku, "web", 1)], ttl_seconds=60)
+    await store.release("r1")
+    await store.reserve("r3", "web", [PoolLine(sku, "web", 3)], ttl_seconds=1)
+    expired = await wait_for_state(store, "r3", State.EXPIRED)
+    assert expired.lines == [Line(sku, "wh", 3)]
+    again = await store.reserve("r4", "web", [PoolLine(sku, "web", 3)], ttl_seconds=60)
+    assert again.reservation.lines == [Line(sku, "wh", 3)]
+    assert (await store.position(sku, "wh")).reserved == 3

@@ -9,6 +9,7 @@ from stocksync.api.schemas import (
     HistoryOut,
     LineOut,
     LocationOut,
+    PoolSourceOut,
     PositionOut,
     ReservationOut,
     StockChangeOut,
@@ -71,6 +72,10 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
             HistoryOut(state=state, at=ms_to_datetime(at)) for state, at in reservation.history
         ],
         hold_code=_code(reservation.hold_code),
+        pool_sources=[
+            PoolSourceOut(sku=s.sku, pool=s.pool, location_id=s.location_id, qty=s.qty)
+            for s in reservation.pool_sources
+        ],
     )
 
 

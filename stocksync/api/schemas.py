@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from stocksync.domain.codes import HOLD_CODE_PATTERN
 from stocksync.domain.geo import GEO_LAT_MAX, GEO_LON_MAX
@@ -19,6 +19,7 @@ from stocksync.domain.model import (
     LOCATION_PATTERN,
     MAX_LINES,
     MAX_QTY,
+    POOL_PATTERN,
     SKU_PATTERN,
 )
 
@@ -149,10 +150,28 @@ class AvailabilityOut(BaseModel):
     locations: list[LocationAvailability]
 
 
+PoolId = Annotated[str, Field(pattern=POOL_PATTERN, examples=["web-berlin"])]
+
+
 class LineIn(Request):
+    """A line at a location, or from a channel pool (exactly one of ``location_id``, ``pool``):
+    the engine then chooses the location(s) by the pool's strategy, atomically with the hold."""
+
     sku: Sku
-    location_id: LocationId
+    location_id: LocationId | None = None
+    pool: PoolId | None = None
     qty: Qty
+
+    @model_validator(mode="after")
+    def _one_place(self) -> LineIn:
+        if (self.location_id is None) == (self.pool is None):
+            raise ValueError("a line names exactly one of location_id and pool")
+        return self
+
+
+class PointIn(Request):
+    lat: Annotated[float, Field(strict=True, ge=-GEO_LAT_MAX, le=GEO_LAT_MAX)]
+    lon: Annotated[float, Field(strict=True, ge=-GEO_LON_MAX, le=GEO_LON_MAX)]
 
 
 class ReservationIn(Request):
@@ -161,6 +180,13 @@ class ReservationIn(Request):
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
     ttl_seconds: TtlSeconds | None = None
     customer_ref: CustomerRef | None = None
+    near: PointIn | None = Field(
+        default=None, description="the point a pool of strategy nearest sources closest to"
+    )
+    allow_split: Flag = Field(
+        default=False,
+        description="a pool line may take its units from several locations (default: one)",
+    )
 
 
 class ConfirmIn(Request):
@@ -186,6 +212,13 @@ class HistoryOut(BaseModel):
     at: datetime
 
 
+class PoolSourceOut(BaseModel):
+    sku: str
+    pool: str
+    location_id: str
+    qty: int
+
+
 class ReservationOut(BaseModel):
     reservation_id: str
     channel: str
@@ -199,6 +232,11 @@ class ReservationOut(BaseModel):
     history: list[HistoryOut]
     hold_code: str | None = Field(
         description="short code for the customer and the till, e.g. K7M-Q2PX", examples=["K7M-Q2PX"]
+    )
+    pool_sources: list[PoolSourceOut] = Field(
+        default_factory=list,
+        description="where the pool lines' units were taken when the reservation was made "
+        "(the lines above say where they are held now)",
     )
 
 

@@ -21,12 +21,21 @@ class StockSyncError(Exception):
 
 @dataclass(frozen=True)
 class ShortLine:
-    """One reservation line that does not fit in available stock."""
+    """One reservation line that does not fit in available stock.
+
+    A pool line names its ``pool`` (and no location): ``available`` is then the pool's offer,
+    the units its locations offer beyond their buffers."""
 
     sku: str
-    location_id: str
+    location_id: str | None
     requested: int
     available: int
+    pool: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The problem body's entry: ``{sku, location_id | pool, requested, available}``."""
+        where = {"pool": self.pool} if self.pool is not None else {"location_id": self.location_id}
+        return {"sku": self.sku, **where, "requested": self.requested, "available": self.available}
 
 
 class InsufficientStock(StockSyncError):
@@ -37,7 +46,7 @@ class InsufficientStock(StockSyncError):
     def __init__(self, short_lines: list[ShortLine], action: str = "reserved") -> None:
         super().__init__(
             f"{len(short_lines)} line(s) exceed available stock; nothing was {action}",
-            short_lines=[line.__dict__ for line in short_lines],
+            short_lines=[line.as_dict() for line in short_lines],
         )
         self.short_lines = short_lines
 

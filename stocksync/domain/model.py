@@ -89,16 +89,64 @@ def normalize_lines(lines: Iterable[Line]) -> list[Line]:
     return [Line(sku, loc, qty) for (sku, loc), qty in sorted(totals.items())]
 
 
+# Sourcing strategies of a channel pool: how a pool line's units are given locations.
+POOL_STRATEGIES = ("priority", "nearest", "most_available", "fewest_splits")
+
+
+@dataclass(frozen=True)
+class PoolLine:
+    """A reservation line sold from a channel pool: the reserve script chooses the location(s)
+    by the pool's strategy, in the same atomic call as the hold (DESIGN, channel pool)."""
+
+    sku: str
+    pool: str
+    qty: int
+
+
+@dataclass(frozen=True)
+class PoolSource:
+    """Units of a pool line the reserve script took at one location of the pool."""
+
+    sku: str
+    pool: str
+    location_id: str
+    qty: int
+
+
+def normalize_pool_lines(lines: Iterable[PoolLine]) -> list[PoolLine]:
+    """Sum pool lines for the same (sku, pool) and order them by SKU, then pool: the order in
+    which the reserve script resolves them (a later line sees the earlier ones' units taken)."""
+    totals: dict[tuple[str, str], int] = {}
+    for line in lines:
+        key = (line.sku, line.pool)
+        totals[key] = totals.get(key, 0) + line.qty
+    return [PoolLine(sku, pool, qty) for (sku, pool), qty in sorted(totals.items())]
+
+
 def reservation_fingerprint(
-    channel: str, lines: list[Line], ttl_seconds: int, customer_ref: str | None
+    channel: str,
+    lines: list[Line],
+    ttl_seconds: int,
+    customer_ref: str | None,
+    pool_lines: list[PoolLine] | None = None,
+    near: tuple[float, float] | None = None,
+    allow_split: bool = False,
 ) -> str:
-    """A digest of what a reservation request asks for, to tell a retry from a conflict."""
-    body = {
+    """A digest of what a reservation request asks for, to tell a retry from a conflict.
+
+    Pool lines, ``near`` and ``allow_split`` enter it only when there are pool lines, so the
+    fingerprint of a reservation naming locations only is what it always was (stored holds of
+    an older build still replay)."""
+    body: dict[str, object] = {
         "channel": channel,
         "lines": [[ln.sku, ln.location_id, ln.qty] for ln in lines],
         "ttl": ttl_seconds,
         "customer_ref": customer_ref,
     }
+    if pool_lines:
+        body["pool_lines"] = [[ln.sku, ln.pool, ln.qty] for ln in pool_lines]
+        body["near"] = None if near is None else [near[0], near[1]]
+        body["split"] = allow_split
     canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -226,6 +274,8 @@ class Reservation:
     history: list[tuple[str, int]] = field(default_factory=list)
     hold_code: str | None = None  # stored form, without the dash
     key_id: str | None = None  # the API key that created it (None: an internal caller)
+    # Where its pool lines were sourced when it was made (empty: it named locations only).
+    pool_sources: list[PoolSource] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

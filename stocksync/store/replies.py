@@ -23,7 +23,15 @@ from stocksync.domain.errors import (
     StockRegressed,
     Unprocessable,
 )
-from stocksync.domain.model import DEFAULT_DOMAIN, Line, Location, Position, Reservation, State
+from stocksync.domain.model import (
+    DEFAULT_DOMAIN,
+    Line,
+    Location,
+    PoolSource,
+    Position,
+    Reservation,
+    State,
+)
 
 SUCCESS = frozenset({"ok", "replay"})
 
@@ -68,11 +76,21 @@ def raise_for_refusal(reply: Sequence[Any], *, action: str, subject: str = "") -
     if status == "on_hand_mismatch":
         raise OnHandMismatch(f"on_hand is {rest[0]}, not the expected value", on_hand=int(rest[0]))
     if status == "insufficient_stock":
-        short = [
-            ShortLine(rest[i], rest[i + 1], int(rest[i + 2]), int(rest[i + 3]))
-            for i in range(0, len(rest), 4)
-        ]
-        raise InsufficientStock(short, action="moved" if action == "move" else "reserved")
+        raise InsufficientStock(
+            [short_line(rest[i : i + 4]) for i in range(0, len(rest), 4)],
+            action="moved" if action == "move" else "reserved",
+        )
+    if status == "unknown_pool":
+        raise NotFound(f"unknown pool {rest[0]!r}", resource="pool")
+    if status == "near_required":
+        raise Unprocessable(
+            f"pool {rest[0]!r} sources by distance (strategy nearest): the reservation needs "
+            "near {lat, lon}; nothing was reserved"
+        )
+    if status == "pool_channel":
+        raise Unprocessable(
+            f"pool {rest[0]!r} does not sell on channel {rest[1]!r}; nothing was reserved"
+        )
     if status == "hold_limit_reached" and rest[0] == "units":
         limit, location = int(rest[1]), str(rest[2])
         raise HoldLimitReached(
@@ -92,6 +110,18 @@ def raise_for_refusal(reply: Sequence[Any], *, action: str, subject: str = "") -
     if status == "no_lines":
         raise Unprocessable(f"reservation {subject!r} has no line at {rest[0]!r}")
     raise RuntimeError(f"unexpected reply from {action}: {list(reply)!r}")
+
+
+POOL_MARK = "pool:"  # reserve.lua's short pool line names "pool:<id>" where a location goes
+
+
+def short_line(row: Sequence[Any]) -> ShortLine:
+    """One short line of an insufficient_stock reply: sku, location (or pool), requested,
+    available."""
+    sku, where, requested, available = (str(row[0]), str(row[1]), int(row[2]), int(row[3]))
+    if where.startswith(POOL_MARK):  # no location id has a colon
+        return ShortLine(sku, None, requested, available, pool=where[len(POOL_MARK) :])
+    return ShortLine(sku, where, requested, available)
 
 
 def field_pairs(flat: Sequence[Any]) -> dict[str, str]:
@@ -125,7 +155,15 @@ def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservatio
         history=history,
         hold_code=fields.get("code") or None,
         key_id=fields.get("key") or None,
+        pool_sources=parse_sources(fields.get("sources", "")),
     )
+
+
+def parse_sources(text: str) -> list[PoolSource]:
+    """reserve.lua's sources (JSON ``[[sku, pool, location, qty], ...]``; '' = none)."""
+    if not text:
+        return []
+    return [PoolSource(sku, pool, loc, int(qty)) for sku, pool, loc, qty in json.loads(text)]
 
 
 def parse_location(location_id: str, f: dict[str, str], domain: str = DEFAULT_DOMAIN) -> Location:

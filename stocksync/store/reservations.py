@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from stocksync.domain.codes import new_hold_code
-from stocksync.domain.errors import IdempotencyConflict, NotFound
+from stocksync.domain.errors import CrossDomain, IdempotencyConflict, NotFound
 from stocksync.domain.model import (
     DEFAULT_DOMAIN,
     Line,
+    PoolLine,
+    PoolSource,
     Reservation,
     ReserveResult,
     State,
     normalize_lines,
+    normalize_pool_lines,
     reservation_fingerprint,
 )
 from stocksync.store.outbox import OutboxEvent, decode_stored_events
@@ -24,6 +27,7 @@ from stocksync.store.replies import (
     field_pairs,
     optional_int,
     parse_reservation,
+    parse_sources,
     raise_for_refusal,
 )
 from stocksync.store.routing import Routing
@@ -51,13 +55,15 @@ class Reservations(Routing):
         self,
         reservation_id: str,
         channel: str,
-        lines: Sequence[Line],
+        lines: Sequence[Line | PoolLine],
         ttl_seconds: int,
         customer_ref: str | None = None,
         *,
         key_id: str | None = None,
         confirm: bool = False,
         pickup_seconds: int | None = None,
+        near: tuple[float, float] | None = None,
+        allow_split: bool = False,
     ) -> ReserveResult:
         """Hold every line or nothing; a retry with the same id and body replays the result.
 
@@ -65,14 +71,22 @@ class Reservations(Routing):
         units per location). ``confirm``
         reserves and confirms in one script call (an order with no hold before it), with an
         optional pickup deadline.
+
+        A :class:`PoolLine` names a channel pool instead of a location: the reserve script
+        chooses its locations by the pool's strategy in the same atomic call as the hold
+        (``near`` is the point of the ``nearest`` strategy; without ``allow_split`` all units of
+        a line come from one location). The reservation's lines are then the chosen ones.
         """
-        normalized = normalize_lines(lines)
-        fp = reservation_fingerprint(channel, normalized, ttl_seconds, customer_ref)
+        normalized = normalize_lines(ln for ln in lines if isinstance(ln, Line))
+        pool_lines = normalize_pool_lines(ln for ln in lines if isinstance(ln, PoolLine))
+        fp = reservation_fingerprint(
+            channel, normalized, ttl_seconds, customer_ref, pool_lines, near, allow_split
+        )
         if confirm:  # same id as a plain hold but another request: a conflict, not a replay
             fp += ":confirmed"
         lines_json = json.dumps([[ln.sku, ln.location_id, ln.qty] for ln in normalized])
-        domain = await self.domain_of_lines(normalized)
-        args = (
+        domain = await self._domain_of_request(normalized, pool_lines)
+        args: tuple[str | int, ...] = (
             reservation_id,
             channel,
             ttl_seconds * 1000,
@@ -86,6 +100,13 @@ class Reservations(Routing):
             "" if pickup_seconds is None else pickup_seconds * 1000,
             self.settings.max_held_units_per_location_per_key.get(channel, 0) if key_id else 0,
         )
+        if pool_lines:  # ARGV[16..19] of reserve.lua
+            args += (
+                json.dumps([[ln.sku, ln.pool, ln.qty] for ln in pool_lines]),
+                "" if near is None else repr(float(near[0])),
+                "" if near is None else repr(float(near[1])),
+                "1" if allow_split else "",
+            )
         # The directory's claim and the hold go out together (two slots, two batches in
         # flight at once; the hold is queued first, as a lone change would be), and the answer
         # waits for both: a claim that finds the id in another domain undoes a hold this call
@@ -102,7 +123,7 @@ class Reservations(Routing):
             if reply[0] == "ok" and int(reply[1]):
                 await self.run("release", reservation_id, "", domain=domain)
             raise
-        if unknown_location(reply):  # a stale route: the location moved to another domain
+        if unknown_location(reply) and normalized:  # a stale route: a location moved
             fresh = await reroute(self, (ln.location_id for ln in normalized), domain)
             if fresh is not None:
                 await self._reclaim(reservation_id, fresh, domain)
@@ -111,6 +132,10 @@ class Reservations(Routing):
         if not int(reply[1]):  # a retry of the same request: the stored reservation
             return ReserveResult(parse_reservation(reservation_id, field_pairs(reply[2:])), False)
         created_at, expires_at = int(reply[2]), optional_int(reply[3])
+        sources: list[PoolSource] = []
+        if len(reply) > 4:  # pool lines: the lines the script chose, and where each came from
+            normalized = [Line(sku, loc, int(qty)) for sku, loc, qty in json.loads(reply[4])]
+            sources = parse_sources(reply[5])
         history = [(State.HELD.value, created_at)]
         if confirm:
             history.append((State.CONFIRMED.value, created_at))
@@ -126,8 +151,34 @@ class Reservations(Routing):
             history=history,
             hold_code=code,
             key_id=key_id,
+            pool_sources=sources,
         )
         return ReserveResult(reservation, created=True)
+
+    async def _domain_of_request(
+        self, lines: Sequence[Line], pool_lines: Sequence[PoolLine]
+    ) -> str:
+        """The one domain of a reservation's locations and pools (a pool lives in the domain
+        it was created in); :class:`NotFound` for a pool never created, :class:`CrossDomain`
+        when they span domains."""
+        if not pool_lines:
+            return await self.domain_of_lines(lines)
+        found: dict[str, list[str]] = {}
+        for pool in dict.fromkeys(ln.pool for ln in pool_lines):
+            domain = await self.domain_of_pool(pool)
+            if domain is None:
+                raise NotFound(f"unknown pool {pool!r}", resource="pool")
+            found.setdefault(domain, []).append(f"pool {pool}")
+        for location_id in dict.fromkeys(ln.location_id for ln in lines):
+            found.setdefault(await self.domain_of_location(location_id), []).append(location_id)
+        if len(found) > 1:
+            raise CrossDomain(
+                "the pools and locations are in different stock domains ("
+                + "; ".join(f"{d}: {', '.join(names)}" for d, names in sorted(found.items()))
+                + "); a reservation's lines must all be in one domain. Nothing was changed.",
+                domains={d: sorted(names) for d, names in found.items()},
+            )
+        return next(iter(found))
 
     async def _reclaim(self, reservation_id: str, domain: str, stale: str) -> None:
         """Move the id's claim from ``stale`` (whose reserve answered unknown_location: no

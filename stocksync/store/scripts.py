@@ -158,9 +158,13 @@ def _lua(name: str) -> str:
     return (resources.files("stocksync.store") / "lua" / f"{name}.lua").read_text()
 
 
+# Files of shared helpers, in load order: each may use the ones before it.
+HELPERS = ("_lib", "_sourcing")
+
+
 def helpers_source() -> str:
     """The prelude and the shared helpers every operation uses."""
-    return prelude() + _lua("_lib")
+    return prelude() + "".join(_lua(name) for name in HELPERS)
 
 
 def library_source() -> str:

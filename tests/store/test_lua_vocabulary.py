@@ -16,7 +16,7 @@ from stocksync.domain.events import EventKind
 from stocksync.domain.model import ACTIVE, State
 from stocksync.store.domain_moves import moving_key, parked_key
 from stocksync.store.keys import POSITION_FIELDS, Directory, Keys, ordered_member
-from stocksync.store.scripts import OPERATIONS, library_source
+from stocksync.store.scripts import HELPERS, OPERATIONS, library_source
 
 LUA = resources.files("stocksync.store") / "lua"
 
@@ -26,7 +26,7 @@ def lua_files() -> dict[str, str]:
 
 
 def test_every_operation_has_a_script_and_every_script_is_an_operation() -> None:
-    names = {name.removesuffix(".lua") for name in lua_files()} - {"_lib"}
+    names = {name.removesuffix(".lua") for name in lua_files()} - set(HELPERS)
     assert names == set(OPERATIONS)
 
 

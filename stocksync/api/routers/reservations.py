@@ -22,8 +22,8 @@ from stocksync.api.schemas import (
 from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.auth.principal import Principal
 from stocksync.config import Settings
-from stocksync.domain.errors import StockSyncError
-from stocksync.domain.model import Line
+from stocksync.domain.errors import Forbidden, StockSyncError
+from stocksync.domain.model import Line, PoolLine
 from stocksync.metrics import channel_label
 from stocksync.store.reservations import TransitionResult
 
@@ -94,10 +94,9 @@ async def _create(
     svc: Services, principal: Principal, body: ReservationIn
 ) -> tuple[ReservationOut, bool]:
     """The reservation and whether it was created (else replayed)."""
-    principal.require_locations(line.location_id for line in body.lines)
+    lines = _lines(principal, body)
     _known_channel(svc.settings, body.channel)
     ttl = _ttl(svc.settings, body.channel, body.ttl_seconds)
-    lines = [Line(ln.sku, ln.location_id, ln.qty) for ln in body.lines]
     outcomes = svc.metrics.reservation_outcomes(channel_label(body.channel))
     try:
         result = await svc.store.reserve(
@@ -107,12 +106,31 @@ async def _create(
             ttl,
             body.customer_ref,
             key_id=principal.key_id,
+            near=None if body.near is None else (body.near.lat, body.near.lon),
+            allow_split=body.allow_split,
         )
     except StockSyncError as exc:
         outcomes[exc.code].inc()
         raise
     outcomes["held" if result.created else "replayed"].inc()
     return reservation_out(result.reservation), result.created
+
+
+def _lines(principal: Principal, body: ReservationIn) -> list[Line | PoolLine]:
+    """The request's lines, each at a location or from a pool. A key bound to locations may
+    not reserve from a pool: the locations are chosen inside the reserve call, after any check
+    here could see them."""
+    lines: list[Line | PoolLine] = []
+    for ln in body.lines:
+        if ln.pool is not None:
+            lines.append(PoolLine(ln.sku, ln.pool, ln.qty))
+        else:
+            assert ln.location_id is not None  # LineIn names exactly one
+            lines.append(Line(ln.sku, ln.location_id, ln.qty))
+    principal.require_locations(ln.location_id for ln in lines if isinstance(ln, Line))
+    if principal.locations is not None and any(isinstance(ln, PoolLine) for ln in lines):
+        raise Forbidden("a key bound to locations may not reserve from a pool")
+    return lines
 
 
 @router.get("/{reservation_id}", response_model=ReservationOut)

@@ -9,8 +9,18 @@
 -- ARGV[13] '1' = confirm in the same call (an order placed with no hold before it), '' = hold
 -- ARGV[14] pickup deadline in ms from now for a confirmed reservation ('' = none)
 -- ARGV[15] max units that API key may hold at one location on this channel (0 = no cap)
+-- ARGV[16] pool lines as JSON [[sku, pool_id, qty], ...] summed per (sku, pool), sorted
+--          ('' = none; callers of an older build pass only ARGV[3..15])
+-- ARGV[17] near lat, ARGV[18] near lon ('' = none)   ARGV[19] '1' = a line may be split
+--
+-- Pool lines are given locations first (choose_sources, _sourcing.lua), in this same call;
+-- then every check and write below runs on the resulting lines, as for a reservation that
+-- named those locations.
 --
 -- Returns {'ok', 1, created_at, expires_at}                  a new hold
+--         {'ok', 1, created_at, expires_at, lines, sources}  a new hold with pool lines: the
+--                                                            lines chosen and where each pool
+--                                                            line's units came from (JSON)
 --         {'ok', 0, field, value, ...}                       a retry: the stored reservation
 --         {'idempotency_conflict'}                           same id, another request or key
 --         {'stock_regressed', sku}                           Redis is behind the ledger
@@ -19,6 +29,8 @@
 --         {'hold_limit_reached', 'key'|'customer', limit}     nothing reserved
 --         {'hold_limit_reached', 'units', limit, location_id} nothing reserved
 --         {'code_taken'}                                     retry with another code
+--         {'unknown_pool', pool} | {'near_required', pool} | {'pool_channel', pool, channel}
+--         (an insufficient_stock pool line reads sku, 'pool:<id>', requested, pool offer)
 
 local id = ARGV[3]
 local channel = ARGV[4]
@@ -33,6 +45,12 @@ local customer_cap = tonumber(ARGV[12])
 local confirm = ARGV[13] == '1'
 local pickup_ms = ARGV[14]
 local unit_cap = tonumber(ARGV[15])
+local pool_lines, near, split = nil, nil, false
+if NARGS >= 19 and ARGV[16] ~= '' then
+  pool_lines = cjson.decode(ARGV[16])
+  if ARGV[17] ~= '' then near = { tonumber(ARGV[17]), tonumber(ARGV[18]) } end
+  split = ARGV[19] == '1'
+end
 
 local rk = res_key(id)
 local prior = redis.call('HMGET', rk, 'fp', 'key')
@@ -45,9 +63,16 @@ if prior[1] then
 end
 
 local lines = cjson.decode(lines_json)
-local regressed = regressed_sku(lines)
+local regressed = regressed_sku(lines) or (pool_lines and regressed_sku(pool_lines))
 if regressed then return { 'stock_regressed', regressed } end
 reap_lines(lines)
+local sources, pool_short = nil, {}
+if pool_lines then
+  local refusal
+  lines, sources, pool_short, refusal = choose_sources(lines, pool_lines, channel, near, split)
+  if refusal then return refusal end
+  if #pool_short == 0 then lines_json = cjson.encode(lines) end
+end
 
 -- Active holds in an owner's index (scored by deadline); when the cap is in reach, due ones
 -- are reaped first (as many as it takes to get under the cap, REAP_PER_CALL at most) so an
@@ -82,7 +107,8 @@ if #missing > 0 then
   table.insert(missing, 1, 'unknown_location')
   return missing
 end
-if #short > 0 then
+if #short > 0 or #pool_short > 0 then
+  for _, v in ipairs(pool_short) do table.insert(short, v) end
   table.insert(short, 1, 'insufficient_stock')
   return short
 end
@@ -134,6 +160,11 @@ if customer_ref ~= '' then table.insert(hash, 'customer_ref'); table.insert(hash
 if code ~= '' then table.insert(hash, 'code'); table.insert(hash, code) end
 if key_id ~= '' then table.insert(hash, 'key'); table.insert(hash, key_id) end
 if counted then table.insert(hash, 'ucap'); table.insert(hash, unit_cap) end
+local sources_json = ''
+if sources then
+  sources_json = cjson.encode(sources)
+  table.insert(hash, 'sources'); table.insert(hash, sources_json)
+end
 redis.call('HSET', rk, unpack(hash))
 if counted then count_units(key_id, channel, lines, 1) end
 for i, ln in ipairs(lines) do
@@ -160,4 +191,5 @@ if confirm then -- as confirm.lua does, in this same call: no moment when the ho
 else
   index_reservation(id, rk, lines)
 end
+if sources then return { 'ok', 1, NOW, expires_at, lines_json, sources_json } end
 return { 'ok', 1, NOW, expires_at }

@@ -20,6 +20,7 @@ SECTIONS = (
     "webhooks",
     "audit",
     "cluster",
+    "pools",
 )
 WRK_SECTIONS = frozenset({"http", "ledger", "hot"})  # the sections that run wrk
 

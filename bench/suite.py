@@ -27,6 +27,7 @@ from bench.scenarios import (
     http,
     ledger,
     open_loop,
+    pools,
     scale,
     spread,
     warehouse,
@@ -116,6 +117,8 @@ def run(options: Options, outcome: Outcome) -> None:
             log("cluster: store.reserve on a standalone server vs clusters of 1, 2, 3 primaries")
             outcome.rows += cluster.run(options.profile, options.tmp_dir, log)
             outcome.meta.setdefault("redis_version", cluster.server_version())
+        if "pools" in options.sections:
+            outcome.rows += pools.run(options.profile, options.tmp_dir, log)
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 

@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     )
     webhook_max_subscriptions: int = Field(default=100, ge=1, le=10_000)
     webhook_max_url_length: int = Field(default=2048, ge=16, le=8192)
-    webhook_max_location_ids: int = Field(default=500, ge=1, le=10_000)
+    webhook_max_location_ids: int = Field(default=500, ge=1, le=500)
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="every request to a webhook endpoint"
     )

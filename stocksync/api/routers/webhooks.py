@@ -36,7 +36,7 @@ class WebhookIn(BaseModel):
     url: str = Field(min_length=8, max_length=8192, examples=["https://shop.example/hooks"])
     events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     pool: str | None = Field(default=None, pattern=POOL_PATTERN)
-    location_ids: list[LocationId] | None = Field(default=None, min_length=1, max_length=10_000)
+    location_ids: list[LocationId] | None = Field(default=None, min_length=1, max_length=500)
 
 
 class WebhookOut(BaseModel):

@@ -127,8 +127,10 @@ class AvailabilityPush:
         events = outbox.decode(entries)
         keys = touched(((e.sku, e.location_id) for e in events), self.levels)
         try:
-            if keys:
-                await self.push(keys, reference=entries[-1][0])
+            if keys and await self.push(keys, reference=entries[-1][0]):
+                # Accepted by Shopify: the batch's changes reached the shop (sink=shopify).
+                first = min((e.at_ms for e in events), default=None)
+                self.metrics.observe_propagation("shopify", first)
         except ShopifyError as exc:  # refused for good: keep it, with why, and move on
             reason = f"Shopify refused the push: {exc}"
             raw = repr(sorted(keys))

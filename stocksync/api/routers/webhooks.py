@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stocksync.api.deps import Admin, services
 from stocksync.api.problems import PROBLEM_RESPONSES
 from stocksync.api.schemas import LocationId
+from stocksync.api.strict_json import StrictJsonRoute
 from stocksync.domain.errors import WebhookTargetRefused
 from stocksync.domain.model import POOL_PATTERN
 from stocksync.ledger.tables import WebhookMessage, WebhookSubscription
@@ -23,7 +24,12 @@ from stocksync.webhooks.subscriptions import DEAD, WebhookStore
 from stocksync.webhooks.targets import TargetRefused
 from stocksync.webhooks.worker import policy_of
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1/webhooks",
+    tags=["webhooks"],
+    responses=PROBLEM_RESPONSES,
+    route_class=StrictJsonRoute,
+)
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 SubscriptionPath = Annotated[str, Path(pattern=r"^wh_[0-9a-f]{24}$")]

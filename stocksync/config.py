@@ -173,6 +173,46 @@ class Settings(BaseSettings):
         description="an outbox consumer group (a connector) whose consumers were all idle this "
         "long no longer holds back the trim",
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="webhook URLs may target private, loopback, link-local and reserved "
+        "addresses (a receiver on the same host or network); refused by default (SSRF)",
+    )
+    webhook_allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description="networks webhook URLs may target even though they are private (JSON list "
+        "in the environment, e.g. '[\"10.20.0.0/16\"]')",
+    )
+    webhook_max_subscriptions: int = Field(default=100, ge=1, le=10_000)
+    webhook_max_url_length: int = Field(default=2048, ge=16, le=8192)
+    webhook_max_location_ids: int = Field(default=500, ge=1, le=500)
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="every request to a webhook endpoint"
+    )
+    webhook_max_attempts: int = Field(
+        default=10, ge=1, le=50, description="then a message is dead-lettered (replayable)"
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=1.0, gt=0, le=600, description="first retry delay; doubles, with jitter"
+    )
+    webhook_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    webhook_max_pending: int = Field(
+        default=10_000,
+        ge=1,
+        description="messages waiting per subscription; beyond, new ones go straight to the "
+        "dead letters (replayable) so a long-down endpoint cannot grow the queue without bound",
+    )
+    webhook_lanes: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="requests in flight per subscription (one per lane; a SKU's events, and a "
+        "reservation's, always take the same lane, in order)",
+    )
+    webhook_batch: int = Field(default=500, ge=1, le=10_000)
+    webhook_retention_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="delivered and dead messages kept for replay"
+    )
     regression_check_seconds: float = Field(default=10.0, gt=0)
     audit_interval_seconds: float = Field(
         default=300.0, gt=0, description="how often the workers audit Redis against the ledger"

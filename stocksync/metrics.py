@@ -12,6 +12,7 @@ KNOWN_CHANNELS = frozenset({"web", "app", "chat", "pos", "marketplace", "wms", "
 # The methods our routes answer; the HTTP parser knows ~35 (PROPFIND, MKCOL, …).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SCRIPT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
@@ -193,6 +194,27 @@ class Metrics:
             "stocksync_outbox_dead_groups",
             "Outbox consumer groups idle past OUTBOX_GROUP_IDLE_SECONDS, no longer holding back "
             "the trim",
+            registry=r,
+        )
+        # Propagation (DESIGN promise 3): from the change's Redis server time to a channel.
+        self.propagation = Histogram(
+            "stocksync_propagation_seconds",
+            "From a change's server time (its outbox entry) to a channel having it: a webhook "
+            "endpoint answered 2xx (sink=webhook), an SSE event was sent (sse), a Shopify push "
+            "was accepted (shopify)",
+            ["sink"],
+            buckets=PROPAGATION_BUCKETS,
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "stocksync_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, failed: retried later, dead)",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_messages_queued = Counter(
+            "stocksync_webhook_messages_queued",
+            "Webhook messages queued from the outbox (one per subscription and message)",
             registry=r,
         )
         # Lag and frozen SKUs per stock domain (bounded labels), the totals above kept too.

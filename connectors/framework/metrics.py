@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 from weakref import WeakKeyDictionary
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stocksync.metrics import PROPAGATION_BUCKETS
 
 OUTCOMES = ("applied", "stale", "duplicate", "dead_letter", "retried", "failed")
 
@@ -44,6 +47,13 @@ class ConnectorMetrics:
             registry=registry,
         )
 
+        self.propagation = _propagation(registry)
+
+    def observe_propagation(self, sink: str, at_ms: int | None) -> None:
+        """A change (server time ``at_ms``) reached channel ``sink`` now."""
+        if at_ms is not None:
+            self.propagation.labels(sink).observe(max(0.0, time.time() - at_ms / 1000))
+
     def outcome(self, connector: str, outcome: str, n: int = 1) -> None:
         self.events.labels(connector, outcome).inc(n)
         if outcome in ("applied", "stale", "duplicate"):
@@ -63,3 +73,18 @@ def connector_metrics(registry: CollectorRegistry) -> ConnectorMetrics:
     if metrics is None:
         metrics = _BY_REGISTRY[registry] = ConnectorMetrics(registry)
     return metrics
+
+
+def _propagation(registry: CollectorRegistry) -> Any:
+    """``stocksync_propagation_seconds``: the engine's own metrics define it too, and when a
+    connector counts into the API's registry the histogram is already there (one per name)."""
+    try:
+        return Histogram(
+            "stocksync_propagation_seconds",
+            "From a change's server time (its outbox entry) to a channel having it",
+            ["sink"],
+            buckets=PROPAGATION_BUCKETS,
+            registry=registry,
+        )
+    except ValueError:  # registered by stocksync.metrics.Metrics on this registry
+        return registry._names_to_collectors["stocksync_propagation_seconds"]

@@ -169,8 +169,11 @@ class AvailabilityPush:
         keys = touched(changed, self.levels)
         pool_keys = pools_touched(changed, self.pool_levels, self.pool_locations())
         try:
-            if keys or pool_keys:
-                await self.push(keys, reference=entries[-1][0], pool_keys=pool_keys)
+            pushed = keys or pool_keys
+            if pushed and await self.push(keys, reference=entries[-1][0], pool_keys=pool_keys):
+                # Accepted by Shopify: the batch's changes reached the shop (sink=shopify).
+                first = min((e.at_ms for e in events), default=None)
+                self.metrics.observe_propagation("shopify", first)
         except ShopifyError as exc:  # refused for good: keep it, with why, and move on
             reason = f"Shopify refused the push: {exc}"
             raw = repr(sorted(keys) + sorted(("pool", *key) for key in pool_keys))

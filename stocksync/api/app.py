@@ -29,6 +29,7 @@ from stocksync.api.routers import (
     reservations,
     resourcing,
     stock,
+    webhooks,
 )
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.config import Settings
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         customers,
         events,
         connectors,
+        webhooks,
         ops,
     ):
         app.include_router(module.router)

@@ -200,3 +200,19 @@ class DomainMoving(StockSyncError):
     status = 503
     title = "Stock domain moving to another node"
     retry_after_seconds = 1
+
+
+class WebhookTargetRefused(StockSyncError):
+    """A webhook URL that is not http(s), or that points inside the network (SSRF)."""
+
+    code = "webhook_target_refused"
+    status = 422
+    title = "Webhook URL not allowed"
+
+
+class WebhookLimitReached(StockSyncError):
+    """The namespace has as many webhook subscriptions as configured; delete one first."""
+
+    code = "webhook_limit_reached"
+    status = 409
+    title = "Too many webhook subscriptions"

@@ -171,3 +171,50 @@ class ApiKey(SQLModel, table=True):
     locations: str | None = Field(default=None, description="comma-separated; NULL = all")
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A channel system's subscription to the change feed (stocksync.webhooks).
+
+    The secret is kept as given, not hashed: the worker signs every message with it."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_namespace", "namespace", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    namespace: str = Field(max_length=80)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    events: str = Field(sa_column=Column(Text, nullable=False), description="JSON list")
+    pool: str | None = Field(default=None, max_length=64)
+    location_ids: str | None = Field(
+        default=None, sa_column=Column(Text), description="JSON list; NULL = every location"
+    )
+    secret: str = Field(max_length=100, description="whsec_<base64>")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookMessage(SQLModel, table=True):
+    """One message of one subscription: waiting, delivered or dead (the durable queue)."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        Index("ix_webhook_messages_queue", "subscription_id", "status", "id"),
+        Index("ix_webhook_messages_age", "status", "created_ms"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True)
+    )
+    subscription_id: str = Field(max_length=40)
+    event_id: str = Field(max_length=64, description="the webhook-id header")
+    event_type: str = Field(max_length=40)
+    lane: int = Field(description="messages of one lane go out one at a time, in id order")
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    at_ms: int = Field(sa_type=BigInteger, description="server time of the change")
+    status: str = Field(max_length=12, description="pending | delivered | dead")
+    attempts: int = 0
+    next_attempt_ms: int = Field(sa_type=BigInteger)
+    last_error: str | None = Field(default=None, max_length=300)
+    created_ms: int = Field(sa_type=BigInteger)
+    done_ms: int | None = Field(default=None, sa_type=BigInteger)

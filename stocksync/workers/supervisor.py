@@ -26,6 +26,7 @@ from stocksync.recovery.regression import regression_lease, run_regression_check
 from stocksync.store.base import acting_as
 from stocksync.store.outbox import Outbox
 from stocksync.store.redis_store import RedisStockStore
+from stocksync.webhooks.worker import run_webhooks, webhooks_lease
 from stocksync.workers.ledger_copy import LedgerCopy
 from stocksync.workers.ledger_domains import run_ledger_copies
 from stocksync.workers.reaper import run_reaper
@@ -72,8 +73,8 @@ async def run_workers(
     metrics: Metrics,
     settings: Settings,
 ) -> None:
-    """Hold reaper, ledger copy, periodic regression check, audit and the sweep of the
-    directory's reservation claims, until cancelled."""
+    """Hold reaper, ledger copy, periodic regression check, audit, the sweep of the
+    directory's reservation claims and the webhook feed, until cancelled."""
     consumer = consumer_name()
 
     def ledger_copy(outbox: Outbox) -> LedgerCopy:
@@ -111,6 +112,10 @@ async def run_workers(
         ),
         "claims_sweep": lambda: run_claim_sweeps(
             store, lease=claims_lease(store, SWEEP_INTERVAL_SECONDS)
+        ),
+        # The signed change feed: one process of the deployment reads the outboxes for it.
+        "webhooks": lambda: run_webhooks(
+            store, engine, metrics, settings, lease=webhooks_lease(store)
         ),
     }
     backoff = settings.worker_restart_backoff_seconds

@@ -70,6 +70,12 @@ async def test_push_burst_of_changes_is_coalesced_into_one_push(
     assert shop.levels[(ITEM, SHOP_LOC)] == (await store.position(sku, "store-a")).available == 50
     assert shop.mutations == 2  # the full sync, then one push for the whole burst
     assert shop.history[-1] == [50]
+    # The accepted push is a propagation to the shop (sink=shopify).
+    pushed = pusher.ctx.registry.get_sample_value(
+        "stocksync_propagation_seconds_count", {"sink": "shopify"}
+    )
+    assert pushed is not None
+    assert pushed >= 1
     pending = await store.client.xpending(store.keys.outbox, pusher.group)
     assert pending["pending"] == 0  # acknowledged after the push
 

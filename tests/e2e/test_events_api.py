@@ -103,6 +103,12 @@ async def test_store_events_stream_only_that_stores_events(
         await client.post("/v1/reservations/ev-a/confirm", json={})
         event = await next_event(lines)
         assert (event["event"], event["data"]["res"]) == ("confirmed", "ev-a")
+        # The first event was observed once it was written (propagation, sink=sse).
+        sent = app.state.metrics.registry.get_sample_value(
+            "stocksync_propagation_seconds_count", {"sink": "sse"}
+        )
+        assert sent is not None
+        assert sent >= 1
     # Closing the response ended the stream and gave back its slot.
     assert app.state.event_streams.open == 0
 

@@ -17,7 +17,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from time import monotonic
+from time import monotonic, time_ns
 from typing import Annotated, Any
 
 import anyio
@@ -183,7 +183,9 @@ def stream_cursor(domain: str, last: str) -> str:
 async def _stream(
     request: Request, outbox: Outbox, location_id: str, cursor: str, key: str, staff: bool
 ) -> AsyncGenerator[str, None]:
-    keepalive_seconds = services(request).settings.event_keepalive_seconds
+    svc = services(request)
+    keepalive_seconds = svc.settings.event_keepalive_seconds
+    propagation = svc.metrics.propagation.labels("sse")
     keepalive_ms = int(keepalive_seconds * 1000)
     check_at = monotonic() + keepalive_seconds
     while True:
@@ -204,6 +206,9 @@ async def _stream(
             if event.location_id == location_id and event.kind in KINDS:
                 sse_id = event_id(outbox.domain, event.stream_id)
                 yield f"id: {sse_id}\nevent: {event.kind}\ndata: {_data(event, staff)}\n\n"
+                # Observed once the server took the chunk (the generator resumed): from the
+                # change's server time to the event written to the client's connection.
+                propagation.observe(max(0, time_ns() // 1_000_000 - event.at_ms) / 1000)
 
 
 @router.get(

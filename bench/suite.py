@@ -350,6 +350,7 @@ def notes(outcome: Outcome) -> list[str]:
     lines += warehouse.notes(outcome.rows)
     lines += audit.notes(outcome.rows)
     lines += cluster.notes(outcome.rows)
+    lines += propagation.notes(outcome.rows)
     cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)

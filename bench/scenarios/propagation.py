@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness.aio import run_async
 from bench.harness.config import CHANNEL, TTL_SECONDS, Profile
+from bench.harness.cpu import CpuWindow, self_cpu_seconds
 from bench.harness.feed_receiver import FeedReceiver, Received
 from bench.harness.report import RESULTS_DIR, Row
 from bench.harness.servers import HOST, ApiServer, BenchRedis, create_api_key, free_port
@@ -201,10 +202,25 @@ def _hist_row(sink: str, buckets: list[tuple[float, float]], rate: int) -> Row:
     )
 
 
+def _trend(samples_ms: list[float]) -> dict[str, object]:
+    """p50 of the first and the last fifth of the arrivals: a backlog growing over the run (the
+    feed slower than the load) shows as a later fifth far above the first."""
+    fifth = len(samples_ms) // 5
+    if fifth == 0:
+        return {}
+    first = Latency.of_seconds([s / 1000 for s in samples_ms[:fifth]])
+    last = Latency.of_seconds([s / 1000 for s in samples_ms[-fifth:]])
+    return {"first_fifth_p50_ms": round(first.p50, 1), "last_fifth_p50_ms": round(last.p50, 1)}
+
+
 def rows_of(
     got: Received, hist: Buckets, rate: int, sent: int, errors: int, sending_s: float
 ) -> list[Row]:
-    common = {"reservations": sent, "errors": errors, "sending_s": round(sending_s, 2)}
+    common: dict[str, object] = {
+        "reservations": sent,
+        "errors": errors,
+        "sending_s": round(sending_s, 2),
+    }
     webhook = [v for samples in got.webhook_ms.values() for v in samples]
     by_type = {t: len(v) for t, v in sorted(got.webhook_ms.items())}
     rows = [
@@ -217,7 +233,15 @@ def rows_of(
         )
     ]
     for event_type, samples in sorted(got.webhook_ms.items()):
-        rows.append(_row(f"webhook {event_type}: receiver", samples, rate, len(samples), common))
+        rows.append(
+            _row(
+                f"webhook {event_type}: receiver",
+                samples,
+                rate,
+                len(samples),
+                {**common, **_trend(samples)},
+            )
+        )
     sse = [v for samples in got.sse_ms.values() for v in samples]
     if sse or got.sse_error:
         extra = {**common, "by_kind": {k: len(v) for k, v in sorted(got.sse_ms.items())}}
@@ -255,17 +279,53 @@ def run(profile: Profile, tmp_dir: Path | None, log: Callable[[str], None]) -> l
                     **_metrics(workers_metrics),
                     **_sse(_metrics(f"{server.base_url}/metrics")),
                 }
+                window = CpuWindow(server.cpu_groups(redis)).start()
+                load_cpu = self_cpu_seconds()
                 sent, errors, sending_s = run_async(
                     _open_loop(server.base_url, key, rate, seconds, "run")
                 )
                 settled = _settled(receiver)
                 _wait(settled, SETTLE_S)
+                cpu = window.stop(self_cpu_seconds() - load_cpu).shares()
                 after = {
                     **_metrics(workers_metrics),
                     **_sse(_metrics(f"{server.base_url}/metrics")),
                 }
                 got = receiver.stop()
-    return rows_of(got, bucket_delta(after, before), rate, sent, errors, sending_s)
+    rows = rows_of(got, bucket_delta(after, before), rate, sent, errors, sending_s)
+    for row in rows:  # over the load and the feed catching up after it
+        row.cpu = cpu
+    return rows
+
+
+def notes(rows: list[Row]) -> list[str]:
+    """What the propagation rows counted and how, under the result table."""
+    lines = []
+    for row in rows:
+        if row.section != "propagation":
+            continue
+        x = row.extra
+        detail = f"{row.scenario}: {x['received']:,} messages at {x['offered_per_s']}/s offered"
+        if "reservations" in x:
+            detail += f" ({x['reservations']:,} reservations, errors {x['errors']})"
+        for name in ("by_type", "by_kind", "duplicates", "sse_error"):
+            if name in x:
+                detail += f"; {name} {x[name]}"
+        if "first_fifth_p50_ms" in x:
+            detail += (
+                f"; p50 of the first fifth of arrivals {x['first_fifth_p50_ms']} ms, of the last"
+                f" {x['last_fifth_p50_ms']} ms"
+            )
+        lines.append(detail)
+    if lines:
+        lines.append(
+            "propagation rows: end to end = now - the change's Redis server time (data.at),"
+            " taken on arrival in a receiver process of its own (webhook endpoint answering 204,"
+            " SSE client on the store's /v1/locations/{id}/events); the histogram rows are"
+            " stocksync_propagation_seconds read before and after the load, p50/p99 interpolated"
+            " linearly within its buckets (5 ms ... 60 s), so coarse; ops/s = the offered rate."
+        )
+    return lines
 
 
 def _sse(buckets: Buckets) -> Buckets:

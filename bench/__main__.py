@@ -21,6 +21,7 @@ SECTIONS = (
     "audit",
     "cluster",
     "pools",
+    "propagation",
 )
 WRK_SECTIONS = frozenset({"http", "ledger", "hot"})  # the sections that run wrk
 

@@ -28,6 +28,7 @@ from bench.scenarios import (
     ledger,
     open_loop,
     pools,
+    propagation,
     scale,
     spread,
     warehouse,
@@ -119,6 +120,8 @@ def run(options: Options, outcome: Outcome) -> None:
             outcome.meta.setdefault("redis_version", cluster.server_version())
         if "pools" in options.sections:
             outcome.rows += pools.run(options.profile, options.tmp_dir, log)
+        if "propagation" in options.sections:
+            outcome.rows += propagation.run(options.profile, options.tmp_dir, log)
         outcome.meta["redis_version"] = redises.version() or outcome.meta.get("redis_version")
     outcome.meta["duration_s"] = round(time.monotonic() - started, 1)
 
@@ -347,6 +350,7 @@ def notes(outcome: Outcome) -> list[str]:
     lines += warehouse.notes(outcome.rows)
     lines += audit.notes(outcome.rows)
     lines += cluster.notes(outcome.rows)
+    lines += propagation.notes(outcome.rows)
     cost = fsync_cost(outcome.rows)
     if cost:
         lines.append(cost)

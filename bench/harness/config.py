@@ -71,6 +71,9 @@ class Profile:
     # cluster: store.reserve on standalone vs clusters of 1-3 primaries, this many each
     cluster_reservations: int = 20_000
     cluster_concurrency: int = 64
+    # propagation: an open-loop reservation rate held this long, change feed and SSE timed
+    propagation_rate: int = 200
+    propagation_seconds: float = 15.0
 
 
 FULL = Profile(
@@ -150,4 +153,5 @@ QUICK = Profile(
     webhook_seconds=1.5,
     webhook_rounds=1,
     cluster_reservations=4_000,
+    propagation_seconds=5.0,
 )

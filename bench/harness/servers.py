@@ -129,6 +129,8 @@ class ApiServer:
         self.env = api_env(redis_url, data_dir, database_url)
         self.log_path = data_dir / f"serve-w{workers}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        # Where the workers process serves /metrics (0 = not served: most sections don't read it)
+        self.worker_metrics_port = 0
 
     def pids(self) -> list[int]:
         """The API processes: serve, its uvicorn workers (and helpers), not the workers process."""
@@ -148,7 +150,8 @@ class ApiServer:
 
     def __enter__(self) -> Self:
         command = [stocksync_command(), "serve", "--host", HOST, "--port", str(self.port)]
-        command += ["--workers", str(self.workers), "--worker-metrics-port", "0"]
+        command += ["--workers", str(self.workers)]
+        command += ["--worker-metrics-port", str(self.worker_metrics_port)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command,

@@ -26,7 +26,14 @@ import httpx
 from stocksync.metrics import Metrics
 from stocksync.webhooks.messages import Subscription
 from stocksync.webhooks.signing import headers
-from stocksync.webhooks.subscriptions import DEAD, DELIVERED, PENDING, Queued, WebhookStore
+from stocksync.webhooks.subscriptions import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    Outcome,
+    Queued,
+    WebhookStore,
+)
 from stocksync.webhooks.targets import TargetPolicy, TargetRefused
 
 log = logging.getLogger(__name__)
@@ -104,24 +111,36 @@ class Sender:
             return IDLE_POLL_SECONDS
         lanes = [list(group) for _, group in groupby(sorted(queued, key=_lane), key=_lane)]
         waits: list[float] = []
-        async with anyio.create_task_group() as tg:
-            for lane in lanes:
-                tg.start_soon(self._send_lane, lane, waits)
+        outcomes: list[Outcome] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                for lane in lanes:
+                    tg.start_soon(self._send_lane, lane, waits, outcomes)
+        finally:
+            # The pass's results in one transaction (measured: one commit per message held
+            # the feed under ~400 messages/s). A crash before it re-sends them: delivery is at
+            # least once, and receivers drop a webhook-id they have seen.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.store.mark_many, outcomes)
         return min(waits, default=0.0)
 
-    async def _send_lane(self, lane: list[Queued], waits: list[float]) -> None:
+    async def _send_lane(
+        self, lane: list[Queued], waits: list[float], outcomes: list[Outcome]
+    ) -> None:
         for message in lane:
             due_in = (message.next_attempt_ms - self.clock()) / 1000
             if due_in > 0:  # the lane waits for its head: later messages must not overtake it
                 waits.append(min(due_in, IDLE_POLL_SECONDS))
                 return
-            if not await self.attempt(message):
+            outcome = await self.attempt(message)
+            outcomes.append(outcome)
+            if outcome.status == PENDING:
                 waits.append(0.0)  # look again (its retry time decides)
                 return
 
-    async def attempt(self, message: Queued) -> bool:
-        """One attempt; records the outcome; True when the lane may go on (delivered or
-        dead-lettered)."""
+    async def attempt(self, message: Queued) -> Outcome:
+        """One attempt and its outcome (recorded by the caller); the lane may go on unless
+        the message is still pending (delivered or dead-lettered: it goes on)."""
         error = await self._post(message)
         attempts = message.attempts + 1
         now = self.clock()
@@ -142,17 +161,7 @@ class Sender:
         else:
             self.metrics.webhook_deliveries.labels("failed").inc()
             status, next_ms = PENDING, now + int(self.retry.delay(attempts) * 1000)
-        await anyio.to_thread.run_sync(
-            lambda: self.store.mark(
-                message.row_id,
-                status=status,
-                attempts=attempts,
-                next_attempt_ms=next_ms,
-                error=error,
-                now_ms=now,
-            )
-        )
-        return status != PENDING
+        return Outcome(message.row_id, status, attempts, next_ms, error, now)
 
     async def _post(self, message: Queued) -> str | None:
         """Send; None on a 2xx, else what went wrong."""

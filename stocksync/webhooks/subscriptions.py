@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session
@@ -41,6 +41,18 @@ class Queued:
     at_ms: int
     attempts: int
     next_attempt_ms: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result, to record (``WebhookStore.mark_many``)."""
+
+    row_id: int
+    status: str
+    attempts: int
+    next_attempt_ms: int
+    error: str | None
+    now_ms: int
 
 
 def lane_of(key: str, lanes: int) -> int:
@@ -201,28 +213,35 @@ class WebhookStore:
             ).all()
             return [Queued(*row) for row in rows]
 
-    def mark(
-        self,
-        row_id: int,
-        *,
-        status: str,
-        attempts: int,
-        next_attempt_ms: int,
-        error: str | None,
-        now_ms: int,
-    ) -> None:
-        with Session(self.engine) as session:
-            session.execute(
-                update(MSG)
-                .where(MSG.c.id == row_id, MSG.c.status == PENDING)
-                .values(
-                    status=status,
-                    attempts=attempts,
-                    next_attempt_ms=next_attempt_ms,
-                    last_error=None if error is None else error[:300],
-                    done_ms=None if status == PENDING else now_ms,
-                )
+    def mark_many(self, outcomes: Sequence[Outcome]) -> None:
+        """Record many attempts' results in one transaction (a sender's pass): one commit, and
+        on SQLite one fsync, instead of one per message."""
+        if not outcomes:
+            return
+        statement = (
+            update(MSG)
+            .where(MSG.c.id == bindparam("row"), MSG.c.status == PENDING)
+            .values(
+                status=bindparam("new_status"),
+                attempts=bindparam("new_attempts"),
+                next_attempt_ms=bindparam("next_ms"),
+                last_error=bindparam("error"),
+                done_ms=bindparam("done"),
             )
+        )
+        rows = [
+            {
+                "row": o.row_id,
+                "new_status": o.status,
+                "new_attempts": o.attempts,
+                "next_ms": o.next_attempt_ms,
+                "error": None if o.error is None else o.error[:300],
+                "done": None if o.status == PENDING else o.now_ms,
+            }
+            for o in outcomes
+        ]
+        with Session(self.engine) as session:
+            session.connection().execute(statement, rows)
             session.commit()
 
     def messages(

@@ -9,11 +9,14 @@ trip on the hot path once a process has seen the location or the reservation:
   location the directory does not know is routed to ``default`` (whose script then answers
   "unknown location", as before domains existed);
 - a reservation id is claimed for its domain by its first reserve (``claim_reservation``,
-  batched like every change); a reserve of the same id in another domain is an
-  ``idempotency_conflict``; transitions find the domain by the claim.
+  batched like every change, sent beside the hold); a reserve of the same id in another domain
+  is an ``idempotency_conflict``; transitions find the domain by the claim, and a hold whose
+  claim was lost (a crash between the two) is found in its domain and claimed again;
+- a pool's domain is set when it is created and never changes.
 
 The caches are bounded; a stale location entry (a location moved by the offline command while a
-process ran) is corrected on the "unknown location" answer it causes.
+process ran) is corrected on the "unknown location" answer it causes
+(:mod:`stocksync.store.stale_routes`).
 """
 
 from __future__ import annotations

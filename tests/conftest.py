@@ -24,6 +24,7 @@ from stocksync.store.redis_store import RedisStockStore
 from tests.support.api import KeyFactory
 from tests.support.logs import CapturedLogs, captured_logs
 from tests.support.ports import free_port
+from tests.support.processes import Processes
 
 
 @pytest.fixture(autouse=True)
@@ -178,3 +179,13 @@ async def client(app: FastAPI, make_key: KeyFactory) -> AsyncIterator[httpx.Asyn
         transport=transport, base_url="http://stocksync.test", headers=headers
     ) as c:
         yield c
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Subprocesses a test starts (the crash suites' stacks), all killed at its end."""
+    started = Processes()
+    try:
+        yield started
+    finally:
+        started.kill_all()

@@ -31,15 +31,6 @@ from tests.support.processes import Processes, Stack, running_stack
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    try:
-        yield started
-    finally:
-        started.kill_all()
-
-
-@pytest.fixture
 def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite, unless a test asks for PostgreSQL (``indirect`` parametrisation): one scenario
     runs on both, which costs seconds, not all three."""

@@ -48,15 +48,6 @@ def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    try:
-        yield started
-    finally:
-        started.kill_all()
-
-
-@pytest.fixture
 async def stack(
     tmp_path: Path, processes: Processes, ledger_database_url: str
 ) -> AsyncIterator[Stack]:

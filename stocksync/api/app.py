@@ -22,13 +22,17 @@ from stocksync.api.routers import (
     connectors,
     customers,
     events,
+    incoming,
     locations,
     ops,
     pickups,
     pools,
     reservations,
     resourcing,
+    returns,
     stock,
+    stock_moves,
+    transfers,
     webhooks,
 )
 from stocksync.auth.repository import SqlApiKeys
@@ -134,6 +138,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     for module in (
         locations,
         stock,
+        stock_moves,
+        incoming,
+        returns,
+        transfers,
         availability,
         pools,
         reservations,

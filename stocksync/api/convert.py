@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 from stocksync.api.schemas import (
+    ArrivalOut,
     HistoryOut,
     LineOut,
     LocationOut,
@@ -16,7 +17,7 @@ from stocksync.api.schemas import (
 )
 from stocksync.domain.clock import datetime_to_ms, ms_to_datetime
 from stocksync.domain.codes import display_hold_code
-from stocksync.domain.model import Location, Position, Reservation, StockChangeResult
+from stocksync.domain.model import Arrival, Location, Position, Reservation, StockChangeResult
 from stocksync.ledger.tables import LedgerReservation, ReservationTransition
 
 
@@ -40,6 +41,21 @@ def position_out(position: Position) -> PositionOut:
         reserved=position.reserved,
         safety_stock=position.safety_stock,
         available=position.available,
+        damaged=position.damaged,
+        quality_control=position.quality_control,
+        in_transit=position.in_transit,
+        incoming=position.incoming,
+        arrivals=[arrival_out(a) for a in position.arrivals],
+    )
+
+
+def arrival_out(arrival: Arrival) -> ArrivalOut:
+    expected = arrival.expected_at_ms
+    return ArrivalOut(
+        kind=arrival.kind.value,
+        id=arrival.id,
+        qty=arrival.qty,
+        expected_at=None if expected is None else ms_to_datetime(expected),
     )
 
 

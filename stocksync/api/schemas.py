@@ -115,6 +115,15 @@ class AdjustmentIn(Request):
     occurred_at: Timestamp | None = None
 
 
+class ArrivalOut(BaseModel):
+    """Units on their way to a position: an incoming supply or a shipped transfer's line."""
+
+    kind: Literal["supply", "transfer"]
+    id: str = Field(description="the supply_id or the transfer_id")
+    qty: int
+    expected_at: datetime | None = Field(description="when they are expected; null: not given")
+
+
 class PositionOut(BaseModel):
     sku: str
     location_id: str
@@ -122,6 +131,13 @@ class PositionOut(BaseModel):
     reserved: int
     safety_stock: int
     available: int
+    damaged: int = Field(0, description="owned, not sellable (never in available)")
+    quality_control: int = Field(0, description="returned, awaiting inspection")
+    in_transit: int = Field(0, description="shipped here by a transfer, not yet received")
+    incoming: int = Field(0, description="units of incoming supplies (purchase orders)")
+    arrivals: list[ArrivalOut] = Field(
+        default_factory=list, description="incoming supplies and transfers, with their times"
+    )
 
 
 class StockChangeOut(PositionOut):

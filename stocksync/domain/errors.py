@@ -216,3 +216,38 @@ class WebhookLimitReached(StockSyncError):
     code = "webhook_limit_reached"
     status = 409
     title = "Too many webhook subscriptions"
+
+
+class InsufficientUnits(StockSyncError):
+    """A bucket of a position lacks the units a move, a transfer or a receipt asks to take
+    from it (``bucket``, ``sku``, ``location_id``, ``requested``, ``available``); nothing
+    changed."""
+
+    code = "insufficient_units"
+    status = 409
+    title = "Not enough units in that bucket"
+
+
+class NotFulfilled(StockSyncError):
+    """A return names a reservation that was not fulfilled (nothing was sold to return)."""
+
+    code = "reservation_not_fulfilled"
+    status = 409
+    title = "The reservation was not fulfilled"
+
+
+class ReturnExceedsFulfilled(StockSyncError):
+    """A return would bring back more units of a SKU than the reservation fulfilled, counting
+    its earlier returns (``sku``, ``fulfilled``, ``returned``, ``requested``)."""
+
+    code = "return_exceeds_fulfilled"
+    status = 409
+    title = "More units returned than were sold"
+
+
+class ReceiveExceedsShipped(StockSyncError):
+    """A transfer receipt names more units of a SKU than were shipped, or a SKU that was not."""
+
+    code = "receive_exceeds_shipped"
+    status = 409
+    title = "More units received than were shipped"

@@ -39,6 +39,19 @@ class EventKind(StrEnum):
     LOCATION_MOVED_OUT = "location_moved_out"  # sealed for a move to another domain ('to')
     CUSTOMER_ERASED = "customer_erased"  # carries the reference until the ledger erased it
     POOL_UPSERTED = "pool_upserted"  # a channel pool created or replaced (its whole config)
+    # Stock beyond the shelf (DESIGN "Vocabulary"). Each is about one position and carries the
+    # deltas of the buckets it changed (d_on_hand, d_damaged, d_quality_control, d_in_transit)
+    # and their values after it (on_hand, reserved, damaged, quality_control, in_transit).
+    STOCK_MOVED = "stock_moved"  # between on_hand, damaged, quality_control, or written off
+    RETURNED = "returned"  # a return's line: units back at a location ('ret', 'disp')
+    TRANSFER_SHIPPED = "transfer_shipped"  # at the source: -on_hand; at the target: +in_transit
+    TRANSFER_RECEIVED = "transfer_received"  # at the target: -in_transit, +on_hand (received)
+    TRANSFER_SHORTFALL = "transfer_shortfall"  # at the target: units shipped, not received
+    TRANSFER_CANCELLED = "transfer_cancelled"  # target: -in_transit; source: +on_hand
+    # Expected supply at a position (no bucket changes; 'supply', 'qty', 'exp').
+    INCOMING_SET = "incoming_set"
+    INCOMING_REMOVED = "incoming_removed"
+    INCOMING_CONSUMED = "incoming_consumed"  # a receipt that named the supply_id
 
 
 # Events of a reservation that change no state: an extension, a move, an at-risk flag.
@@ -49,3 +62,17 @@ RESERVATION_KINDS = RESERVATION_STATE_KINDS | RESERVATION_NON_STATE_KINDS
 TRANSITION_KINDS = RESERVATION_KINDS - {EventKind.AT_RISK}
 # Physical deltas that the as-of rule adds to a count taken before them.
 DELTA_KINDS = frozenset({EventKind.ADJUSTED, EventKind.FULFILLED})
+# Events that change a position's buckets beyond the shelf (or on_hand by moving units between
+# buckets and locations): the ledger, the audit and the rebuild sum their bucket deltas.
+BUCKET_KINDS = frozenset(
+    {
+        EventKind.STOCK_MOVED,
+        EventKind.RETURNED,
+        EventKind.TRANSFER_SHIPPED,
+        EventKind.TRANSFER_RECEIVED,
+        EventKind.TRANSFER_CANCELLED,
+    }
+)
+SUPPLY_KINDS = frozenset(
+    {EventKind.INCOMING_SET, EventKind.INCOMING_REMOVED, EventKind.INCOMING_CONSUMED}
+)

@@ -242,6 +242,59 @@ def offered_units(on_hand: int, reserved: int, safety: int, buffer: int) -> int:
     return max(0, on_hand - reserved - safety - buffer)
 
 
+class ArrivalKind(StrEnum):
+    SUPPLY = "supply"
+    TRANSFER = "transfer"
+
+
+class Bucket(StrEnum):
+    """Where a position's units are (DESIGN "stock beyond the shelf"); only on_hand sells."""
+
+    ON_HAND = "on_hand"
+    DAMAGED = "damaged"
+    QUALITY_CONTROL = "quality_control"
+    IN_TRANSIT = "in_transit"
+
+
+# A move's target that is no bucket: the units leave the position (scrapped, destroyed).
+WRITTEN_OFF = "written_off"
+# Buckets a move (POST /v1/stock/{location}/{sku}/moves) may take units from or put them in;
+# in_transit changes only through transfers.
+MOVABLE_BUCKETS = frozenset({Bucket.ON_HAND, Bucket.DAMAGED, Bucket.QUALITY_CONTROL})
+
+
+class Disposition(StrEnum):
+    """What a returned unit becomes."""
+
+    RESTOCK = "restock"  # on_hand: back on sale
+    INSPECT = "inspect"  # quality_control: awaiting inspection
+    DAMAGED = "damaged"
+
+
+DISPOSITION_BUCKET = {
+    Disposition.RESTOCK: Bucket.ON_HAND,
+    Disposition.INSPECT: Bucket.QUALITY_CONTROL,
+    Disposition.DAMAGED: Bucket.DAMAGED,
+}
+
+
+class TransferState(StrEnum):
+    SHIPPED = "shipped"
+    RECEIVED = "received"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Units on their way to a position: an incoming supply (a purchase order, an announced
+    delivery) or a shipped transfer's line, with the time they are expected (None: not given)."""
+
+    kind: ArrivalKind
+    id: str  # the supply_id or the transfer_id
+    qty: int
+    expected_at_ms: int | None
+
+
 @dataclass(frozen=True)
 class Position:
     sku: str
@@ -249,6 +302,31 @@ class Position:
     on_hand: int
     reserved: int
     safety_stock: int
+    # Stock beyond the shelf: owned by the position, never in `available`.
+    damaged: int = 0
+    quality_control: int = 0
+    in_transit: int = 0
+    arrivals: tuple[Arrival, ...] = ()
+
+    @property
+    def incoming(self) -> int:
+        """Units of incoming supplies (transfers on their way are in ``in_transit``)."""
+        return sum(a.qty for a in self.arrivals if a.kind is ArrivalKind.SUPPLY)
+
+    def available_by(self, by_ms: int) -> int:
+        """Available-to-promise at ``by_ms``: available now plus the arrivals expected by then
+        (an arrival without an expected time is not promised)."""
+        due = sum(
+            a.qty
+            for a in self.arrivals
+            if a.expected_at_ms is not None and a.expected_at_ms <= by_ms
+        )
+        return max(0, self.available_raw + due)
+
+    def next_arrival(self) -> Arrival | None:
+        """The earliest arrival with an expected time (None when there is none)."""
+        dated = [a for a in self.arrivals if a.expected_at_ms is not None]
+        return min(dated, key=lambda a: (a.expected_at_ms or 0, a.kind, a.id)) if dated else None
 
     @property
     def available_raw(self) -> int:

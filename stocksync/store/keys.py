@@ -34,7 +34,19 @@ ON_HAND = "o"
 RESERVED = "r"
 SAFETY = "s"
 COUNT_AS_OF = "c"
-POSITION_FIELDS = (ON_HAND, RESERVED, SAFETY, COUNT_AS_OF)
+# Stock beyond the shelf (DESIGN "Vocabulary"): units the position owns but cannot sell now.
+# None counts in `available`.
+DAMAGED = "d"
+QUALITY_CONTROL = "q"  # returned, awaiting inspection
+IN_TRANSIT = "t"  # shipped to this location by a transfer, not yet received
+POSITION_FIELDS = (ON_HAND, RESERVED, SAFETY, COUNT_AS_OF, DAMAGED, QUALITY_CONTROL, IN_TRANSIT)
+# The buckets a unit of a position can be in, by their API names (on_hand is the sellable one).
+BUCKET_FIELDS = {
+    "on_hand": ON_HAND,
+    "damaged": DAMAGED,
+    "quality_control": QUALITY_CONTROL,
+    "in_transit": IN_TRANSIT,
+}
 # Older releases spelled them out and wrote zeros; `stocksync migrate-store` rewrites those.
 LEGACY_POSITION_FIELDS = ("on_hand", "reserved", "safety", "count_as_of")
 
@@ -81,7 +93,8 @@ class Keys:
     # -- per position ----------------------------------------------------------------------
 
     def position(self, sku: str, location_id: str) -> str:
-        """Hash: POSITION_FIELDS (on_hand, reserved, safety, count_as_of), each absent when 0."""
+        """Hash: POSITION_FIELDS (on_hand, reserved, safety, count_as_of, damaged,
+        quality_control, in_transit), each absent when 0."""
         return f"{self.prefix}pos:{location_id}:{sku}"
 
     @property
@@ -100,6 +113,37 @@ class Keys:
     def sku_locations(self, sku: str) -> str:
         """Locations that have a position of the SKU."""
         return f"{self.prefix}skulocs:{sku}"
+
+    def arrivals(self, sku: str, location_id: str) -> str:
+        """Hash: units on their way to a position, each with its expected time. Fields
+        ``s:<supply_id>`` (incoming supply: a purchase order, an announced delivery) and
+        ``t:<transfer_id>`` (a shipped transfer's line, also counted in ``in_transit``); values
+        ``<qty>|<expected_at ms, '' = not given>``. Deleted when empty."""
+        return f"{self.prefix}arr:{location_id}:{sku}"
+
+    # -- returns and transfers (stock beyond the shelf) ------------------------------------
+
+    def stock_return(self, return_id: str) -> str:
+        """Hash: a return (``fp``, ``reservation_id``, ``lines`` JSON
+        ``[[sku, location_id, qty, disposition], ...]``, ``created_at``, ``actor``); kept for
+        the return retention."""
+        return f"{self.prefix}ret:{return_id}"
+
+    def returned_units(self, reservation_id: str) -> str:
+        """Hash: SKU -> units of a fulfilled reservation returned so far (across partial
+        returns), and ``ids`` (comma-separated return ids); kept for the return retention."""
+        return f"{self.prefix}returned:{reservation_id}"
+
+    def transfer(self, transfer_id: str) -> str:
+        """Hash: a transfer (``fp``, ``from``, ``to``, ``state`` shipped|received|cancelled,
+        ``lines`` JSON ``[[sku, shipped, received], ...]``, ``expected_at`` ('' = none),
+        ``created_at``, ``updated_at``); terminal ones kept for the retention."""
+        return f"{self.prefix}xfer:{transfer_id}"
+
+    def location_transfers(self, location_id: str) -> str:
+        """Sorted set: ids of the transfers from or to a location, scored by created_at ms
+        (entries older than the retention are trimmed by the transfer scripts)."""
+        return f"{self.prefix}xferloc:{location_id}"
 
     # -- locations -------------------------------------------------------------------------
 

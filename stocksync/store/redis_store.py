@@ -6,14 +6,21 @@ so the configured retention, outbox cap and hold caps apply wherever a change is
 
 from __future__ import annotations
 
+from stocksync.store.buckets import Buckets
 from stocksync.store.pools import Pools
 from stocksync.store.reads import StoreReads
 from stocksync.store.reservations import Reservations
+from stocksync.store.returns import Returns
 from stocksync.store.stock_changes import StockChanges
+from stocksync.store.supplies import Supplies
+from stocksync.store.transfers import Transfers
 
 
-class RedisStockStore(StoreReads, StockChanges, Reservations, Pools):
-    """Stock positions, locations, reservations and channel pools of one namespace in Redis.
+class RedisStockStore(
+    StoreReads, StockChanges, Reservations, Pools, Buckets, Returns, Transfers, Supplies
+):
+    """Stock positions, locations, reservations, channel pools and the stock beyond the shelf
+    (bucket moves, returns, transfers, incoming supply) of one namespace in Redis.
 
     ``RedisStockStore(client, settings, observe=...)``: see :class:`ScriptStore`.
     """

@@ -25,6 +25,8 @@ from stocksync.domain.errors import (
 )
 from stocksync.domain.model import (
     DEFAULT_DOMAIN,
+    Arrival,
+    ArrivalKind,
     Line,
     Location,
     PoolSource,
@@ -179,7 +181,28 @@ def parse_location(location_id: str, f: dict[str, str], domain: str = DEFAULT_DO
     )
 
 
-POSITION_ROW = 10  # location, on_hand, reserved, safety, then the location's six fields
+# position_row in _lib.lua: location, on_hand, reserved, safety, the location's six fields, then
+# damaged, quality_control, in_transit and the arrivals text.
+POSITION_ROW = 14
+
+
+def parse_arrivals(text: str) -> tuple[Arrival, ...]:
+    """_lib.lua's arrivals_text: ``<s|t>:<id>|<qty>|<expected ms or empty>`` joined by ``;``."""
+    if not text:
+        return ()
+    out = []
+    for part in text.split(";"):
+        name, qty, expected = part.rsplit("|", 2)
+        kind, _, ident = name.partition(":")
+        out.append(
+            Arrival(
+                ArrivalKind.SUPPLY if kind == "s" else ArrivalKind.TRANSFER,
+                ident,
+                int(qty),
+                int(expected) if expected else None,
+            )
+        )
+    return tuple(out)
 
 
 def parse_position_row(
@@ -187,8 +210,18 @@ def parse_position_row(
 ) -> tuple[Position, Location]:
     """One row of read_positions.lua or nearby.lua (which adds a distance after it), read
     from ``domain``."""
-    loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship = row[:POSITION_ROW]
+    loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship = row[:10]
+    damaged, quality_control, in_transit, arrivals = row[10:POSITION_ROW]
     fields = {"kind": kind, "name": name, "lat": lat, "lon": lon, "pickup": pickup, "ship": ship}
-    return Position(sku, loc, int(on_hand), int(reserved), int(safety)), parse_location(
-        loc, fields, domain
+    position = Position(
+        sku,
+        loc,
+        int(on_hand),
+        int(reserved),
+        int(safety),
+        damaged=int(damaged),
+        quality_control=int(quality_control),
+        in_transit=int(in_transit),
+        arrivals=parse_arrivals(arrivals),
     )
+    return position, parse_location(loc, fields, domain)

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from stocksync.domain.events import EventKind
 from stocksync.domain.model import ACTIVE, State
 from stocksync.store.domain_moves import moving_key, parked_key
-from stocksync.store.keys import POSITION_FIELDS, Directory, Keys, ordered_member
+from stocksync.store.keys import BUCKET_FIELDS, POSITION_FIELDS, Directory, Keys, ordered_member
 from stocksync.store.scripts import HELPERS, OPERATIONS, library_source
 
 LUA = resources.files("stocksync.store") / "lua"
@@ -103,9 +103,35 @@ async def test_lua_key_helpers_build_the_names_python_builds(redis_client: Redis
 
 
 async def test_lua_position_fields_are_the_ones_python_reads(redis_client: Redis) -> None:
-    probe = library_source() + "\nreturn { ON_HAND, RESERVED, SAFETY, COUNT_AS_OF }"
+    probe = library_source() + (
+        "\nreturn { ON_HAND, RESERVED, SAFETY, COUNT_AS_OF, DAMAGED, QUALITY_CONTROL, IN_TRANSIT }"
+    )
     reply = await redis_client.eval(probe, 1, Keys("vocab").anchor, 60, 0)  # type: ignore[no-untyped-call]
     assert tuple(reply) == POSITION_FIELDS
+
+
+async def test_the_beyond_the_shelf_helpers_build_the_names_python_builds(
+    redis_client: Redis,
+) -> None:
+    keys = Keys("vocab", "north")
+    probe = library_source() + (
+        "\nreturn { arrivals_key('S', 'L'), return_key('R'), returned_key('X'),"
+        " transfer_key('T'), loc_transfers_key('L'), DAMAGED, QUALITY_CONTROL, IN_TRANSIT }"
+    )
+    reply = await redis_client.eval(probe, 1, keys.anchor, 60, 0)  # type: ignore[no-untyped-call]
+    assert reply == [
+        keys.arrivals("S", "L"),
+        keys.stock_return("R"),
+        keys.returned_units("X"),
+        keys.transfer("T"),
+        keys.location_transfers("L"),
+        *POSITION_FIELDS[4:],
+    ]
+    assert POSITION_FIELDS[4:] == (
+        BUCKET_FIELDS["damaged"],
+        BUCKET_FIELDS["quality_control"],
+        BUCKET_FIELDS["in_transit"],
+    )
 
 
 async def test_the_directory_helper_builds_the_name_python_builds(redis_client: Redis) -> None:

@@ -68,6 +68,14 @@ local function code_key(code) return P .. 'code:' .. code end
 -- parked out of the domain until the target has them (hash: SKU -> JSON).
 local function moving_key(loc) return P .. 'moving:' .. loc end
 local function parked_key(loc) return P .. 'parked:' .. loc end
+-- Units on their way to a position (hash: 's:<supply_id>' | 't:<transfer_id>' ->
+-- '<qty>|<expected_at ms or empty>'), a return, a reservation's returned units, a transfer and
+-- a location's transfers (see stocksync/store/keys.py for what each holds).
+local function arrivals_key(sku, loc) return P .. 'arr:' .. loc .. ':' .. sku end
+local function return_key(id) return P .. 'ret:' .. id end
+local function returned_key(res_id) return P .. 'returned:' .. res_id end
+local function transfer_key(id) return P .. 'xfer:' .. id end
+local function loc_transfers_key(loc) return P .. 'xferloc:' .. loc end
 -- A channel pool's configuration (hash: name, channels, strategy, locs; see keys.py).
 local function pool_key(pool_id) return P .. 'pool:' .. pool_id end
 -- The namespace directory's (P is the directory's prefix when KEYS[1] is its anchor).
@@ -80,6 +88,11 @@ local function num(v) return tonumber(v) or 0 end
 -- never counted), so a position stays a tiny listpack (bytes per position, README "Key layout";
 -- the names are POSITION_FIELDS in stocksync/store/keys.py). Every script goes through these.
 local ON_HAND, RESERVED, SAFETY, COUNT_AS_OF = 'o', 'r', 's', 'c'
+-- Stock beyond the shelf: units the position owns but cannot sell now (never in `available`).
+local DAMAGED, QUALITY_CONTROL, IN_TRANSIT = 'd', 'q', 't'
+-- The buckets by their API names (moves, returns, transfers name them so).
+local BUCKET_FIELD = { on_hand = ON_HAND, damaged = DAMAGED, quality_control = QUALITY_CONTROL,
+  in_transit = IN_TRANSIT }
 
 -- Append one event to the outbox; SKU events get the SKU's next seq.
 -- Returns seq, stream id, and the entry's field/value list.
@@ -394,6 +407,33 @@ end
 local function read_position(sku, loc)
   local p = redis.call('HMGET', pos_key(sku, loc), ON_HAND, RESERVED, SAFETY, COUNT_AS_OF)
   return num(p[1]), num(p[2]), num(p[3]), p[4]
+end
+
+-- The units of a position beyond the shelf: damaged, quality_control, in_transit.
+local function read_buckets(sku, loc)
+  local p = redis.call('HMGET', pos_key(sku, loc), DAMAGED, QUALITY_CONTROL, IN_TRANSIT)
+  return num(p[1]), num(p[2]), num(p[3])
+end
+
+-- A position's arrivals as one string: '<kind>:<id>|<qty>|<expected ms or empty>' joined by
+-- ';' (kind 's' supply, 't' transfer), '' when none. Parsed by
+-- stocksync.store.replies.parse_arrivals.
+local function arrivals_text(sku, loc)
+  local flat = redis.call('HGETALL', arrivals_key(sku, loc))
+  local parts = {}
+  for i = 1, #flat, 2 do table.insert(parts, flat[i] .. '|' .. flat[i + 1]) end
+  table.sort(parts)
+  return table.concat(parts, ';')
+end
+
+-- One position row of read_positions.lua and nearby.lua (stocksync.store.replies.POSITION_ROW
+-- fields): loc, on_hand, reserved, safety, the location's kind, name, lat, lon, pickup, ship
+-- (`l`, an HMGET of its hash), then damaged, quality_control, in_transit, arrivals_text.
+local function position_row(out, sku, loc, l)
+  local on_hand, reserved, safety = read_position(sku, loc)
+  local damaged, qc, in_transit = read_buckets(sku, loc)
+  for _, v in ipairs({ loc, on_hand, reserved, safety, l[1], l[2], l[3] or '', l[4] or '',
+    l[5], l[6], damaged, qc, in_transit, arrivals_text(sku, loc) }) do table.insert(out, v) end
 end
 
 -- Replay or refuse a stock change already seen under (source, source_event_id).

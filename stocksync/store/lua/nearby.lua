@@ -5,8 +5,8 @@
 -- ARGV[3] sku   ARGV[4] lon   ARGV[5] lat   ARGV[6] radius in km
 -- ARGV[7] '1' = only pickup-enabled locations, '0' = all
 --
--- Returns a flat array, 11 fields per location that has a position for the SKU:
---   loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship, distance_km
+-- Returns a flat array per location that has a position for the SKU: its position_row
+-- (_lib.lua, 14 fields), then distance_km
 
 local sku = ARGV[3]
 local lon = ARGV[4]
@@ -24,9 +24,8 @@ for _, hit in ipairs(found) do
   if l[1] and (l[5] == '1' or not pickup_only)
       and redis.call('SISMEMBER', sku_locs_key(sku), loc) == 1 then
     if not frozen then reap_position(sku, loc) end
-    local on_hand, reserved, safety = read_position(sku, loc)
-    for _, v in ipairs({ loc, on_hand, reserved, safety, l[1], l[2], l[3] or '', l[4] or '',
-      l[5], l[6], dist }) do table.insert(out, v) end
+    position_row(out, sku, loc, l)
+    table.insert(out, dist)
   end
 end
 return out

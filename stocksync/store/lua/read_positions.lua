@@ -3,8 +3,9 @@
 --
 -- ARGV[3] sku   ARGV[4…] location ids (none = every location that has a position for the SKU)
 --
--- Returns a flat array, 10 fields per known location:
---   loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship
+-- Returns a flat array, one position_row (_lib.lua, 14 fields) per known location:
+--   loc, on_hand, reserved, safety, kind, name, lat, lon, pickup, ship, damaged,
+--   quality_control, in_transit, arrivals
 -- Unknown locations are left out.
 
 local sku = ARGV[3]
@@ -18,9 +19,7 @@ for _, loc in ipairs(locs) do
   local l = redis.call('HMGET', loc_key(loc), 'kind', 'name', 'lat', 'lon', 'pickup', 'ship')
   if l[1] then
     if not frozen then reap_position(sku, loc) end
-    local on_hand, reserved, safety = read_position(sku, loc)
-    for _, v in ipairs({ loc, on_hand, reserved, safety, l[1], l[2], l[3] or '', l[4] or '',
-      l[5], l[6] }) do table.insert(out, v) end
+    position_row(out, sku, loc, l)
   end
 end
 return out

@@ -60,8 +60,6 @@ RESERVATION_STATE_KINDS = frozenset(EventKind(state.value) for state in State)
 RESERVATION_KINDS = RESERVATION_STATE_KINDS | RESERVATION_NON_STATE_KINDS
 # What a reservation's history lists: its states, extensions and moves (a flag is not one).
 TRANSITION_KINDS = RESERVATION_KINDS - {EventKind.AT_RISK}
-# Physical deltas that the as-of rule adds to a count taken before them.
-DELTA_KINDS = frozenset({EventKind.ADJUSTED, EventKind.FULFILLED})
 # Events that change a position's buckets beyond the shelf (or on_hand by moving units between
 # buckets and locations): the ledger, the audit and the rebuild sum their bucket deltas.
 BUCKET_KINDS = frozenset(
@@ -76,3 +74,7 @@ BUCKET_KINDS = frozenset(
 SUPPLY_KINDS = frozenset(
     {EventKind.INCOMING_SET, EventKind.INCOMING_REMOVED, EventKind.INCOMING_CONSUMED}
 )
+# Physical deltas that the as-of rule adds to a count taken before them: their d_on_hand (a
+# bucket event's too: a unit returned to the shelf, or found damaged, after a count was taken
+# is not in that count). Every script that changes on_hand records it (record_delta).
+DELTA_KINDS = frozenset({EventKind.ADJUSTED, EventKind.FULFILLED}) | BUCKET_KINDS

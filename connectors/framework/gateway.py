@@ -14,7 +14,10 @@ from connectors.framework.commands import (
     Adjust,
     CancelOrder,
     Command,
+    MoveUnits,
     PlaceOrder,
+    ReceiveTransfer,
+    RecordReturn,
     Sale,
     SetCount,
 )
@@ -55,6 +58,9 @@ class EngineGateway:
                 return await self.place_order(command)
             case CancelOrder():
                 return await self.cancel_order(command)
+            case MoveUnits() | RecordReturn() | ReceiveTransfer():
+                # the store's moves, returns and transfers are being built (issue 17)
+                raise NotImplementedError(type(command).__name__)
 
     async def stock(self, cmd: SetCount | Adjust) -> Applied:
         """A count or a delta: idempotent by (source, source_event_id), as-of rule."""

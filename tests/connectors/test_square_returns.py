@@ -68,7 +68,8 @@ def test_map_change_refund_without_restock_changes_nothing() -> None:
 def test_return_id_is_stable_and_fits_the_engine_for_any_adjustment_id() -> None:
     assert return_id("ADJ1") == return_id("ADJ1") == "square:ADJ1"
     long = return_id("x" * 200)
-    assert long.startswith("sha256:") and len(long) <= 128
+    assert long.startswith("sha256:")
+    assert len(long) <= 128
     assert long != return_id("x" * 201)
 
 
@@ -107,7 +108,8 @@ def test_map_change_waste_buckets_follow_the_rules() -> None:
     rules = BucketRules(waste_to="damaged", damaged_waste_to="written_off")
     [plain] = map_change(wasted("ADJ7"), IDS, PREFIX, None, rules)
     [damaged] = map_change(wasted("ADJ8", reason="DAMAGED"), IDS, PREFIX, None, rules)
-    assert isinstance(plain, MoveUnits) and isinstance(damaged, MoveUnits)
+    assert isinstance(plain, MoveUnits)
+    assert isinstance(damaged, MoveUnits)
     assert (plain.to_bucket, damaged.to_bucket) == ("damaged", "written_off")
 
 
@@ -131,5 +133,5 @@ def test_config_reads_the_returns_and_waste_tables(tmp_path: Any) -> None:
     assert config.bucket_rules() == BucketRules(Disposition.RESTOCK, "damaged", "damaged")
     assert SquareConfig.parse(base).bucket_rules() == BucketRules()
     for bad in ({"returns": {"disposition": "resell"}}, {"waste": {"to": "on_hand"}}):
-        with pytest.raises(ValueError, match="returns|waste"):
+        with pytest.raises(ValueError, match=r"returns|waste"):
             SquareConfig.parse({**base, **bad})

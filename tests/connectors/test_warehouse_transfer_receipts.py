@@ -1,0 +1,157 @@
+"""Warehouse transfer receipt files and receipts naming a supply: rows and their grouping per
+transfer (pure), then files imported into the real store."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from connectors.framework.commands import ReceiveTransfer
+from connectors.warehouse.files import RawRow, RowReader
+from connectors.warehouse.mapping import (
+    FileKind,
+    RowRejected,
+    TransferRow,
+    kind_of,
+    kind_of_keys,
+    to_receipt,
+    to_transfer_row,
+)
+from connectors.warehouse.transfers import TransferReceipts
+from stocksync.domain.model import MAX_LINES, MAX_QTY
+
+ROW = {"transfer_id": "TR-2024-0007", "sku": "SOFA-1", "qty": "4"}
+RECEIPT = {
+    "sku": "SOFA-1",
+    "location_id": "wh-east",
+    "qty": "5",
+    "received_at": "2024-05-02T07:30:00Z",
+    "receipt_id": "GRN-2024-0042",
+}
+
+
+def raw(line: int) -> RawRow:
+    return RawRow(line, f"line {line}", {})
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind"),
+    [
+        ({"transfer_id", "sku", "qty"}, FileKind.TRANSFER_RECEIPT),
+        ({"transfer_id", "sku", "qty", "supply_id"}, FileKind.TRANSFER_RECEIPT),
+        ({*RECEIPT, "supply_id"}, FileKind.RECEIPT),
+        (set(RECEIPT), FileKind.RECEIPT),
+        ({"transfer_id", "sku"}, None),
+        ({"transfer_id", "sku", "qty", "location_id"}, None),
+        ({"sku", "location_id", "on_hand", "as_of", "supply_id"}, None),  # counts consume none
+    ],
+)
+def test_kind_of_knows_transfer_receipts_and_optional_supply_ids(
+    fields: set[str], kind: FileKind | None
+) -> None:
+    assert kind_of(fields) == kind
+
+
+def test_kind_of_keys_tells_a_transfer_receipt_from_a_receipt() -> None:
+    assert kind_of_keys({"transfer_id", "sku", "qty"}) is FileKind.TRANSFER_RECEIPT
+    assert kind_of_keys({"sku", "qty", "receipt_id"}) is FileKind.RECEIPT
+
+
+def test_row_reader_reads_a_csv_transfer_receipt() -> None:
+    text = "transfer_id,sku,qty,supply_id\nTR-1,SOFA-1,4,\nTR-1,LAMP-2,1,PO-9\n"
+    reader = RowReader(io.BytesIO(text.encode()), ".csv")
+    assert reader.kind is FileKind.TRANSFER_RECEIPT
+    rows = [to_transfer_row(row.fields or {}) for row in reader]
+    assert rows == [
+        TransferRow("TR-1", "SOFA-1", 4, None),
+        TransferRow("TR-1", "LAMP-2", 1, "PO-9"),
+    ]
+
+
+def test_row_reader_rejects_a_json_transfer_row_with_an_unknown_field() -> None:
+    text = '{"transfer_id": "TR-1", "sku": "A", "qty": 1, "location_id": "wh"}\n'
+    [row] = list(RowReader(io.BytesIO(text.encode()), ".jsonl"))
+    assert row.error is not None
+    assert row.error.code == "wrong_fields"
+
+
+def test_to_transfer_row_takes_json_integers_and_zero() -> None:
+    assert to_transfer_row({**ROW, "qty": 0}) == TransferRow("TR-2024-0007", "SOFA-1", 0, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"transfer_id": "bad id"}, "bad_transfer_id"),
+        ({"transfer_id": ""}, "missing_field"),
+        ({"sku": "bad sku"}, "bad_sku"),
+        ({"qty": "-1"}, "negative"),
+        ({"qty": str(MAX_QTY + 1)}, "too_large"),
+        ({"qty": "four"}, "bad_number"),
+        ({"supply_id": "PO 9"}, "bad_supply_id"),
+    ],
+)
+def test_to_transfer_row_rejects_bad_fields(change: dict[str, Any], code: str) -> None:
+    with pytest.raises(RowRejected) as refused:
+        to_transfer_row({**ROW, **change})
+    assert refused.value.code == code
+
+
+def test_to_receipt_names_the_supply_it_delivers() -> None:
+    assert to_receipt({**RECEIPT, "supply_id": "PO-2024-17"}, "wms").supply_id == "PO-2024-17"
+    assert to_receipt({**RECEIPT, "supply_id": " "}, "wms").supply_id is None
+    assert to_receipt(RECEIPT, "wms").supply_id is None
+    with pytest.raises(RowRejected, match="bad_supply_id"):
+        to_receipt({**RECEIPT, "supply_id": "PO/17"}, "wms")
+
+
+def test_transfer_receipts_gather_a_transfers_rows_from_anywhere_in_the_file() -> None:
+    receipts = TransferReceipts()
+    rows = [
+        TransferRow("TR-1", "SOFA-1", 2, None),
+        TransferRow("TR-2", "LAMP-2", 1, None),
+        TransferRow("TR-1", "SOFA-1", 3, "PO-9"),  # a second carton of the same SKU
+        TransferRow("TR-1", "CHAIR-3", 0, None),
+    ]
+    for n, row in enumerate(rows, start=2):
+        assert receipts.add(raw(n), row) is None
+    found = [([r.line for r in rows], receipt) for rows, receipt in receipts.receipts()]
+    assert found == [
+        ([2, 4, 5], ReceiveTransfer("TR-1", (("CHAIR-3", 0), ("SOFA-1", 5)), "PO-9")),
+        ([3], ReceiveTransfer("TR-2", (("LAMP-2", 1),), None)),
+    ]
+
+
+def test_transfer_receipts_refuse_a_transfer_naming_two_supplies() -> None:
+    receipts = TransferReceipts()
+    receipts.add(raw(2), TransferRow("TR-1", "A", 1, "PO-1"))
+    receipts.add(raw(3), TransferRow("TR-1", "B", 1, "PO-2"))
+    [(rows, refused)] = list(receipts.receipts())
+    assert len(rows) == 2
+    assert isinstance(refused, RowRejected)
+    assert refused.code == "conflicting_supply"
+
+
+def test_transfer_receipts_refuse_a_transfer_beyond_the_engines_bounds() -> None:
+    receipts = TransferReceipts()
+    for n in range(MAX_LINES + 1):
+        receipts.add(raw(n), TransferRow("TR-1", f"SKU-{n}", 1, None))
+    receipts.add(raw(0), TransferRow("TR-2", "A", MAX_QTY, None))
+    receipts.add(raw(0), TransferRow("TR-2", "A", 1, None))
+    codes = [r.code for _, r in receipts.receipts() if isinstance(r, RowRejected)]
+    assert codes == ["too_many_lines", "too_large"]
+
+
+def test_transfer_receipts_refuse_rows_beyond_the_files_bound() -> None:
+    receipts = TransferReceipts(max_rows=2)
+    assert receipts.add(raw(2), TransferRow("TR-1", "A", 1, None)) is None
+    assert receipts.add(raw(3), TransferRow("TR-1", "B", 1, None)) is None
+    refused = receipts.add(raw(4), TransferRow("TR-1", "C", 1, None))
+    assert refused is not None
+    assert refused.code == "too_many_rows"
+    [(rows, receipt)] = list(receipts.receipts())
+    assert [r.line for r in rows] == [2, 3]
+    assert isinstance(receipt, ReceiveTransfer)
+    assert len(receipt.lines) == 2

@@ -250,6 +250,8 @@ class FileImporter:
                     self._reject(report, summary, row, str(refused))
             elif isinstance(mapped, RowRejected):
                 self._reject(report, summary, row, str(mapped))
+                if transfers is not None:  # its transfer is not received without it
+                    transfers.reject(row)
             else:
                 commands.append((row, mapped))
         tally: Counter[str] = Counter()  # outcomes of the batch, counted once per batch

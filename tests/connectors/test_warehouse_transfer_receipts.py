@@ -144,14 +144,47 @@ def test_transfer_receipts_refuse_a_transfer_beyond_the_engines_bounds() -> None
     assert codes == ["too_many_lines", "too_large"]
 
 
-def test_transfer_receipts_refuse_rows_beyond_the_files_bound() -> None:
+def test_transfer_receipts_refuse_every_transfer_of_a_file_beyond_its_bound() -> None:
     receipts = TransferReceipts(max_rows=2)
     assert receipts.add(raw(2), TransferRow("TR-1", "A", 1, None)) is None
-    assert receipts.add(raw(3), TransferRow("TR-1", "B", 1, None)) is None
+    assert receipts.add(raw(3), TransferRow("TR-2", "B", 1, None)) is None
     refused = receipts.add(raw(4), TransferRow("TR-1", "C", 1, None))
     assert refused is not None
     assert refused.code == "too_many_rows"
-    [(rows, receipt)] = list(receipts.receipts())
-    assert [r.line for r in rows] == [2, 3]
-    assert isinstance(receipt, ReceiveTransfer)
-    assert len(receipt.lines) == 2
+    found = [([r.line for r in rows], r) for rows, r in receipts.receipts()]
+    assert [lines for lines, _ in found] == [[2], [3]]
+    assert [r.code for _, r in found if isinstance(r, RowRejected)] == ["file_too_long"] * 2
+
+
+def test_transfer_receipts_refuse_the_transfer_of_a_rejected_row_whole() -> None:
+    """A receipt is final and a SKU it leaves out is received 0: without its bad row the
+    transfer would lose that row's units as a shortfall."""
+    receipts = TransferReceipts()
+    receipts.add(raw(2), TransferRow("TR-1", "A", 1, None))
+    receipts.reject(RawRow(3, "TR-1,B,many", {"transfer_id": "TR-1", "sku": "B", "qty": "many"}))
+    receipts.add(raw(4), TransferRow("TR-2", "A", 1, None))
+    found = list(receipts.receipts())
+    assert [[r.line for r in rows] for rows, _ in found] == [[2], [4]]
+    refused, received = found[0][1], found[1][1]
+    assert isinstance(refused, RowRejected)
+    assert (refused.code, "line 3" in refused.detail) == ("rejected_row", True)
+    assert received == ReceiveTransfer("TR-2", (("A", 1),), None)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        RawRow(3, "", None, RowRejected("too_long", "line is longer than 4096 bytes")),
+        RawRow(3, "x,B,1", {"transfer_id": "bad id", "sku": "B", "qty": "1"}),
+    ],
+)
+def test_transfer_receipts_refuse_the_whole_file_for_a_row_of_no_known_transfer(
+    bad: RawRow,
+) -> None:
+    receipts = TransferReceipts()
+    receipts.add(raw(2), TransferRow("TR-1", "A", 1, None))
+    receipts.reject(bad)
+    [(rows, refused)] = list(receipts.receipts())
+    assert [r.line for r in rows] == [2]
+    assert isinstance(refused, RowRejected)
+    assert refused.code == "unattributed_row"

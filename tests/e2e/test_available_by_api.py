@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 
+from stocksync.api.deps import Services
 from tests.support.api import Seed, post_ok
+from tests.support.keyspace import snapshot
 
 
 def iso(moment: datetime) -> str:
@@ -62,13 +64,17 @@ async def test_available_by_counts_what_is_expected_by_then(
     assert nearby["store-b"]["available_by"] == 2
 
 
-async def test_a_bad_by_is_refused(client: httpx.AsyncClient, seed: Seed, sku: str) -> None:
+async def test_a_bad_by_is_refused(
+    client: httpx.AsyncClient, services: Services, seed: Seed, sku: str
+) -> None:
     await seed(sku, 1)
     far = datetime.now(UTC) + timedelta(days=367)
+    before = await snapshot(services.store.client, services.settings.namespace)
     for by in ("2030-03-14T10:00:00", "1900000000", "thursday", iso(far)):
         r = await client.get("/v1/availability", params={"sku": sku, "by": by})
         assert (r.status_code, r.json()["code"]) == (422, "validation_error"), by
         assert r.json()["errors"][0]["loc"] == ["query", "by"]
+    assert await snapshot(services.store.client, services.settings.namespace) == before
     r = await client.put(
         "/v1/pools/web-a",
         json={"name": "Web", "channels": ["web"], "locations": [{"location_id": "store-a"}]},

@@ -1,8 +1,9 @@
 -- _transfers.lua: helpers of the transfer scripts (transfer_ship, transfer_receive,
 -- transfer_cancel, list_transfers). A transfer's hash is transfer_key (fields in
 -- stocksync/store/keys.py); its states are named here once (they are not a reservation's).
+-- Few top-level locals: the library's main chunk holds at most 200 (Lua 5.1).
 
-local SHIPPED, RECEIVED, CANCELLED = 'shipped', 'received', 'cancelled'
+local TRANSFER = { SHIPPED = 'shipped', RECEIVED = 'received', CANCELLED = 'cancelled' }
 
 -- Success reply of a transfer script: {'ok', flag, at_risk, field, value, ...} of the stored
 -- hash (flag 1: changed now, 0: a replay; at_risk: holds a forced shipment flagged).
@@ -23,16 +24,14 @@ local function allowed_locations(access)
   return allowed
 end
 
--- A location's transfer index (loc_transfers_key) drops, per write, up to TRIM_PER_WRITE of
--- its entries older than the retention whose transfer is gone (a terminal one expires a
--- retention after it ended). One still in transit, or ended less than a retention ago, keeps
+-- A location's transfer index (loc_transfers_key) drops, per write, up to 32 of its entries
+-- older than the retention whose transfer is gone (a terminal one expires a retention after it
+-- ended). One still in transit, or ended less than a retention ago, keeps
 -- its entry: it is still listed where GET finds it.
-local TRIM_PER_WRITE = 32
 local function trim_transfers(loc)
   local lk = loc_transfers_key(loc)
   local cutoff = '(' .. (NOW - RETENTION * 1000)
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', lk, '-inf', cutoff, 'LIMIT', 0,
-    TRIM_PER_WRITE)) do
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', lk, '-inf', cutoff, 'LIMIT', 0, 32)) do
     if redis.call('EXISTS', transfer_key(old)) == 0 then redis.call('ZREM', lk, old) end
   end
 end

@@ -20,8 +20,8 @@ local from, to, current = t[1], t[2], t[3]
 if not from then return { 'not_found' } end
 if allowed and not allowed[from] and not allowed[to] then return { 'not_found' } end
 if allowed and not allowed[from] then return { 'forbidden', from } end
-if current == CANCELLED then return reply_transfer(0, 0, xk) end
-if current ~= SHIPPED then return { 'invalid_transition', current } end
+if current == TRANSFER.CANCELLED then return reply_transfer(0, 0, xk) end
+if current ~= TRANSFER.SHIPPED then return { 'invalid_transition', current } end
 
 -- Checks, all before the first write.
 local lines = cjson.decode(t[4])
@@ -41,6 +41,6 @@ for _, ln in ipairs(lines) do
   local seq = emit('transfer_cancelled', sku, from, bucket_fields(sku, from, fields, qty, qty, 0))
   record_delta(sku, from, NOW, seq, qty)
 end
-redis.call('HSET', xk, 'state', CANCELLED, 'updated_at', NOW)
+redis.call('HSET', xk, 'state', TRANSFER.CANCELLED, 'updated_at', NOW)
 end_transfer(xk, from, to)
 return reply_transfer(1, 0, xk)

@@ -31,7 +31,8 @@ local lines = cjson.decode(t[4])
 local asked = {}
 for _, r in ipairs(receipt) do asked[r[1]] = r[2] end
 
-if current == RECEIVED then -- the same receipt again is a replay; any other is refused
+-- The same receipt again is a replay; any other after it is refused.
+if current == TRANSFER.RECEIVED then
   local same = (t[5] or '') == supply
   local shipped = {}
   for _, ln in ipairs(lines) do
@@ -44,7 +45,7 @@ if current == RECEIVED then -- the same receipt again is a replay; any other is 
   if same then return reply_transfer(0, 0, xk) end
   return { 'invalid_transition', current }
 end
-if current ~= SHIPPED then return { 'invalid_transition', current } end
+if current ~= TRANSFER.SHIPPED then return { 'invalid_transition', current } end
 
 -- Checks, all before the first write.
 local shipped = {}
@@ -76,7 +77,7 @@ for _, ln in ipairs(lines) do
   consume_supply(sku, to, supply, received, 'transfer')
   ln[3] = received
 end
-redis.call('HSET', xk, 'state', RECEIVED, 'lines', cjson.encode(lines), 'updated_at', NOW,
-  'supply', supply)
+redis.call('HSET', xk, 'state', TRANSFER.RECEIVED, 'lines', cjson.encode(lines),
+  'updated_at', NOW, 'supply', supply)
 end_transfer(xk, from, to)
 return reply_transfer(1, 0, xk)

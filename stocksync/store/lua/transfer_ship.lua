@@ -96,7 +96,7 @@ for _, ln in ipairs(lines) do
   emit('transfer_shipped', sku, to, bucket_fields(sku, to, fields, qty, 0, qty))
   table.insert(stored, { sku, qty, 0 })
 end
-redis.call('HSET', xk, 'fp', fp, 'from', from, 'to', to, 'state', SHIPPED,
+redis.call('HSET', xk, 'fp', fp, 'from', from, 'to', to, 'state', TRANSFER.SHIPPED,
   'lines', cjson.encode(stored), 'expected_at', expected, 'created_at', NOW, 'updated_at', NOW,
   'supply', '')
 for _, loc in ipairs({ from, to }) do

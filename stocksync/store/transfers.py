@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from stocksync.domain.errors import CrossDomain, IdempotencyConflict, NotFound, Unprocessable
-from stocksync.domain.model import TransferState
+from stocksync.domain.model import MAX_LINES, MAX_QTY, TransferState
 from stocksync.domain.transfers import (
     MAX_ARRIVALS,
     Transfer,
@@ -30,7 +30,12 @@ TRANSFERS_CACHED = 65_536  # transfer id -> domain entries per process (LRU)
 LIST_LIMIT_MAX = 200  # transfers one list call returns at most
 
 
-def _unique(lines: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+def _lines(lines: Sequence[tuple[str, int]], least: int) -> list[tuple[str, int]]:
+    """Lines sorted by SKU, each SKU once, each qty in least..MAX_QTY, at most MAX_LINES."""
+    if len(lines) > MAX_LINES or any(not least <= qty <= MAX_QTY for _, qty in lines):
+        raise Unprocessable(
+            f"at most {MAX_LINES} lines of {least}..{MAX_QTY} units; nothing was changed"
+        )
     try:
         return unique_lines(lines)
     except ValueError as exc:
@@ -64,7 +69,9 @@ class Transfers(Routing):
         ``transfer_id``: the same request again answers the stored transfer (``replayed``)."""
         if from_location_id == to_location_id:
             raise Unprocessable("a transfer's two locations differ; nothing was changed")
-        ordered = _unique(lines)
+        if not lines:
+            raise Unprocessable("a transfer ships at least one line; nothing was changed")
+        ordered = _lines(lines, 1)
         fp = transfer_fingerprint(from_location_id, to_location_id, ordered, expected_at_ms, force)
         domain = await self._transfer_domain_of_ends(from_location_id, to_location_id)
         await self._refuse_id_elsewhere(transfer_id, domain)
@@ -99,7 +106,7 @@ class Transfers(Routing):
         was shipped; a SKU not named is received 0) enter on_hand, and the named incoming
         supply is consumed by them. The same receipt again is a replay. ``access``: see
         :func:`access_of` (a location-bound key must be bound to the target)."""
-        receipt = json.dumps([[sku, qty] for sku, qty in _unique(lines)])
+        receipt = json.dumps([[sku, qty] for sku, qty in _lines(lines, 0)])
         return await self._change_transfer("receive", transfer_id, receipt, supply_id or "", access)
 
     async def cancel_transfer(self, transfer_id: str, *, access: str = "") -> Transfer:

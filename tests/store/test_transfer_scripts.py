@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -178,9 +179,9 @@ async def test_ship_refuses_bad_locations_and_lines_changing_nothing(
     )
     assert "ghost" in missing.detail
     await unchanged(store, lambda: store.ship_transfer("t1", WH, WH, [(sku, 1)]), Unprocessable)
-    await unchanged(
-        store, lambda: store.ship_transfer("t1", WH, STORE, [(sku, 1), (sku, 2)]), Unprocessable
-    )
+    for lines in ([(sku, 1), (sku, 2)], [], [(sku, 0)], [(sku, 10_001)]):
+        refused = partial(store.ship_transfer, "t1", WH, STORE, lines)
+        await unchanged(store, refused, Unprocessable)
 
 
 @pytest.mark.usefixtures("two_ends")

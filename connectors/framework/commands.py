@@ -33,9 +33,7 @@ class Adjust:
     source: str
     source_event_id: str
     occurred_at_ms: int | None = None
-    # A receipt that delivers an announced supply (a purchase order): a positive delta
-    # consumes it at the position.
-    supply_id: str | None = None
+    supply_id: str | None = None  # a receipt of this incoming supply (a PO): consumes it
 
 
 @dataclass(frozen=True)

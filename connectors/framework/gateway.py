@@ -58,9 +58,11 @@ class EngineGateway:
                 return await self.place_order(command)
             case CancelOrder():
                 return await self.cancel_order(command)
-            case MoveUnits() | RecordReturn() | ReceiveTransfer():
-                # the store's moves, returns and transfers are being built (issue 17)
+            case MoveUnits() | RecordReturn():
+                # the store's moves and returns are being built (issue 17, shelf-returns)
                 raise NotImplementedError(type(command).__name__)
+            case ReceiveTransfer():
+                return await self.receive_transfer(command)
 
     async def stock(self, cmd: SetCount | Adjust) -> Applied:
         """A count or a delta: idempotent by (source, source_event_id), as-of rule."""
@@ -150,6 +152,13 @@ class EngineGateway:
             return Applied.DUPLICATE  # nothing held for it, or already released or sold
         result = await self.store.release(cmd.reservation_id)
         return Applied.DUPLICATE if result.repeated else Applied.APPLIED
+
+    async def receive_transfer(self, cmd: ReceiveTransfer) -> Applied:
+        """A transfer's receipt; the same receipt again is a replay."""
+        transfer = await self.store.receive_transfer(
+            cmd.transfer_id, cmd.lines, supply_id=cmd.supply_id
+        )
+        return Applied.DUPLICATE if transfer.replayed else Applied.APPLIED
 
     async def _reservation(self, reservation_id: str | None) -> Reservation | None:
         if not reservation_id:

@@ -3,13 +3,20 @@ transfer (pure), then files imported into the real store."""
 
 from __future__ import annotations
 
+import csv
 import io
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.framework.commands import ReceiveTransfer
+from connectors.warehouse.config import WarehouseConfig
+from connectors.warehouse.connector import WarehouseConnector
 from connectors.warehouse.files import RawRow, RowReader
+from connectors.warehouse.importer import FileImporter, FileSummary
 from connectors.warehouse.mapping import (
     FileKind,
     RowRejected,
@@ -20,7 +27,9 @@ from connectors.warehouse.mapping import (
     to_transfer_row,
 )
 from connectors.warehouse.transfers import TransferReceipts
-from stocksync.domain.model import MAX_LINES, MAX_QTY
+from stocksync.domain.model import MAX_LINES, MAX_QTY, Location, TransferState
+from stocksync.plugins import EngineContext
+from stocksync.store.redis_store import RedisStockStore
 
 ROW = {"transfer_id": "TR-2024-0007", "sku": "SOFA-1", "qty": "4"}
 RECEIPT = {
@@ -188,3 +197,157 @@ def test_transfer_receipts_refuse_the_whole_file_for_a_row_of_no_known_transfer(
     assert [r.line for r in rows] == [2]
     assert isinstance(refused, RowRejected)
     assert refused.code == "unattributed_row"
+
+
+# -- files imported into the real store -------------------------------------------------
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    path = tmp_path / "inbox"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def config(inbox: Path) -> WarehouseConfig:
+    return WarehouseConfig(inbox=inbox, settle_seconds=0, once=True, batch_rows=2)
+
+
+@pytest.fixture
+async def shipped(store: RedisStockStore, sku: str) -> str:
+    """wh-east shipped 6 units of ``sku`` to store-a (TR-1) and 2 (TR-2); returns the SKU."""
+    for location_id, kind in (("wh-east", "warehouse"), ("store-a", "store")):
+        await store.upsert_location(Location(location_id, location_id, kind, ship=True))
+    await store.set_count(sku, "wh-east", 10)
+    await store.ship_transfer("TR-1", "wh-east", "store-a", [(sku, 6)])
+    await store.ship_transfer("TR-2", "wh-east", "store-a", [(sku, 2)])
+    return sku
+
+
+async def import_file(
+    ctx: EngineContext, config: WarehouseConfig, name: str, text: str
+) -> FileSummary:
+    (config.inbox / name).write_text(text)
+    [summary] = await WarehouseConnector(config).process_inbox(
+        FileImporter(ctx, config, "warehouse")
+    )
+    return summary
+
+
+async def at_store(store: RedisStockStore, sku: str) -> tuple[int, int]:
+    position = await store.position(sku, "store-a")
+    return position.on_hand, position.in_transit
+
+
+def rejects(summary: FileSummary) -> list[str]:
+    assert summary.rejects is not None
+    text = summary.rejects.read_text(encoding="utf-8")
+    return [row["reason"] for row in csv.DictReader(io.StringIO(text))]
+
+
+async def test_import_receives_each_transfer_once_with_all_its_rows(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    text = f"transfer_id,sku,qty\nTR-1,{sku},4\nTR-2,{sku},2\nTR-1,{sku},1\n"  # TR-1 split
+    summary = await import_file(ctx, config, "arrivals.csv", text)
+    assert (summary.kind, summary.applied, summary.rejected) == ("transfer_receipt", 3, 0)
+    assert await at_store(store, sku) == (5 + 2, 0)  # TR-1's missing unit left the books
+    first = await store.get_transfer("TR-1")
+    assert (first.state, [(ln.shipped, ln.received) for ln in first.lines]) == (
+        TransferState.RECEIVED,
+        [(6, 5)],
+    )
+
+
+async def test_import_same_receipt_again_is_a_replay_and_changes_nothing(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    text = f"transfer_id,sku,qty\nTR-1,{sku},6\n"
+    await import_file(ctx, config, "a.csv", text)
+    before = await store.position(sku, "store-a")
+    same = await import_file(ctx, config, "a-copy.csv", text)  # the same file again
+    assert same.duplicate_of == "a.csv"
+    again = await import_file(
+        ctx, config, "b.jsonl", f'{{"transfer_id": "TR-1", "sku": "{sku}", "qty": 6}}\n'
+    )
+    assert (again.duplicate, again.applied, again.rejected) == (1, 0, 0)
+    assert await store.position(sku, "store-a") == before
+
+
+async def test_import_refused_transfer_rejects_all_its_rows_and_changes_nothing(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    text = (
+        "transfer_id,sku,qty\n"
+        f"TR-1,{sku},5\n"
+        f"TR-1,{sku},2\n"  # 7 of 6 shipped
+        f"TR-9,{sku},1\n"  # never shipped
+        f"TR-2,{sku},2\n"
+    )
+    summary = await import_file(ctx, config, "arrivals.csv", text)
+    assert (summary.applied, summary.rejected) == (1, 3)
+    reasons = rejects(summary)
+    assert sorted(r.split(":")[0] for r in reasons) == [  # transfers are received at once
+        "receive_exceeds_shipped",
+        "receive_exceeds_shipped",
+        "unknown_transfer",
+    ]
+    assert await at_store(store, sku) == (2, 6)  # TR-2 received, TR-1 still on its way
+    assert (await store.get_transfer("TR-1")).state is TransferState.SHIPPED
+
+
+async def test_import_bad_row_refuses_its_transfer_and_changes_nothing(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    text = f"transfer_id,sku,qty\nTR-1,{sku},six\nTR-2,{sku},2\n"
+    summary = await import_file(ctx, config, "arrivals.csv", text)
+    assert (summary.applied, summary.rejected) == (1, 1)
+    assert rejects(summary)[0].startswith("bad_number")
+    assert await at_store(store, sku) == (2, 6)
+    assert (await store.get_transfer("TR-1")).state is TransferState.SHIPPED
+
+
+async def test_import_other_receipt_after_received_is_rejected(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    await import_file(ctx, config, "a.csv", f"transfer_id,sku,qty\nTR-1,{sku},6\n")
+    before = await store.position(sku, "store-a")
+    summary = await import_file(ctx, config, "b.csv", f"transfer_id,sku,qty\nTR-1,{sku},5\n")
+    assert rejects(summary)[0].startswith("invalid_transition")
+    assert await store.position(sku, "store-a") == before
+
+
+async def test_import_transfer_receipt_naming_a_supply_consumes_it(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    await store.set_incoming(sku, "store-a", "PO-17", 6, int(time.time() * 1000) + 3_600_000)
+    summary = await import_file(
+        ctx, config, "arrivals.csv", f"transfer_id,sku,qty,supply_id\nTR-1,{sku},6,PO-17\n"
+    )
+    assert summary.applied == 1
+    position = await store.position(sku, "store-a")
+    assert position.incoming == 0
+    assert (await store.get_transfer("TR-1")).state is TransferState.RECEIVED
+
+
+async def test_import_receipt_row_naming_a_supply_consumes_it(
+    ctx: EngineContext, config: WarehouseConfig, store: RedisStockStore, shipped: str
+) -> None:
+    sku = shipped
+    await store.set_incoming(sku, "wh-east", "PO-18", 10, int(time.time() * 1000) + 3_600_000)
+    received_at = datetime.now(UTC).isoformat()
+    text = (
+        "sku,location_id,qty,received_at,receipt_id,supply_id\n"
+        f"{sku},wh-east,4,{received_at},GRN-1,PO-18\n"
+    )
+    summary = await import_file(ctx, config, "grn.csv", text)
+    assert summary.applied == 1
+    position = await store.position(sku, "wh-east")
+    assert (position.on_hand, position.incoming) == (10 - 8 + 4, 6)

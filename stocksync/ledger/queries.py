@@ -20,6 +20,9 @@ from stocksync.ledger.tables import Movement
 from stocksync.store.outbox import stream_order
 
 MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
+# What the audit compares per position, in the order audit_read.lua answers them: the sum of
+# each one's deltas (d_<name>) in the ledger against the position hash in Redis.
+AUDITED = ("on_hand", "reserved", "damaged", "quality_control", "in_transit")
 PAGE_ROWS = 5_000  # rows per fetch from the server-side cursor
 SKU_PAGE_ROWS = 1_000  # SKU rows (each with all its positions) per fetch
 
@@ -36,7 +39,24 @@ class FoldedSku:
     locations: str  # each position's location id, one a line
     on_hand: list[int]  # Σ d_on_hand, per position in the order of locations
     reserved: list[int]  # Σ d_reserved, likewise
+    damaged: list[int]  # Σ d_damaged, likewise (and the buckets below)
+    quality_control: list[int]
+    in_transit: list[int]
     complete_seq: int  # N when the ledger holds every seq 1..N of the SKU, else -1
+
+    @classmethod
+    def of(
+        cls, sku: str, locations: str, sums: Iterable[list[int]], complete_seq: int
+    ) -> FoldedSku:
+        """From the lists in :data:`AUDITED` order."""
+        on_hand, reserved, damaged, quality_control, in_transit = sums
+        return cls(
+            sku, locations, on_hand, reserved, damaged, quality_control, in_transit, complete_seq
+        )
+
+    def sums(self) -> tuple[list[int], ...]:
+        """The lists in :data:`AUDITED` order."""
+        return (self.on_hand, self.reserved, self.damaged, self.quality_control, self.in_transit)
 
 
 def folded_skus(
@@ -72,15 +92,14 @@ def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None
     grouped per SKU, joined with the SKU's seq coverage; both sides read the position index
     in SKU order (index-only), so they merge without a sort."""
     fold = _position_sums(namespace, skus)
-    # One aggregate node feeds the three aggregates the same rows in the same order, so the
-    # n-th line of locations and the n-th element of each array are the same position.
+    # One aggregate node feeds the aggregates the same rows in the same order, so the n-th
+    # line of locations and the n-th element of each array are the same position.
     positions = (
         select(
             fold.c.sku,
             func.string_agg(fold.c.location_id, "\n").label("locations"),
             # Typed as nothing: the driver's lists of ints as they are, not re-processed.
-            type_coerce(func.array_agg(fold.c.on_hand), NullType()).label("on_hand"),
-            type_coerce(func.array_agg(fold.c.reserved), NullType()).label("reserved"),
+            *(type_coerce(func.array_agg(fold.c[n]), NullType()).label(n) for n in AUDITED),
         )
         .group_by(fold.c.sku)
         .subquery()
@@ -104,14 +123,13 @@ def _per_position_statement(namespace: str, skus: Sequence[str] | None) -> Selec
 
 
 def _position_sums(namespace: str, skus: Sequence[str] | None) -> Subquery:
-    """(sku, location, Σ d_on_hand, Σ d_reserved) per position of the ledger."""
+    """(sku, location, Σ d_<bucket> for each bucket of AUDITED) per position of the ledger."""
     m = MOVEMENTS
     return (
         select(
             m.c.sku,
             m.c.location_id,
-            func.sum(m.c.d_on_hand).label("on_hand"),
-            func.sum(m.c.d_reserved).label("reserved"),
+            *(func.sum(m.c["d_" + n]).label(n) for n in AUDITED),
         )
         .where(*_where(namespace, skus))
         .group_by(m.c.sku, m.c.location_id)
@@ -141,15 +159,15 @@ def _cover(namespace: str, skus: Sequence[str] | None) -> Any:
 def _grouped(rows: Iterable[Any], page_rows: int) -> Generator[list[FoldedSku], None, None]:
     """Per-position rows in SKU order as FoldedSku pages."""
     page: list[FoldedSku] = []
+    columns = range(2, 2 + len(AUDITED))  # each row: sku, location, the sums, complete
     for sku, group in groupby(rows, key=itemgetter(0)):
         positions = list(group)
         page.append(
-            FoldedSku(
+            FoldedSku.of(
                 sku,
-                "\n".join(loc for _, loc, _, _, _ in positions),
-                [int(on_hand) for _, _, on_hand, _, _ in positions],
-                [int(reserved) for _, _, _, reserved, _ in positions],
-                int(positions[0][4]),
+                "\n".join(p[1] for p in positions),
+                ([int(p[c]) for p in positions] for c in columns),
+                int(positions[0][-1]),
             )
         )
         if len(page) == page_rows:

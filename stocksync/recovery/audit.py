@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from struct import Struct
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from stocksync.domain.model import DEFAULT_DOMAIN
-from stocksync.ledger.queries import FoldedSku, folded_skus
+from stocksync.ledger.queries import AUDITED, FoldedSku, folded_skus
 from stocksync.metrics import Metrics
 from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
 from stocksync.store.keys import Keys
@@ -38,22 +38,44 @@ STEPS_PER_LOOKUP = 4  # SCAN steps looked up together
 AHEAD = 4  # pages a stage may run ahead of the next (bounds memory)
 SUSPECTS_MAX = 1_000  # positions only Redis has, judged together (bounds their list)
 BUCKETS = 1 << 16  # of _LedgerKeys
+WIDTH = len(AUDITED)  # integers per position in an audit_read reply
 
 
 @dataclass(frozen=True)
 class Drift:
+    """A position whose Redis numbers differ from the ledger's sums, bucket by bucket."""
+
     sku: str
     location_id: str
     redis_on_hand: int
     ledger_on_hand: int
     redis_reserved: int
     ledger_reserved: int
+    redis_damaged: int = 0
+    ledger_damaged: int = 0
+    redis_quality_control: int = 0
+    ledger_quality_control: int = 0
+    redis_in_transit: int = 0
+    ledger_in_transit: int = 0
+
+    @classmethod
+    def of(cls, sku: str, location_id: str, redis: Sequence[int], ledger: Sequence[int]) -> Drift:
+        """From both sides' numbers in :data:`AUDITED` order."""
+        pairs = (v for pair in zip(redis, ledger, strict=True) for v in pair)
+        return cls(sku, location_id, *pairs)
+
+    def pairs(self) -> dict[str, tuple[int, int]]:
+        """(redis, ledger) of every audited bucket, in :data:`AUDITED` order."""
+        return {b: (getattr(self, "redis_" + b), getattr(self, "ledger_" + b)) for b in AUDITED}
+
+    @property
+    def buckets(self) -> dict[str, tuple[int, int]]:
+        """(redis, ledger) of the buckets that differ."""
+        return {b: (r, led) for b, (r, led) in self.pairs().items() if r != led}
 
     @property
     def units(self) -> int:
-        return abs(self.redis_on_hand - self.ledger_on_hand) + abs(
-            self.redis_reserved - self.ledger_reserved
-        )
+        return sum(abs(r - led) for r, led in self.pairs().values())
 
 
 @dataclass(frozen=True)
@@ -195,7 +217,7 @@ async def _read_redis(
 
 
 async def _read(store: _Domain, rows: list[FoldedSku]) -> list[int]:
-    """audit_read of ``rows``: per SKU its seq, then on_hand and reserved per position."""
+    """audit_read of ``rows``: per SKU its seq, then the AUDITED numbers of each position."""
     reply: list[int] = await store.run(
         "audit_read", *(v for f in rows for v in (f.sku, f.locations))
     )
@@ -223,11 +245,10 @@ def _split(f: FoldedSku, page: int) -> list[FoldedSku]:
         return [f]
     locations = f.locations.split("\n")
     return [
-        FoldedSku(
+        FoldedSku.of(
             f.sku,
             "\n".join(locations[i : i + page]),
-            f.on_hand[i : i + page],
-            f.reserved[i : i + page],
+            (sums[i : i + page] for sums in f.sums()),
             f.complete_seq,
         )
         for i in range(0, len(locations), page)
@@ -240,19 +261,21 @@ def _compare(rows: list[FoldedSku], reply: list[int], tally: _Tally) -> None:
     i = 0
     for f in rows:
         n = len(f.on_hand)
-        seq, end = reply[i], i + 1 + 2 * n
-        on_hand, reserved = reply[i + 1 : end : 2], reply[i + 2 : end : 2]
+        seq, end = reply[i], i + 1 + WIDTH * n
+        values = reply[i + 1 : end]
         i = end
         if seq != f.complete_seq:
             tally.in_flight += n
             continue
         tally.positions += n
-        if on_hand != f.on_hand or reserved != f.reserved:
-            for loc, r_on, l_on, r_res, l_res in zip(
-                f.locations.split("\n"), on_hand, f.on_hand, reserved, f.reserved, strict=True
+        sums = f.sums()
+        if any(values[k::WIDTH] != sums[k] for k in range(WIDTH)):
+            for j, (loc, ledger) in enumerate(
+                zip(f.locations.split("\n"), zip(*sums, strict=True), strict=True)
             ):
-                if (r_on, r_res) != (l_on, l_res):
-                    tally.drifts.append(Drift(f.sku, loc, r_on, l_on, r_res, l_res))
+                redis = values[j * WIDTH : (j + 1) * WIDTH]
+                if list(ledger) != redis:
+                    tally.drifts.append(Drift.of(f.sku, loc, redis, ledger))
 
 
 _PACK = Struct("<q").pack
@@ -370,33 +393,29 @@ async def _judge_redis_only(
 
     ledger = await anyio.to_thread.run_sync(fold)
     asked = [
-        FoldedSku(sku, "\n".join(locs), [0] * len(locs), [0] * len(locs), -1)
+        FoldedSku.of(sku, "\n".join(locs), ([0] * len(locs) for _ in AUDITED), -1)
         for sku, locs in by_sku.items()
     ]
+    nothing = (0,) * WIDTH
     for chunk in _paged(asked, page):
         reply = await _read(store, chunk)
         i = 0
         for f in chunk:
             n = len(f.on_hand)
-            seq, end = reply[i], i + 1 + 2 * n
-            values = zip(reply[i + 1 : end : 2], reply[i + 2 : end : 2], strict=True)
+            seq, end = reply[i], i + 1 + WIDTH * n
+            values = reply[i + 1 : end]
             i = end
             led = ledger.get(f.sku)
             if led is None or seq != led.complete_seq:
                 tally.in_flight += n
                 continue
-            sums = dict(
-                zip(
-                    led.locations.split("\n"),
-                    zip(led.on_hand, led.reserved, strict=True),
-                    strict=True,
-                )
-            )
+            sums = dict(zip(led.locations.split("\n"), zip(*led.sums(), strict=True), strict=True))
             tally.positions += n
-            for loc, (r_on, r_res) in zip(f.locations.split("\n"), values, strict=True):
-                l_on, l_res = sums.get(loc, (0, 0))
-                if (r_on, r_res) != (l_on, l_res):
-                    tally.drifts.append(Drift(f.sku, loc, r_on, l_on, r_res, l_res))
+            for j, loc in enumerate(f.locations.split("\n")):
+                redis = values[j * WIDTH : (j + 1) * WIDTH]
+                ledger_values = sums.get(loc, nothing)
+                if tuple(redis) != ledger_values:
+                    tally.drifts.append(Drift.of(f.sku, loc, redis, ledger_values))
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,7 @@ async def test_audit_judges_a_position_only_redis_has_by_its_buckets_too(
     story = await settled(store, engine, namespace, sku)
     await put_position(store, sku, "store-z", {"damaged": 2}, story.seq)
     report = await audit(store, engine, namespace, page=3, scan_count=5)
-    assert [(d.location_id, d.buckets) for d in report.drifts] == [
-        ("store-z", {"damaged": (2, 0)})
-    ]
+    assert [(d.location_id, d.buckets) for d in report.drifts] == [("store-z", {"damaged": (2, 0)})]
     assert report.positions == 2
 
 

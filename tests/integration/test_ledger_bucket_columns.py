@@ -185,9 +185,9 @@ def stored(engine: Engine, namespace: str) -> list[tuple[str, str, tuple[int, ..
 
 def test_bucket_events_round_trip_through_the_batch_path(engine: Engine) -> None:
     """COPY on PostgreSQL, executemany on SQLite (the engine fixture runs both)."""
-    ledger = SqlLedger(engine)
-    assert record(ledger, "rt-batch", story()) == len(EXPECTED)
-    assert record(ledger, "rt-batch", story()) == 0  # re-delivered: written once
+    ledger, told = SqlLedger(engine), story()
+    assert record(ledger, "rt-batch", told) == len(EXPECTED)
+    assert record(ledger, "rt-batch", told) == 0  # re-delivered: written once
     assert stored(engine, "rt-batch") == EXPECTED
 
 

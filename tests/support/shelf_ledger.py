@@ -8,6 +8,8 @@ bucket event carries its deltas and the five values after it, as the contract sa
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,7 +19,12 @@ from stocksync.store.outbox import Entry
 from stocksync.store.redis_store import RedisStockStore
 
 BUCKETS = ("on_hand", "reserved", "damaged", "quality_control", "in_transit")
-T0_MS = 1_790_000_000_000  # a fixed server time: the stories do not depend on the clock
+_ENTRY_NUMBERS = itertools.count()  # stream ids unique across stories written together
+
+
+def an_hour_ago_ms() -> int:
+    """Where a story starts: recent, so its records are within any retention."""
+    return int(time.time() * 1000) - 3_600_000
 
 
 @dataclass
@@ -26,16 +33,17 @@ class ShelfStory:
 
     sku: str
     seq: int = 0
-    at_ms: int = T0_MS
+    at_ms: int = field(default_factory=an_hour_ago_ms)
     entries: list[Entry] = field(default_factory=list)
     values: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def _append(self, kind: str, loc: str, fields: Mapping[str, str | int]) -> dict[str, str]:
+    def event(self, kind: str, loc: str, fields: Mapping[str, str | int]) -> dict[str, str]:
+        """Any event, its fields as given (the SKU's next seq, a second later)."""
         self.seq += 1
         self.at_ms += 1_000
         header = {"kind": kind, "sku": self.sku, "loc": loc, "seq": self.seq, "at": self.at_ms}
         entry = {k: str(v) for k, v in {**header, **fields}.items()}
-        self.entries.append((f"{self.at_ms}-0", entry))
+        self.entries.append((f"{self.at_ms}-{next(_ENTRY_NUMBERS)}", entry))
         return entry
 
     def position(self, loc: str) -> dict[str, int]:
@@ -45,11 +53,16 @@ class ShelfStory:
         """A count (``counted``): on_hand set, its delta recorded."""
         now = self.position(loc)
         delta, now["on_hand"] = on_hand - now["on_hand"], on_hand
-        return self._append(
+        return self.event(
             "counted",
             loc,
-            {"count": on_hand, "as_of": self.at_ms + 1_000, "src": "test", "src_id": f"c{self.seq}"}
-            | {"d_on_hand": delta, "d_reserved": 0, "on_hand": on_hand, "reserved": now["reserved"]},
+            {"count": on_hand, "as_of": self.at_ms + 1_000, "src": "test", "src_id": f"c{loc}"}
+            | {
+                "d_on_hand": delta,
+                "d_reserved": 0,
+                "on_hand": on_hand,
+                "reserved": now["reserved"],
+            },
         )
 
     def bucket(
@@ -64,11 +77,11 @@ class ShelfStory:
         fields["d_reserved"] = 0
         fields |= {f"d_{b}": d for b, d in deltas.items() if b != "on_hand" and d}
         fields |= {b: now[b] for b in BUCKETS}
-        return self._append(kind, loc, fields | details)
+        return self.event(kind, loc, fields | details)
 
     def supply(self, kind: str, loc: str, qty: int, **details: str) -> dict[str, str]:
         """An incoming supply event (no bucket changes)."""
-        return self._append(kind, loc, {"qty": qty, **details})
+        return self.event(kind, loc, {"qty": qty, **details})
 
 
 def record(ledger: SqlLedger, namespace: str, *stories: ShelfStory) -> int:

@@ -80,6 +80,26 @@ async def test_audit_reports_each_drifting_bucket_and_sums_their_units(
     assert report.drift_units == 3
 
 
+async def test_audit_splits_a_skus_buckets_over_pages_as_one_large_page_reads_them(
+    engine: Engine, store: RedisStockStore, namespace: str, sku: str
+) -> None:
+    story = shelf_story(sku)
+    for loc in ("store-b", "store-c"):
+        story.count(loc, 4)
+    story.bucket("stock_moved", "store-c", 1, {"on_hand": -1, "quality_control": 1})
+    record(SqlLedger(engine), namespace, story)
+    for loc in ("store-a", "store-b", "store-c"):
+        await put_position(store, sku, loc, story.position(loc), story.seq)
+    await store.client.hset(store.keys.position(sku, "store-c"), IN_TRANSIT, 2)
+    split = await audit(store, engine, namespace, page=1)
+    whole = await audit(store, engine, namespace, page=1000)
+    assert split == whole
+    assert [(d.location_id, d.buckets) for d in split.drifts] == [
+        ("store-c", {"in_transit": (2, 0)})
+    ]
+    assert split.positions == 3
+
+
 async def test_audit_judges_a_position_only_redis_has_by_its_buckets_too(
     engine: Engine, store: RedisStockStore, namespace: str, sku: str
 ) -> None:

@@ -311,8 +311,16 @@ class MovementOut(BaseModel):
     qty: int | None
     d_on_hand: int
     d_reserved: int
+    d_damaged: int = Field(0, description="change of damaged (bucket events)")
+    d_quality_control: int = Field(0, description="change of quality_control (bucket events)")
+    d_in_transit: int = Field(0, description="change of in_transit (bucket events)")
     on_hand: int | None
     reserved: int | None
+    damaged: int | None = Field(None, description="damaged after the event (bucket events)")
+    quality_control: int | None = Field(
+        None, description="quality_control after the event (bucket events)"
+    )
+    in_transit: int | None = Field(None, description="in_transit after the event (bucket events)")
     reservation_id: str | None
     channel: str | None
     source: str | None
@@ -320,6 +328,13 @@ class MovementOut(BaseModel):
     reason: str | None
     occurred_at: datetime
     recorded_at: datetime
+    details: dict[str, str] = Field(
+        default_factory=dict,
+        description="what a bucket or supply event names, when it does: from, to (buckets of a "
+        "move, locations of a transfer), xfer (transfer id), ret (return id), disp "
+        "(disposition), supply (supply id), exp (expected at, ms), prev, left, by, shipped",
+        examples=[{"from": "quality_control", "to": "on_hand"}],
+    )
 
 
 class MovementPage(BaseModel):

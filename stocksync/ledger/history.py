@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -10,6 +12,34 @@ from sqlmodel import Session, col, select
 from stocksync.domain.events import EventKind
 from stocksync.ledger.fold import STATE_RANK, order_details
 from stocksync.ledger.tables import LedgerReservation, Movement, ReservationTransition
+
+# What a movement's history shows of its `details`: the names and numbers a bucket or supply
+# event carries (buckets or locations, the transfer, return, disposition and supply, times and
+# quantities). The rest stays in the ledger: fingerprints, key ids, hold codes, order details.
+SHOWN_DETAILS = frozenset(
+    {"from", "to", "xfer", "ret", "disp", "supply", "exp", "prev", "left", "by", "shipped"}
+)
+# A bucket event's values after it (in `details`: they have no column of their own).
+BUCKET_VALUES = ("damaged", "quality_control", "in_transit")
+
+
+def decoded_details(row: Movement) -> dict[str, Any]:
+    """The row's ``details`` JSON as a dict ({} when none)."""
+    return json.loads(row.details) if row.details else {}
+
+
+def shown_details(details: Mapping[str, Any]) -> dict[str, str]:
+    """The part of a movement's details its history shows (:data:`SHOWN_DETAILS`)."""
+    return {k: str(v) for k, v in details.items() if k in SHOWN_DETAILS}
+
+
+def bucket_values(details: Mapping[str, Any]) -> dict[str, int | None]:
+    """The buckets beyond the shelf after the event, None where the event does not carry them."""
+    out: dict[str, int | None] = {}
+    for name in BUCKET_VALUES:
+        value = details.get(name)
+        out[name] = None if value is None or value == "" else int(value)
+    return out
 
 
 def position_history(

@@ -251,3 +251,13 @@ class ReceiveExceedsShipped(StockSyncError):
     code = "receive_exceeds_shipped"
     status = 409
     title = "More units received than were shipped"
+
+
+class ReturnWindowClosed(StockSyncError):
+    """A return names a reservation fulfilled longer ago than the return retention: its earlier
+    returns are no longer on record, so a return could exceed what was sold
+    (``fulfilled_at``)."""
+
+    code = "return_window_closed"
+    status = 409
+    title = "The reservation no longer takes returns"

@@ -50,6 +50,8 @@ OPERATIONS = (
     "move_location",
     "upsert_pool",
     "pool_availability",
+    "move_stock",
+    "return_stock",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.
@@ -69,6 +71,8 @@ BATCHED = frozenset(
         "move",
         "claim_reservation",
         "upsert_pool",
+        "move_stock",
+        "return_stock",
     }
 )
 LIBRARY_PREFIX = "stocksync_"

@@ -78,4 +78,3 @@ def return_fingerprint(reservation_id: str | None, lines: list[ReturnLine], sour
     }
     canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-

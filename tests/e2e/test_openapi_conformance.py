@@ -40,6 +40,8 @@ RULES_BEYOND_THE_SCHEMA = {
     ("GET", "/v1/availability"): "near is a point within Redis GEO's range; pool comes alone",
     ("PUT", "/v1/pools/{pool_id}"): "configured channels, each location once, in one domain",
     ("POST", "/v1/availability/batch"): "exactly one of pool and location_id, SKUs each once",
+    ("POST", "/v1/stock/{location_id}/{sku}/moves"): "from and to name different buckets",
+    ("POST", "/v1/returns"): "each (sku, location_id) once in a return's lines",
 }
 
 

@@ -6,13 +6,19 @@ from fastapi import APIRouter, Request
 
 from stocksync.api.convert import position_out
 from stocksync.api.deps import StockWriter, services
-from stocksync.api.problems import PROBLEM_RESPONSES
+from stocksync.api.problems import PROBLEM_RESPONSES, problem_response
 from stocksync.api.schemas import LocationPath, SkuPath
 from stocksync.api.shelf_schemas import BucketMoveIn, BucketMoveOut
 from stocksync.api.strict_json import StrictJsonRoute
 
 router = APIRouter(
-    prefix="/v1/stock", tags=["stock"], responses=PROBLEM_RESPONSES, route_class=StrictJsonRoute
+    prefix="/v1/stock",
+    tags=["stock"],
+    responses={
+        **PROBLEM_RESPONSES,
+        409: problem_response("insufficient_units | idempotency_conflict"),
+    },
+    route_class=StrictJsonRoute,
 )
 
 

@@ -102,6 +102,8 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
             PoolSourceOut(sku=s.sku, pool=s.pool, location_id=s.location_id, qty=s.qty)
             for s in reservation.pool_sources
         ],
+        returned_units=dict(reservation.returned_units),
+        return_ids=list(reservation.return_ids),
     )
 
 

@@ -274,6 +274,10 @@ class ReservationOut(BaseModel):
         description="where the pool lines' units were taken when the reservation was made "
         "(the lines above say where they are held now)",
     )
+    returned_units: dict[str, int] = Field(
+        default_factory=dict, description="units of each SKU returned so far (once fulfilled)"
+    )
+    return_ids: list[str] = Field(default_factory=list, description="its returns, oldest first")
 
 
 class ReservationList(BaseModel):

@@ -56,6 +56,8 @@ OPERATIONS = (
     "list_transfers",
     "set_incoming",
     "remove_incoming",
+    "move_stock",
+    "return_stock",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.
@@ -80,6 +82,8 @@ BATCHED = frozenset(
         "transfer_cancel",
         "set_incoming",
         "remove_incoming",
+        "move_stock",
+        "return_stock",
     }
 )
 LIBRARY_PREFIX = "stocksync_"

@@ -43,6 +43,7 @@ KINDS = frozenset(
     {EventKind.HELD, EventKind.CONFIRMED, EventKind.READY, EventKind.FULFILLED}
     | {EventKind.RELEASED, EventKind.EXPIRED, EventKind.EXTENDED, EventKind.MOVED}
     | {EventKind.OVERSELL_RISK, EventKind.AT_RISK, EventKind.ADJUSTED, EventKind.COUNTED}
+    | {EventKind.STOCK_MOVED, EventKind.RETURNED}
 )
 # A Redis stream id, `<ms>` or `<ms>-<seq>`. ASCII digits only (`\d` would also match, say,
 # Arabic-Indic digits, which Redis refuses mid-stream), at most 19 of them per part so both
@@ -53,6 +54,8 @@ EVENT_ID = r"^([a-z0-9][a-z0-9_-]{0,31}/)?[0-9]{1,19}(-[0-9]{1,19})?$"
 NUMERIC = frozenset(
     {"seq", "at", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "safety", "delta"}
     | {"count", "as_of", "occurred_at", "exp", "shortfall", "flagged"}
+    | {"damaged", "quality_control", "in_transit", "d_damaged", "d_quality_control"}
+    | {"d_in_transit"}
 )
 HIDDEN = frozenset({"fp", "key", "actor"})  # internal: fingerprints and key ids
 # Which reservation, whose, and its code: only the store's staff (a key bound to the store) and

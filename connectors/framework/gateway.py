@@ -23,6 +23,7 @@ from connectors.framework.commands import (
 )
 from stocksync.domain.errors import InvalidTransition, NotFound, StockSyncError
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
+from stocksync.domain.returns import ReturnLine
 from stocksync.plugins import EngineContext
 from stocksync.store.stock_changes import StockCall
 
@@ -58,9 +59,10 @@ class EngineGateway:
                 return await self.place_order(command)
             case CancelOrder():
                 return await self.cancel_order(command)
-            case MoveUnits() | RecordReturn():
-                # the store's moves and returns are being built (issue 17, shelf-returns)
-                raise NotImplementedError(type(command).__name__)
+            case MoveUnits():
+                return await self.move(command)
+            case RecordReturn():
+                return await self.record_return(command)
             case ReceiveTransfer():
                 return await self.receive_transfer(command)
 
@@ -152,6 +154,38 @@ class EngineGateway:
             return Applied.DUPLICATE  # nothing held for it, or already released or sold
         result = await self.store.release(cmd.reservation_id)
         return Applied.DUPLICATE if result.repeated else Applied.APPLIED
+
+    async def move(self, cmd: MoveUnits) -> Applied:
+        """Units between a position's buckets (or written off): idempotent by (source,
+        source_event_id); refused when the source bucket lacks them."""
+        result = await self.store.move_units(
+            cmd.sku,
+            cmd.location_id,
+            cmd.qty,
+            from_bucket=cmd.from_bucket,
+            to_bucket=cmd.to_bucket,
+            reason=cmd.reason,
+            source=cmd.source,
+            source_event_id=cmd.source_event_id,
+        )
+        if result.replayed:
+            return Applied.DUPLICATE
+        return Applied.APPLIED if result.applied else Applied.STALE
+
+    async def record_return(self, cmd: RecordReturn) -> Applied:
+        """A return, idempotent by its id. One whose reservation is only a guess
+        (``link_if_found``) is recorded unlinked when the engine does not know that
+        reservation (the store answers 404 before it changes anything)."""
+        lines = [ReturnLine(ln.sku, ln.location_id, ln.qty, ln.disposition) for ln in cmd.lines]
+        try:
+            result = await self.store.record_return(
+                cmd.return_id, lines, reservation_id=cmd.reservation_id, source=cmd.source
+            )
+        except NotFound as exc:
+            if not (cmd.link_if_found and exc.extra.get("resource") == "reservation"):
+                raise
+            result = await self.store.record_return(cmd.return_id, lines, source=cmd.source)
+        return Applied.DUPLICATE if result.replayed else Applied.APPLIED
 
     async def receive_transfer(self, cmd: ReceiveTransfer) -> Applied:
         """A transfer's receipt; the same receipt again is a replay."""

@@ -3,16 +3,28 @@ through the poller against the Square stub and the real store."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.framework.commands import MoveUnits, RecordReturn, ReturnedUnits, Unmappable
 from connectors.framework.config import IdMap
+from connectors.framework.state import ConnectorState
 from connectors.square.config import SquareConfig
+from connectors.square.connector import SquareConnector, create
 from connectors.square.mapping import BucketRules, map_change, return_id
-from stocksync.domain.model import MAX_QTY, Disposition
-from tests.support.square_payloads import adjustment
+from stocksync.domain.errors import NotFound
+from stocksync.domain.model import MAX_QTY, Disposition, Location, Position
+from stocksync.plugins import EngineContext
+from stocksync.store.redis_store import RedisStockStore
+from tests.support.square_connector import LOC as LOC_A
+from tests.support.square_connector import SQ_LOC, config_table, write_mapping
+from tests.support.square_payloads import adjustment, ago
+from tests.support.square_stub import SquareStub
+from tests.support.stub_server import StubServer
 
 ITEM, LOC = "W62UWFY35CWMYGVWK6TWJDNI", "C6W5YS5QM06F5"
 IDS = IdMap(skus={ITEM: "TEE-RED-M"}, locations={LOC: "store-berlin-mitte"})
@@ -135,3 +147,119 @@ def test_config_reads_the_returns_and_waste_tables(tmp_path: Any) -> None:
     for bad in ({"returns": {"disposition": "resell"}}, {"waste": {"to": "on_hand"}}):
         with pytest.raises(ValueError, match=r"returns|waste"):
             SquareConfig.parse({**base, **bad})
+
+
+# -- through the poller: the Square stub on loopback, the real store ---------------------
+
+
+@dataclass
+class Square:
+    stub: SquareStub
+    url: str
+    mapping: Path
+    sku: str
+
+    def connector(self, **table: Any) -> SquareConnector:
+        return create(config_table(self.url, self.mapping, **table))
+
+
+@pytest.fixture
+async def square(
+    stub_server: StubServer, store: RedisStockStore, tmp_path: Path, sku: str
+) -> AsyncIterator[Square]:
+    await store.upsert_location(Location(LOC_A, "Store A", "store", 52.52, 13.40, True, True))
+    await store.set_count(sku, LOC_A, 5)
+    mapping = write_mapping(tmp_path / "square-mapping.toml", {ITEM: sku})
+    stub = SquareStub()
+    async with stub_server(stub.app()) as url:
+        yield Square(stub, url, mapping, sku)
+
+
+def change(change_id: str, from_state: str, to_state: str, qty: str = "2", **extra: Any) -> Any:
+    return adjustment(change_id, ITEM, SQ_LOC, qty, ago(minutes=5), from_state, to_state, **extra)
+
+
+def buckets(position: Position) -> tuple[int, int, int]:
+    return position.on_hand, position.quality_control, position.damaged
+
+
+@pytest.mark.parametrize(
+    ("disposition", "after"),
+    [("restock", (7, 0, 0)), ("inspect", (5, 2, 0)), ("damaged", (5, 0, 2))],
+)
+async def test_sync_once_restocked_till_return_is_recorded_with_the_disposition(
+    square: Square,
+    ctx: EngineContext,
+    store: RedisStockStore,
+    disposition: str,
+    after: tuple[int, int, int],
+) -> None:
+    square.stub.changes = [change("RET1", "RETURNED_BY_CUSTOMER", "IN_STOCK")]
+    connector = square.connector(returns={"disposition": disposition})
+    summary = await connector.sync_once(ctx)
+    assert summary.outcomes == {"applied": 1}
+    assert buckets(await store.position(square.sku, LOC_A)) == after
+    recorded = await store.get_return("square:RET1")
+    assert recorded.reservation_id is None
+    assert [(ln.sku, ln.location_id, ln.qty, ln.disposition.value) for ln in recorded.lines] == [
+        (square.sku, LOC_A, 2, disposition)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("table", "reason", "after"),
+    [
+        ({}, "DAMAGED", (3, 0, 2)),
+        ({}, None, (3, 0, 0)),
+        ({"waste": {"to": "damaged"}}, None, (3, 0, 2)),
+        ({"waste": {"damaged_to": "written_off"}}, "DAMAGED", (3, 0, 0)),
+    ],
+)
+async def test_sync_once_waste_moves_units_out_of_on_hand(
+    square: Square,
+    ctx: EngineContext,
+    store: RedisStockStore,
+    table: dict[str, Any],
+    reason: str | None,
+    after: tuple[int, int, int],
+) -> None:
+    extra = {} if reason is None else {"reason_id": {"type": reason}}
+    square.stub.changes = [change("W1", "IN_STOCK", "WASTE", **extra)]
+    summary = await square.connector(**table).sync_once(ctx)
+    assert summary.outcomes == {"applied": 1}
+    assert buckets(await store.position(square.sku, LOC_A)) == after
+
+
+async def test_sync_once_reread_returns_and_waste_change_stock_once(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.stub.changes = [
+        change("RET1", "RETURNED_BY_CUSTOMER", "IN_STOCK"),
+        change("W1", "IN_STOCK", "WASTE", "1", reason_id={"type": "DAMAGED"}),
+    ]
+    connector = square.connector()
+    first = await connector.sync_once(ctx)
+    once = await store.position(square.sku, LOC_A)
+    ConnectorState(ctx.engine, "square").save_checkpoint("")  # sweep it all again
+    again = await connector.sync_once(ctx)
+    assert (first.outcomes, again.outcomes) == ({"applied": 2}, {"duplicate": 2})
+    assert await store.position(square.sku, LOC_A) == once
+    assert buckets(once) == (4, 2, 1)
+
+
+async def test_sync_once_refused_or_unmappable_changes_are_dead_lettered_and_change_nothing(
+    square: Square, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    square.stub.changes = [
+        change("W1", "IN_STOCK", "WASTE", "9"),  # more than the 5 on hand
+        adjustment("RET2", "NOT-OURS", SQ_LOC, "1", ago(minutes=4), "UNLINKED_RETURN", "IN_STOCK"),
+    ]
+    before = await store.position(square.sku, LOC_A)
+    summary = await square.connector().sync_once(ctx)
+    assert summary.outcomes == {"dead_letter": 2}
+    reasons = sorted(x.reason for x in ConnectorState(ctx.engine, "square").dead_letters())
+    assert reasons[0].startswith("catalog object 'NOT-OURS'")
+    assert reasons[1].startswith("insufficient_units")
+    assert await store.position(square.sku, LOC_A) == before
+    with pytest.raises(NotFound):
+        await store.get_return("square:RET2")

@@ -21,7 +21,13 @@ from connectors.framework.commands import (
     Sale,
     SetCount,
 )
-from stocksync.domain.errors import InvalidTransition, NotFound, StockSyncError
+from stocksync.domain.errors import (
+    CrossDomain,
+    InvalidTransition,
+    NotFound,
+    ReturnWindowClosed,
+    StockSyncError,
+)
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
 from stocksync.domain.returns import ReturnLine
 from stocksync.plugins import EngineContext
@@ -173,16 +179,23 @@ class EngineGateway:
         return Applied.APPLIED if result.applied else Applied.STALE
 
     async def record_return(self, cmd: RecordReturn) -> Applied:
-        """A return, idempotent by its id. One whose reservation is only a guess
-        (``link_if_found``) is recorded unlinked when the engine does not know that
-        reservation (the store answers 404 before it changes anything)."""
+        """A return, idempotent by its id.
+
+        One whose reservation is only a guess (``link_if_found``) is recorded unlinked when it
+        cannot be linked for a reason that says nothing against the return: the engine does
+        not know that reservation, it was fulfilled before the return window, or it is in
+        another stock domain than the units came back to (the store refuses each before it
+        changes anything; the docs of returns advise an unlinked return for the last two).
+        A reservation that was not fulfilled, or a return of more than it sold, is refused.
+        """
         lines = [ReturnLine(ln.sku, ln.location_id, ln.qty, ln.disposition) for ln in cmd.lines]
         try:
             result = await self.store.record_return(
                 cmd.return_id, lines, reservation_id=cmd.reservation_id, source=cmd.source
             )
-        except NotFound as exc:
-            if not (cmd.link_if_found and exc.extra.get("resource") == "reservation"):
+        except (NotFound, ReturnWindowClosed, CrossDomain) as exc:
+            unknown = isinstance(exc, NotFound) and exc.extra.get("resource") != "reservation"
+            if not cmd.link_if_found or unknown:
                 raise
             result = await self.store.record_return(cmd.return_id, lines, source=cmd.source)
         return Applied.DUPLICATE if result.replayed else Applied.APPLIED

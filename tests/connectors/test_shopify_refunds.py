@@ -4,6 +4,7 @@ the connector against the real store."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,20 @@ async def test_webhook_refund_of_an_order_the_engine_does_not_know_is_unlinked(
     assert answer["outcome"] == "applied"
     assert (await store.get_return(answer["return_id"])).reservation_id is None
     assert (await store.position(sku, "store-b")).on_hand == 11
+
+
+async def test_webhook_refund_of_an_order_fulfilled_before_the_return_window_is_unlinked(
+    shop: Shop, ctx: EngineContext, store: RedisStockStore
+) -> None:
+    """Shopify took the units back; the engine no longer counts that order's earlier returns
+    (its window closed), so the return is recorded as an unlinked one."""
+    rid = await sold(store, shop.sku, 450789469, 2)
+    long_ago = int(time.time() * 1000) - (store.settings.return_retention_seconds + 60) * 1000
+    await store.client.hset(store.keys.reservation(rid), "h:fulfilled", long_ago)
+    answer = await deliver(shop, ctx, returned([(shop.sku, 1, "return", SHOP_LOC)]))
+    assert answer["outcome"] == "applied"
+    assert (await store.get_return(answer["return_id"])).reservation_id is None
+    assert (await store.position(shop.sku, "store-a")).on_hand == 10 - 2 + 1
 
 
 @pytest.mark.parametrize(

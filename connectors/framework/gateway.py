@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+import anyio.to_thread
+
 from connectors.framework.commands import (
     Adjust,
     CancelOrder,
@@ -29,8 +31,10 @@ from stocksync.domain.errors import (
     StockSyncError,
 )
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
-from stocksync.domain.returns import ReturnLine
+from stocksync.domain.returns import ArchivedSale, ReturnLine
+from stocksync.ledger.history import archived_sale
 from stocksync.plugins import EngineContext
+from stocksync.store.returns import ArchiveLookup
 from stocksync.store.stock_changes import StockCall
 
 
@@ -173,6 +177,7 @@ class EngineGateway:
             reason=cmd.reason,
             source=cmd.source,
             source_event_id=cmd.source_event_id,
+            occurred_at_ms=cmd.occurred_at_ms,
         )
         if result.replayed:
             return Applied.DUPLICATE
@@ -189,16 +194,35 @@ class EngineGateway:
         A reservation that was not fulfilled, or a return of more than it sold, is refused.
         """
         lines = [ReturnLine(ln.sku, ln.location_id, ln.qty, ln.disposition) for ln in cmd.lines]
+        when = cmd.occurred_at_ms
         try:
             result = await self.store.record_return(
-                cmd.return_id, lines, reservation_id=cmd.reservation_id, source=cmd.source
+                cmd.return_id,
+                lines,
+                reservation_id=cmd.reservation_id,
+                source=cmd.source,
+                archive=self._archive(cmd.reservation_id),
+                occurred_at_ms=when,
             )
         except (NotFound, ReturnWindowClosed, CrossDomain) as exc:
             unknown = isinstance(exc, NotFound) and exc.extra.get("resource") != "reservation"
             if not cmd.link_if_found or unknown:
                 raise
-            result = await self.store.record_return(cmd.return_id, lines, source=cmd.source)
+            result = await self.store.record_return(
+                cmd.return_id, lines, source=cmd.source, occurred_at_ms=when
+            )
         return Applied.DUPLICATE if result.replayed else Applied.APPLIED
+
+    def _archive(self, reservation_id: str | None) -> ArchiveLookup | None:
+        """How the store reads a reservation Redis pruned: the ledger (a worker thread)."""
+        if reservation_id is None:
+            return None
+        engine = self.ctx.engine
+
+        async def lookup(namespaces: Sequence[str]) -> ArchivedSale | None:
+            return await anyio.to_thread.run_sync(archived_sale, engine, namespaces, reservation_id)
+
+        return lookup
 
     async def receive_transfer(self, cmd: ReceiveTransfer) -> Applied:
         """A transfer's receipt; the same receipt again is a replay."""

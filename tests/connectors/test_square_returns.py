@@ -3,6 +3,7 @@ through the poller against the Square stub and the real store."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from stocksync.plugins import EngineContext
 from stocksync.store.redis_store import RedisStockStore
 from tests.support.square_connector import LOC as LOC_A
 from tests.support.square_connector import SQ_LOC, config_table, write_mapping
-from tests.support.square_payloads import adjustment, ago
+from tests.support.square_payloads import adjustment, ago, inventory_count
 from tests.support.square_stub import SquareStub
 from tests.support.stub_server import StubServer
 
@@ -168,7 +169,7 @@ async def square(
     stub_server: StubServer, store: RedisStockStore, tmp_path: Path, sku: str
 ) -> AsyncIterator[Square]:
     await store.upsert_location(Location(LOC_A, "Store A", "store", 52.52, 13.40, True, True))
-    await store.set_count(sku, LOC_A, 5)
+    await store.set_count(sku, LOC_A, 5, as_of_ms=int(time.time() * 1000) - 3_600_000)
     mapping = write_mapping(tmp_path / "square-mapping.toml", {ITEM: sku})
     stub = SquareStub()
     async with stub_server(stub.app()) as url:
@@ -263,3 +264,24 @@ async def test_sync_once_refused_or_unmappable_changes_are_dead_lettered_and_cha
     assert await store.position(square.sku, LOC_A) == before
     with pytest.raises(NotFound):
         await store.get_return("square:RET2")
+
+
+@pytest.mark.parametrize(
+    ("from_state", "to_state", "counted"),
+    [("RETURNED_BY_CUSTOMER", "IN_STOCK", "7"), ("IN_STOCK", "WASTE", "3")],
+)
+async def test_sync_once_squares_count_of_a_return_or_waste_counts_it_once(
+    square: Square,
+    ctx: EngineContext,
+    store: RedisStockStore,
+    from_state: str,
+    to_state: str,
+    counted: str,
+) -> None:
+    """Square's count of the very change (computed before the poller applied it) already has
+    it: the as-of rule must not add it again (the change is recorded when it occurred)."""
+    square.stub.changes = [change("C1", from_state, to_state)]
+    square.stub.counts = [inventory_count(ITEM, SQ_LOC, counted, ago(minutes=4))]
+    summary = await square.connector(returns={"disposition": "restock"}).sync_once(ctx)
+    assert (summary.outcomes, summary.count_outcomes) == ({"applied": 1}, {"applied": 1})
+    assert (await store.position(square.sku, LOC_A)).on_hand == int(counted)

@@ -26,8 +26,11 @@ class SquareReturns(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     disposition: Disposition = Field(
-        default=Disposition.INSPECT,
-        description="restock (on_hand), inspect (quality_control) or damaged",
+        default=Disposition.RESTOCK,
+        description=(
+            "restock (on_hand), inspect (quality_control) or damaged; Square counts a restocked"
+            " return as IN_STOCK, so only restock agrees with its counts"
+        ),
     )
 
 

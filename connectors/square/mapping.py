@@ -132,7 +132,7 @@ class BucketRules:
     tables): a return's disposition; the bucket an IN_STOCK -> WASTE move takes units to,
     ``damaged`` or ``written_off``, by whether its reason is DAMAGED."""
 
-    return_disposition: Disposition = Disposition.INSPECT
+    return_disposition: Disposition = Disposition.RESTOCK
     waste_to: str = WRITTEN_OFF
     damaged_waste_to: str = Bucket.DAMAGED.value
 

@@ -59,10 +59,10 @@ def test_map_change_restocked_till_return_is_an_unlinked_return_with_the_disposi
     ]
 
 
-def test_map_change_return_is_inspected_unless_configured() -> None:
+def test_map_change_return_is_restocked_unless_configured() -> None:
     [cmd] = map_change(restocked("ADJ1"), IDS, PREFIX)
     assert isinstance(cmd, RecordReturn)
-    assert [line.disposition for line in cmd.lines] == [Disposition.INSPECT]
+    assert [line.disposition for line in cmd.lines] == [Disposition.RESTOCK]
 
 
 def test_map_change_unlinked_return_into_stock_is_a_return_too() -> None:
@@ -245,7 +245,7 @@ async def test_sync_once_reread_returns_and_waste_change_stock_once(
     again = await connector.sync_once(ctx)
     assert (first.outcomes, again.outcomes) == ({"applied": 2}, {"duplicate": 2})
     assert await store.position(square.sku, LOC_A) == once
-    assert buckets(once) == (4, 2, 1)
+    assert buckets(once) == (6, 0, 1)  # the return restocked (the default), one unit damaged
 
 
 async def test_sync_once_refused_or_unmappable_changes_are_dead_lettered_and_change_nothing(

@@ -23,6 +23,7 @@ from stocksync.api.routers import (
     customers,
     events,
     incoming,
+    inspection,
     locations,
     ops,
     pickups,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     for module in (
         locations,
         stock,
+        inspection,
         stock_moves,
         incoming,
         returns,

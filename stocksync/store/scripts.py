@@ -50,6 +50,7 @@ OPERATIONS = (
     "move_location",
     "upsert_pool",
     "pool_availability",
+    "inspection_queue",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

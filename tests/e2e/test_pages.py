@@ -145,7 +145,18 @@ async def test_pages_and_assets_are_served_same_origin_only(anon: httpx.AsyncCli
         referenced |= set(re.findall(r"/ui/static/([\w.-]+)", r.text))
     for script in STATIC.glob("*.js"):  # ES module imports
         referenced |= set(re.findall(r'from "\./([\w.-]+)"', script.read_text()))
-    assert referenced == {"ui.css", "store.js", "chat.js", "common.js"}
+    assert referenced == {
+        "ui.css",
+        "store.js",
+        "chat.js",
+        "common.js",
+        "i18n.js",
+        "store-page.js",
+        "store-risk.js",
+        "store-returns.js",
+        "store-inspection.js",
+        "store-transfers.js",
+    }
     for name in referenced:
         r = await anon.get(f"/ui/static/{name}")
         assert r.status_code == 200, name
@@ -180,7 +191,7 @@ def test_chat_hold_reaches_the_store_pick_list_live(
             expect(staff.get_by_role("alert")).to_contain_text("The API key was refused")
             errors.clear()  # the browser logs the 401 as a failed resource
             sign_in(staff, server.staff_key)
-            expect(staff.get_by_role("heading", level=1)).to_have_text("Pickups · Kreuzberg Store")
+            expect(staff.get_by_role("heading", level=1)).to_have_text("Store · Kreuzberg Store")
             expect(staff.locator("#live")).to_have_attribute("data-state", "live")
             expect(staff.get_by_role("status").filter(has_text="Live")).to_be_visible()
             expect(staff.get_by_text("No pickups waiting")).to_be_visible()

@@ -9,7 +9,14 @@ import {
 const DAY = 86400;
 const BY_DAYS = 7; // the default "arriving by": a week from today
 const TERMINAL = ["fulfilled", "released", "expired"];
-const FACTS = ["item", "store", "customer-reference", "state", "expires", "reservation-id"];
+const FACTS = [ // [test id, catalogue key] of each fact shown about a hold
+  ["item", "placed.fact_item"],
+  ["store", "placed.fact_store"],
+  ["customer-reference", "placed.fact_customer_reference"],
+  ["state", "placed.fact_state"],
+  ["expires", "placed.fact_expires"],
+  ["reservation-id", "placed.fact_reservation_id"],
+];
 const enc = encodeURIComponent;
 
 let search = null; // the last search: {sku, near, radius, area, by_ms}
@@ -245,8 +252,8 @@ function showPlaced(reservation, store, message) {
     r.expires_at && !ended ? timeEl(r.expires_at) : "—",
     r.reservation_id,
   ];
-  $("#placed-facts").replaceChildren(...FACTS.flatMap((name, i) => [
-    el("dt", { text: t(`placed.fact_${name.replace(/-/g, "_")}`) }),
+  $("#placed-facts").replaceChildren(...FACTS.flatMap(([name, key], i) => [
+    el("dt", { text: t(key) }),
     el("dd", { "data-testid": `fact-${name}` }, values[i]),
   ]));
   $("#extend").hidden = ended;

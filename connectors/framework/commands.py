@@ -33,6 +33,7 @@ class Adjust:
     source: str
     source_event_id: str
     occurred_at_ms: int | None = None
+    supply_id: str | None = None  # a receipt of this incoming supply (a PO): consumes it
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class EngineGateway:
             source=cmd.source,
             source_event_id=cmd.source_event_id,
             occurred_at_ms=cmd.occurred_at_ms,
+            supply_id=cmd.supply_id,
         )
 
     async def sale(self, cmd: Sale) -> Applied:

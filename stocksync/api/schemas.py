@@ -22,6 +22,7 @@ from stocksync.domain.model import (
     POOL_PATTERN,
     SKU_PATTERN,
 )
+from stocksync.domain.transfers import SUPPLY_ID_PATTERN
 
 # RFC 3339 date-time with an offset (JSON Schema's date-time), ASCII digits only.
 RFC3339 = re.compile(
@@ -60,6 +61,8 @@ Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_QTY), Integral]
 Units = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000), Integral]
 Source = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", examples=["pos"])]
 EventId = Annotated[str, Field(pattern=ID_PATTERN)]
+# An incoming supply (a purchase order, an announced delivery) at a position.
+SupplyId = Annotated[str, Field(pattern=SUPPLY_ID_PATTERN, examples=["po-4711"])]
 CUSTOMER_REF_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"  # an opaque id, never personal data
 CustomerRef = Annotated[str, Field(pattern=CUSTOMER_REF_PATTERN)]
 TtlSeconds = Annotated[int, Field(strict=True, ge=1, le=90 * 24 * 3600), Integral]
@@ -113,6 +116,15 @@ class AdjustmentIn(Request):
     source: Source
     source_event_id: EventId
     occurred_at: Timestamp | None = None
+    supply_id: SupplyId | None = Field(
+        default=None, description="a receipt of this incoming supply: a positive delta consumes it"
+    )
+
+    @model_validator(mode="after")
+    def _receipt_of_supply(self) -> AdjustmentIn:
+        if self.supply_id is not None and self.delta <= 0:
+            raise ValueError("supply_id names the supply a receipt delivers: delta must be > 0")
+        return self
 
 
 class ArrivalOut(BaseModel):
@@ -158,6 +170,14 @@ class LocationAvailability(BaseModel):
     safety_stock: int
     available: int
     distance_km: float | None = None
+    next_arrival: ArrivalOut | None = Field(
+        default=None, description="the earliest arrival with an expected time (null: none)"
+    )
+    available_by: int | None = Field(
+        default=None,
+        description="with `by`: available now plus the arrivals expected by then (incoming "
+        "supply, transfers in transit); null without `by`",
+    )
 
 
 class AvailabilityOut(BaseModel):

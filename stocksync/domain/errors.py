@@ -251,3 +251,12 @@ class ReceiveExceedsShipped(StockSyncError):
     code = "receive_exceeds_shipped"
     status = 409
     title = "More units received than were shipped"
+
+
+class TooManyArrivals(StockSyncError):
+    """A position already has the most arrivals (incoming supplies and shipped transfer lines)
+    it may have (``sku``, ``location_id``, ``limit``); nothing changed."""
+
+    code = "too_many_arrivals"
+    status = 409
+    title = "Too many arrivals at this position"

@@ -50,6 +50,12 @@ OPERATIONS = (
     "move_location",
     "upsert_pool",
     "pool_availability",
+    "transfer_ship",
+    "transfer_receive",
+    "transfer_cancel",
+    "list_transfers",
+    "set_incoming",
+    "remove_incoming",
     "inspection_queue",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
@@ -70,6 +76,11 @@ BATCHED = frozenset(
         "move",
         "claim_reservation",
         "upsert_pool",
+        "transfer_ship",
+        "transfer_receive",
+        "transfer_cancel",
+        "set_incoming",
+        "remove_incoming",
     }
 )
 LIBRARY_PREFIX = "stocksync_"
@@ -160,7 +171,7 @@ def _lua(name: str) -> str:
 
 
 # Files of shared helpers, in load order: each may use the ones before it.
-HELPERS = ("_lib", "_sourcing")
+HELPERS = ("_lib", "_sourcing", "_arrivals", "_transfers")
 
 
 def helpers_source() -> str:

@@ -49,9 +49,9 @@ class StockCall:
             on_hand, as_of, expected, safety, _, event_id, fp = self.args
             if expected != "" or safety != "":
                 raise ValueError("a count with expected_on_hand or safety_stock is its own call")
-            return ("c", self.sku, self.location_id, on_hand, as_of, "", event_id, fp)
-        delta, reason, _, event_id, occurred, fp = self.args
-        return ("a", self.sku, self.location_id, delta, occurred, reason, event_id, fp)
+            return ("c", self.sku, self.location_id, on_hand, as_of, "", event_id, fp, "")
+        delta, reason, _, event_id, occurred, fp, supply = self.args
+        return ("a", self.sku, self.location_id, delta, occurred, reason, event_id, fp, supply)
 
 
 class StockRowResult(NamedTuple):  # a tuple: built once per row of a file, cheaply
@@ -93,6 +93,9 @@ class AdjustOptions(TypedDict):
     source: str
     source_event_id: str
     occurred_at_ms: NotRequired[int | None]  # a late report goes through the as-of rule
+    # A receipt of an incoming supply (a purchase order): a positive delta applied consumes it
+    # at the position, up to the units received.
+    supply_id: NotRequired[str | None]
 
 
 class SaleOptions(TypedDict):
@@ -160,7 +163,11 @@ class StockChanges(Routing):
         """The script call of a physical delta."""
         occurred_at_ms = options.get("occurred_at_ms")
         reason = options["reason"]
-        fp = event_fingerprint("adjust", sku, location_id, delta, reason, occurred_at_ms)
+        supply_id = options.get("supply_id") or ""
+        # The supply enters the fingerprint only when named: a delta without one keeps the
+        # fingerprint it always had, so replays of changes made before still match.
+        parts: list[object] = ["adjust", sku, location_id, delta, reason, occurred_at_ms]
+        fp = event_fingerprint(*parts, *([supply_id] if supply_id else []))
         args = (
             delta,
             reason,
@@ -168,6 +175,7 @@ class StockChanges(Routing):
             options["source_event_id"],
             _arg(occurred_at_ms),
             fp,
+            supply_id,
         )
         return StockCall("adjust", sku, location_id, args)
 

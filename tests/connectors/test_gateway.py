@@ -46,6 +46,21 @@ async def test_gateway_stock_commands_report_applied_duplicate_and_stale(
     assert await units(ctx, sku) == (15, 0)
 
 
+async def test_gateway_receipts_naming_a_supply_consume_it_alone_and_in_batches(
+    ctx: EngineContext, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 0)
+    await ctx.store.set_incoming(sku, "store-a", "po-9", 10, 1_900_000_000_000)
+    gateway = EngineGateway(ctx)
+    alone = Adjust(sku, "store-a", 3, "receipt", "wms", "r1", supply_id="po-9")
+    assert await gateway.apply(alone) is Applied.APPLIED
+    batch = [Adjust(sku, "store-a", 2, "receipt", "wms", f"r{i}", supply_id="po-9") for i in (2, 3)]
+    assert await gateway.stock_batch(batch) == [Applied.APPLIED, Applied.APPLIED]
+    assert await gateway.stock_batch(batch) == [Applied.DUPLICATE, Applied.DUPLICATE]
+    position = await ctx.store.position(sku, "store-a")
+    assert (position.on_hand, position.incoming) == (7, 3)
+
+
 async def test_gateway_sale_naming_a_hold_fulfils_it_once(
     ctx: EngineContext, stocked: Stocked, sku: str
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ def hold(rid: str, **extra: Any) -> dict[str, Any]:
 R = "/v1/reservations"
 B = "/v1/availability/batch"
 JSON = {"Content-Type": "application/json"}
+SOON = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 # (key, method, path, keyword arguments of httpx's request), sent in this order to both apps.
 REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("admin", "POST", R, {"json": hold("lean-a")}),
@@ -160,6 +162,34 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("admin", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "pool": "Bad Pool"}}),
     ("admin", "GET", "/v1/availability?sku=LEAN-1&pool=web-a&near=52.5,13.4&channel=web", {}),
     ("bound", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "pool": "web-a"}}),
+    ("admin", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "by": SOON}}),
+    ("admin", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "by": "2099-01-01T00:00Z"}}),
+    (
+        "admin",
+        "GET",
+        "/v1/availability",
+        {"params": {"sku": "LEAN-1", "by": "2099-01-01T00:00:00Z"}},
+    ),
+    (
+        "admin",
+        "GET",
+        "/v1/availability",
+        {"params": {"sku": "LEAN-1", "by": "2030-01-01T00:00:00"}},
+    ),
+    ("admin", "GET", "/v1/availability?sku=LEAN-1&by=&near=52.5,13.4", {}),
+    (
+        "admin",
+        "GET",
+        "/v1/availability",
+        {"params": {"sku": "LEAN-1", "near": "52.5,13.4", "by": SOON}},
+    ),
+    (
+        "admin",
+        "GET",
+        "/v1/availability",
+        {"params": {"sku": "LEAN-1", "pool": "web-a", "by": SOON}},
+    ),
+    ("bound", "GET", "/v1/availability", {"params": {"sku": "LEAN-1", "by": SOON}}),
     ("admin", "POST", B, {"json": {"pool": "web-a", "skus": ["LEAN-1", "LEAN-2"]}}),
     ("admin", "POST", B, {"json": {"location_id": "store-a", "skus": ["LEAN-1"]}}),
     ("admin", "POST", B, {"json": {"pool": "web-a", "location_id": "store-a", "skus": ["A"]}}),
@@ -189,6 +219,8 @@ async def _seed(app: FastAPI, key: str) -> None:
             body = {"name": loc, "kind": "store", "lat": 52.5, "lon": 13.4, "pickup": True}
             assert (await c.put(f"/v1/locations/{loc}", json=body)).is_success
         assert (await c.put("/v1/stock/store-a/LEAN-1", json={"on_hand": 5})).is_success
+        supply = {"qty": 2, "expected_at": "2026-12-01T10:00:00Z"}
+        assert (await c.put("/v1/stock/store-b/LEAN-1/incoming/po-1", json=supply)).is_success
         pool = {
             "name": "Web",
             "channels": ["web"],

@@ -40,6 +40,9 @@ RULES_BEYOND_THE_SCHEMA = {
     ("GET", "/v1/availability"): "near is a point within Redis GEO's range; pool comes alone",
     ("PUT", "/v1/pools/{pool_id}"): "configured channels, each location once, in one domain",
     ("POST", "/v1/availability/batch"): "exactly one of pool and location_id, SKUs each once",
+    ("POST", "/v1/transfers"): "from and to locations differ, SKUs each once",
+    ("POST", "/v1/transfers/{transfer_id}/receive"): "SKUs each once",
+    ("POST", "/v1/stock/{location_id}/{sku}/adjustments"): "supply_id only with a delta > 0",
 }
 
 

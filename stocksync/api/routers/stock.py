@@ -73,7 +73,10 @@ async def post_adjustment(
     principal: StockWriter,
     request: Request,
 ) -> Out:
-    """Physical delta (sale, receipt, damage), idempotent by (source, source_event_id)."""
+    """Physical delta (sale, receipt, damage), idempotent by (source, source_event_id).
+
+    A receipt may name the incoming ``supply_id`` it delivers: the units received consume it.
+    """
     principal.require_locations([location_id])
     svc = services(request)
     result = await svc.store.adjust(
@@ -84,6 +87,7 @@ async def post_adjustment(
         source=body.source,
         source_event_id=body.source_event_id,
         occurred_at_ms=to_ms(body.occurred_at),
+        supply_id=body.supply_id,
     )
     _count(svc.metrics, "adjustment", result)
     return stock_change_out(result)

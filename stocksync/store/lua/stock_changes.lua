@@ -7,7 +7,8 @@
 -- ARGV[3] source, then ROW_FIELDS values per row:
 --   kind ('c' count | 'a' delta), sku, location_id, value (the count or the delta),
 --   at in ms (a count's as_of, a delta's occurred_at; '' = now), reason ('' for a count),
---   source_event_id ('' = none: counts only), fingerprint
+--   source_event_id ('' = none: counts only), fingerprint, supply_id ('' = none; a delta
+--   applied that adds units consumes that incoming supply at the position, as adjust.lua)
 -- The caller bounds the rows per call (a call runs alone on the server).
 --
 -- Returns { codes, seq, seq, ... }: codes is one character per row,
@@ -16,7 +17,7 @@
 -- then one seq per row (its event's; a replay's original's; 0 for a refusal). A refusal's
 -- details are the row's own (its location, its SKU).
 
-local ROW_FIELDS = 8
+local ROW_FIELDS = 9
 local source = ARGV[3]
 local first, last = 4, NARGS - ROW_FIELDS + 1
 
@@ -41,6 +42,7 @@ local codes, seqs = {}, {}
 for i = first, last, ROW_FIELDS do
   local kind, sku, loc, value = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local at, reason, event_id, fp = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local supply = ARGV[i + 8]
   local code, seq = nil, 0
 
   local ik = nil
@@ -68,6 +70,7 @@ for i = first, last, ROW_FIELDS do
       applied, on_hand, reserved, safety, seq = apply_delta(sku, loc, value, reason, source,
         event_id, occurred_at(at), fp, none_due)
       store_idempotency(ik, fp, applied, on_hand, reserved, safety, seq)
+      if applied == 1 and value > 0 then consume_supply(sku, loc, supply, value, 'adjust') end
     end
     code = applied == 1 and 'a' or 's'
   end

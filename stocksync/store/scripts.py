@@ -93,10 +93,6 @@ _VERSION = "{version}"  # replaced in the source by the version, once it is know
 # {'insufficient_stock', ...}) never leaves a partial write; only a runtime error mid-operation
 # could (Redis has no rollback), and it would fail alone in its slot.
 _BATCH = """
-local OPS = {
-%(table)s
-}
-
 -- A domain being moved to another node (stocksync.store.domain_moves) is frozen: every call is
 -- refused before it reads or writes anything, and the caller retries once the move is done.
 local function frozen(keys)
@@ -202,20 +198,16 @@ class Library:
 
 def build_library(operations: Mapping[str, str]) -> Library:
     """The library of ``operations`` (name -> Lua body reading KEYS and ARGV)."""
-    wrapped = "".join(
-        f"\nlocal function op_{name}(KEYS, ARGV)\n{body}\nend\n"
-        for name, body in operations.items()
+    # The operations are fields of one table, not a local each: Lua 5.1 allows 200 locals in
+    # a chunk, and the helpers already take most of them.
+    wrapped = "\nlocal OPS = {}\n" + "".join(
+        f"\nOPS.{name} = function(KEYS, ARGV)\n{body}\nend\n" for name, body in operations.items()
     )
-    table = ",\n".join(f"  {name} = op_{name}" for name in operations)
     register = "".join(
-        f"redis.register_function('ss_{_VERSION}_{name}', direct(op_{name}))\n"
+        f"redis.register_function('ss_{_VERSION}_{name}', direct(OPS.{name}))\n"
         for name in operations
     )
-    body = (
-        helpers_source()
-        + wrapped
-        + _BATCH % {"table": table, "register": register, "version": _VERSION}
-    )
+    body = helpers_source() + wrapped + _BATCH % {"register": register, "version": _VERSION}
     version = hashlib.sha1(body.encode()).hexdigest()[:VERSION_CHARS]
     source = f"#!lua name={LIBRARY_PREFIX}{version}\n" + body.replace(_VERSION, version)
     return Library(version, source)

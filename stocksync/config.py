@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     )
     event_keepalive_seconds: float = Field(default=15.0, gt=0)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    return_retention_seconds: int = Field(
+        default=90 * 24 * 3600,
+        ge=60,
+        description="how long a return and a reservation's returned units are kept in Redis; "
+        "a reservation takes returns for this long after its fulfilment (the ledger keeps "
+        "the reservation's lines once Redis pruned it)",
+    )
     outbox_maxlen: int = Field(
         default=0, ge=0, description="0: only the ledger copy trims the outbox (no event lost)"
     )

@@ -102,6 +102,12 @@ class Metrics:
             "How late the oldest due reservation was when the reaper expired it",
             registry=r,
         )
+        self.returns = Counter(
+            "stocksync_returns",
+            "Units returned (POST /v1/returns), by disposition: restock, inspect, damaged",
+            ["disposition"],
+            registry=r,
+        )
         self.oversell_risk = Counter(
             "stocksync_oversell_risk",
             "Holds flagged at risk after a sale drove stock negative",

@@ -10,6 +10,7 @@ from stocksync.api.schemas import (
     HistoryOut,
     LineOut,
     LocationOut,
+    MovementOut,
     PoolSourceOut,
     PositionOut,
     ReservationOut,
@@ -18,7 +19,8 @@ from stocksync.api.schemas import (
 from stocksync.domain.clock import datetime_to_ms, ms_to_datetime
 from stocksync.domain.codes import display_hold_code
 from stocksync.domain.model import Arrival, Location, Position, Reservation, StockChangeResult
-from stocksync.ledger.tables import LedgerReservation, ReservationTransition
+from stocksync.ledger.history import bucket_values, decoded_details, shown_details
+from stocksync.ledger.tables import LedgerReservation, Movement, ReservationTransition
 
 
 def _code(stored: str | None) -> str | None:
@@ -47,6 +49,14 @@ def position_out(position: Position) -> PositionOut:
         incoming=position.incoming,
         arrivals=[arrival_out(a) for a in position.arrivals],
     )
+
+
+def movement_out(row: Movement) -> MovementOut:
+    """A ledger movement as the position history shows it (columns, and from ``details`` the
+    buckets after a bucket event and the names it carries)."""
+    details = decoded_details(row)
+    shown = {**bucket_values(details), "details": shown_details(details)}
+    return MovementOut.model_validate(row.model_dump() | shown)
 
 
 def arrival_out(arrival: Arrival) -> ArrivalOut:
@@ -92,6 +102,8 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
             PoolSourceOut(sku=s.sku, pool=s.pool, location_id=s.location_id, qty=s.qty)
             for s in reservation.pool_sources
         ],
+        returned_units=dict(reservation.returned_units),
+        return_ids=list(reservation.return_ids),
     )
 
 

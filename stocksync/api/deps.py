@@ -48,8 +48,9 @@ def services(request: Request) -> Services:
     return svc
 
 
-def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the bearer key and requires ``scope``.
+def scoped(scope: str, *or_scopes: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the bearer key and requires ``scope`` (or one of
+    ``or_scopes``).
 
     ``admin`` implies every scope.
     """
@@ -59,21 +60,22 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         key = None if credentials is None else credentials.credentials
-        return await authenticate(services(request), key, scope)
+        return await authenticate(services(request), key, scope, *or_scopes)
 
     return dependency
 
 
-async def authenticate(svc: Services, key: str | None, scope: str) -> Principal:
-    """The principal of bearer ``key``, counted by the rate limiter, with ``scope``; the
-    request's actor from now on. The FastAPI dependency and the lean path both check here."""
+async def authenticate(svc: Services, key: str | None, scope: str, *or_scopes: str) -> Principal:
+    """The principal of bearer ``key``, counted by the rate limiter, with ``scope`` (or one of
+    ``or_scopes``); the request's actor from now on. The FastAPI dependency and the lean path
+    both check here."""
     if key is None:
         raise Unauthorized("missing bearer API key")
     principal = await svc.api_keys.verify(key)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     svc.rate_limiter.check(principal.key_id)
-    principal.require(scope)
+    principal.require(scope, *or_scopes)
     ACTOR.set(f"api:{principal.key_id}")  # this request's changes are recorded as this key's
     return principal
 

@@ -21,7 +21,7 @@ from stocksync.api.deps import Services
 from stocksync.api.schemas import ReservationOut
 from stocksync.auth.principal import Principal
 from stocksync.domain.errors import NotFound
-from stocksync.domain.model import Reservation
+from stocksync.domain.model import DEFAULT_DOMAIN, Reservation
 from stocksync.ledger.history import reservation_record
 
 
@@ -81,7 +81,10 @@ async def read_reservation(
         out = ledger_reservation_out(row, transitions, hold_code)
         if not may_access(principal, owner, (line.location_id for line in out.lines)):
             raise not_found(reservation_id) from None
-        return out
+        # Its returns outlive it in Redis (the return retention); the ledger read above is the
+        # default domain's (settings.namespace), and so are they.
+        units, ids = await svc.store.returned_units(reservation_id, DEFAULT_DOMAIN)
+        return out.model_copy(update={"returned_units": units, "return_ids": list(ids)})
     if not may_access(principal, reservation.key_id, (ln.location_id for ln in reservation.lines)):
         raise not_found(reservation_id)
     return reservation_out(reservation)

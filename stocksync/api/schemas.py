@@ -274,6 +274,10 @@ class ReservationOut(BaseModel):
         description="where the pool lines' units were taken when the reservation was made "
         "(the lines above say where they are held now)",
     )
+    returned_units: dict[str, int] = Field(
+        default_factory=dict, description="units of each SKU returned so far (once fulfilled)"
+    )
+    return_ids: list[str] = Field(default_factory=list, description="its returns, oldest first")
 
 
 class ReservationList(BaseModel):
@@ -311,8 +315,16 @@ class MovementOut(BaseModel):
     qty: int | None
     d_on_hand: int
     d_reserved: int
+    d_damaged: int = Field(0, description="change of damaged (bucket events)")
+    d_quality_control: int = Field(0, description="change of quality_control (bucket events)")
+    d_in_transit: int = Field(0, description="change of in_transit (bucket events)")
     on_hand: int | None
     reserved: int | None
+    damaged: int | None = Field(None, description="damaged after the event (bucket events)")
+    quality_control: int | None = Field(
+        None, description="quality_control after the event (bucket events)"
+    )
+    in_transit: int | None = Field(None, description="in_transit after the event (bucket events)")
     reservation_id: str | None
     channel: str | None
     source: str | None
@@ -320,6 +332,13 @@ class MovementOut(BaseModel):
     reason: str | None
     occurred_at: datetime
     recorded_at: datetime
+    details: dict[str, str] = Field(
+        default_factory=dict,
+        description="what a bucket or supply event names, when it does: from, to (buckets of a "
+        "move, locations of a transfer), xfer (transfer id), ret (return id), disp "
+        "(disposition), supply (supply id), exp (expected at, ms), prev, left, by, shipped",
+        examples=[{"from": "quality_control", "to": "on_hand"}],
+    )
 
 
 class MovementPage(BaseModel):

@@ -25,9 +25,13 @@ class Principal:
     scopes: frozenset[str]
     locations: frozenset[str] | None  # None: every location
 
-    def require(self, scope: str) -> None:
-        if scope not in self.scopes and "admin" not in self.scopes:
-            raise Forbidden(f"this key lacks the {scope!r} scope", scope=scope)
+    def require(self, scope: str, *or_scopes: str) -> None:
+        """Raise :class:`Forbidden` unless the key has ``scope`` or one of ``or_scopes``
+        (``admin`` has every scope)."""
+        wanted = (scope, *or_scopes)
+        if "admin" not in self.scopes and not self.scopes.intersection(wanted):
+            names = " or ".join(repr(s) for s in wanted)
+            raise Forbidden(f"this key lacks the {names} scope", scope=" or ".join(wanted))
 
     def require_locations(self, location_ids: Iterable[str]) -> None:
         if self.locations is None:

@@ -31,6 +31,7 @@ from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.cli.status import status
 from stocksync.config import Settings
 from stocksync.ledger.db import create_tables, make_engine
+from stocksync.ledger.queries import AUDITED
 from stocksync.ledger.sql_ledger import SqlLedger
 from stocksync.logs import configure_logging
 from stocksync.metrics import Metrics
@@ -311,49 +312,20 @@ def audit(
         f"the ledger, {len(report.drifts)} drifting, {report.drift_units} unit(s) of drift"
     )
     if report.drifts:
-        table = Table(
-            "sku",
-            "location",
-            "redis on hand",
-            "ledger on hand",
-            "redis reserved",
-            "ledger reserved",
-            box=box.SIMPLE_HEAD,
-        )
+        # A row per bucket that differs: a position drifts in one or two buckets at a time.
+        table = Table("sku", "location", "bucket", "redis", "ledger", box=box.SIMPLE_HEAD)
         for d in report.drifts:
-            table.add_row(
-                d.sku,
-                d.location_id,
-                str(d.redis_on_hand),
-                str(d.ledger_on_hand),
-                str(d.redis_reserved),
-                str(d.ledger_reserved),
-            )
+            for bucket, (ours, ledger) in d.buckets.items():
+                table.add_row(d.sku, d.location_id, bucket, str(ours), str(ledger))
         console.print(table)
     if export is not None:
         with export.open("w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(
-                [
-                    "sku",
-                    "location_id",
-                    "redis_on_hand",
-                    "ledger_on_hand",
-                    "redis_reserved",
-                    "ledger_reserved",
-                ]
-            )
+            sides = [f"{side}_{bucket}" for bucket in AUDITED for side in ("redis", "ledger")]
+            writer.writerow(["sku", "location_id", *sides])
             for d in report.drifts:
-                writer.writerow(
-                    [
-                        d.sku,
-                        d.location_id,
-                        d.redis_on_hand,
-                        d.ledger_on_hand,
-                        d.redis_reserved,
-                        d.ledger_reserved,
-                    ]
-                )
+                numbers = [v for pair in d.pairs().values() for v in pair]
+                writer.writerow([d.sku, d.location_id, *numbers])
     if report.drifts:
         raise typer.Exit(code=1)
 

@@ -260,3 +260,13 @@ class TooManyArrivals(StockSyncError):
     code = "too_many_arrivals"
     status = 409
     title = "Too many arrivals at this position"
+
+
+class ReturnWindowClosed(StockSyncError):
+    """A return names a reservation fulfilled longer ago than the return retention: its earlier
+    returns are no longer on record, so a return could exceed what was sold
+    (``fulfilled_at``)."""
+
+    code = "return_window_closed"
+    status = 409
+    title = "The reservation no longer takes returns"

@@ -354,6 +354,9 @@ class Reservation:
     key_id: str | None = None  # the API key that created it (None: an internal caller)
     # Where its pool lines were sourced when it was made (empty: it named locations only).
     pool_sources: list[PoolSource] = field(default_factory=list)
+    # Units of a fulfilled reservation returned so far per SKU, and those returns' ids.
+    returned_units: dict[str, int] = field(default_factory=dict)
+    return_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

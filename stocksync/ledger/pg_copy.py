@@ -27,7 +27,7 @@ from stocksync.ledger.tables import utcnow
 STAGING = "stocksync_movements_in"
 _COLUMNS = ", ".join(MOVEMENT_COLUMNS)
 _TYPES = {"seq": "bigint", "occurred_at": "timestamptz", "recorded_at": "timestamptz"}
-_INTEGERS = {"qty", "d_on_hand", "d_reserved", "on_hand", "reserved"}
+_INTEGERS = {"qty", "on_hand", "reserved", *(c for c in MOVEMENT_COLUMNS if c.startswith("d_"))}
 # Unbounded text: a value too long for stock_movements fails the INSERT, inside the batch.
 _CREATE_STAGING = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ("

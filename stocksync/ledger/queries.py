@@ -12,7 +12,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Select, Subquery, Table, case, distinct, func, select, type_coerce
+from sqlalchemy import Select, Subquery, Table, case, distinct, func, or_, select, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import NullType
 
@@ -20,6 +20,12 @@ from stocksync.ledger.tables import Movement
 from stocksync.store.outbox import stream_order
 
 MOVEMENTS = cast(Table, Movement.__table__)  # type: ignore[attr-defined]
+# What the audit compares per position: the sum of each one's deltas (d_<name>) in the ledger
+# against the position hash in Redis. The buckets beyond the shelf are empty at most positions,
+# so they travel as one string per SKU listing only the positions that have any (BEYOND).
+BEYOND = ("damaged", "quality_control", "in_transit")
+AUDITED = ("on_hand", "reserved", *BEYOND)
+NOTHING_BEYOND = (0,) * len(BEYOND)
 PAGE_ROWS = 5_000  # rows per fetch from the server-side cursor
 SKU_PAGE_ROWS = 1_000  # SKU rows (each with all its positions) per fetch
 
@@ -29,14 +35,44 @@ class FoldedSku:
     """One SKU's positions in the ledger, with their sums, and the SKU's seq coverage.
 
     Columns rather than a row per position: the audit sends ``locations`` to Redis as it is
-    and compares the sums as whole lists.
+    and compares the sums as whole lists, and ``beyond`` as one string (audit_read.lua builds
+    the same string from Redis).
     """
 
     sku: str
     locations: str  # each position's location id, one a line
     on_hand: list[int]  # Σ d_on_hand, per position in the order of locations
     reserved: list[int]  # Σ d_reserved, likewise
+    # The positions with units beyond the shelf, in the order of locations, a line each:
+    # "<location>:<Σ d_damaged>:<Σ d_quality_control>:<Σ d_in_transit>" ('' when none).
+    beyond: str
     complete_seq: int  # N when the ledger holds every seq 1..N of the SKU, else -1
+
+    def positions(self) -> dict[str, tuple[int, ...]]:
+        """Each position's numbers in :data:`AUDITED` order, by location id."""
+        beyond = parse_beyond(self.beyond)
+        return {
+            loc: (on_hand, reserved, *beyond.get(loc, NOTHING_BEYOND))
+            for loc, on_hand, reserved in zip(
+                self.locations.split("\n"), self.on_hand, self.reserved, strict=True
+            )
+        }
+
+
+def beyond_line(location_id: str, buckets: Sequence[int]) -> str:
+    """A position's line of :attr:`FoldedSku.beyond` ('' when its buckets are all empty)."""
+    if not any(buckets):
+        return ""
+    return ":".join((location_id, *map(str, buckets))) + "\n"
+
+
+def parse_beyond(text: str) -> dict[str, tuple[int, ...]]:
+    """:attr:`FoldedSku.beyond` as location id -> (damaged, quality_control, in_transit)."""
+    out = {}
+    for line in text.splitlines():
+        loc, *buckets = line.split(":")
+        out[loc] = tuple(int(b) for b in buckets)
+    return out
 
 
 def folded_skus(
@@ -72,8 +108,8 @@ def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None
     grouped per SKU, joined with the SKU's seq coverage; both sides read the position index
     in SKU order (index-only), so they merge without a sort."""
     fold = _position_sums(namespace, skus)
-    # One aggregate node feeds the three aggregates the same rows in the same order, so the
-    # n-th line of locations and the n-th element of each array are the same position.
+    # One aggregate node feeds the aggregates the same rows in the same order, so the n-th
+    # line of locations and the n-th element of each array are the same position.
     positions = (
         select(
             fold.c.sku,
@@ -81,6 +117,7 @@ def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None
             # Typed as nothing: the driver's lists of ints as they are, not re-processed.
             type_coerce(func.array_agg(fold.c.on_hand), NullType()).label("on_hand"),
             type_coerce(func.array_agg(fold.c.reserved), NullType()).label("reserved"),
+            func.coalesce(func.string_agg(_beyond_line(fold), ""), "").label("beyond"),
         )
         .group_by(fold.c.sku)
         .subquery()
@@ -91,6 +128,13 @@ def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None
         .join(cover, cover.c.sku == positions.c.sku)
         .order_by(positions.c.sku)
     )
+
+
+def _beyond_line(fold: Subquery) -> Any:
+    """:func:`beyond_line` in SQL: NULL (skipped by string_agg) when the buckets are empty."""
+    buckets = [fold.c[b] for b in BEYOND]
+    text = [fold.c.location_id, *(part for b in buckets for part in (":", b)), "\n"]
+    return case((or_(*(b != 0 for b in buckets)), func.concat(*text)), else_=None)
 
 
 def _per_position_statement(namespace: str, skus: Sequence[str] | None) -> Select[Any]:
@@ -104,14 +148,13 @@ def _per_position_statement(namespace: str, skus: Sequence[str] | None) -> Selec
 
 
 def _position_sums(namespace: str, skus: Sequence[str] | None) -> Subquery:
-    """(sku, location, Σ d_on_hand, Σ d_reserved) per position of the ledger."""
+    """(sku, location, Σ d_<bucket> for each bucket of AUDITED) per position of the ledger."""
     m = MOVEMENTS
     return (
         select(
             m.c.sku,
             m.c.location_id,
-            func.sum(m.c.d_on_hand).label("on_hand"),
-            func.sum(m.c.d_reserved).label("reserved"),
+            *(func.sum(m.c["d_" + n]).label(n) for n in AUDITED),
         )
         .where(*_where(namespace, skus))
         .group_by(m.c.sku, m.c.location_id)
@@ -142,14 +185,15 @@ def _grouped(rows: Iterable[Any], page_rows: int) -> Generator[list[FoldedSku], 
     """Per-position rows in SKU order as FoldedSku pages."""
     page: list[FoldedSku] = []
     for sku, group in groupby(rows, key=itemgetter(0)):
-        positions = list(group)
+        positions = list(group)  # each: sku, location, the AUDITED sums, complete
         page.append(
             FoldedSku(
                 sku,
-                "\n".join(loc for _, loc, _, _, _ in positions),
-                [int(on_hand) for _, _, on_hand, _, _ in positions],
-                [int(reserved) for _, _, _, reserved, _ in positions],
-                int(positions[0][4]),
+                "\n".join(p[1] for p in positions),
+                [int(p[2]) for p in positions],
+                [int(p[3]) for p in positions],
+                "".join(beyond_line(p[1], [int(v) for v in p[4:7]]) for p in positions),
+                int(positions[0][7]),
             )
         )
         if len(page) == page_rows:

@@ -36,6 +36,9 @@ MOVEMENT_COLUMNS = (
     "qty",
     "d_on_hand",
     "d_reserved",
+    "d_damaged",
+    "d_quality_control",
+    "d_in_transit",
     "on_hand",
     "reserved",
     "source",
@@ -47,11 +50,14 @@ MOVEMENT_COLUMNS = (
     "details",
 )
 # Fields with a column of their own (or the entry's header); the rest goes to `details` (a
-# count's `as_of` too: it becomes `occurred_at`, and the rebuild reads it from `details`).
+# count's `as_of` too: it becomes `occurred_at`, and the rebuild reads it from `details`; a
+# bucket event's values after it, `damaged`, `quality_control`, `in_transit`, as well).
 _HEADER = frozenset({"kind", "sku", "loc", "seq", "at"})
+_BUCKET_DELTAS = ("d_damaged", "d_quality_control", "d_in_transit")  # absent: 0
 _COLUMNS = frozenset(
     {"res", "ch", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "src", "src_id"}
     | {"reason", "occurred_at", "actor"}
+    | set(_BUCKET_DELTAS)
 )
 _NOT_DETAILS = _HEADER | _COLUMNS
 _RESERVATION_KINDS = frozenset(k.value for k in RESERVATION_KINDS)
@@ -154,6 +160,8 @@ def build(
         qty = get("qty")
         on_hand, reserved = get("on_hand"), get("reserved")
         d_on_hand, d_reserved = get("d_on_hand"), get("d_reserved")
+        # Most events change no bucket beyond the shelf: one lookup each, absent = 0.
+        d_damaged, d_quality_control, d_in_transit = map(get, _BUCKET_DELTAS)
         append(
             (
                 prefix + stream_id,
@@ -167,6 +175,9 @@ def build(
                 int(qty) if qty else None,
                 int(d_on_hand) if d_on_hand else 0,
                 int(d_reserved) if d_reserved else 0,
+                int(d_damaged) if d_damaged else 0,
+                int(d_quality_control) if d_quality_control else 0,
+                int(d_in_transit) if d_in_transit else 0,
                 int(on_hand) if on_hand else None,
                 int(reserved) if reserved else None,
                 get("src") or None,

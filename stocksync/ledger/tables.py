@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -29,7 +29,13 @@ class Movement(SQLModel, table=True):
             "sku",
             "location_id",
             "seq",
-            postgresql_include=["d_on_hand", "d_reserved"],
+            postgresql_include=[
+                "d_on_hand",
+                "d_reserved",
+                "d_damaged",
+                "d_quality_control",
+                "d_in_transit",
+            ],
         ),
         Index("ix_movements_reservation", "namespace", "reservation_id"),
     )
@@ -48,6 +54,11 @@ class Movement(SQLModel, table=True):
     qty: int | None = None
     d_on_hand: int = 0
     d_reserved: int = 0
+    # Stock beyond the shelf (docs/ledger-buckets.md): the deltas of a bucket event; 0 for
+    # every other event (and for the rows written before migration 0007).
+    d_damaged: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    d_quality_control: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    d_in_transit: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     on_hand: int | None = Field(default=None, description="on_hand after the event")
     reserved: int | None = Field(default=None, description="reserved after the event")
     source: str | None = Field(default=None, max_length=32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from struct import Struct
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from stocksync.domain.model import DEFAULT_DOMAIN
-from stocksync.ledger.queries import FoldedSku, folded_skus
+from stocksync.ledger.queries import AUDITED, NOTHING_BEYOND, FoldedSku, folded_skus
 from stocksync.metrics import Metrics
 from stocksync.recovery.lease import Lease, lease_seconds, run_under_lease
 from stocksync.store.keys import Keys
@@ -42,18 +42,39 @@ BUCKETS = 1 << 16  # of _LedgerKeys
 
 @dataclass(frozen=True)
 class Drift:
+    """A position whose Redis numbers differ from the ledger's sums, bucket by bucket."""
+
     sku: str
     location_id: str
     redis_on_hand: int
     ledger_on_hand: int
     redis_reserved: int
     ledger_reserved: int
+    redis_damaged: int = 0
+    ledger_damaged: int = 0
+    redis_quality_control: int = 0
+    ledger_quality_control: int = 0
+    redis_in_transit: int = 0
+    ledger_in_transit: int = 0
+
+    @classmethod
+    def of(cls, sku: str, location_id: str, redis: Sequence[int], ledger: Sequence[int]) -> Drift:
+        """From both sides' numbers in :data:`AUDITED` order."""
+        pairs = (v for pair in zip(redis, ledger, strict=True) for v in pair)
+        return cls(sku, location_id, *pairs)
+
+    def pairs(self) -> dict[str, tuple[int, int]]:
+        """(redis, ledger) of every audited bucket, in :data:`AUDITED` order."""
+        return {b: (getattr(self, "redis_" + b), getattr(self, "ledger_" + b)) for b in AUDITED}
+
+    @property
+    def buckets(self) -> dict[str, tuple[int, int]]:
+        """(redis, ledger) of the buckets that differ."""
+        return {b: (r, led) for b, (r, led) in self.pairs().items() if r != led}
 
     @property
     def units(self) -> int:
-        return abs(self.redis_on_hand - self.ledger_on_hand) + abs(
-            self.redis_reserved - self.ledger_reserved
-        )
+        return sum(abs(r - led) for r, led in self.pairs().values())
 
 
 @dataclass(frozen=True)
@@ -148,9 +169,9 @@ async def _compare_ledger(
     """The first pass: SQL pages (fetched in a thread, one ahead) -> audit_read calls
     (READERS tasks, each a SQL page at a time) -> compare."""
     sql_in, sql_pages = anyio.create_memory_object_stream[list[FoldedSku]](1)
-    replies_in, replies = anyio.create_memory_object_stream[tuple[list[FoldedSku], list[int]]](
-        AHEAD
-    )
+    replies_in, replies = anyio.create_memory_object_stream[
+        tuple[list[FoldedSku], list[FoldedSku]]
+    ](AHEAD)
     async with _stages() as tg, replies:
         tg.start_soon(_stream_ledger, engine, namespace, known, sql_in)
         async with sql_pages, replies_in:
@@ -185,7 +206,7 @@ async def _read_redis(
     store: _Domain,
     page: int,
     sql_pages: ObjectReceiveStream[list[FoldedSku]],
-    send: ObjectSendStream[tuple[list[FoldedSku], list[int]]],
+    send: ObjectSendStream[tuple[list[FoldedSku], list[FoldedSku]]],
 ) -> None:
     """audit_read calls of ``page`` positions, a SQL page after another."""
     async with sql_pages, send:
@@ -194,12 +215,19 @@ async def _read_redis(
                 await send.send((chunk, await _read(store, chunk)))
 
 
-async def _read(store: _Domain, rows: list[FoldedSku]) -> list[int]:
-    """audit_read of ``rows``: per SKU its seq, then on_hand and reserved per position."""
-    reply: list[int] = await store.run(
+async def _read(store: _Domain, rows: list[FoldedSku]) -> list[FoldedSku]:
+    """audit_read of ``rows``: the same positions as Redis has them, each SKU's
+    ``complete_seq`` its seq in Redis."""
+    reply: list[Any] = await store.run(
         "audit_read", *(v for f in rows for v in (f.sku, f.locations))
     )
-    return reply
+    out, i = [], 0
+    for f in rows:
+        end = i + 1 + 2 * len(f.on_hand)
+        on_hand, reserved = reply[i + 1 : end : 2], reply[i + 2 : end : 2]
+        out.append(FoldedSku(f.sku, f.locations, on_hand, reserved, reply[end], reply[i]))
+        i = end + 1
+    return out
 
 
 def _paged(rows: list[FoldedSku], page: int) -> Iterator[list[FoldedSku]]:
@@ -222,37 +250,37 @@ def _split(f: FoldedSku, page: int) -> list[FoldedSku]:
     if len(f.on_hand) <= page:
         return [f]
     locations = f.locations.split("\n")
-    return [
-        FoldedSku(
-            f.sku,
-            "\n".join(locations[i : i + page]),
-            f.on_hand[i : i + page],
-            f.reserved[i : i + page],
-            f.complete_seq,
+    beyond = f.beyond.splitlines(keepends=True)
+    parts = []
+    for i in range(0, len(locations), page):
+        part = set(locations[i : i + page])
+        parts.append(
+            FoldedSku(
+                f.sku,
+                "\n".join(locations[i : i + page]),
+                f.on_hand[i : i + page],
+                f.reserved[i : i + page],
+                "".join(line for line in beyond if line.partition(":")[0] in part),
+                f.complete_seq,
+            )
         )
-        for i in range(0, len(locations), page)
-    ]
+    return parts
 
 
-def _compare(rows: list[FoldedSku], reply: list[int], tally: _Tally) -> None:
+def _compare(rows: list[FoldedSku], reply: list[FoldedSku], tally: _Tally) -> None:
     """An audit_read reply against the ledger's sums, a SKU's lists at a time (positions are
     looked at one by one only when the lists differ)."""
-    i = 0
-    for f in rows:
+    for f, redis in zip(rows, reply, strict=True):
         n = len(f.on_hand)
-        seq, end = reply[i], i + 1 + 2 * n
-        on_hand, reserved = reply[i + 1 : end : 2], reply[i + 2 : end : 2]
-        i = end
-        if seq != f.complete_seq:
+        if redis.complete_seq != f.complete_seq:
             tally.in_flight += n
             continue
         tally.positions += n
-        if on_hand != f.on_hand or reserved != f.reserved:
-            for loc, r_on, l_on, r_res, l_res in zip(
-                f.locations.split("\n"), on_hand, f.on_hand, reserved, f.reserved, strict=True
-            ):
-                if (r_on, r_res) != (l_on, l_res):
-                    tally.drifts.append(Drift(f.sku, loc, r_on, l_on, r_res, l_res))
+        if (redis.on_hand, redis.reserved, redis.beyond) != (f.on_hand, f.reserved, f.beyond):
+            ours = redis.positions()
+            for loc, ledger in f.positions().items():
+                if ours[loc] != ledger:
+                    tally.drifts.append(Drift.of(f.sku, loc, ours[loc], ledger))
 
 
 _PACK = Struct("<q").pack
@@ -370,33 +398,23 @@ async def _judge_redis_only(
 
     ledger = await anyio.to_thread.run_sync(fold)
     asked = [
-        FoldedSku(sku, "\n".join(locs), [0] * len(locs), [0] * len(locs), -1)
+        FoldedSku(sku, "\n".join(locs), [0] * len(locs), [0] * len(locs), "", -1)
         for sku, locs in by_sku.items()
     ]
+    nothing = (0, 0, *NOTHING_BEYOND)
     for chunk in _paged(asked, page):
-        reply = await _read(store, chunk)
-        i = 0
-        for f in chunk:
-            n = len(f.on_hand)
-            seq, end = reply[i], i + 1 + 2 * n
-            values = zip(reply[i + 1 : end : 2], reply[i + 2 : end : 2], strict=True)
-            i = end
-            led = ledger.get(f.sku)
-            if led is None or seq != led.complete_seq:
+        for redis in await _read(store, chunk):
+            n = len(redis.on_hand)
+            led = ledger.get(redis.sku)
+            if led is None or redis.complete_seq != led.complete_seq:
                 tally.in_flight += n
                 continue
-            sums = dict(
-                zip(
-                    led.locations.split("\n"),
-                    zip(led.on_hand, led.reserved, strict=True),
-                    strict=True,
-                )
-            )
+            sums = led.positions()
             tally.positions += n
-            for loc, (r_on, r_res) in zip(f.locations.split("\n"), values, strict=True):
-                l_on, l_res = sums.get(loc, (0, 0))
-                if (r_on, r_res) != (l_on, l_res):
-                    tally.drifts.append(Drift(f.sku, loc, r_on, l_on, r_res, l_res))
+            for loc, ours in redis.positions().items():
+                theirs = sums.get(loc, nothing)
+                if ours != theirs:
+                    tally.drifts.append(Drift.of(redis.sku, loc, ours, theirs))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from stocksync.domain.events import DELTA_KINDS, EventKind
 from stocksync.domain.model import ACTIVE
 from stocksync.ledger.fold import order_details
 from stocksync.ledger.tables import LedgerReservation, Movement
+from stocksync.recovery import shelf_payload as shelf
 from stocksync.store.recovery import RecoveryOps
 from stocksync.store.redis_store import RedisStockStore
 
@@ -54,6 +55,13 @@ class LedgerPayload:
     reservations: list[dict[str, Any]]  # active in the ledger
     finished: list[dict[str, Any]]  # terminal in the ledger
     idempotency: list[list[Any]]
+    # Stock beyond the shelf (stocksync.recovery.shelf_payload): every ledger location's
+    # arrivals ([loc, [field, value, ...]], empty: none), and the SKU's lines of transfers,
+    # returns and returned units, merged into those records.
+    arrivals: list[list[Any]] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    returns: list[dict[str, Any]] = field(default_factory=list)
+    returned: list[dict[str, Any]] = field(default_factory=list)
 
 
 def ledger_payload(
@@ -70,6 +78,10 @@ def ledger_payload(
     by_location: dict[str, list[Movement]] = {}
     for m in movements:
         by_location.setdefault(m.location_id, []).append(m)
+    rows = shelf.decoded(movements)
+    rows_at: dict[str, list[shelf.Row]] = {}
+    for r in rows:
+        rows_at.setdefault(r.m.location_id, []).append(r)
     reservations = _ledger_reservations(
         session, namespace, _reservation_ids(session, namespace, sku)
     )
@@ -77,9 +89,9 @@ def ledger_payload(
     return LedgerPayload(
         seq=max((m.seq for m in movements), default=0),
         positions=[
-            position
-            for loc, rows in sorted(by_location.items())
-            if (position := _position(loc, rows)) is not None
+            [*position, *shelf.buckets(rows_at[loc])]
+            for loc, moved in sorted(by_location.items())
+            if (position := _position(loc, moved)) is not None
         ],
         reservations=[_active(session, r) for r in reservations if r.state in ACTIVE_STATES],
         # Reservations the ledger says ended: a stale active copy in Redis must be closed.
@@ -89,6 +101,10 @@ def ledger_payload(
             if r.state not in ACTIVE_STATES
         ],
         idempotency=_idempotency(movements, since_ms),
+        arrivals=[[loc, shelf.arrivals(at)] for loc, at in sorted(rows_at.items())],
+        transfers=shelf.transfer_lines(rows, since_ms),
+        returns=shelf.return_lines(rows, since_ms),
+        returned=shelf.returned_units(rows, since_ms),
     )
 
 
@@ -106,8 +122,8 @@ def _position(location: str, rows: list[Movement]) -> list[Any] | None:
     count_as_of = int(newest.get("as_of") or newest.get("counted_as_of") or 0)
     safety = int(newest.get("safety", 0))
     deltas = []
-    for m in rows:
-        if m.kind in DELTA_KINDS and _ms(m.occurred_at) > count_as_of:
+    for m in rows:  # a bucket event that leaves on_hand as it was recorded no delta
+        if m.kind in DELTA_KINDS and m.d_on_hand and _ms(m.occurred_at) > count_as_of:
             deltas.append([_ms(m.occurred_at), m.seq, m.d_on_hand])
     return [location, last.on_hand, last.reserved or 0, safety, count_as_of, deltas]
 
@@ -210,6 +226,10 @@ async def rebuild(
             payload.reservations,
             payload.finished,
             payload.idempotency,
+            arrivals=payload.arrivals,
+            transfers=payload.transfers,
+            returns=payload.returns,
+            returned=payload.returned,
         )
         results.append(RebuildResult(sku, payload.seq, n_pos, n_res))
     return results

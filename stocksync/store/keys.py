@@ -131,7 +131,8 @@ class Keys:
 
     def returned_units(self, reservation_id: str) -> str:
         """Hash: SKU -> units of a fulfilled reservation returned so far (across partial
-        returns), and ``ids`` (comma-separated return ids); kept for the return retention."""
+        returns), and ``:ids`` (comma-separated return ids, oldest first; a name no SKU can
+        have); kept for the return retention after the newest return."""
         return f"{self.prefix}returned:{reservation_id}"
 
     def transfer(self, transfer_id: str) -> str:

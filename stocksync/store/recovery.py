@@ -54,8 +54,14 @@ class RecoveryOps:
         reservations: list[dict[str, Any]],
         finished: list[dict[str, Any]] | None = None,
         idempotency: list[list[Any]] | None = None,
+        *,
+        arrivals: list[list[Any]] | None = None,
+        transfers: list[dict[str, Any]] | None = None,
+        returns: list[dict[str, Any]] | None = None,
+        returned: list[dict[str, Any]] | None = None,
     ) -> tuple[int, int]:
-        """Replace one SKU's state with the ledger's and lift its freeze."""
+        """Replace one SKU's state with the ledger's and lift its freeze; also its arrivals
+        and its lines of transfers, returns and returned units (see rebuild.lua)."""
         reply = await self.store.run(
             "rebuild",
             sku,
@@ -64,6 +70,7 @@ class RecoveryOps:
             json.dumps(reservations),
             json.dumps(finished or []),
             json.dumps(idempotency or []),
+            *(json.dumps(part or []) for part in (arrivals, transfers, returns, returned)),
             domain=self.domain,
         )
         return int(reply[1]), int(reply[2])

@@ -158,6 +158,10 @@ def parse_reservation(reservation_id: str, fields: dict[str, str]) -> Reservatio
         hold_code=fields.get("code") or None,
         key_id=fields.get("key") or None,
         pool_sources=parse_sources(fields.get("sources", "")),
+        returned_units={
+            sku: int(units) for sku, units in json.loads(fields.get("returned") or "{}").items()
+        },
+        return_ids=tuple(filter(None, fields.get("return_ids", "").split(","))),
     )
 
 

@@ -56,6 +56,8 @@ OPERATIONS = (
     "list_transfers",
     "set_incoming",
     "remove_incoming",
+    "move_stock",
+    "return_stock",
     "inspection_queue",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
@@ -81,6 +83,8 @@ BATCHED = frozenset(
         "transfer_cancel",
         "set_incoming",
         "remove_incoming",
+        "move_stock",
+        "return_stock",
     }
 )
 LIBRARY_PREFIX = "stocksync_"

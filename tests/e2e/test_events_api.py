@@ -265,3 +265,31 @@ async def test_a_store_in_another_domain_streams_its_domains_events(
     ) as r:
         event = await next_event(r.aiter_lines())
         assert (event["event"], event["data"]["res"]) == ("released", "d-eu")
+
+
+async def test_store_events_show_moves_and_returns_with_their_buckets(
+    client: httpx.AsyncClient, streaming: httpx.AsyncClient, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 5, "store-a")
+    move = {"from": "on_hand", "to": "damaged", "qty": 2, "reason": "found-broken"}
+    till = {
+        "return_id": "till-1",
+        "lines": [{"sku": sku, "location_id": "store-a", "qty": 1, "disposition": "inspect"}],
+    }
+    async with streaming.stream("GET", EVENTS) as r:
+        lines = r.aiter_lines()
+        moved = await client.post(
+            f"/v1/stock/store-a/{sku}/moves",
+            json={**move, "source": "store", "source_event_id": "mv-1"},
+        )
+        assert moved.status_code == 200
+        assert (await client.post("/v1/returns", json=till)).status_code == 201
+        event = await next_event(lines)
+        assert event["event"] == "stock_moved"
+        numbers = ("d_on_hand", "d_damaged", "on_hand", "damaged", "quality_control")
+        assert [event["data"][k] for k in numbers] == [-2, 2, 3, 2, 0]
+        assert (event["data"]["from"], event["data"]["to"]) == ("on_hand", "damaged")
+        event = await next_event(lines)
+        assert event["event"] == "returned"
+        assert (event["data"]["ret"], event["data"]["disp"]) == ("till-1", "inspect")
+        assert (event["data"]["d_quality_control"], event["data"]["quality_control"]) == (1, 1)

@@ -74,6 +74,11 @@ def hold(rid: str, **extra: Any) -> dict[str, Any]:
 
 
 R = "/v1/reservations"
+RETURN = {
+    "return_id": "lean-ret",
+    "reservation_id": "lean-a",
+    "lines": [{"sku": "LEAN-1", "location_id": "store-b", "qty": 1, "disposition": "restock"}],
+}
 B = "/v1/availability/batch"
 JSON = {"Content-Type": "application/json"}
 SOON = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -138,6 +143,8 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("admin", "POST", f"{R}/lean-a/extend", {"json": {"ttl_seconds": 600}}),
     ("admin", "POST", f"{R}/lean-a/fulfill", {}),
     ("admin", "POST", f"{R}/lean-a/fulfill", {}),  # repeated
+    ("admin", "POST", "/v1/returns", {"json": RETURN}),
+    ("admin", "GET", f"{R}/lean-a", {}),  # with its returned units and return ids
     ("admin", "POST", f"{R}/lean-a/release", {}),  # terminal
     ("admin", "POST", f"{R}/bad%20id/release", {"content": b"{", "headers": JSON}),
     ("admin", "POST", f"{R}/bad%20id/release", {"json": {"x": 1}}),

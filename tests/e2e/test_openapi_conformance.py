@@ -43,6 +43,8 @@ RULES_BEYOND_THE_SCHEMA = {
     ("POST", "/v1/transfers"): "from and to locations differ, SKUs each once",
     ("POST", "/v1/transfers/{transfer_id}/receive"): "SKUs each once",
     ("POST", "/v1/stock/{location_id}/{sku}/adjustments"): "supply_id only with a delta > 0",
+    ("POST", "/v1/stock/{location_id}/{sku}/moves"): "from and to name different buckets",
+    ("POST", "/v1/returns"): "each (sku, location_id) once in a return's lines",
 }
 
 

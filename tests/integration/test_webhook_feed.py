@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from stocksync.config import Settings
-from stocksync.domain.model import Line
+from stocksync.domain.model import Disposition, Line
+from stocksync.domain.returns import ReturnLine
 from stocksync.metrics import Metrics
 from stocksync.store.redis_store import RedisStockStore
 from stocksync.webhooks.subscriptions import DEAD, DELIVERED, WebhookStore
@@ -91,6 +92,60 @@ async def test_a_burst_of_sales_read_together_is_one_message_with_the_final_valu
     assert [m["type"] for m in out] == ["availability.changed", "stock.out"]
     assert out[1]["data"]["available"] == 0
     assert out[1]["data"]["seq"] > message["data"]["seq"]
+
+
+async def test_a_restocked_return_and_a_move_out_of_on_hand_change_availability(
+    store: RedisStockStore, stocked: Stocked, sku: str, engine: Engine, namespace: str
+) -> None:
+    await stocked(sku, 1)
+    await store.reserve("sale", "web", [Line(sku, "store-a", 1)], 600)
+    await store.fulfill("sale")
+    feed = WebhookFeed(store, engine, Metrics(), feed_settings(namespace))
+    events = ["availability.changed", "stock.back_in", "stock.out"]
+    sub = feed.hooks.create(namespace, "http://127.0.0.1:9/x", events, None, None, limit=5)
+    consumer = feed.consumer("default")
+    await consumer.start()
+    inspect = ReturnLine(sku, "store-a", 1, Disposition.INSPECT)  # not on sale: no message
+    await store.record_return("ret-1", [inspect], reservation_id="sale")
+    assert await consumer.drain_once() == 0
+    await store.move_units(
+        sku,
+        "store-a",
+        1,
+        from_bucket="quality_control",
+        to_bucket="on_hand",
+        reason="inspected",
+        source="store",
+        source_event_id="qc-1",
+    )
+    assert await consumer.drain_once() == 2
+    restocked = bodies(feed.hooks, sub.id)
+    assert [m["type"] for m in restocked] == ["availability.changed", "stock.back_in"]
+    assert (restocked[0]["data"]["previous"], restocked[0]["data"]["available"]) == (0, 1)
+    await stocked(sku, 0, "store-b")
+    till = ReturnLine(sku, "store-b", 2, Disposition.RESTOCK)
+    await store.record_return("till-1", [till])  # an unlinked till return, restocked
+    await store.move_units(
+        sku,
+        "store-a",
+        1,
+        from_bucket="on_hand",
+        to_bucket="damaged",
+        reason="found-broken",
+        source="store",
+        source_event_id="d-1",
+    )
+    assert await consumer.drain_once() == 4
+    later = [
+        (m["type"], m["data"]["location_id"], m["data"]["available"])
+        for m in bodies(feed.hooks, sub.id)[2:]
+    ]
+    assert sorted(later) == [
+        ("availability.changed", "store-a", 0),
+        ("availability.changed", "store-b", 2),
+        ("stock.back_in", "store-b", 2),
+        ("stock.out", "store-a", 0),
+    ]
 
 
 async def test_pool_offered_value_keeps_buffers_back(

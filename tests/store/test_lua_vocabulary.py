@@ -33,7 +33,7 @@ def test_every_operation_has_a_script_and_every_script_is_an_operation() -> None
 def test_scripts_emit_only_known_event_kinds_and_every_kind_is_emitted() -> None:
     emitted: set[str] = set()
     for text in lua_files().values():
-        emitted |= set(re.findall(r"\bemit(?:_lines)?\('(\w+)'", text))
+        emitted |= set(re.findall(r"\bemit(?:_lines|_bucket_event)?\('(\w+)'", text))
         emitted |= set(re.findall(r"\bfinish\([^)]*?'(\w+)'", text))
     assert emitted <= set(EventKind), f"kinds Python does not know: {emitted - set(EventKind)}"
     assert set(EventKind) <= emitted, f"kinds no script emits: {set(EventKind) - emitted}"

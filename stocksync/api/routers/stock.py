@@ -8,7 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
-from stocksync.api.convert import position_out, stock_change_out, to_ms
+from stocksync.api.convert import movement_out, position_out, stock_change_out, to_ms
 from stocksync.api.deps import Reader, StockWriter, services
 from stocksync.api.lean import LeanRequest, LeanResponse, LeanRoute
 from stocksync.api.problems import PROBLEM_RESPONSES
@@ -17,7 +17,6 @@ from stocksync.api.schemas import (
     AdjustmentIn,
     CountIn,
     LocationPath,
-    MovementOut,
     MovementPage,
     PositionOut,
     SkuPath,
@@ -133,12 +132,14 @@ async def get_history(
     """The position's movements from the durable ledger, newest first, paged by ``seq``."""
     principal.require_locations([location_id])
     svc = services(request)
+    # The location's stock domain has its own ledger namespace (the default's is the
+    # deployment's namespace itself).
+    domain = await svc.store.domain_of_location(location_id)
+    namespace = svc.store.keys_of(domain).ledger_namespace
     rows = await anyio.to_thread.run_sync(
-        lambda: position_history(
-            svc.engine, svc.settings.namespace, sku, location_id, limit, before_seq
-        )
+        lambda: position_history(svc.engine, namespace, sku, location_id, limit, before_seq)
     )
-    movements = [MovementOut.model_validate(row, from_attributes=True) for row in rows]
+    movements = [movement_out(row) for row in rows]
     next_page = movements[-1].seq if len(movements) == limit else None
     return MovementPage(
         sku=sku, location_id=location_id, movements=movements, next_before_seq=next_page

@@ -435,6 +435,39 @@ local function read_buckets(sku, loc)
   return num(p[1]), num(p[2]), num(p[3])
 end
 
+-- Add `delta` units to one bucket of a position (ON_HAND, DAMAGED, QUALITY_CONTROL,
+-- IN_TRANSIT), deleting the field when it reaches 0 (a position stores no zeros). Returns the
+-- bucket's units after.
+local function add_units(sku, loc, field, delta)
+  local pk = pos_key(sku, loc)
+  local after = redis.call('HINCRBY', pk, field, delta)
+  if after == 0 then redis.call('HDEL', pk, field) end
+  return after
+end
+
+-- Emit one bucket event (BUCKET_KINDS in stocksync/domain/events.py) about a position whose
+-- buckets were just written: its units ('qty'), the deltas `d` (bucket field -> units) as
+-- d_on_hand, d_reserved (0) and the nonzero d_damaged, d_quality_control, d_in_transit, every
+-- bucket after it, then `extra`. A nonzero d_on_hand is a physical delta for the as-of rule.
+-- Returns the event's seq.
+local function emit_bucket_event(kind, sku, loc, qty, d, extra)
+  local on_hand, reserved = read_position(sku, loc)
+  local damaged, qc, in_transit = read_buckets(sku, loc)
+  local d_on_hand = d[ON_HAND] or 0
+  local fields = { 'qty', qty, 'd_on_hand', d_on_hand, 'd_reserved', 0 }
+  for _, pair in ipairs({ { 'd_damaged', DAMAGED }, { 'd_quality_control', QUALITY_CONTROL },
+    { 'd_in_transit', IN_TRANSIT } }) do
+    local v = d[pair[2]] or 0
+    if v ~= 0 then table.insert(fields, pair[1]); table.insert(fields, v) end
+  end
+  for _, v in ipairs({ 'on_hand', on_hand, 'reserved', reserved, 'damaged', damaged,
+    'quality_control', qc, 'in_transit', in_transit }) do table.insert(fields, v) end
+  for _, v in ipairs(extra) do table.insert(fields, v) end
+  local seq = emit(kind, sku, loc, fields)
+  if d_on_hand ~= 0 then record_delta(sku, loc, NOW, seq, d_on_hand) end
+  return seq
+end
+
 -- A position's arrivals as one string: '<kind>:<id>|<qty>|<expected ms or empty>' joined by
 -- ';' (kind 's' supply, 't' transfer), '' when none. Parsed by
 -- stocksync.store.replies.parse_arrivals.

@@ -82,3 +82,40 @@ async def test_inspection_queue_keeps_to_the_key_s_locations(
         assert (r.status_code, r.json()["positions"]) == (200, [])
     r = await anon.get("/v1/stock/store-b", params={"bucket": "quality_control"})
     assert r.status_code == 401
+
+
+async def test_a_return_for_inspection_waits_in_the_queue_until_moved_out(
+    client: httpx.AsyncClient, seed: Seed, sku: str
+) -> None:
+    await seed(sku, 3)
+    hold = {
+        "reservation_id": f"r-{sku}",
+        "channel": "web",
+        "lines": [{"sku": sku, "location_id": "store-a", "qty": 2}],
+    }
+    assert (await client.post("/v1/reservations", json=hold)).status_code == 201
+    assert (await client.post(f"/v1/reservations/r-{sku}/fulfill")).status_code == 200
+    back = {
+        "return_id": f"ret-{sku}",
+        "reservation_id": f"r-{sku}",
+        "lines": [{"sku": sku, "location_id": "store-a", "qty": 2, "disposition": "inspect"}],
+    }
+    r = await client.post("/v1/returns", json=back)
+    assert r.status_code == 201, r.text
+    queue = (await client.get("/v1/stock/store-a", params={"bucket": "quality_control"})).json()
+    assert [(p["sku"], p["quality_control"]) for p in queue["positions"]] == [(sku, 2)]
+
+    async def move(to: str, event_id: str) -> None:
+        body = {"from": "quality_control", "to": to, "qty": 1, "reason": "inspection"}
+        body |= {"source": "store-page", "source_event_id": event_id}
+        r = await client.post(f"/v1/stock/store-a/{sku}/moves", json=body)
+        assert r.status_code == 200, r.text
+
+    await move("on_hand", f"{sku}-1")  # one passes: it stays listed with the other
+    queue = (await client.get("/v1/stock/store-a", params={"bucket": "quality_control"})).json()
+    assert [(p["sku"], p["quality_control"]) for p in queue["positions"]] == [(sku, 1)]
+    await move("damaged", f"{sku}-2")  # the last one is damaged: the queue is empty
+    queue = (await client.get("/v1/stock/store-a", params={"bucket": "quality_control"})).json()
+    assert (queue["waiting"], queue["positions"]) == (0, [])
+    position = (await client.get(f"/v1/stock/store-a/{sku}")).json()
+    assert (position["on_hand"], position["damaged"], position["quality_control"]) == (2, 1, 0)

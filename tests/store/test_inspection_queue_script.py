@@ -9,6 +9,8 @@ from any one of them.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stocksync.domain.errors import NotFound
@@ -119,3 +121,20 @@ async def test_inspection_queue_reads_at_most_limit_positions(store: RedisStockS
     assert queue.waiting == 5
     assert len(queue.positions) == 2
     assert {w.position.sku for w in queue.positions} <= set(skus)
+
+
+async def test_a_rebuild_puts_positions_in_and_out_of_the_queue(
+    store: RedisStockStore, stocked: Stocked, sku: str
+) -> None:
+    await stocked(sku, 1)
+
+    async def rebuild(quality_control: int) -> None:
+        positions = [["store-a", 1, 0, 0, 0, [], 0, quality_control, 0]]
+        args = [sku, 99, json.dumps(positions), "[]", "[]", "[]", "[]", "[]", "[]", "[]"]
+        assert (await store.run("rebuild", *args))[0] == "ok"
+
+    await rebuild(2)  # the ledger had units in inspection that this Redis lost
+    (waiting,) = (await store.inspection_queue("store-a", limit=10)).positions
+    assert (waiting.position.sku, waiting.position.quality_control) == (sku, 2)
+    await rebuild(0)
+    assert await indexed(store, "store-a") == []

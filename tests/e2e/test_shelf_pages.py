@@ -436,3 +436,39 @@ def test_the_store_page_is_usable_by_keyboard(
     staff.keyboard.press("ArrowDown")
     expect(staff.locator("html")).to_have_attribute("lang", "de")
     expect(staff.get_by_label("Sprache", exact=True)).to_be_focused()
+
+
+def test_a_refused_return_is_explained_and_changes_nothing(
+    server: Server, api: httpx.Client, context: BrowserContext, errors: list[str]
+) -> None:
+    sku = new_sku("VASE")
+    put(api, f"/v1/stock/store-a/{sku}", {"on_hand": 2})
+    order = pickup_order(api, sku)
+    rid = order["reservation_id"]
+    post(api, f"/v1/reservations/{rid}/fulfill")
+    staff = store_page(context, server, errors)
+    find = staff.get_by_label("Hold code or reservation id")
+    find.fill(rid)  # by its reservation id this time
+    find.press("Enter")
+    line = staff.get_by_test_id("return-line").filter(has_text=sku)
+    expect(line.get_by_test_id("collected")).to_have_text("1")
+
+    # Meanwhile the unit is returned at another till: the desk's return would be one too many.
+    other = {"sku": sku, "location_id": "store-b", "qty": 1, "disposition": "restock"}
+    post(api, "/v1/returns", {"return_id": f"till-{rid}", "reservation_id": rid, "lines": [other]})
+    before = position(api, "store-a", sku)
+    line.get_by_label(f"Units of {sku} to return (at most 1)").fill("1")
+    staff.get_by_role("button", name="Record the return").click()
+    expect(staff.get_by_role("alert").filter(has_text="Return not recorded")).to_contain_text(
+        "More than was collected would come back"
+    )
+    # The browser logs the refused request; that one is expected.
+    expected = [e for e in errors if "status of 409" in e and e.endswith("/v1/returns)")]
+    assert len(expected) == 1, errors
+    errors.remove(expected[0])
+    assert position(api, "store-a", sku) == before
+    assert api.get(f"/v1/reservations/{rid}").json()["return_ids"] == [f"till-{rid}"]
+    # Finding the order again shows the return made elsewhere, and nothing left to return.
+    find.press("Enter")
+    expect(line.get_by_test_id("returned")).to_have_text("1")
+    expect(line.get_by_role("spinbutton")).to_be_disabled()

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from stocksync.domain.clock import datetime_to_ms
+from stocksync.domain.errors import IdempotencyConflict, InvalidTransition
 from stocksync.domain.model import Location, Pool, PoolLocation
 from stocksync.store.redis_store import RedisStockStore
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# Stock on its way, for the "arriving Thursday" story: two green sofas leave the warehouse for
+# Mitte (which has none on its shelf) and arrive next Thursday at 10:00; the warehouse expects
+# a purchase order of blue sofas the Monday after.
+DEMO_TRANSFER = "demo-wh-to-mitte"
+DEMO_SUPPLY = "demo-po-4711"
 
 LOCATIONS = [
     Location("store-berlin-mitte", "Berlin Mitte", "store", 52.5219, 13.4132, True, True),
@@ -78,8 +90,8 @@ PRODUCTS = {
 
 
 async def load_demo(store: RedisStockStore) -> int:
-    """Create the demo locations, counts and the ``web-berlin`` pool; returns the number of
-    positions.
+    """Create the demo locations, counts, the ``web-berlin`` pool and the stock on its way
+    (a transfer to Mitte, a purchase order at the warehouse); returns the number of positions.
 
     Counts carry a fixed source_event_id, so loading again keeps the stock as it is now.
     """
@@ -93,6 +105,8 @@ async def load_demo(store: RedisStockStore) -> int:
             on_hand = rng.randint(5, 60) if big else rng.choice([0, 1, 1, 2, 3, 4, 6, 8])
             if sku == "SOFA-VELVET-GREEN" and location.location_id == "store-berlin-kreuzberg":
                 on_hand = 1  # the last green sofa in Kreuzberg: the chat-hold story
+            if sku == "SOFA-VELVET-GREEN" and location.location_id == "store-berlin-mitte":
+                on_hand = 0  # none on the shelf: two are on their way (the transfer below)
             await store.set_count(
                 sku,
                 location.location_id,
@@ -103,4 +117,30 @@ async def load_demo(store: RedisStockStore) -> int:
             )
             positions += 1
     await store.upsert_pool(WEB_BERLIN)
+    await load_stock_on_its_way(store, datetime.now(BERLIN))
     return positions
+
+
+def next_weekday_at(now: datetime, weekday: int, hour: int) -> datetime:
+    """The next ``weekday`` (Monday 0) at ``hour`` o'clock strictly after today, in now's zone."""
+    days = (weekday - now.weekday() - 1) % 7 + 1
+    return (now + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+async def load_stock_on_its_way(store: RedisStockStore, now: datetime) -> None:
+    """The demo's transfer and purchase order, dated from ``now``. Loading again keeps the
+    transfer already shipped (received, cancelled or still on its way) as it is."""
+    thursday = next_weekday_at(now, 3, 10)
+    # Shipped by an earlier load (another day: another expected time): kept as it is.
+    with contextlib.suppress(IdempotencyConflict, InvalidTransition):
+        await store.ship_transfer(
+            DEMO_TRANSFER,
+            "wh-berlin-sued",
+            "store-berlin-mitte",
+            [("SOFA-VELVET-GREEN", 2)],
+            expected_at_ms=datetime_to_ms(thursday),
+        )
+    monday = next_weekday_at(thursday, 0, 8)
+    await store.set_incoming(
+        "SOFA-VELVET-BLUE", "wh-berlin-sued", DEMO_SUPPLY, 12, datetime_to_ms(monday)
+    )

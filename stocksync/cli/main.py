@@ -25,7 +25,7 @@ from stocksync.api.server import uvicorn_options
 from stocksync.auth.repository import SqlApiKeys
 from stocksync.cli.cluster import cluster_app
 from stocksync.cli.connectors import connector_app, drift
-from stocksync.cli.demo import LOCATIONS, WEB_BERLIN, load_demo
+from stocksync.cli.demo import DEMO_TRANSFER, LOCATIONS, WEB_BERLIN, load_demo
 from stocksync.cli.domains import domains_app
 from stocksync.cli.runtime import MetricsHost, MetricsPort, run_with_store
 from stocksync.cli.status import status
@@ -95,7 +95,7 @@ def create_demo(settings: Settings, url: str) -> str:
     key_file.chmod(0o600)
     console.print(
         f"Loaded the demo data set: {len(LOCATIONS)} locations, {positions} positions, "
-        f"the {WEB_BERLIN.pool_id} pool."
+        f"the {WEB_BERLIN.pool_id} pool, transfer {DEMO_TRANSFER} on its way to Mitte."
     )
     console.print(f"Demo API key (also in {key_file}):")
     print(key, flush=True)

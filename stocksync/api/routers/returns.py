@@ -65,7 +65,9 @@ async def create_return(
     """Units back at any store, each line into the bucket of its disposition: ``restock``
     (on_hand, on sale again), ``inspect`` (quality_control), ``damaged``.
 
-    With ``reservation_id`` (scope reserve or stock:write, and access to the reservation): it
+    With ``reservation_id`` (scope stock:write — a returns desk takes back any order at its
+    own locations, bought online or in another store — or scope reserve and access to the
+    reservation, as for its transitions): it
     must be fulfilled, and the units returned of a SKU over all its returns never exceed the
     units it fulfilled; its lines may be at any location of the reservation's stock domain.
     Without: an unlinked till return (scope stock:write). Idempotent by ``return_id``: the
@@ -80,7 +82,9 @@ async def create_return(
         lines,
         reservation_id=body.reservation_id,
         source=body.source,
-        access=access_spec(principal),
+        # Staff who may change stock at the lines' locations take any order back there (the
+        # desk does not own the sale); a channel key only its own reservations.
+        access="" if "stock:write" in principal.scopes else access_spec(principal),
         archive=_ledger_lookup(svc, body.reservation_id),
     )
     if recorded.replayed:

@@ -28,16 +28,18 @@ export function startReturns() {
   });
 }
 
-/** The reservation of a hold code (while Redis keeps it) or of a reservation id. */
+/** What of an order may still come back, by hold code (while Redis keeps the reservation) or
+ * reservation id: {reservation_id, hold_code, state, lines: [{sku, fulfilled, returned,
+ * returnable}], return_ids}. A desk sees any order (it takes any back at its own store). */
 async function lookUp(text) {
   if (HOLD_CODE.test(text)) {
     try {
-      return await api(`/v1/holds/${enc(text)}`);
+      return await api(`/v1/holds/${enc(text)}/returnable`);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 404)) throw err; // maybe an id after all
     }
   }
-  return api(`/v1/reservations/${enc(text)}`);
+  return api(`/v1/reservations/${enc(text)}/returnable`);
 }
 
 async function find(text) {
@@ -57,13 +59,6 @@ async function find(text) {
   $("#return-order-h").focus();
 }
 
-/** Collected units per SKU (a reservation may have several lines of one SKU). */
-function collected(r) {
-  const units = new Map();
-  for (const line of r.lines) units.set(line.sku, (units.get(line.sku) || 0) + line.qty);
-  return units;
-}
-
 /** Shows the order on the desk (again, e.g. in another language). */
 export function renderReturns() {
   const form = $("#return-form");
@@ -77,25 +72,21 @@ export function renderReturns() {
   $("#return-order-h").textContent = t("returns.order", { code: codeOf(r) });
   const fulfilled = r.state === "fulfilled";
   $("#return-order-facts").textContent = [
-    t(`state.${r.state}`),
-    r.customer_ref ? t("picks.customer", { ref: r.customer_ref }) : t("picks.no_customer"),
-    t("returns.reservation_id", { id: r.reservation_id }),
+    t(`state.${r.state}`), t("returns.reservation_id", { id: r.reservation_id }),
   ].join(" · ");
-  const returned = r.returned_units || {};
-  const rows = [...collected(r)].map(([sku, units]) => {
-    page.skus.add(sku);
-    const before = returned[sku] || 0;
-    const left = fulfilled ? Math.max(0, units - before) : 0;
-    return el("tr", { "data-testid": "return-line", "data-sku": sku },
-      el("th", { scope: "row", text: sku }),
-      el("td", { "data-testid": "collected", text: String(fulfilled ? units : 0) }),
-      el("td", { "data-testid": "returned", text: String(before) }),
+  const rows = r.lines.map((l) => {
+    page.skus.add(l.sku);
+    const left = l.returnable;
+    return el("tr", { "data-testid": "return-line", "data-sku": l.sku },
+      el("th", { scope: "row", text: l.sku }),
+      el("td", { "data-testid": "collected", text: String(l.fulfilled) }),
+      el("td", { "data-testid": "returned", text: String(l.returned) }),
       el("td", {}, el("input", {
         type: "number", name: "qty", min: 0, max: left, step: 1, value: 0, disabled: !left,
-        "aria-label": t("returns.qty_of", { sku, left }), "data-sku": sku, class: "qty",
+        "aria-label": t("returns.qty_of", { sku: l.sku, left }), class: "qty",
       })),
-      el("td", {}, el("select", { name: "disposition", "data-sku": sku, disabled: !left,
-        "aria-label": t("returns.disposition_of", { sku }) },
+      el("td", {}, el("select", { name: "disposition", disabled: !left,
+        "aria-label": t("returns.disposition_of", { sku: l.sku }) },
       DISPOSITIONS.map((d) => el("option", { value: d, text: t(`disposition.${d}`) })))));
   });
   $("#return-lines tbody").replaceChildren(...rows);
@@ -126,7 +117,7 @@ async function submit() {
     const text = () => done.lines.map((l) => t("returns.line_done", {
       qty: l.qty, sku: l.sku, disposition: t(`disposition.${l.disposition}`),
     })).join(", ");
-    order = await api(`/v1/reservations/${enc(order.reservation_id)}`);
+    order = await api(`/v1/reservations/${enc(order.reservation_id)}/returnable`);
     const code = codeOf(order);
     message = () => t("returns.done", { code, lines: text(), id: done.return_id });
     renderReturns();

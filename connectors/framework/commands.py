@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stocksync.domain.model import Line
+from stocksync.domain.model import Disposition, Line
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,61 @@ class CancelOrder:
     reservation_id: str
 
 
-Command = SetCount | Adjust | Sale | PlaceOrder | CancelOrder
+@dataclass(frozen=True)
+class MoveUnits:
+    """Units moved between a position's buckets: found damaged (on_hand -> damaged), written
+    off (-> ``written_off``: they leave the books)."""
+
+    sku: str
+    location_id: str
+    qty: int
+    from_bucket: str
+    to_bucket: str
+    reason: str
+    source: str
+    source_event_id: str
+    occurred_at_ms: int | None = None  # when it happened at the source (lag metric)
+
+
+@dataclass(frozen=True)
+class ReturnedUnits:
+    """One line of a return: units of a SKU back at a location, and what they become."""
+
+    sku: str
+    location_id: str
+    qty: int
+    disposition: Disposition
+
+
+@dataclass(frozen=True)
+class RecordReturn:
+    """Units a customer brought back, idempotent by ``return_id``.
+
+    ``reservation_id``: the reservation they were sold under. With ``link_if_found`` it is
+    only a guess (the id the connector would have given the order's reservation): the return
+    is linked when the engine has that reservation, else it is an unlinked return.
+    """
+
+    return_id: str
+    lines: tuple[ReturnedUnits, ...]
+    source: str
+    reservation_id: str | None = None
+    link_if_found: bool = False
+    occurred_at_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ReceiveTransfer:
+    """A shipped transfer arrived: ``lines`` are (SKU, units received); one receipt each."""
+
+    transfer_id: str
+    lines: tuple[tuple[str, int], ...]
+    supply_id: str | None = None
+
+
+Command = (
+    SetCount | Adjust | Sale | PlaceOrder | CancelOrder | MoveUnits | RecordReturn | ReceiveTransfer
+)
 
 
 class Unmappable(ValueError):

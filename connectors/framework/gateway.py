@@ -10,17 +10,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+import anyio.to_thread
+
 from connectors.framework.commands import (
     Adjust,
     CancelOrder,
     Command,
+    MoveUnits,
     PlaceOrder,
+    ReceiveTransfer,
+    RecordReturn,
     Sale,
     SetCount,
 )
-from stocksync.domain.errors import InvalidTransition, NotFound, StockSyncError
+from stocksync.domain.errors import (
+    CrossDomain,
+    InvalidTransition,
+    NotFound,
+    ReturnWindowClosed,
+    StockSyncError,
+)
 from stocksync.domain.model import ACTIVE, Reservation, State, StockChangeResult
+from stocksync.domain.returns import ArchivedSale, ReturnLine
+from stocksync.ledger.history import archived_sale
 from stocksync.plugins import EngineContext
+from stocksync.store.returns import ArchiveLookup
 from stocksync.store.stock_changes import StockCall
 
 
@@ -55,6 +69,12 @@ class EngineGateway:
                 return await self.place_order(command)
             case CancelOrder():
                 return await self.cancel_order(command)
+            case MoveUnits():
+                return await self.move(command)
+            case RecordReturn():
+                return await self.record_return(command)
+            case ReceiveTransfer():
+                return await self.receive_transfer(command)
 
     async def stock(self, cmd: SetCount | Adjust) -> Applied:
         """A count or a delta: idempotent by (source, source_event_id), as-of rule."""
@@ -144,6 +164,72 @@ class EngineGateway:
             return Applied.DUPLICATE  # nothing held for it, or already released or sold
         result = await self.store.release(cmd.reservation_id)
         return Applied.DUPLICATE if result.repeated else Applied.APPLIED
+
+    async def move(self, cmd: MoveUnits) -> Applied:
+        """Units between a position's buckets (or written off): idempotent by (source,
+        source_event_id); refused when the source bucket lacks them."""
+        result = await self.store.move_units(
+            cmd.sku,
+            cmd.location_id,
+            cmd.qty,
+            from_bucket=cmd.from_bucket,
+            to_bucket=cmd.to_bucket,
+            reason=cmd.reason,
+            source=cmd.source,
+            source_event_id=cmd.source_event_id,
+            occurred_at_ms=cmd.occurred_at_ms,
+        )
+        if result.replayed:
+            return Applied.DUPLICATE
+        return Applied.APPLIED if result.applied else Applied.STALE
+
+    async def record_return(self, cmd: RecordReturn) -> Applied:
+        """A return, idempotent by its id.
+
+        One whose reservation is only a guess (``link_if_found``) is recorded unlinked when it
+        cannot be linked for a reason that says nothing against the return: the engine does
+        not know that reservation, it was fulfilled before the return window, or it is in
+        another stock domain than the units came back to (the store refuses each before it
+        changes anything; the docs of returns advise an unlinked return for the last two).
+        A reservation that was not fulfilled, or a return of more than it sold, is refused.
+        """
+        lines = [ReturnLine(ln.sku, ln.location_id, ln.qty, ln.disposition) for ln in cmd.lines]
+        when = cmd.occurred_at_ms
+        try:
+            result = await self.store.record_return(
+                cmd.return_id,
+                lines,
+                reservation_id=cmd.reservation_id,
+                source=cmd.source,
+                archive=self._archive(cmd.reservation_id),
+                occurred_at_ms=when,
+            )
+        except (NotFound, ReturnWindowClosed, CrossDomain) as exc:
+            unknown = isinstance(exc, NotFound) and exc.extra.get("resource") != "reservation"
+            if not cmd.link_if_found or unknown:
+                raise
+            result = await self.store.record_return(
+                cmd.return_id, lines, source=cmd.source, occurred_at_ms=when
+            )
+        return Applied.DUPLICATE if result.replayed else Applied.APPLIED
+
+    def _archive(self, reservation_id: str | None) -> ArchiveLookup | None:
+        """How the store reads a reservation Redis pruned: the ledger (a worker thread)."""
+        if reservation_id is None:
+            return None
+        engine = self.ctx.engine
+
+        async def lookup(namespaces: Sequence[str]) -> ArchivedSale | None:
+            return await anyio.to_thread.run_sync(archived_sale, engine, namespaces, reservation_id)
+
+        return lookup
+
+    async def receive_transfer(self, cmd: ReceiveTransfer) -> Applied:
+        """A transfer's receipt; the same receipt again is a replay."""
+        transfer = await self.store.receive_transfer(
+            cmd.transfer_id, cmd.lines, supply_id=cmd.supply_id
+        )
+        return Applied.DUPLICATE if transfer.replayed else Applied.APPLIED
 
     async def _reservation(self, reservation_id: str | None) -> Reservation | None:
         if not reservation_id:

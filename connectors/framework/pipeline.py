@@ -11,7 +11,14 @@ from collections.abc import Sequence
 
 import anyio.to_thread
 
-from connectors.framework.commands import Adjust, Command, Sale, SetCount
+from connectors.framework.commands import (
+    Adjust,
+    Command,
+    MoveUnits,
+    RecordReturn,
+    Sale,
+    SetCount,
+)
 from connectors.framework.gateway import Applied, EngineGateway
 from connectors.framework.metrics import ConnectorMetrics, connector_metrics
 from connectors.framework.retry import Backoff, is_transient, with_retries
@@ -32,7 +39,7 @@ class DeadLettered(Exception):
 def occurred_ms(command: Command) -> int | None:
     if isinstance(command, SetCount):
         return command.as_of_ms
-    if isinstance(command, Adjust | Sale):
+    if isinstance(command, Adjust | Sale | MoveUnits | RecordReturn):
         return command.occurred_at_ms
     return None
 

@@ -7,10 +7,10 @@ import tomllib
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from connectors.framework.config import ConnectorConfig, IdMap, Secret
-from stocksync.domain.model import CHANNEL_PATTERN, LOCATION_PATTERN, POOL_PATTERN
+from stocksync.domain.model import CHANNEL_PATTERN, LOCATION_PATTERN, POOL_PATTERN, Disposition
 
 _POOL_ID = re.compile(POOL_PATTERN)
 
@@ -50,6 +50,17 @@ MIN_API_VERSION = "2026-01"
 API_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
 
 
+class ShopifyReturns(BaseModel):
+    """``[shopify.returns]``: what the units of a refund line restocked as ``return`` become."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disposition: Disposition = Field(
+        default=Disposition.RESTOCK,
+        description="restock (on_hand), inspect (quality_control) or damaged",
+    )
+
+
 class ShopifyConfig(ConnectorConfig):
     shop_url: HttpUrl = Field(description="https://{shop}.myshopify.com (or a stub's base URL)")
     api_version: str = Field(
@@ -69,6 +80,7 @@ class ShopifyConfig(ConnectorConfig):
         description="skip order lines of products stocksync does not track instead of "
         "dead-lettering the order",
     )
+    returns: ShopifyReturns = ShopifyReturns()
     batch_size: int = Field(default=250, ge=1, le=250, description="quantities per mutation")
     read_block_ms: int = Field(default=1000, ge=10, le=60_000)
     cas_attempts: int = Field(default=5, ge=1, le=50, description="re-reads on a stale value")

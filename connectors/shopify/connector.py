@@ -1,4 +1,5 @@
-"""The Shopify connector: availability push (``run``), order webhooks, drift of ``available``."""
+"""The Shopify connector: availability push (``run``), order and refund webhooks, drift of
+``available``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from connectors.framework.commands import Unmappable
+from connectors.framework.commands import CancelOrder, Command, PlaceOrder, Unmappable
 from connectors.framework.drift import check_periodically, measure
 from connectors.framework.metrics import connector_metrics
 from connectors.framework.pipeline import DeadLettered, Pipeline
@@ -29,6 +30,7 @@ from connectors.shopify.mapping import (
 )
 from connectors.shopify.pool_reads import get_pool, pool_available_many
 from connectors.shopify.push import AvailabilityPush
+from connectors.shopify.refunds import REFUND_TOPIC, Refund, refund_plan
 from connectors.shopify.webhook import HMAC_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, verify
 from stocksync.domain.errors import Unauthorized
 from stocksync.plugins import Drift, EngineContext, SourceCounts
@@ -84,30 +86,24 @@ class ShopifyConnector:
         topic = request.headers.get(TOPIC_HEADER, "")
         webhook_id = request.headers.get(WEBHOOK_ID_HEADER, "")
         answer: dict[str, Any] = {"topic": topic, "webhook_id": webhook_id}
-        if topic not in ORDER_TOPICS:
+        if topic not in ORDER_TOPICS and topic != REFUND_TOPIC:
             log.info("shopify webhook %s: topic %r is not handled", webhook_id, topic)
             return JSONResponse({**answer, "outcome": "ignored"})
         pipeline = Pipeline(self.name, ctx, WEBHOOK_BACKOFF)
         text = raw.decode("utf-8", errors="replace")
         kind = f"{topic} {webhook_id}".strip()
         try:
-            order = Order.model_validate(json.loads(raw))
-            commands = order_commands(
-                topic,
-                order,
-                self.idmap,
-                default_location=self.orders_location,
-                channel=self.config.channel,
-                ignore_unmapped=self.config.ignore_unmapped_lines,
-            )
+            if topic == REFUND_TOPIC:
+                commands: list[Command] = self._refund_commands(raw, answer, pipeline)
+            else:
+                commands = list(self._order_commands(topic, raw, answer))
         except (ValueError, ValidationError, Unmappable) as exc:  # JSONDecodeError too
             letter = await pipeline.dead_letter(kind, f"unmappable: {exc}", text)
             return JSONResponse({**answer, "outcome": "dead_letter", "letter_id": letter})
-        answer["reservation_id"] = commands[0].reservation_id if commands else None
         try:
             outcomes = await pipeline.apply(kind, text, commands)
         except DeadLettered as exc:  # refused for good (oversold, lapsed hold): kept, 200
-            log.warning("shopify order dead-lettered: %s", exc.reason)
+            log.warning("shopify %s dead-lettered: %s", topic, exc.reason)
             return JSONResponse(
                 {
                     **answer,
@@ -118,6 +114,38 @@ class ShopifyConnector:
             )
         # a transient failure propagates: the API answers 503 problem+json and Shopify retries
         return JSONResponse({**answer, "outcome": outcomes[0].value if outcomes else "ignored"})
+
+    def _order_commands(
+        self, topic: str, raw: bytes, answer: dict[str, Any]
+    ) -> list[PlaceOrder | CancelOrder]:
+        order = Order.model_validate(json.loads(raw))
+        commands = order_commands(
+            topic,
+            order,
+            self.idmap,
+            default_location=self.orders_location,
+            channel=self.config.channel,
+            ignore_unmapped=self.config.ignore_unmapped_lines,
+        )
+        answer["reservation_id"] = commands[0].reservation_id if commands else None
+        return commands
+
+    def _refund_commands(
+        self, raw: bytes, answer: dict[str, Any], pipeline: Pipeline
+    ) -> list[Command]:
+        """The refund's return (none when no line came back); lines that are not returns
+        are counted in the answer and the metrics as ``skipped``."""
+        plan = refund_plan(
+            Refund.model_validate(json.loads(raw)),
+            self.idmap,
+            self.config.returns.disposition,
+            ignore_unmapped=self.config.ignore_unmapped_lines,
+        )
+        answer["return_id"] = plan.command.return_id if plan.command else None
+        answer["skipped"] = plan.skipped
+        if plan.skipped:
+            pipeline.metrics.outcome(self.name, "skipped", sum(plan.skipped.values()))
+        return [plan.command] if plan.command else []
 
     async def drift(self, ctx: EngineContext) -> list[Drift] | None:
         async with self.client() as client:

@@ -4,12 +4,42 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from connectors.framework.config import ConnectorConfig, IdMap, Secret
+from connectors.square.mapping import BucketRules
+from stocksync.domain.model import Disposition
 
 DEFAULT_RESERVATION_PREFIX = "stocksync:"
+
+
+# Where units Square wastes go: kept as damaged (a unit found damaged, to be inspected or
+# written off in stocksync later) or written off at once.
+WasteBucket = Literal["damaged", "written_off"]
+
+
+class SquareReturns(BaseModel):
+    """``[square.returns]``: what a till return the cashier restocked becomes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disposition: Disposition = Field(
+        default=Disposition.INSPECT,
+        description="restock (on_hand), inspect (quality_control) or damaged",
+    )
+
+
+class SquareWaste(BaseModel):
+    """``[square.waste]``: where IN_STOCK -> WASTE units go, by the adjustment's reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: WasteBucket = Field(default="written_off", description="units wasted for any reason")
+    damaged_to: WasteBucket = Field(
+        default="damaged", description="units wasted with the reason DAMAGED"
+    )
 
 
 class SquareConfig(ConnectorConfig):
@@ -54,6 +84,8 @@ class SquareConfig(ConnectorConfig):
     notification_url: str | None = Field(
         default=None, description="the exact URL Square posts webhooks to (it is signed)"
     )
+    returns: SquareReturns = SquareReturns()
+    waste: SquareWaste = SquareWaste()
 
     @field_validator("start_at")
     @classmethod
@@ -61,6 +93,9 @@ class SquareConfig(ConnectorConfig):
         if datetime.fromisoformat(value).tzinfo is None:
             raise ValueError("start_at needs a UTC offset (e.g. 2024-01-01T00:00:00Z)")
         return value
+
+    def bucket_rules(self) -> BucketRules:
+        return BucketRules(self.returns.disposition, self.waste.to, self.waste.damaged_to)
 
     def id_map(self) -> IdMap:
         return IdMap.load(self.mapping_file)

@@ -5,6 +5,13 @@
   ``reference_id`` starts with the reservation prefix (``stocksync:`` by default), the rest names
   the reservation the sale fulfils; otherwise the reservation found through the hold code on
   its order (:mod:`connectors.square.holds`), when the caller found one.
+- ``ADJUSTMENT`` ``RETURNED_BY_CUSTOMER -> IN_STOCK`` (a till return the cashier restocked) or
+  ``UNLINKED_RETURN -> IN_STOCK`` -> :class:`RecordReturn`, unlinked, its return id derived from
+  the adjustment's id, its disposition the connector's (``[square.returns]``).
+- ``ADJUSTMENT`` ``IN_STOCK -> WASTE`` ("lost or damaged and cannot be sold") -> a
+  :class:`MoveUnits` out of on_hand: to ``damaged`` when its ``reason_id`` is ``DAMAGED``, else
+  written off (both configurable, ``[square.waste]``). Square has no DAMAGED state: damage is
+  a reason on a move to WASTE.
 - Any other move into ``IN_STOCK`` adds to on_hand, any other move out of it subtracts; a move
   between two other states leaves on_hand alone and maps to no command.
 - ``TRANSFER`` of ``IN_STOCK`` units between locations -> a delta out of one and into the
@@ -29,7 +36,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.framework.commands import Adjust, Command, Sale, SetCount, Unmappable
+from connectors.framework.commands import (
+    Adjust,
+    Command,
+    MoveUnits,
+    RecordReturn,
+    ReturnedUnits,
+    Sale,
+    SetCount,
+    Unmappable,
+)
 from connectors.framework.config import IdMap
 from connectors.square.shapes import (
     InventoryAdjustment,
@@ -38,7 +54,7 @@ from connectors.square.shapes import (
     InventoryPhysicalCount,
     InventoryTransfer,
 )
-from stocksync.domain.model import ID_PATTERN
+from stocksync.domain.model import ID_PATTERN, MAX_QTY, WRITTEN_OFF, Bucket, Disposition
 
 SOURCE = "square"
 IN_STOCK = "IN_STOCK"
@@ -46,8 +62,11 @@ SOLD_STATES = frozenset({"SOLD", "SOLD_ONLINE"})
 MAX_QUANTITY = 1_000_000_000
 RECEIPT_STATES = frozenset({"NONE", "RECEIVED_FROM_VENDOR", "ORDERED_FROM_VENDOR"})
 RETURN_STATES = frozenset({"RETURNED_BY_CUSTOMER", "UNLINKED_RETURN"})
+WASTE = "WASTE"
+DAMAGED_REASON = "DAMAGED"  # InventoryAdjustmentReasonIdType
 # The engine's ids (source event ids, reservation ids): the API's pattern, 1-128 characters.
 ENGINE_ID = re.compile(ID_PATTERN)
+_REASON = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # the engine's reasons (as the API takes them)
 
 
 def event_key(*parts: str) -> str:
@@ -108,6 +127,26 @@ def reservation_of(reference_id: str | None, prefix: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class BucketRules:
+    """Where Square's returns and waste go (the ``[square.returns]`` and ``[square.waste]``
+    tables): a return's disposition; the bucket an IN_STOCK -> WASTE move takes units to,
+    ``damaged`` or ``written_off``, by whether its reason is DAMAGED."""
+
+    return_disposition: Disposition = Disposition.INSPECT
+    waste_to: str = WRITTEN_OFF
+    damaged_waste_to: str = Bucket.DAMAGED.value
+
+
+DEFAULT_RULES = BucketRules()
+
+
+def return_id(adjustment_id: str) -> str:
+    """The engine's return id of a Square return: stable, so a re-read return is a replay, and
+    prefixed, so it cannot collide with another source's return ids."""
+    return event_key(SOURCE, adjustment_id)
+
+
+@dataclass(frozen=True)
 class TillSale:
     """A sale whose hold, if any, its order may name: the adjustment and the order behind it."""
 
@@ -142,6 +181,7 @@ def map_change(
     ids: IdMap,
     reservation_prefix: str,
     holds: Mapping[str, str] | None = None,
+    rules: BucketRules = DEFAULT_RULES,
 ) -> list[Command]:
     """One entry of a changes batch-retrieve; ``[]`` when it does not touch on_hand.
 
@@ -155,7 +195,7 @@ def map_change(
         return map_physical_count(change.physical_count, ids)
     if change.type == "ADJUSTMENT" and change.adjustment is not None:
         held = (holds or {}).get(change.adjustment.id)
-        return map_adjustment(change.adjustment, ids, reservation_prefix, held)
+        return map_adjustment(change.adjustment, ids, reservation_prefix, held, rules)
     if change.type == "TRANSFER" and change.transfer is not None:
         return map_transfer(change.transfer, ids)
     raise Unmappable(f"change of type {change.type!r} without its object is not supported")
@@ -175,6 +215,7 @@ def map_adjustment(
     ids: IdMap,
     reservation_prefix: str,
     collects: str | None = None,
+    rules: BucketRules = DEFAULT_RULES,
 ) -> list[Command]:
     into, out_of = adjustment.to_state == IN_STOCK, adjustment.from_state == IN_STOCK
     if into == out_of:  # between two other states (or IN_STOCK to itself): on_hand unchanged
@@ -187,9 +228,52 @@ def map_adjustment(
     if out_of and adjustment.to_state in SOLD_STATES:
         reservation = reservation_of(adjustment.reference_id, reservation_prefix) or collects
         return [Sale(sku, location, quantity, SOURCE, adjustment.id, occurred, reservation)]
+    if into and adjustment.from_state in RETURN_STATES:
+        units = ReturnedUnits(sku, location, _line_qty(quantity), rules.return_disposition)
+        rid = return_id(adjustment.id)
+        return [RecordReturn(rid, (units,), SOURCE, occurred_at_ms=occurred)]
+    if out_of and adjustment.to_state == WASTE:
+        return [_waste(adjustment, sku, location, _line_qty(quantity), occurred, rules)]
     delta = quantity if into else -quantity
     reason = _reason(adjustment.from_state, adjustment.to_state)
     return [Adjust(sku, location, delta, reason, SOURCE, adjustment.id, occurred)]
+
+
+def _waste(
+    adjustment: InventoryAdjustment,
+    sku: str,
+    location: str,
+    quantity: int,
+    occurred: int,
+    rules: BucketRules,
+) -> MoveUnits:
+    """Units lost or damaged: damaged ones (reason DAMAGED) to their bucket, others written
+    off; the move's reason is Square's standard reason when there is one ("waste" else)."""
+    reason = adjustment.reason_id.type if adjustment.reason_id else None
+    to_bucket = rules.damaged_waste_to if reason == DAMAGED_REASON else rules.waste_to
+    label = (
+        reason.lower()
+        if reason and reason != "CUSTOM" and _REASON.match(reason.lower())
+        else "waste"
+    )
+    return MoveUnits(
+        sku,
+        location,
+        quantity,
+        Bucket.ON_HAND.value,
+        to_bucket,
+        label,
+        SOURCE,
+        adjustment.id,
+        occurred,
+    )
+
+
+def _line_qty(quantity: int) -> int:
+    """A return line's or a move's units: the engine takes at most MAX_QTY in one."""
+    if quantity > MAX_QTY:
+        raise Unmappable(f"quantity {quantity} is above the engine's {MAX_QTY} per line")
+    return quantity
 
 
 def map_transfer(transfer: InventoryTransfer, ids: IdMap) -> list[Command]:

@@ -117,6 +117,7 @@ class Poller:
         self.client = client
         self.pipeline = pipeline
         self.locations = config.polled_locations(ids)
+        self.rules = config.bucket_rules()
         self.holds = (
             HoldFinder(client, pipeline.ctx.store, ids, config.reservation_prefix)
             if config.hold_codes_from_orders
@@ -195,7 +196,9 @@ class Poller:
             summary.changes += 1
             text = json.dumps(raw, sort_keys=True)
             try:
-                commands = map_change(raw, self.ids, self.config.reservation_prefix, holds)
+                commands = map_change(
+                    raw, self.ids, self.config.reservation_prefix, holds, self.rules
+                )
             except Unmappable as exc:
                 await self._dead_letter(raw, str(exc), text, summary)
                 continue

@@ -29,8 +29,18 @@ class InventoryPhysicalCount(SquareObject):
     created_at: str | None = None
 
 
+class AdjustmentReasonId(SquareObject):
+    """Why an adjustment was made (https://developer.squareup.com/docs/inventory-api/
+    adjustment-reasons, Beta): a standard ``type`` such as ``DAMAGED``, ``THEFT``, ``LOST``,
+    ``SPOILAGE_WASTE``, or ``CUSTOM`` with the seller's ``custom_reason_id``."""
+
+    type: str
+    custom_reason_id: str | None = None
+
+
 class InventoryAdjustment(SquareObject):
-    """``quantity`` units moved from ``from_state`` to ``to_state`` at ``occurred_at``."""
+    """``quantity`` units moved from ``from_state`` to ``to_state`` at ``occurred_at``;
+    ``reason_id`` only in Square-Versions that know adjustment reasons (absent otherwise)."""
 
     id: str = Field(min_length=1, max_length=192)
     reference_id: str | None = None
@@ -43,6 +53,7 @@ class InventoryAdjustment(SquareObject):
     occurred_at: str
     created_at: str | None = None
     transaction_id: str | None = None
+    reason_id: AdjustmentReasonId | None = None
 
 
 class InventoryTransfer(SquareObject):

@@ -15,7 +15,13 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from connectors.warehouse.mapping import FIELDS, FileKind, RowRejected, kind_of, kind_of_keys
+from connectors.warehouse.mapping import (
+    FileKind,
+    RowRejected,
+    allowed_fields,
+    kind_of,
+    kind_of_keys,
+)
 
 MAX_LINE_BYTES = 4096
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -33,7 +39,7 @@ class RawRow:
 
 
 class UnknownFileKind(ValueError):
-    """The header (CSV) or first object's keys (JSONL) match neither snapshot nor receipt."""
+    """The header (CSV) or first object's keys (JSONL) match no file kind."""
 
 
 def content_hash(path: Path) -> str:
@@ -97,7 +103,8 @@ class RowReader:
                 kind = kind_of_keys(fields)
             if kind is None:
                 raise UnknownFileKind(
-                    f"fields {sorted(fields)} are neither a snapshot's nor a receipt's"
+                    f"fields {sorted(fields)} are not a snapshot's, a receipt's or a transfer "
+                    "receipt's"
                 )
             return kind
         raise UnknownFileKind("the file has no header or rows")
@@ -126,7 +133,7 @@ class RowReader:
 
     def _json_row(self, number: int, text: str) -> RawRow:
         row = self._json_object(number, text)
-        extra = set(row.fields or ()) - set(FIELDS[self.kind])
+        extra = set(row.fields or ()) - allowed_fields(self.kind)
         if extra:  # mapping reports missing fields; here, fields nobody asked for
             error = RowRejected("wrong_fields", f"unexpected fields {sorted(extra)}")
             return RawRow(number, text, None, error)

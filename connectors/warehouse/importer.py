@@ -4,6 +4,11 @@ Rows are applied in batched script calls (``rows_per_call`` rows per call, one r
 each row exactly as a single count or delta would be: as-of rule, idempotency by (source,
 source_event_id), its outbox event and its own refusal. A file re-processed after a crash
 applies nothing twice (the rows come back as duplicates).
+
+A transfer receipt file's rows are gathered per transfer while the file is read
+(:mod:`connectors.warehouse.transfers`) and each transfer is received once the file ends, in
+one store call with all its rows; a transfer received before with the same lines is a
+replay (its rows count as duplicates), any other refusal rejects all its rows.
 """
 
 from __future__ import annotations
@@ -22,18 +27,26 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 from rich.progress import Progress
 
-from connectors.framework.commands import Adjust, SetCount
+from connectors.framework.commands import Adjust, ReceiveTransfer, SetCount
 from connectors.framework.gateway import Applied, EngineGateway
 from connectors.framework.metrics import connector_metrics
 from connectors.framework.retry import is_transient, with_retries
 from connectors.framework.state import ConnectorState
 from connectors.warehouse.config import WarehouseConfig
 from connectors.warehouse.files import RawRow, RowReader, UnknownFileKind, content_hash
-from connectors.warehouse.mapping import FileKind, RowRejected, to_command
+from connectors.warehouse.mapping import (
+    FileKind,
+    RowRejected,
+    TransferRow,
+    to_command,
+    to_transfer_row,
+)
+from connectors.warehouse.transfers import TransferReceipts
 from stocksync.domain.errors import NotFound, StockSyncError
 from stocksync.plugins import EngineContext
 
 RowCommand = SetCount | Adjust
+Mapped = RowCommand | TransferRow | RowRejected
 READ_AHEAD_BATCHES = 1  # mapped batches waiting while one is applied (bounds memory)
 Outcome = Applied | StockSyncError
 
@@ -101,7 +114,7 @@ class RejectsReport:
 
 @dataclass
 class Batch:
-    items: list[tuple[RawRow, RowCommand | RowRejected]]
+    items: list[tuple[RawRow, Mapped]]
     offset: int  # bytes of the file read so far (for the progress bar)
 
 
@@ -163,12 +176,13 @@ class FileImporter:
             # READ_AHEAD_BATCHES wait in between, so memory stays flat whatever the file's size.
             send, receive = anyio.create_memory_object_stream[Batch](READ_AHEAD_BATCHES)
             failed: list[Exception] = []  # raised as itself, not inside an ExceptionGroup
+            transfers = TransferReceipts() if reader.kind is FileKind.TRANSFER_RECEIPT else None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_batches, iter(reader), fh, reader.kind, send, failed)
                 try:
                     async with receive:
                         async for batch in receive:
-                            await self._apply_batch(batch, summary, report)
+                            await self._apply_batch(batch, summary, report, transfers)
                             await anyio.to_thread.run_sync(report.flush)
                             if progress is not None and task is not None:
                                 progress.update(task, completed=batch.offset)
@@ -177,6 +191,9 @@ class FileImporter:
                     tg.cancel_scope.cancel()
             if failed:
                 raise failed[0]
+            if transfers is not None:
+                await self._receive_transfers(transfers, summary, report)
+                await anyio.to_thread.run_sync(report.flush)
             if progress is not None and task is not None:
                 progress.update(task, completed=_size(path))
 
@@ -197,7 +214,7 @@ class FileImporter:
 
     def _next_batch(self, rows: Iterator[RawRow], fh: BinaryIO, kind: FileKind) -> Batch | None:
         """Up to ``batch_rows`` rows, mapped (runs in a worker thread: parsing is blocking)."""
-        items: list[tuple[RawRow, RowCommand | RowRejected]] = []
+        items: list[tuple[RawRow, Mapped]] = []
         for row in rows:
             items.append((row, self._map(row, kind)))
             if len(items) >= self.config.batch_rows:
@@ -206,20 +223,35 @@ class FileImporter:
             return None
         return Batch(items, fh.tell())
 
-    def _map(self, row: RawRow, kind: FileKind) -> RowCommand | RowRejected:
+    def _map(self, row: RawRow, kind: FileKind) -> Mapped:
         if row.error is not None:
             return row.error
         assert row.fields is not None
         try:
+            if kind is FileKind.TRANSFER_RECEIPT:
+                return to_transfer_row(row.fields)
             return to_command(kind, row.fields, self.config.source)
         except RowRejected as exc:
             return exc
 
-    async def _apply_batch(self, batch: Batch, summary: FileSummary, report: RejectsReport) -> None:
+    async def _apply_batch(
+        self,
+        batch: Batch,
+        summary: FileSummary,
+        report: RejectsReport,
+        transfers: TransferReceipts | None = None,
+    ) -> None:
         commands: list[tuple[RawRow, RowCommand]] = []
         for row, mapped in batch.items:
-            if isinstance(mapped, RowRejected):
+            if isinstance(mapped, TransferRow):
+                assert transfers is not None
+                refused = transfers.add(row, mapped)  # received when the file ends
+                if refused is not None:
+                    self._reject(report, summary, row, str(refused))
+            elif isinstance(mapped, RowRejected):
                 self._reject(report, summary, row, str(mapped))
+                if transfers is not None:  # its transfer is not received without it
+                    transfers.reject(row)
             else:
                 commands.append((row, mapped))
         tally: Counter[str] = Counter()  # outcomes of the batch, counted once per batch
@@ -228,8 +260,7 @@ class FileImporter:
             outcomes = await self._apply_all([cmd for _, cmd in segment])
             for (row, _), outcome in zip(segment, outcomes, strict=True):
                 if isinstance(outcome, StockSyncError):
-                    code = "unknown_location" if isinstance(outcome, NotFound) else outcome.code
-                    self._reject(report, summary, row, f"{code}: {outcome.detail}")
+                    self._reject(report, summary, row, _refusal(outcome))
                 else:
                     tally[outcome.value] += 1
             if segment:
@@ -241,6 +272,45 @@ class FileImporter:
             setattr(summary, value, getattr(summary, value) + n)
             self.metrics.outcome(self.name, value, n)
             summary.rows += n
+
+    async def _receive_transfers(
+        self, transfers: TransferReceipts, summary: FileSummary, report: RejectsReport
+    ) -> None:
+        """Receive each transfer of the file (``concurrency`` at once), counting its rows."""
+        work = iter(list(transfers.receipts()))
+        tally: Counter[str] = Counter()
+
+        async def worker() -> None:
+            for rows, receipt in work:
+                outcome = (
+                    receipt if isinstance(receipt, RowRejected) else await self._receive(receipt)
+                )
+                if isinstance(outcome, Applied):
+                    tally[outcome.value] += len(rows)
+                    continue
+                why = str(outcome) if isinstance(outcome, RowRejected) else _refusal(outcome)
+                for row in rows:
+                    self._reject(report, summary, row, why)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.config.concurrency, len(transfers.pending))):
+                tg.start_soon(worker)
+        for value, n in tally.items():
+            setattr(summary, value, getattr(summary, value) + n)
+            self.metrics.outcome(self.name, value, n)
+            summary.rows += n
+
+    async def _receive(self, receipt: ReceiveTransfer) -> Outcome:
+        try:
+            return await with_retries(
+                lambda: self.gateway.apply(receipt),
+                self.backoff,
+                on_retry=lambda _exc: self.metrics.outcome(self.name, "retried"),
+            )
+        except StockSyncError as exc:  # unknown transfer, more than shipped, cancelled
+            if is_transient(exc):
+                raise
+            return exc
 
     def _reject(self, report: RejectsReport, summary: FileSummary, row: RawRow, why: str) -> None:
         report.add(row.line, why, row.text)
@@ -290,6 +360,14 @@ class FileImporter:
             if is_transient(exc):
                 raise
             return exc
+
+
+def _refusal(exc: StockSyncError) -> str:
+    """A refused row's reason: its code (``unknown_<resource>`` for what does not exist)."""
+    code = exc.code
+    if isinstance(exc, NotFound):
+        code = f"unknown_{exc.extra.get('resource') or 'location'}"
+    return f"{code}: {exc.detail}"
 
 
 def _size(path: Path) -> int:

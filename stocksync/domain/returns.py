@@ -68,13 +68,20 @@ def normalize_return_lines(lines: Iterable[ReturnLine]) -> list[ReturnLine]:
     return ordered
 
 
-def return_fingerprint(reservation_id: str | None, lines: list[ReturnLine], source: str) -> str:
-    """A digest of what a return asks for (its normalized lines), to tell a retry of the same
-    return from another return that reuses its id."""
-    body = {
+def return_fingerprint(
+    reservation_id: str | None,
+    lines: list[ReturnLine],
+    source: str,
+    occurred_at_ms: int | None = None,
+) -> str:
+    """A digest of what a return asks for (its normalized lines, and when a source says it
+    happened), to tell a retry of the same return from another return that reuses its id."""
+    body: dict[str, object] = {
         "reservation_id": reservation_id,
         "lines": [[ln.sku, ln.location_id, ln.qty, ln.disposition.value] for ln in lines],
         "source": source,
     }
+    if occurred_at_ms is not None:
+        body["occurred_at"] = occurred_at_ms
     canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]

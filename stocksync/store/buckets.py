@@ -21,10 +21,17 @@ _TO = _FROM | {WRITTEN_OFF}
 
 
 def move_fingerprint(
-    sku: str, location_id: str, qty: int, from_bucket: str, to_bucket: str, reason: str
+    sku: str,
+    location_id: str,
+    qty: int,
+    from_bucket: str,
+    to_bucket: str,
+    reason: str,
+    occurred_at_ms: int | None = None,
 ) -> str:
     """What a move asks for (its idempotency record's fingerprint); never an adjustment's."""
-    return event_fingerprint("move", sku, location_id, qty, from_bucket, to_bucket, reason)
+    when = () if occurred_at_ms is None else (occurred_at_ms,)
+    return event_fingerprint("move", sku, location_id, qty, from_bucket, to_bucket, reason, *when)
 
 
 class Buckets(Routing):
@@ -41,13 +48,18 @@ class Buckets(Routing):
         reason: str,
         source: str,
         source_event_id: str,
+        occurred_at_ms: int | None = None,
     ) -> MoveResult:
         """Move ``qty`` units from one bucket of a position to another (or write them off), in
         one script call, idempotent by (source, source_event_id).
 
         Refused (:class:`InsufficientUnits`) when the source bucket holds fewer units: on_hand
         counts its physical units, not ``available``. A move out of on_hand that leaves fewer
-        units than are reserved flags holds there at risk (DESIGN rule 8)."""
+        units than are reserved flags holds there at risk (DESIGN rule 8).
+
+        ``occurred_at_ms``: when a source reporting late says the move happened (None: now).
+        Its on_hand side is then a delta of that time for the as-of rule, and is not applied
+        again when a count taken at or after it was (``applied`` False if nothing else is)."""
         if from_bucket not in _FROM or to_bucket not in _TO or from_bucket == to_bucket:
             raise Unprocessable(
                 f"cannot move units from {from_bucket!r} to {to_bucket!r}: from is one of "
@@ -55,8 +67,12 @@ class Buckets(Routing):
             )
         if qty <= 0:
             raise Unprocessable(f"a move takes a positive number of units, not {qty}")
-        fp = move_fingerprint(sku, location_id, qty, from_bucket, to_bucket, reason)
-        args = (sku, location_id, qty, from_bucket, to_bucket, reason, source, source_event_id, fp)
+        fp = move_fingerprint(sku, location_id, qty, from_bucket, to_bucket, reason, occurred_at_ms)
+        occurred = "" if occurred_at_ms is None else occurred_at_ms
+        args = (
+            *(sku, location_id, qty, from_bucket, to_bucket, reason, source, source_event_id),
+            *(fp, occurred),
+        )
         domain = await self.domain_of_location(location_id)
         reply = await self.run("move_stock", *args, domain=domain)
         if unknown_location(reply) and (fresh := await reroute(self, [location_id], domain)):

@@ -45,6 +45,7 @@ class Returns(Routing):
         source: str = "api",
         access: str = "",
         archive: ArchiveLookup | None = None,
+        occurred_at_ms: int | None = None,
     ) -> StockReturn:
         """Record a return in one script call, idempotent by ``return_id`` (the same return
         again is a replay, another one under the id :class:`IdempotencyConflict`).
@@ -53,14 +54,19 @@ class Returns(Routing):
         access it (``access``, see reservation_access.access_spec); the units returned of each
         SKU, over all its returns, never exceed the units it fulfilled. One Redis pruned is
         read through ``archive`` (the ledger). Its lines may be at any location of its stock
-        domain (:class:`CrossDomain` otherwise). Unlinked: a till return, in one domain."""
+        domain (:class:`CrossDomain` otherwise). Unlinked: a till return, in one domain.
+
+        ``occurred_at_ms``: when a source reporting late says the units came back (None: now);
+        a restocked line's on_hand is a delta of that time for the as-of rule, and is not added
+        again when a count taken at or after it was applied."""
         try:
             normalized = normalize_return_lines(lines)
         except ValueError as exc:
             raise Unprocessable(f"{exc}: a return names each (sku, location) once") from None
         if not normalized:
             raise Unprocessable("a return has at least one line")
-        fp = return_fingerprint(reservation_id, normalized, source)
+        fp = return_fingerprint(reservation_id, normalized, source, occurred_at_ms)
+        occurred = "" if occurred_at_ms is None else str(occurred_at_ms)
         lines_json = json.dumps(
             [[ln.sku, ln.location_id, ln.qty, ln.disposition.value] for ln in normalized]
         )
@@ -76,11 +82,11 @@ class Returns(Routing):
         locations = [ln.location_id for ln in normalized]
         if reservation_id is None:
             domain = await self.domain_of_locations(locations)
-            reply = await self.run("return_stock", *args, "", domain=domain)
+            reply = await self.run("return_stock", *args, "", occurred, domain=domain)
             if unknown_location(reply) and (fresh := await reroute(self, locations, domain)):
-                reply = await self.run("return_stock", *args, "", domain=fresh)
+                reply = await self.run("return_stock", *args, "", occurred, domain=fresh)
         else:
-            reply = await self._linked(reservation_id, locations, args, archive)
+            reply = await self._linked(reservation_id, locations, args, archive, occurred)
         return _stock_return(return_id, reservation_id, reply)
 
     async def _linked(
@@ -89,6 +95,7 @@ class Returns(Routing):
         locations: list[str],
         args: tuple[str | int, ...],
         archive: ArchiveLookup | None,
+        occurred: str,
     ) -> list[Any]:
         """The script's reply for a linked return, in the reservation's domain; with the
         ledger's record of the reservation once Redis pruned it."""
@@ -97,10 +104,10 @@ class Returns(Routing):
         if domain is None:  # pruned, and its directory claim swept: the ledger says where
             fallback, domain = await self._archived(reservation_id, archive)
         await self._all_in(domain, locations)
-        reply: list[Any] = await self.run("return_stock", *args, fallback, domain=domain)
+        reply: list[Any] = await self.run("return_stock", *args, fallback, occurred, domain=domain)
         if reply[0] == "reservation_gone":  # pruned; its claim not swept yet
             fallback, _ = await self._archived(reservation_id, archive)
-            reply = await self.run("return_stock", *args, fallback, domain=domain)
+            reply = await self.run("return_stock", *args, fallback, occurred, domain=domain)
         if unknown_location(reply):  # maybe a stale route: a location moved to another domain
             await self._all_in(domain, locations, fresh=True)
         return reply

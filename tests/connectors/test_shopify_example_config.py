@@ -8,6 +8,7 @@ import pytest
 
 from connectors.shopify.connector import ShopifyConnector
 from stocksync import plugins
+from stocksync.domain.model import Disposition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +24,7 @@ def test_create_loads_the_example_config(monkeypatch: pytest.MonkeyPatch) -> Non
     assert connector.idmap.variants == {"808950810": "SOFA-VELVET-GREEN"}
     assert connector.idmap.pools == {"gid://shopify/Location/76543210": "web-berlin"}
     assert connector.config.full_sync_interval_seconds == 300
+    assert connector.config.returns.disposition is Disposition.RESTOCK
     assert connector.config.access_token.get_secret_value() == "shpat_example"
 
 

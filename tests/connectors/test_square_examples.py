@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.square.connector import create
+from connectors.square.mapping import BucketRules
 from stocksync import plugins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +25,7 @@ def test_create_loads_the_example_config_and_mapping(monkeypatch: pytest.MonkeyP
     assert connector.ids.skus["W62UWFY35CWMYGVWK6TWJDNI"] == "TEE-RED-M"
     assert connector.config.polled_locations(connector.ids) == ["C6W5YS5QM06F5"]
     assert connector.config.access_token.get_secret_value() == "EAAA-example"
+    assert connector.config.bucket_rules() == BucketRules()  # the defaults, spelled out
 
 
 def test_create_rejects_unknown_keys_and_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,14 @@ import hmac
 
 import pytest
 
-from connectors.framework.commands import Adjust, Sale, SetCount, Unmappable
+from connectors.framework.commands import (
+    Adjust,
+    MoveUnits,
+    RecordReturn,
+    Sale,
+    SetCount,
+    Unmappable,
+)
 from connectors.framework.config import IdMap
 from connectors.square.mapping import (
     map_change,
@@ -66,16 +73,16 @@ def test_map_change_receipt_adds_to_on_hand() -> None:
 
 def test_map_change_waste_takes_from_on_hand() -> None:
     raw = adjustment("ADJ3", ITEM, LOC, "1", WHEN, "IN_STOCK", "WASTE")
-    assert map_change(raw, IDS, PREFIX) == [
-        Adjust("TEE-RED-M", "store-berlin-mitte", -1, "waste", "square", "ADJ3", WHEN_MS)
-    ]
+    [cmd] = map_change(raw, IDS, PREFIX)
+    assert isinstance(cmd, MoveUnits)  # the units and buckets: test_square_returns.py
+    assert (cmd.qty, cmd.from_bucket, cmd.source_event_id) == (1, "on_hand", "ADJ3")
 
 
-def test_map_change_customer_return_adds_to_on_hand() -> None:
+def test_map_change_customer_return_is_a_return() -> None:
     raw = adjustment("ADJ4", ITEM, LOC, "1", WHEN, "RETURNED_BY_CUSTOMER", "IN_STOCK")
     [cmd] = map_change(raw, IDS, PREFIX)
-    assert isinstance(cmd, Adjust)
-    assert (cmd.delta, cmd.reason) == (1, "return")
+    assert isinstance(cmd, RecordReturn)  # dispositions: test_square_returns.py
+    assert [(line.sku, line.qty) for line in cmd.lines] == [("TEE-RED-M", 1)]
 
 
 def test_map_change_move_between_other_states_maps_to_nothing() -> None:

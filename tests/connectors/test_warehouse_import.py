@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from connectors.warehouse.config import WarehouseConfig
 from connectors.warehouse.connector import WarehouseConnector, create, ready_files
 from connectors.warehouse.importer import Batch, FileImporter, FileSummary, RejectsReport
+from connectors.warehouse.transfers import TransferReceipts
 from stocksync.domain.model import Location
 from stocksync.ledger.tables import ConnectorFile
 from stocksync.plugins import EngineContext
@@ -183,11 +184,17 @@ class CrashingImporter(FileImporter):
 
     batches = 2
 
-    async def _apply_batch(self, batch: Batch, summary: FileSummary, report: RejectsReport) -> None:
+    async def _apply_batch(
+        self,
+        batch: Batch,
+        summary: FileSummary,
+        report: RejectsReport,
+        transfers: TransferReceipts | None = None,
+    ) -> None:
         if self.batches == 0:
             raise RuntimeError("killed mid-file")
         self.batches -= 1
-        await super()._apply_batch(batch, summary, report)
+        await super()._apply_batch(batch, summary, report, transfers)
 
 
 @pytest.mark.usefixtures("warehouses")

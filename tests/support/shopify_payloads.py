@@ -75,3 +75,66 @@ def order(
             for n, (sku, qty, variant) in enumerate(lines)
         ]
     return payload
+
+
+# A refund line as in the REST Refund resource's example (https://shopify.dev/api/admin-rest/
+# 2025-01/resources/refund): the ``refunds/create`` webhook posts that resource itself.
+REFUND_LINE: dict[str, Any] = {
+    "id": 1058498311,
+    "quantity": 1,
+    "line_item_id": 518995019,
+    "location_id": 487838322,
+    "restock_type": "return",
+    "subtotal": 199.0,
+    "total_tax": 3.98,
+    "line_item": {
+        "id": 518995019,
+        "variant_id": 49148385,
+        "title": "IPod Nano - 8gb",
+        "quantity": 1,
+        "sku": "IPOD2008RED",
+        "variant_title": "red",
+        "vendor": None,
+        "fulfillment_service": "manual",
+        "product_id": 632910392,
+        "requires_shipping": True,
+        "taxable": True,
+        "gift_card": False,
+        "name": "IPod Nano - 8gb - red",
+        "fulfillable_quantity": 0,
+        "price": "199.00",
+        "admin_graphql_api_id": "gid://shopify/LineItem/518995019",
+    },
+}
+
+
+def refund(
+    refund_id: int = 929361464,
+    order_id: int = 450789469,
+    lines: list[tuple[str | None, int, str, int | None]] | None = None,
+) -> dict[str, Any]:
+    """A ``refunds/create`` payload; ``lines`` are ``(sku, quantity, restock_type,
+    location_id)`` (default: the documented example's one returned line)."""
+    payload: dict[str, Any] = {
+        "id": refund_id,
+        "order_id": order_id,
+        "created_at": "2020-01-14T10:34:55-05:00",
+        "note": "wrong size",
+        "user_id": None,
+        "processed_at": "2020-01-14T10:34:55-05:00",
+        "restock": True,
+        "admin_graphql_api_id": f"gid://shopify/Refund/{refund_id}",
+        "refund_line_items": [copy.deepcopy(REFUND_LINE)],
+        "transactions": [],
+        "order_adjustments": [],
+    }
+    if lines is not None:
+        payload["refund_line_items"] = []
+        for n, (sku, qty, restock_type, location_id) in enumerate(lines):
+            line = copy.deepcopy(REFUND_LINE)
+            line.update(
+                id=2000 + n, quantity=qty, restock_type=restock_type, location_id=location_id
+            )
+            line["line_item"].update(id=3000 + n, sku=sku, quantity=qty, variant_id=None)
+            payload["refund_line_items"].append(line)
+    return payload

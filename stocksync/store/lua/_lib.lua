@@ -448,9 +448,10 @@ end
 -- Emit one bucket event (BUCKET_KINDS in stocksync/domain/events.py) about a position whose
 -- buckets were just written: its units ('qty'), the deltas `d` (bucket field -> units) as
 -- d_on_hand, d_reserved (0) and the nonzero d_damaged, d_quality_control, d_in_transit, every
--- bucket after it, then `extra`. A nonzero d_on_hand is a physical delta for the as-of rule.
+-- bucket after it, then `extra`. A nonzero d_on_hand is a physical delta for the as-of rule,
+-- recorded when it occurred: `occurred` (a source reporting late; nil = now).
 -- Returns the event's seq.
-local function emit_bucket_event(kind, sku, loc, qty, d, extra)
+local function emit_bucket_event(kind, sku, loc, qty, d, extra, occurred)
   local on_hand, reserved = read_position(sku, loc)
   local damaged, qc, in_transit = read_buckets(sku, loc)
   local d_on_hand = d[ON_HAND] or 0
@@ -463,8 +464,12 @@ local function emit_bucket_event(kind, sku, loc, qty, d, extra)
   for _, v in ipairs({ 'on_hand', on_hand, 'reserved', reserved, 'damaged', damaged,
     'quality_control', qc, 'in_transit', in_transit }) do table.insert(fields, v) end
   for _, v in ipairs(extra) do table.insert(fields, v) end
+  occurred = occurred or NOW
+  if occurred < NOW then
+    table.insert(fields, 'occurred_at'); table.insert(fields, occurred)
+  end
   local seq = emit(kind, sku, loc, fields)
-  if d_on_hand ~= 0 then record_delta(sku, loc, NOW, seq, d_on_hand) end
+  if d_on_hand ~= 0 then record_delta(sku, loc, occurred, seq, d_on_hand) end
   return seq
 end
 

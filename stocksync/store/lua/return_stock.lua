@@ -12,6 +12,10 @@
 --         caller may not access is 'not_found'
 -- ARGV[10] the ledger's record of a reservation Redis pruned, JSON {state, lines: [[sku, loc,
 --          qty], ...], key, fulfilled_at}, '' = none (then a pruned one is 'reservation_gone')
+-- ARGV[11] occurred_at in ms ('' = now): when a source (a connector) says the units came back.
+--          A restocked line's on_hand is recorded then (as-of rule); one that came back at or
+--          before the newest applied count of its position is already in that count's
+--          on_hand, so the return is recorded without adding it again.
 --
 -- A linked return never brings back more units of a SKU than the reservation fulfilled,
 -- counting its earlier returns (the returned units hash, kept as long as returns are taken).
@@ -30,6 +34,7 @@ local source = ARGV[7]
 local keep_seconds = tonumber(ARGV[8])
 local access = ARGV[9]
 local fallback = ARGV[10]
+local occurred = occurred_at(ARGV[11])
 
 local DISPOSITION_FIELD = { restock = ON_HAND, inspect = QUALITY_CONTROL, damaged = DAMAGED }
 
@@ -84,12 +89,19 @@ end
 for _, ln in ipairs(lines) do
   local sku, loc, qty, disposition = ln[1], ln[2], ln[3], ln[4]
   local field = DISPOSITION_FIELD[disposition]
+  local count_as_of = select(4, read_position(sku, loc))
+  local counted = field == ON_HAND and count_as_of and occurred < NOW
+    and occurred <= tonumber(count_as_of)
   reap_position(sku, loc)
-  add_units(sku, loc, field, qty)
+  local d = {}
+  if not counted then
+    d[field] = qty
+    add_units(sku, loc, field, qty)
+  end
   redis.call('SADD', sku_locs_key(sku), loc)
   local extra = { 'ret', id, 'disp', disposition, 'src', source, 'fp', fp }
   if res_id ~= '' then table.insert(extra, 'res'); table.insert(extra, res_id) end
-  emit_bucket_event('returned', sku, loc, qty, { [field] = qty }, extra)
+  emit_bucket_event('returned', sku, loc, qty, d, extra, occurred)
 end
 redis.call('HSET', rk, 'fp', fp, 'reservation_id', res_id, 'lines', lines_json,
   'created_at', NOW, 'actor', ACTOR)

@@ -64,10 +64,9 @@ async def authorize(svc: Services, principal: Principal, reservation_id: str) ->
     return facts.channel
 
 
-async def read_reservation(
-    svc: Services, principal: Principal, reservation_id: str
-) -> ReservationOut:
-    """A reservation from Redis, or from the ledger once Redis has pruned it."""
+async def load_reservation(svc: Services, reservation_id: str) -> tuple[ReservationOut, str | None]:
+    """A reservation from Redis, or from the ledger once Redis has pruned it, and the key id
+    that made it; no access check (callers apply the rule of this module, or another one)."""
     try:
         reservation = await svc.store.get_reservation(reservation_id)
     except NotFound:
@@ -79,12 +78,18 @@ async def read_reservation(
             raise not_found(reservation_id) from None
         row, transitions, hold_code, owner = record
         out = ledger_reservation_out(row, transitions, hold_code)
-        if not may_access(principal, owner, (line.location_id for line in out.lines)):
-            raise not_found(reservation_id) from None
         # Its returns outlive it in Redis (the return retention); the ledger read above is the
         # default domain's (settings.namespace), and so are they.
         units, ids = await svc.store.returned_units(reservation_id, DEFAULT_DOMAIN)
-        return out.model_copy(update={"returned_units": units, "return_ids": list(ids)})
-    if not may_access(principal, reservation.key_id, (ln.location_id for ln in reservation.lines)):
+        return out.model_copy(update={"returned_units": units, "return_ids": list(ids)}), owner
+    return reservation_out(reservation), reservation.key_id
+
+
+async def read_reservation(
+    svc: Services, principal: Principal, reservation_id: str
+) -> ReservationOut:
+    """A reservation from Redis, or from the ledger once Redis has pruned it."""
+    out, owner = await load_reservation(svc, reservation_id)
+    if not may_access(principal, owner, (line.location_id for line in out.lines)):
         raise not_found(reservation_id)
-    return reservation_out(reservation)
+    return out

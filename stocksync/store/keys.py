@@ -141,6 +141,12 @@ class Keys:
         ``created_at``, ``updated_at``); terminal ones kept for the retention."""
         return f"{self.prefix}xfer:{transfer_id}"
 
+    def quality_control_positions(self, location_id: str) -> str:
+        """Sorted set: SKUs with units in quality_control at a location, scored by when units
+        entered it (ms): the store's inspection queue, oldest first. Kept by ``emit`` in
+        ``_lib.lua`` from the ``quality_control`` after-value every bucket event carries."""
+        return f"{self.prefix}qcloc:{location_id}"
+
     def location_transfers(self, location_id: str) -> str:
         """Sorted set: ids of the transfers from or to a location, scored by created_at ms
         (entries older than the retention are trimmed by the transfer scripts)."""

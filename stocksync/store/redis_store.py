@@ -7,6 +7,7 @@ so the configured retention, outbox cap and hold caps apply wherever a change is
 from __future__ import annotations
 
 from stocksync.store.buckets import Buckets
+from stocksync.store.inspection import Inspection
 from stocksync.store.pools import Pools
 from stocksync.store.reads import StoreReads
 from stocksync.store.reservations import Reservations
@@ -17,10 +18,19 @@ from stocksync.store.transfers import Transfers
 
 
 class RedisStockStore(
-    StoreReads, StockChanges, Reservations, Pools, Buckets, Returns, Transfers, Supplies
+    StoreReads,
+    StockChanges,
+    Reservations,
+    Pools,
+    Buckets,
+    Returns,
+    Transfers,
+    Supplies,
+    Inspection,
 ):
     """Stock positions, locations, reservations, channel pools and the stock beyond the shelf
-    (bucket moves, returns, transfers, incoming supply) of one namespace in Redis.
+    (bucket moves, returns, transfers, incoming supply, the inspection queue) of one
+    namespace in Redis.
 
     ``RedisStockStore(client, settings, observe=...)``: see :class:`ScriptStore`.
     """

@@ -58,6 +58,7 @@ OPERATIONS = (
     "remove_incoming",
     "move_stock",
     "return_stock",
+    "inspection_queue",
 )
 # Operations that change state and go through the batcher (group commit). Reads answer on
 # their own FCALL; rebuild, check_regression and erase_customer are rare admin calls.

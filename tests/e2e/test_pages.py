@@ -17,34 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Error,
-    Locator,
-    Page,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, Locator, expect
 
 from stocksync.store.embedded import EmbeddedRedis
+from tests.support.pages import chromium, sign_in, watch_errors
 from tests.support.serve import running_serve, serve_env
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STORE_A = {"name": "Kreuzberg Store", "lat": 52.4990, "lon": 13.4100}  # ~0.5 km from Kreuzberg
 STORE_B = {"name": "Mitte Store", "lat": 52.5219, "lon": 13.4132}  # ~2.6 km
-WAIT_MS = 10_000  # the longest any expectation waits for the page to catch up
 
 
 @dataclass
@@ -71,42 +53,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} is missing (apt-get install chromium); browsers are not downloaded"
-        )
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def watch_errors(page: Page, errors: list[str]) -> Page:
-    """Collects script errors and console errors (CSP violations, failed module loads)."""
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(f"{page.url}: {message.text} ({message.location['url']})")
-
-    def on_page_error(error: Error) -> None:
-        errors.append(f"{page.url}: {error}")
-
-    page.on("console", on_console)
-    page.on("pageerror", on_page_error)
-    return page
-
-
-def sign_in(page: Page, key: str) -> None:
-    field = page.get_by_label("API key")
-    expect(field).to_be_focused()  # the page asks for the key first, focus already there
-    field.fill(key)
-    field.press("Enter")
-    expect(field).to_be_hidden()
+    with chromium() as launched:
+        yield launched
 
 
 def seed(api: httpx.Client, sku: str) -> None:
@@ -145,7 +93,18 @@ async def test_pages_and_assets_are_served_same_origin_only(anon: httpx.AsyncCli
         referenced |= set(re.findall(r"/ui/static/([\w.-]+)", r.text))
     for script in STATIC.glob("*.js"):  # ES module imports
         referenced |= set(re.findall(r'from "\./([\w.-]+)"', script.read_text()))
-    assert referenced == {"ui.css", "store.js", "chat.js", "common.js"}
+    assert referenced == {
+        "ui.css",
+        "store.js",
+        "chat.js",
+        "common.js",
+        "i18n.js",
+        "store-page.js",
+        "store-risk.js",
+        "store-returns.js",
+        "store-inspection.js",
+        "store-transfers.js",
+    }
     for name in referenced:
         r = await anon.get(f"/ui/static/{name}")
         assert r.status_code == 200, name
@@ -180,7 +139,7 @@ def test_chat_hold_reaches_the_store_pick_list_live(
             expect(staff.get_by_role("alert")).to_contain_text("The API key was refused")
             errors.clear()  # the browser logs the 401 as a failed resource
             sign_in(staff, server.staff_key)
-            expect(staff.get_by_role("heading", level=1)).to_have_text("Pickups · Kreuzberg Store")
+            expect(staff.get_by_role("heading", level=1)).to_have_text("Store · Kreuzberg Store")
             expect(staff.locator("#live")).to_have_attribute("data-state", "live")
             expect(staff.get_by_role("status").filter(has_text="Live")).to_be_visible()
             expect(staff.get_by_text("No pickups waiting")).to_be_visible()

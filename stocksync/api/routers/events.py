@@ -31,7 +31,7 @@ from stocksync.api.problems import PROBLEM_RESPONSES, problem_response
 from stocksync.api.schemas import LocationPath
 from stocksync.domain.codes import display_hold_code
 from stocksync.domain.errors import Forbidden, TooManyStreams, TooManyStreamsForKey
-from stocksync.domain.events import EventKind
+from stocksync.domain.events import BUCKET_KINDS, SUPPLY_KINDS, EventKind
 from stocksync.domain.model import DEFAULT_DOMAIN
 from stocksync.store.outbox import Outbox, OutboxEvent
 
@@ -39,11 +39,14 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
 # What a store's page shows; stale (recorded, not applied) changes and rebuilds are left out.
+# Stock beyond the shelf too: a transfer shipped here, a return or a move here, supply expected.
 KINDS = frozenset(
     {EventKind.HELD, EventKind.CONFIRMED, EventKind.READY, EventKind.FULFILLED}
     | {EventKind.RELEASED, EventKind.EXPIRED, EventKind.EXTENDED, EventKind.MOVED}
     | {EventKind.OVERSELL_RISK, EventKind.AT_RISK, EventKind.ADJUSTED, EventKind.COUNTED}
-    | {EventKind.STOCK_MOVED, EventKind.RETURNED}
+    | BUCKET_KINDS
+    | {EventKind.TRANSFER_SHORTFALL}
+    | SUPPLY_KINDS
 )
 # A Redis stream id, `<ms>` or `<ms>-<seq>`. ASCII digits only (`\d` would also match, say,
 # Arabic-Indic digits, which Redis refuses mid-stream), at most 19 of them per part so both
@@ -54,8 +57,8 @@ EVENT_ID = r"^([a-z0-9][a-z0-9_-]{0,31}/)?[0-9]{1,19}(-[0-9]{1,19})?$"
 NUMERIC = frozenset(
     {"seq", "at", "qty", "d_on_hand", "d_reserved", "on_hand", "reserved", "safety", "delta"}
     | {"count", "as_of", "occurred_at", "exp", "shortfall", "flagged"}
-    | {"damaged", "quality_control", "in_transit", "d_damaged", "d_quality_control"}
-    | {"d_in_transit"}
+    | {"damaged", "quality_control", "in_transit", "shipped", "prev", "left"}
+    | {"d_damaged", "d_quality_control", "d_in_transit"}
 )
 HIDDEN = frozenset({"fp", "key", "actor"})  # internal: fingerprints and key ids
 # Which reservation, whose, and its code: only the store's staff (a key bound to the store) and

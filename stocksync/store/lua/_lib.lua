@@ -76,6 +76,8 @@ local function return_key(id) return P .. 'ret:' .. id end
 local function returned_key(res_id) return P .. 'returned:' .. res_id end
 local function transfer_key(id) return P .. 'xfer:' .. id end
 local function loc_transfers_key(loc) return P .. 'xferloc:' .. loc end
+-- A location's positions with units in quality_control: the inspection queue (track_inspection).
+local function qc_index_key(loc) return P .. 'qcloc:' .. loc end
 -- A channel pool's configuration (hash: name, channels, strategy, locs; see keys.py).
 local function pool_key(pool_id) return P .. 'pool:' .. pool_id end
 -- The namespace directory's (P is the directory's prefix when KEYS[1] is its anchor).
@@ -94,11 +96,29 @@ local DAMAGED, QUALITY_CONTROL, IN_TRANSIT = 'd', 'q', 't'
 local BUCKET_FIELD = { on_hand = ON_HAND, damaged = DAMAGED, quality_control = QUALITY_CONTROL,
   in_transit = IN_TRANSIT }
 
+-- Keep the inspection queue (qc_index_key) from an event's fields: every bucket event states
+-- the position's quality_control after it (shelf contract), so the queue follows every script
+-- that moves units in or out of inspection without each of them having to remember it. A SKU
+-- keeps its first entry time (NX) while units wait; it leaves when none are left.
+local function track_inspection(sku, loc, fields)
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'quality_control' then
+      if (tonumber(fields[i + 1]) or 0) > 0 then
+        redis.call('ZADD', qc_index_key(loc), 'NX', NOW, sku)
+      else
+        redis.call('ZREM', qc_index_key(loc), sku)
+      end
+      return
+    end
+  end
+end
+
 -- Append one event to the outbox; SKU events get the SKU's next seq.
 -- Returns seq, stream id, and the entry's field/value list.
 local function emit(kind, sku, loc, fields)
   local seq = 0
   if sku ~= '' then seq = redis.call('HINCRBY', SEQ_KEY, sku, 1) end
+  if sku ~= '' then track_inspection(sku, loc, fields) end
   local entry = { 'kind', kind, 'sku', sku, 'loc', loc, 'seq', seq, 'at', NOW }
   for _, v in ipairs(fields) do table.insert(entry, v) end
   if ACTOR ~= '' then table.insert(entry, 'actor'); table.insert(entry, ACTOR) end

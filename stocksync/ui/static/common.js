@@ -1,4 +1,6 @@
 // Shared by the staff and chat-agent pages: the API key, JSON API calls, the event stream, DOM.
+import { dateTime, has, relative, t } from "./i18n.js";
+
 const KEY = "stocksync.apiKey";
 
 export class ApiError extends Error {
@@ -28,21 +30,29 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, {
-  weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-});
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
-
-/** A <time> element: "Tue, 4 Mar, 14:00 (in 2 hours)". */
+/** A <time> element: "Tue, 4 Mar, 14:00 (in 2 hours)", in the page's language. */
 export function timeEl(iso) {
-  const at = new Date(iso);
-  const minutes = Math.round((at - Date.now()) / 60000);
-  const rel = Math.abs(minutes) < 90
-    ? relative.format(minutes, "minute")
-    : Math.abs(minutes) < 48 * 60
-      ? relative.format(Math.round(minutes / 60), "hour")
-      : relative.format(Math.round(minutes / 1440), "day");
-  return el("time", { datetime: at.toISOString(), text: `${dateTime.format(at)} (${rel})` });
+  const at = Date.parse(iso);
+  return el("time", {
+    datetime: new Date(at).toISOString(),
+    text: t("time.with_relative", { at: dateTime(at), relative: relative(at) }),
+  });
+}
+
+/** What to tell staff about a failed call: the catalogue's text for its code where there is
+ * one (e.g. "error.insufficient_stock"), else the server's detail. */
+export function errorText(err) {
+  if (err instanceof ApiError && has(`error.${err.code}`)) {
+    return t(`error.${err.code}`, { detail: err.detail });
+  }
+  return err.detail || String(err);
+}
+
+/** A fresh id for a request the server deduplicates (a retry of the same body reuses it). */
+export function newId(prefix) {
+  if (crypto.randomUUID) return `${prefix}-${crypto.randomUUID()}`;
+  const bytes = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs a secure context
+  return `${prefix}-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** fn wrapped so that calls while it runs coalesce into one more run. */
@@ -97,7 +107,7 @@ export function withApiKey(start) {
     event.preventDefault();
     const key = input.value.trim();
     if (!key) {
-      error.textContent = "Enter the API key.";
+      error.textContent = t("key.missing");
       input.focus();
       return;
     }
@@ -125,7 +135,7 @@ async function failure(response) {
     // not problem+json (a proxy's page): fall back to the status line
   }
   const detail = problem.detail || `${response.status} ${response.statusText}`.trim();
-  if (response.status === 401) onKeyRefused(`The API key was refused: ${detail}`);
+  if (response.status === 401) onKeyRefused(t("key.refused", { detail }));
   return new ApiError(response.status, problem.code || "error", detail);
 }
 
@@ -140,7 +150,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     });
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new ApiError(0, "network", "The engine cannot be reached. Check the connection and retry.");
+    throw new ApiError(0, "network", t("error.network"));
   }
   if (!response.ok) throw await failure(response);
   return response.status === 204 ? null : response.json();

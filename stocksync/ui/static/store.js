@@ -1,50 +1,67 @@
-// Staff page of one store: the pick list, live from the store's event stream.
+// Staff page of one store: the pick list, live from the store's event stream, the at-risk
+// warning with re-sourcing, the returns desk, the inspection queue and incoming transfers.
 import {
-  $, ApiError, api, apiKey, coalesced, el, readEvents, sleep, timeEl, withApiKey,
+  $, ApiError, api, apiKey, coalesced, el, errorText, readEvents, sleep, timeEl, withApiKey,
 } from "./common.js";
+import { clockTime, language, onLanguage, startLanguage, t } from "./i18n.js";
+import { loadInspection, renderInspection } from "./store-inspection.js";
+import { renderReturns, startReturns } from "./store-returns.js";
+import { loadRisk } from "./store-risk.js";
+import { codeOf, enc, linesHere, linesText, page } from "./store-page.js";
+import { loadTransfers, renderTransfers } from "./store-transfers.js";
 
-const STATES = { confirmed: "To pick", ready: "Ready for collection" };
 const STALE_MS = 45000; // no bytes at all (not even a keepalive) for this long: reconnect
 const POLL_MS = 15000; // without a stream, refresh this often
-const enc = encodeURIComponent;
 
-let store = null; // the location: {location_id, name, …}
-const skus = new Set(); // stock panel rows: items of every pickup shown since the page opened
 const busy = new Set(); // reservation ids with a transition in flight
 let known = null; // ids on the pick list, to announce new arrivals
+let lastPicks = null; // the pick list as last read, to render again in another language
+let liveState = null; // [state, catalogue key, params] of the connection indicator
 
-const say = (text) => { $("#status").textContent = text; };
-const showError = (text) => { $("#error").textContent = text || ""; };
-const codeOf = (r) => r.hold_code || r.reservation_id;
-const linesHere = (r) => r.lines.filter((l) => l.location_id === store.location_id);
-const linesText = (r) => linesHere(r).map((l) => `${l.qty} × ${l.sku}`).join(", ");
+await startLanguage();
+onLanguage(() => {
+  if (liveState) setLive(...liveState);
+  if (!page.store) return;
+  showTitle();
+  if (lastPicks) renderPicks(lastPicks, { force: true });
+  renderInspection({ force: true });
+  renderTransfers({ force: true });
+  renderReturns();
+  refresh();
+});
 
 withApiKey(async () => {
   try {
     const { locations } = await api("/v1/locations");
     const wanted = new URLSearchParams(location.search).get("location");
-    store = locations.find((l) => l.location_id === wanted)
+    page.store = locations.find((l) => l.location_id === wanted)
       || (!wanted && locations.length === 1 ? locations[0] : null);
-    if (!store) {
+    if (!page.store) {
       chooseLocation(locations, wanted);
       return;
     }
-    document.title = `Pickups · ${store.name} · stocksync`;
-    $("#title").textContent = `Pickups · ${store.name}`;
+    page.locations = new Map(locations.map((l) => [l.location_id, l]));
+    showTitle();
     $("#board").hidden = false;
+    startReturns();
     setInterval(refresh, 60000); // deadlines ("in 5 minutes") age; also a safety net
     live();
   } catch (err) {
-    showError(err.detail || String(err));
+    page.showError(errorText(err));
   }
 });
 
+function showTitle() {
+  document.title = t("store.title_at", { store: page.store.name });
+  $("#title").textContent = t("store.heading_at", { store: page.store.name });
+}
+
 function chooseLocation(locations, wanted) {
   if (!locations.length) {
-    showError("This API key sees no locations.");
+    page.showError(t("store.no_locations"));
     return;
   }
-  if (wanted) showError(`This API key sees no location "${wanted}". Choose a store.`);
+  if (wanted) page.showError(t("store.unknown_location", { location: wanted }));
   const select = $("#location");
   const sorted = [...locations].sort((a, b) => a.name.localeCompare(b.name));
   select.replaceChildren(...sorted.map((l) => el("option", { value: l.location_id, text: l.name })));
@@ -57,29 +74,30 @@ function chooseLocation(locations, wanted) {
   select.focus();
 }
 
-function setLive(state, text) {
+function setLive(state, key, params = {}) {
+  liveState = [state, key, params];
   $("#live").hidden = false;
   $("#live").dataset.state = state;
-  $("#live-text").textContent = text;
+  $("#live-text").textContent = t(key, params);
 }
 
-/** Keeps the event stream open (reconnecting with backoff); any event refreshes the list. */
+/** Keeps the event stream open (reconnecting with backoff); any event refreshes the page. */
 async function live() {
   let lastId = null;
   let delay = 1000;
   let notice = null; // "Reconnecting…" shows only if a reconnect takes a while
-  setLive("connecting", "Connecting…");
+  setLive("connecting", "live.connecting");
   while (apiKey()) {
     const abort = new AbortController();
     let seen = Date.now();
     const watchdog = setInterval(() => Date.now() - seen > STALE_MS && abort.abort(), 5000);
     try {
-      await readEvents(`/v1/locations/${enc(store.location_id)}/events`, {
+      await readEvents(`/v1/locations/${enc(page.store.location_id)}/events`, {
         signal: abort.signal,
         lastEventId: lastId,
         onOpen: () => {
           clearTimeout(notice);
-          setLive("live", "Live");
+          setLive("live", "live.on");
           delay = 1000;
           refresh(); // whatever happened while we were not listening
         },
@@ -94,7 +112,7 @@ async function live() {
       if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 429) {
         clearTimeout(notice);
         if (err.status === 401) return;
-        setLive("off", `Not live (${err.detail}): refreshing every 15 s`);
+        setLive("off", "live.polling", { detail: err.detail });
         setInterval(refresh, POLL_MS);
         return;
       }
@@ -102,99 +120,107 @@ async function live() {
       clearInterval(watchdog);
     }
     clearTimeout(notice);
-    notice = setTimeout(() => setLive("off", "Reconnecting…"), 3000);
+    notice = setTimeout(() => setLive("off", "live.reconnecting"), 3000);
     await sleep(delay);
     delay = Math.min(delay * 2, 30000);
   }
 }
 
 const refresh = coalesced(load); // events during a refresh: one more round, not one each
+page.refresh = refresh;
 
 async function load() {
-  const here = enc(store.location_id);
-  const [picks, risk] = await Promise.allSettled([
+  const here = enc(page.store.location_id);
+  const [picks] = await Promise.allSettled([
     api(`/v1/locations/${here}/pickups?state=confirmed&state=ready`),
-    api(`/v1/reservations?at_risk=true&location_id=${here}`),
+    loadRisk(),
+    loadInspection(),
+    loadTransfers(),
   ]);
-  const at = new Date().toLocaleTimeString();
+  const at = clockTime();
   if (picks.status === "fulfilled") {
-    const list = picks.value.pickups;
-    renderPicks(list);
-    const n = list.length;
+    lastPicks = picks.value.pickups;
+    renderPicks(lastPicks);
+    const n = lastPicks.length;
     $("#picks-summary").textContent = n
-      ? `${n} pickup${n === 1 ? "" : "s"} waiting · updated ${at}`
-      : `No pickups waiting · updated ${at}`;
+      ? t("picks.summary", { count: n, at })
+      : t("picks.none", { at });
   } else {
-    $("#picks-summary").textContent = `Could not refresh at ${at}: ${picks.reason.detail}`;
+    $("#picks-summary").textContent = t("picks.failed", { at, detail: errorText(picks.reason) });
   }
-  if (risk.status === "fulfilled") renderRisk(risk.value.reservations);
   await loadStock();
 }
 
-function renderPicks(pickups) {
+function renderPicks(pickups, { force = false } = {}) {
   const list = $("#picks");
   const focused = list.contains(document.activeElement) ? document.activeElement : null;
   const focus = focused && { id: focused.closest("[data-id]").dataset.id, action: focused.dataset.action };
   const old = new Map([...list.children].map((li) => [li.dataset.id, li]));
   const deadline = (r) => (r.expires_at ? Date.parse(r.expires_at) : Infinity);
   const items = [...pickups].sort((a, b) => deadline(a) - deadline(b)).map((r) => {
-    const sig = JSON.stringify([r.state, r.expires_at, r.at_risk, r.lines, r.customer_ref]);
+    const sig = JSON.stringify([language(), r.state, r.expires_at, r.at_risk, r.lines, r.customer_ref]);
     const prev = old.get(r.reservation_id);
-    return prev && prev.dataset.sig === sig ? prev : pickupItem(r, sig); // unchanged: keep node
+    return !force && prev && prev.dataset.sig === sig ? prev : pickupItem(r, sig); // unchanged: keep node
   });
   items.forEach((item, i) => {
     if (list.children[i] !== item) list.insertBefore(item, list.children[i] || null);
   });
   while (list.children.length > items.length) list.lastElementChild.remove();
+  for (const stale of old.values()) if (!items.includes(stale)) stale.remove();
   if (focus && !list.contains(document.activeElement)) {
     const li = items.find((item) => item.dataset.id === focus.id);
     const target = li && (li.querySelector(`[data-action="${focus.action}"]`) || li.querySelector("button"));
     (target || $("#picks-h")).focus();
   }
   const fresh = pickups.filter((r) => known && !known.has(r.reservation_id));
-  if (fresh.length) say(fresh.map((r) => `New pickup ${codeOf(r)}: ${linesText(r)}`).join(". "));
+  if (fresh.length) {
+    page.say(fresh.map((r) => t("picks.new", { code: codeOf(r), lines: linesText(linesHere(r)) })).join(" "));
+  }
   known = new Set(pickups.map((r) => r.reservation_id));
 }
 
 function pickupItem(r, sig) {
   const code = codeOf(r);
   const headingId = `pick-${r.reservation_id}`;
-  linesHere(r).forEach((l) => skus.add(l.sku));
+  linesHere(r).forEach((l) => page.skus.add(l.sku));
   const button = (action, label, onclick, cls) => el("button",
     { type: "button", "data-action": action, class: cls, onclick },
     label, el("span", { class: "visually-hidden", text: ` (${code})` }));
   const buttons = [
-    r.state === "confirmed" && button("ready", "Picked — ready", () => transition(r, "ready", "is ready for collection"), "primary"),
-    button("fulfill", "Collected", () => transition(r, "fulfill", "was collected"), r.state === "ready" ? "primary" : null),
-    button("release", "No-show", () => noShow(r), "danger"),
+    r.state === "confirmed" && button("ready", t("picks.ready"), () => transition(r, "ready", "picks.done_ready"), "primary"),
+    button("fulfill", t("picks.collected"), () => transition(r, "fulfill", "picks.done_collected"), r.state === "ready" ? "primary" : null),
+    button("release", t("picks.no_show"), () => noShow(r), "danger"),
   ];
   const overdue = r.expires_at && Date.parse(r.expires_at) < Date.now();
+  const stateKey = `state.${r.state}`;
   return el("li", { "data-id": r.reservation_id, "data-sig": sig, "data-testid": "pickup",
     "data-hold-code": code, class: `pickup state-${r.state}${r.at_risk ? " at-risk" : ""}` },
   el("article", { "aria-labelledby": headingId },
     el("h3", { id: headingId },
       el("span", { class: "code", "data-testid": "pickup-code", text: code }),
-      el("span", { class: "who", text: r.customer_ref ? `Customer ${r.customer_ref}` : "No customer reference" })),
-    el("p", { class: "state", "data-testid": "pickup-state", text: STATES[r.state] || r.state }),
-    r.at_risk && el("p", { class: "badge-risk", text: "At risk: stock here is short for this pickup" }),
-    el("ul", { class: "lines", "aria-label": "Items" },
-      linesHere(r).map((l) => el("li", {}, el("strong", { text: `${l.qty} ×` }), ` ${l.sku}`))),
+      el("span", { class: "who", text: r.customer_ref ? t("picks.customer", { ref: r.customer_ref }) : t("picks.no_customer") })),
+    el("p", { class: "state", "data-testid": "pickup-state", text: t(stateKey) }),
+    r.at_risk && el("p", { class: "badge-risk", text: t("picks.at_risk") }),
+    el("ul", { class: "lines", "aria-label": t("picks.items") },
+      linesHere(r).map((l) => el("li", {}, el("strong", { text: t("item.qty", { qty: l.qty }) }), ` ${l.sku}`))),
     el("p", { class: overdue ? "deadline overdue" : "deadline" },
-      r.expires_at ? [overdue ? "Overdue since " : "Collect by ", timeEl(r.expires_at)] : "No pickup deadline"),
+      r.expires_at
+        ? [t(overdue ? "picks.overdue_since" : "picks.collect_by"), " ", timeEl(r.expires_at)]
+        : t("picks.no_deadline")),
     el("div", { class: "actions" }, buttons)));
 }
 
-async function transition(r, action, done) {
+async function transition(r, action, doneKey) {
   const id = r.reservation_id;
   if (busy.has(id)) return;
   busy.add(id);
   document.querySelector(`[data-id="${CSS.escape(id)}"]`)?.setAttribute("aria-busy", "true");
-  showError("");
+  page.showError("");
   try {
     await api(`/v1/reservations/${enc(id)}/${action}`, { method: "POST" });
-    say(`${codeOf(r)} ${done}.`);
+    page.say(t(doneKey, { code: codeOf(r) }));
   } catch (err) {
-    showError(`${codeOf(r)}: ${err.detail || err}`);
+    page.showError(t("picks.failed_action", { code: codeOf(r), detail: errorText(err) }));
   } finally {
     busy.delete(id);
     document.querySelector(`[data-id="${CSS.escape(id)}"]`)?.removeAttribute("aria-busy");
@@ -204,49 +230,35 @@ async function transition(r, action, done) {
 
 function noShow(r) {
   const dialog = $("#noshow");
-  const who = r.customer_ref ? ` for customer ${r.customer_ref}` : "";
-  $("#noshow-text").textContent =
-    `Pickup ${codeOf(r)}${who} (${linesText(r)}): the units go back on sale. This cannot be undone.`;
+  const lines = linesText(linesHere(r));
+  $("#noshow-text").textContent = r.customer_ref
+    ? t("noshow.text_customer", { code: codeOf(r), ref: r.customer_ref, lines })
+    : t("noshow.text", { code: codeOf(r), lines });
   dialog.returnValue = "";
   dialog.onclose = () => {
-    if (dialog.returnValue === "release") transition(r, "release", "was released as a no-show");
+    if (dialog.returnValue === "release") transition(r, "release", "picks.done_released");
   };
   dialog.showModal();
 }
 $("#noshow-cancel").addEventListener("click", () => $("#noshow").close("cancel"));
 $("#noshow-confirm").addEventListener("click", () => $("#noshow").close("release"));
 
-function renderRisk(reservations) {
-  const box = $("#risk");
-  const sig = JSON.stringify(reservations.map((r) => [r.reservation_id, r.state, r.lines]));
-  if (box.dataset.sig === sig) return; // unchanged: nothing to re-announce
-  box.dataset.sig = sig;
-  reservations.forEach((r) => linesHere(r).forEach((l) => skus.add(l.sku)));
-  const n = reservations.length;
-  box.replaceChildren(...(n ? [
-    el("h2", { text: `Warning: ${n} reservation${n === 1 ? "" : "s"} at risk here` }),
-    el("p", { text: "Stock here fell below what these holds need (a till sale, a recount). "
-      + "Find them another store or contact the customer." }),
-    el("ul", {}, reservations.map((r) => el("li", { "data-testid": "at-risk" },
-      el("strong", { text: codeOf(r) }),
-      ` · ${r.customer_ref || "no customer reference"} · ${r.state} · ${linesText(r)}`))),
-  ] : []));
-}
-
 async function loadStock() {
-  const here = enc(store.location_id);
+  const here = enc(page.store.location_id);
   const cell = (name, value) => el("td",
     { "data-testid": `stock-${name}`, class: value < 0 ? "negative" : null, text: String(value) });
-  const rows = await Promise.all([...skus].sort().map(async (sku) => {
+  const rows = await Promise.all([...page.skus].sort().map(async (sku) => {
     const head = el("th", { scope: "row", text: sku });
     try {
       const p = await api(`/v1/stock/${here}/${enc(sku)}`);
       return el("tr", { "data-testid": `stock-row-${sku}` }, head,
-        cell("on-hand", p.on_hand), cell("reserved", p.reserved), cell("available", p.available));
+        cell("on-hand", p.on_hand), cell("reserved", p.reserved), cell("available", p.available),
+        cell("quality-control", p.quality_control ?? 0), cell("damaged", p.damaged ?? 0),
+        cell("in-transit", p.in_transit ?? 0));
     } catch (err) {
-      return el("tr", {}, head, el("td", { colspan: 3, text: err.detail || String(err) }));
+      return el("tr", {}, head, el("td", { colspan: 6, text: errorText(err) }));
     }
   }));
-  const empty = el("tr", {}, el("td", { colspan: 4, class: "hint", text: "No items yet." }));
+  const empty = el("tr", {}, el("td", { colspan: 7, class: "hint", text: t("stock.empty") }));
   $("#stock tbody").replaceChildren(...(rows.length ? rows : [empty]));
 }

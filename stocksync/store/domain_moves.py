@@ -7,12 +7,14 @@ touch together (DESIGN rule 1), so the move is a sequence of steps, each one cal
 ``move_location.lua`` on one domain, each answering "done" again when re-run:
 
 1. **seal** (source): refused (nothing changed) while a reservation in held, confirmed or
-   ready has a line at the location. Otherwise the location's record is set aside in the
+   ready has a line at the location, or a transfer from or to it is on its way (both ends of
+   a transfer are in one domain). Otherwise the location's record is set aside in the
    source (``moving:<loc>``, naming the target) and the location leaves ``locations`` and
    GEO: from here every stock change there answers ``unknown_location``, a reserve of a SKU
    with no position there too, and ``PUT /v1/locations`` answers ``domain_moving``.
 2. **park** (source, pages of SKUs): each position leaves the source into ``parked:<loc>``
-   with a ``position_moved_out`` event (units out of the source's ledger, the source's seq).
+   with a ``position_moved_out`` event (units out of the source's ledger, the source's seq):
+   on_hand, damaged, quality_control and its incoming supplies.
    A hold created at a not yet parked position (a process still selling there) stops the
    move with ``active_holds``; re-run it once that hold ended.
 3. **import** (target) then **unpark** (source), a page at a time: each parked position is
@@ -111,6 +113,8 @@ async def _step(store: RedisStockStore, domain: str, *args: str | int) -> list[A
         "unknown_location": f"location {location_id!r} does not exist in domain {domain!r}",
         "moving_elsewhere": f"location {location_id!r} is being moved to domain {detail!r}; "
         "finish that move first",
+        "open_transfers": f"location {location_id!r} has {detail} transfer(s) on their way "
+        "from or to it: receive or cancel them first; nothing was changed",
         "stock_regressed": f"SKU {detail!r} is frozen (Redis behind the ledger) in domain "
         f"{domain!r}: run `stocksync rebuild` first, then this command again",
         "not_sealed": f"location {location_id!r} is not sealed for this move in {domain!r}",

@@ -138,6 +138,60 @@ async def test_a_moved_location_keeps_its_positions_record_geo_and_route(
     assert again.already_done
 
 
+async def test_a_moved_location_takes_its_stock_beyond_the_shelf_and_its_supplies(
+    store: RedisStockStore, sku: str
+) -> None:
+    await make_location(store)
+    await store.set_count(sku, LOC, 9)
+    await store.move_units(
+        sku, LOC, 2, from_bucket="on_hand", to_bucket="damaged", reason="found",
+        source="t", source_event_id="m1",
+    )  # fmt: skip
+    await store.move_units(
+        sku, LOC, 3, from_bucket="on_hand", to_bucket="quality_control", reason="check",
+        source="t", source_event_id="m2",
+    )  # fmt: skip
+    await store.set_incoming(sku, LOC, "po-1", 7, 1_900_000_000_000)
+    before = await store.position(sku, LOC)
+    assert (before.on_hand, before.damaged, before.quality_control, before.incoming) == (4, 2, 3, 7)
+
+    await move_location(store, LOC, NORTH)
+
+    after = await store.position(sku, LOC)
+    assert (after.on_hand, after.damaged, after.quality_control) == (4, 2, 3)
+    assert after.arrivals == before.arrivals
+    source = store.keys_of("default")
+    assert await store.client.exists(source.arrivals(sku, LOC)) == 0
+    # Each domain's ledger balances: out of the source, into the target, bucket by bucket
+    [out] = [e for e in await events(store, "default") if e["kind"] == "position_moved_out"]
+    [into] = [e for e in await events(store, NORTH) if e["kind"] == "position_moved_in"]
+    assert (out["d_damaged"], out["d_quality_control"]) == ("-2", "-3")
+    assert (into["d_damaged"], into["d_quality_control"]) == ("2", "3")
+    # the inspection queue follows the units to the target domain
+    queue = await store.inspection_queue(LOC, limit=10)
+    assert [(w.position.sku, w.position.quality_control) for w in queue.positions] == [(sku, 3)]
+    assert await store.client.zcard(source.quality_control_positions(LOC)) == 0
+
+
+async def test_move_is_refused_while_a_transfer_from_or_to_the_location_is_on_its_way(
+    store: RedisStockStore, sku: str
+) -> None:
+    await make_location(store)
+    await make_location(store, "store-b")
+    await store.set_count(sku, LOC, 5)
+    await store.ship_transfer("t-1", LOC, "store-b", [(sku, 2)])
+    before = await snapshot(store.client, "ss:{" + store.settings.namespace)
+
+    with pytest.raises(MoveRefused, match="transfer"):
+        await move_location(store, "store-b", NORTH)
+
+    assert await snapshot(store.client, "ss:{" + store.settings.namespace) == before
+    await store.receive_transfer("t-1", [(sku, 2)])
+    moved = await move_location(store, "store-b", NORTH)
+    assert moved.target == NORTH
+    assert (await store.position(sku, "store-b")).on_hand == 2
+
+
 async def test_a_move_interrupted_after_any_step_finishes_when_run_again(
     store: RedisStockStore, sku: str
 ) -> None:

@@ -8,11 +8,13 @@
 --   seal   (source) ARGV[5] target domain. Refused while the location has active holds;
 --          otherwise its record goes to moving_key (with 'to'), out of `locations` and GEO:
 --          from now on every stock change and new position there answers unknown_location.
+--          Refused too while a transfer from or to it is on its way (its other end stays in
+--          this domain: receive or cancel it first).
 --          Returns {'ok', sealed now 1|0} | {'active_holds', n} | {'unknown_location', loc}
---          | {'moving_elsewhere', domain}
+--          | {'moving_elsewhere', domain} | {'open_transfers', n}
 --   park   (source) ARGV[5] target domain, ARGV[6…] SKUs. Each position leaves the domain
---          (a position_moved_out event: its units out of this domain's ledger) into
---          parked_key. Returns {'ok', parked} | {'active_holds', sku} | {'stock_regressed', sku}
+--          (a position_moved_out event: its units, on_hand, damaged and quality_control, out of
+--          this domain's ledger) into parked_key, with its incoming supplies. Returns {'ok', parked} | {'active_holds', sku} | {'stock_regressed', sku}
 --          | {'not_sealed', loc}
 --   import (target) ARGV[5] source domain, ARGV[6] JSON [[sku, parked JSON], …]. Each position
 --          not yet here is written (a position_moved_in event: its units into this domain's
@@ -30,6 +32,15 @@ local function args_from(first)
   local out = {}
   for i = first, NARGS do table.insert(out, ARGV[i]) end
   return out
+end
+
+-- Transfers from or to the location still on their way.
+local function open_transfers()
+  local n = 0
+  for _, id in ipairs(redis.call('ZRANGE', loc_transfers_key(loc), 0, -1)) do
+    if redis.call('HGET', transfer_key(id), 'state') == TRANSFER.SHIPPED then n = n + 1 end
+  end
+  return n
 end
 
 -- Active reservations with a line at the location, after ending those already due.
@@ -54,6 +65,8 @@ if step == 'seal' then
   if redis.call('EXISTS', lk) == 0 then return { 'unknown_location', loc } end
   local holds = active_holds()
   if holds > 0 then return { 'active_holds', holds } end
+  local transfers = open_transfers()
+  if transfers > 0 then return { 'open_transfers', transfers } end
   redis.call('HSET', mk, 'to', to, unpack(redis.call('HGETALL', lk)))
   redis.call('DEL', lk)
   redis.call('SREM', LOCATIONS_KEY, loc)
@@ -79,13 +92,17 @@ if step == 'park' then
     local pos = pos_key(sku, loc)
     if redis.call('EXISTS', pos) == 1 then
       local on_hand, _, safety, count_as_of = read_position(sku, loc)
-      local dk = deltas_key(sku, loc)
+      local damaged, qc = read_buckets(sku, loc) -- in_transit is 0: no transfer is open
+      local dk, ak = deltas_key(sku, loc), arrivals_key(sku, loc)
       local deltas = redis.call('ZRANGE', dk, 0, -1, 'WITHSCORES')
-      redis.call('HSET', pk, sku, cjson.encode({ on_hand, safety, count_as_of or '', deltas }))
-      redis.call('DEL', pos, dk, holds_key(sku, loc))
+      local supplies = redis.call('HGETALL', ak)
+      redis.call('HSET', pk, sku, cjson.encode({ on_hand, safety, count_as_of or '', deltas,
+        damaged, qc, supplies }))
+      redis.call('DEL', pos, dk, holds_key(sku, loc), ak)
       redis.call('SREM', sku_locs_key(sku), loc)
       emit('position_moved_out', sku, loc, { 'to', to, 'd_on_hand', -on_hand, 'd_reserved', 0,
-        'on_hand', 0, 'reserved', 0 })
+        'd_damaged', -damaged, 'd_quality_control', -qc, 'on_hand', 0, 'reserved', 0,
+        'damaged', 0, 'quality_control', 0, 'in_transit', 0 })
       parked = parked + 1
     end
   end
@@ -105,17 +122,23 @@ if step == 'import' then
     if redis.call('EXISTS', pos) == 0 then -- else imported before (no change reaches it yet)
       local p = cjson.decode(row[2])
       local on_hand, safety, count_as_of, deltas = p[1], p[2], p[3], p[4]
+      -- parked before the stock beyond the shelf existed: none of it
+      local damaged, qc, supplies = p[5] or 0, p[6] or 0, p[7] or {}
       -- on_hand is written even when 0: the key marks the position as imported
       local fields = { ON_HAND, on_hand }
       if safety ~= 0 then table.insert(fields, SAFETY); table.insert(fields, safety) end
       if count_as_of ~= '' then
         table.insert(fields, COUNT_AS_OF); table.insert(fields, count_as_of)
       end
+      if damaged ~= 0 then table.insert(fields, DAMAGED); table.insert(fields, damaged) end
+      if qc ~= 0 then table.insert(fields, QUALITY_CONTROL); table.insert(fields, qc) end
       redis.call('HSET', pos, unpack(fields))
+      if #supplies > 0 then redis.call('HSET', arrivals_key(sku, loc), unpack(supplies)) end
       redis.call('SADD', sku_locs_key(sku), loc)
       local seq = emit('position_moved_in', sku, loc, { 'from', from, 'd_on_hand', on_hand,
-        'd_reserved', 0, 'on_hand', on_hand, 'reserved', 0, 'safety', safety,
-        'counted_as_of', count_as_of })
+        'd_reserved', 0, 'd_damaged', damaged, 'd_quality_control', qc, 'on_hand', on_hand,
+        'reserved', 0, 'damaged', damaged, 'quality_control', qc, 'in_transit', 0,
+        'safety', safety, 'counted_as_of', count_as_of })
       -- The as-of history keeps its times and deltas; its members named by the source's seq
       -- are renamed by this domain's (seq.n), so they never collide with this domain's own.
       local dk = deltas_key(sku, loc)

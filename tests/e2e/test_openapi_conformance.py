@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,6 +97,7 @@ def config(key: str) -> dict[str, Any]:
 class Server:
     url: str
     admin_key: str
+    log: Path  # the server's output: a failure's message quotes its tracebacks
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,13 @@ def server(
     deployment.env["STOCKSYNC_EVENT_KEEPALIVE_SECONDS"] = "0.2"
     key = deployment.create_key("schemathesis", "admin")
     with running_serve(deployment) as url:
-        yield Server(url, key)
+        yield Server(url, key, deployment.data_dir / "serve.log")
+
+
+def server_errors(log: Path) -> str:
+    """The tracebacks and error lines the server logged (a 500 says why only there)."""
+    lines = log.read_text(errors="replace").splitlines()
+    return "\n".join(ln for ln in lines if "Traceback" in ln or '"level":"error"' in ln)[-6000:]
 
 
 def run_schemathesis(url: str, key: str) -> Outcome:
@@ -133,7 +141,7 @@ def run_schemathesis(url: str, key: str) -> Outcome:
 def test_api_answers_as_its_openapi_says(server: Server) -> None:
     outcome = run_schemathesis(server.url, server.admin_key)
     assert outcome.stop_reason is StopReason.COMPLETED
-    assert not outcome.failures, "\n".join(outcome.failures)
+    assert not outcome.failures, "\n".join([*outcome.failures, server_errors(server.log)])
     assert not [status for status in outcome.statuses if status >= 500]
     assert outcome.statuses.total() > 1000, outcome.statuses  # it did exercise the API
     assert {200, 201, 404, 405, 409, 422} <= set(outcome.statuses), outcome.statuses

@@ -78,7 +78,10 @@ TimeFormat = Callable[[int], Any]  # epoch ms -> the value the database driver t
 
 @lru_cache(maxsize=4096)  # bounded: the events of a batch share a few thousand seconds at most
 def _second_text(second: int) -> str:
-    return strftime("%Y-%m-%d %H:%M:%S", gmtime(second))
+    # The year at four digits: strftime's %Y writes year 229 as "229", which SQLite stores and
+    # then no reader can parse (a client may state a change occurred in any year).
+    t = gmtime(second)
+    return f"{t.tm_year:04d}-" + strftime("%m-%d %H:%M:%S", t)
 
 
 def sqlite_time(ms: int) -> str:

@@ -84,3 +84,27 @@ async def test_reservation_pruned_from_redis_is_read_from_the_ledger(
     assert archived.json()["state"] == "released"
     assert archived.json()["lines"] == live["lines"]
     assert [h["state"] for h in archived.json()["history"]] == ["held", "released"]
+
+
+async def test_a_change_stated_in_an_early_year_reads_back_in_the_history(
+    client: httpx.AsyncClient, services: Services, seed: Seed, sku: str
+) -> None:
+    """A client may say a change occurred in year 229: the ledger stores a time every reader
+    parses (the year at four digits), so the history answers instead of failing."""
+    await seed(sku, 10)
+    r = await client.post(
+        f"/v1/stock/store-a/{sku}/adjustments",
+        json={
+            "delta": -1,
+            "reason": "sale",
+            "source": "pos",
+            "source_event_id": "early",
+            "occurred_at": "0229-06-07T03:20:20.61Z",
+        },
+    )
+    assert r.status_code == 200, r.text
+    raw = await services.store.client.xrange(services.store.keys.outbox)
+    services.ledger.record([decode_event(services.settings.namespace, sid, f) for sid, f in raw])
+    page = await client.get(f"/v1/stock/store-a/{sku}/history")
+    assert page.status_code == 200, page.text
+    assert page.json()["movements"][0]["occurred_at"].startswith("0229-06-07T03:20:20.61")

@@ -473,6 +473,9 @@ def test_an_online_order_comes_back_in_store_and_a_refusal_changes_nothing(
     expect(staff.get_by_role("alert").filter(has_text="Return not recorded")).to_contain_text(
         "More than was collected would come back"
     )
+    # The desk is done with that answer once it has refreshed and moved focus to its status
+    # (pressing Enter in the search field before that could lose the key to that focus move).
+    expect(staff.locator("#returns-status")).to_be_focused()
     # The browser logs the refused request; that one is expected.
     expected = [e for e in errors if "status of 409" in e and e.endswith("/v1/returns)")]
     assert len(expected) == 1, errors

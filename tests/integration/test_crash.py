@@ -16,9 +16,6 @@ acknowledged state is checked in Redis, in the SQL ledger and by ``stocksync aud
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy.engine import Engine
 
@@ -30,29 +27,10 @@ from stocksync.store.redis_store import RedisStockStore
 from stocksync.workers.ledger_copy import GROUP, LedgerCopy
 from tests.support.crash_checks import check_invariants
 from tests.support.crash_load import load_with_crash
-from tests.support.postgres import fresh_postgres_database
-from tests.support.processes import Processes, Stack, running_stack
+from tests.support.processes import Stack
 from tests.support.store import Stocked
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The stack's ledger: every crash scenario runs against SQLite and PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    with fresh_postgres_database("stocksync_crash_") as url:
-        yield url
-
-
-@pytest.fixture
-async def stack(
-    tmp_path: Path, processes: Processes, ledger_database_url: str
-) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path, processes, ledger_database_url) as running:
-        yield running
 
 
 # -- the tests -----------------------------------------------------------------------------

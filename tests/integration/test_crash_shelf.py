@@ -13,35 +13,13 @@ of the ledger's deltas and of the operations agree.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.support.crash_shelf_checks import check_shelf_invariants
 from tests.support.crash_shelf_load import shelf_load_with_crash
-from tests.support.postgres import fresh_postgres_database
-from tests.support.processes import Processes, Stack, running_stack
+from tests.support.processes import Stack
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The stack's ledger, as in tests/integration/test_crash.py: SQLite and PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    with fresh_postgres_database("stocksync_crash_shelf_") as url:
-        yield url
-
-
-@pytest.fixture
-async def stack(
-    tmp_path: Path, processes: Processes, ledger_database_url: str
-) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path, processes, ledger_database_url) as running:
-        yield running
 
 
 async def test_returns_and_transfers_survive_a_killed_api_exactly_once(stack: Stack) -> None:

@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
 from collections import Counter
 from typing import Any
 
+from tests.support.crash_checks import assert_the_audit_finds_no_drift
 from tests.support.crash_load import INITIAL_ON_HAND, api_client
 from tests.support.crash_shelf_load import (
     BUCKETS,
@@ -28,7 +27,6 @@ from tests.support.crash_shelf_load import (
     settle_shelf,
 )
 from tests.support.processes import Stack
-from tests.support.serve import stocksync_cli
 
 STATE_AFTER = {"ship": "shipped", "receive": "received", "cancel": "cancelled"}
 DISPOSITION_DELTA = {"restock": "d_on_hand", "inspect": "d_quality_control", "damaged": "d_damaged"}
@@ -237,19 +235,3 @@ def assert_the_load_filled_every_bucket(settled: ShelfSettled) -> None:
     assert all(total[b] > 0 for b in ("damaged", "quality_control", "in_transit")), total
     shortfalls = [mv for mv in settled.movements if mv.kind == "transfer_shortfall"]
     assert shortfalls, "no receipt came short"
-
-
-async def assert_the_audit_finds_no_drift(stack: Stack, positions: int) -> None:
-    """(d) ``stocksync audit`` compares the five buckets: exit 0, nothing drifting."""
-    audit = await asyncio.to_thread(
-        subprocess.run,
-        stocksync_cli("audit"),
-        env=stack.env,
-        cwd=stack.root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert f"{positions} position(s) compared" in audit.stdout, audit.stdout
-    assert "0 with events not yet in the ledger, 0 drifting" in audit.stdout, audit.stdout

@@ -96,11 +96,14 @@ def folded_skus(
         if per_sku:  # a statement run in pages gains nothing from JIT compiling it first
             conn.exec_driver_sql("SET LOCAL jit = off")
         result = conn.execution_options(yield_per=page_rows if per_sku else PAGE_ROWS).execute(stmt)
-        if per_sku:
-            for rows in result.partitions():
-                yield [FoldedSku(*r) for r in rows]
-        else:
-            yield from _grouped(result, page_rows)
+        # Closed here even when the reader stops early: a server-side cursor left to the
+        # garbage collector is closed after its connection, and psycopg complains then.
+        with result:
+            if per_sku:
+                for rows in result.partitions():
+                    yield [FoldedSku(*r) for r in rows]
+            else:
+                yield from _grouped(result, page_rows)
 
 
 def folded_positions_statement(namespace: str, skus: Sequence[str] | None = None) -> Select[Any]:
@@ -210,8 +213,9 @@ def max_seqs(
     stmt = max_seqs_statement(namespace)
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=page_rows).execute(stmt)
-        for rows in result.partitions():
-            yield [(str(sku), int(seq)) for sku, seq in rows]
+        with result:  # closed before its connection, also when the reader stops early
+            for rows in result.partitions():
+                yield [(str(sku), int(seq)) for sku, seq in rows]
 
 
 def max_seqs_statement(namespace: str) -> Select[Any]:
